@@ -1,0 +1,562 @@
+//! The event model (SPEC §2): what a caller may send, how it is validated and
+//! normalised, and the JSON members it becomes.
+//!
+//! Flow: an [`EventDraft`] (from code, or from JSON via [`EventDraft::from_json`])
+//! is checked by [`EventDraft::validate`] into a [`ValidatedEvent`], whose
+//! members are final; the service then seals it into a stored event
+//! ([`crate::stored`]).
+
+mod from_json;
+mod kinds;
+
+use std::net::IpAddr;
+
+pub use kinds::{Action, ActorType, Category, Severity};
+
+use crate::catalog;
+use crate::hash::Hash;
+use crate::json::{Object, Value};
+use crate::timestamp::Timestamp;
+
+/// Members that only the service sets; input that names one is rejected.
+pub const SERVICE_MEMBERS: &[&str] = &[
+    "schema_version",
+    "event_id",
+    "sequence",
+    "timestamp",
+    "previous_hash",
+    "hash",
+];
+
+/// The stored `schema_version`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// HTTP context of an event, as the middleware records it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestInfo {
+    /// HTTP method.
+    pub method: Option<String>,
+    /// Request path (query string redacted or removed).
+    pub path: Option<String>,
+    /// The matched route template, e.g. `/v1/traces/{id}`.
+    pub route: Option<String>,
+    /// Response status.
+    pub status: Option<u16>,
+    /// Time to the response head, in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+/// An event as a caller describes it, before validation. Fields the caller
+/// leaves `None` are omitted from the stored event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventDraft {
+    /// The tenant whose log receives the event (required).
+    pub organization_id: String,
+    /// Optional project within the organization.
+    pub project_id: Option<String>,
+    /// When the caller says it happened.
+    pub occurred_at: Option<Timestamp>,
+    /// Category; may be left out for catalogued event types.
+    pub event_category: Option<Category>,
+    /// Dotted lowercase type, e.g. `trace.deleted` (required).
+    pub event_type: String,
+    /// What was done (required).
+    pub action: Option<Action>,
+    /// Severity; defaults from the catalog, else from the action.
+    pub severity: Option<Severity>,
+    /// Kind of resource acted on.
+    pub resource_type: Option<String>,
+    /// Id of the resource acted on.
+    pub resource_id: Option<String>,
+    /// Who acted (required).
+    pub actor_type: Option<ActorType>,
+    /// Their id.
+    pub actor_id: Option<String>,
+    /// Their email (personal data).
+    pub actor_email: Option<String>,
+    /// Their IP address (personal data).
+    pub actor_ip: Option<String>,
+    /// Their user agent.
+    pub user_agent: Option<String>,
+    /// Their session.
+    pub session_id: Option<String>,
+    /// HTTP context.
+    pub request: Option<RequestInfo>,
+    /// State before the change.
+    pub previous_state: Option<Object>,
+    /// State after the change.
+    pub new_state: Option<Object>,
+    /// Anything else worth keeping.
+    pub metadata: Option<Object>,
+    /// Retry key: the same key with the same content stores nothing new.
+    pub idempotency_key: Option<String>,
+    /// The producer numbering its events (see `producer_sequence`).
+    pub producer_id: Option<String>,
+    /// This event's number in the producer's per-organization sequence.
+    pub producer_sequence: Option<u64>,
+}
+
+/// Size limits on input (SPEC §2), all configurable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes in any id, key or short text member.
+    pub id_bytes: usize,
+    /// Bytes in `actor_email`.
+    pub email_bytes: usize,
+    /// Bytes in `user_agent`.
+    pub user_agent_bytes: usize,
+    /// Canonical bytes of each of `previous_state`, `new_state`, `metadata`.
+    pub object_bytes: usize,
+    /// Nesting depth of each of those objects.
+    pub object_depth: usize,
+    /// Canonical bytes of the whole event input.
+    pub event_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            id_bytes: 256,
+            email_bytes: 320,
+            user_agent_bytes: 1024,
+            object_bytes: 64 * 1024,
+            object_depth: 32,
+            event_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// No size limits: used to check the *shape* of events already stored,
+    /// which were validated under whatever limits were configured then.
+    pub const fn unlimited() -> Self {
+        Limits {
+            id_bytes: usize::MAX,
+            email_bytes: usize::MAX,
+            user_agent_bytes: usize::MAX,
+            object_bytes: usize::MAX,
+            object_depth: usize::MAX,
+            event_bytes: usize::MAX,
+        }
+    }
+}
+
+/// Why an event input was refused. Always names the member concerned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ValidationError {
+    /// The member, dotted for nested ones (`request.status`).
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: Problem,
+}
+
+/// The kinds of [`ValidationError`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A required member is absent.
+    #[error("is required")]
+    Missing,
+    /// A member the event format does not have.
+    #[error("is not a member of an audit event")]
+    Unknown,
+    /// A member only the service may set.
+    #[error("is set by the service and cannot be supplied")]
+    ServiceOwned,
+    /// A value of the wrong type or form.
+    #[error("{0}")]
+    Invalid(String),
+    /// A value over a size limit.
+    #[error("exceeds the limit of {limit} {unit}")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+        /// What it counts (`bytes`, `levels`).
+        unit: &'static str,
+    },
+}
+
+impl ValidationError {
+    pub(crate) fn new(field: impl Into<String>, problem: Problem) -> Self {
+        ValidationError {
+            field: field.into(),
+            problem,
+        }
+    }
+    pub(crate) fn invalid(field: impl Into<String>, why: impl Into<String>) -> Self {
+        Self::new(field, Problem::Invalid(why.into()))
+    }
+    /// True when the error is a size limit (HTTP 413 rather than 400).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self.problem, Problem::TooLarge { .. })
+    }
+}
+
+/// An event that passed validation, with defaults filled in. Its members are
+/// exactly what will be stored (plus the service's members).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedEvent {
+    draft: EventDraft,
+    category: Category,
+    action: Action,
+    severity: Severity,
+    actor_type: ActorType,
+    canonical: Vec<u8>,
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$` — organization and project ids.
+pub fn is_valid_tenant_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+}
+
+/// `^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$` — event types.
+pub fn is_valid_event_type(t: &str) -> bool {
+    let mut parts = 0;
+    for part in t.split('.') {
+        let b = part.as_bytes();
+        if b.is_empty()
+            || !b[0].is_ascii_lowercase()
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        {
+            return false;
+        }
+        parts += 1;
+    }
+    parts >= 2
+}
+
+/// Control characters (log injection) and bidirectional overrides/isolates
+/// (text that displays differently from what it is) are never accepted in
+/// ids, emails, types and other single-line members.
+fn check_single_line(field: &str, text: &str, max_bytes: usize) -> Result<(), ValidationError> {
+    if text.len() > max_bytes {
+        return Err(ValidationError::new(
+            field,
+            Problem::TooLarge {
+                limit: max_bytes,
+                unit: "bytes",
+            },
+        ));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+    {
+        return Err(ValidationError::invalid(
+            field,
+            format!("contains the forbidden character U+{:04X}", c as u32),
+        ));
+    }
+    Ok(())
+}
+
+fn check_opt(field: &str, text: &Option<String>, max_bytes: usize) -> Result<(), ValidationError> {
+    match text {
+        Some(t) if t.is_empty() => Err(ValidationError::invalid(
+            field,
+            "must not be empty (omit it instead)",
+        )),
+        Some(t) => check_single_line(field, t, max_bytes),
+        None => Ok(()),
+    }
+}
+
+fn check_object(field: &str, obj: &Option<Object>, limits: &Limits) -> Result<(), ValidationError> {
+    let Some(obj) = obj else { return Ok(()) };
+    let value = Value::Object(obj.clone());
+    let depth = value.depth();
+    if depth > limits.object_depth {
+        return Err(ValidationError::new(
+            field,
+            Problem::TooLarge {
+                limit: limits.object_depth,
+                unit: "levels of nesting",
+            },
+        ));
+    }
+    if check_numbers_finite(&value).is_err() {
+        return Err(ValidationError::invalid(
+            field,
+            "contains a number that is not finite",
+        ));
+    }
+    let size = crate::canonical::to_canonical(&value).len();
+    if size > limits.object_bytes {
+        return Err(ValidationError::new(
+            field,
+            Problem::TooLarge {
+                limit: limits.object_bytes,
+                unit: "bytes",
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn check_numbers_finite(v: &Value) -> Result<(), ()> {
+    match v {
+        Value::Number(n) if !n.is_finite() => Err(()),
+        Value::Array(items) => items.iter().try_for_each(check_numbers_finite),
+        Value::Object(obj) => obj.iter().try_for_each(|(_, v)| check_numbers_finite(v)),
+        _ => Ok(()),
+    }
+}
+
+/// The largest integer every JSON reader holds exactly (2^53).
+pub const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
+impl EventDraft {
+    /// Validates and normalises the draft (SPEC §2): required members,
+    /// patterns, vocabularies, limits, catalog defaults.
+    pub fn validate(mut self, limits: &Limits) -> Result<ValidatedEvent, ValidationError> {
+        if self.organization_id.is_empty() {
+            return Err(ValidationError::new("organization_id", Problem::Missing));
+        }
+        if !is_valid_tenant_id(&self.organization_id) {
+            return Err(ValidationError::invalid(
+                "organization_id",
+                "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+            ));
+        }
+        if let Some(p) = &self.project_id {
+            if !is_valid_tenant_id(p) {
+                return Err(ValidationError::invalid(
+                    "project_id",
+                    "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+                ));
+            }
+        }
+        if self.event_type.is_empty() {
+            return Err(ValidationError::new("event_type", Problem::Missing));
+        }
+        check_single_line("event_type", &self.event_type, limits.id_bytes)?;
+        if !is_valid_event_type(&self.event_type) {
+            return Err(ValidationError::invalid(
+                "event_type",
+                "must be dotted lowercase, e.g. trace.deleted",
+            ));
+        }
+        let entry = catalog::lookup(&self.event_type);
+        let category = match (self.event_category, entry) {
+            (Some(given), Some(e)) if given != e.category => {
+                return Err(ValidationError::invalid(
+                    "event_category",
+                    format!("{} is a {} event, not {given}", self.event_type, e.category),
+                ));
+            }
+            (Some(given), _) => given,
+            (None, Some(e)) => e.category,
+            (None, None) => {
+                return Err(ValidationError::invalid(
+                    "event_category",
+                    "is required for event types outside the catalog",
+                ));
+            }
+        };
+        let action = self
+            .action
+            .ok_or_else(|| ValidationError::new("action", Problem::Missing))?;
+        let actor_type = self
+            .actor_type
+            .ok_or_else(|| ValidationError::new("actor_type", Problem::Missing))?;
+        let severity = self
+            .severity
+            .or(entry.map(|e| e.severity))
+            .unwrap_or(action.default_severity());
+
+        for (field, value) in [
+            ("resource_type", &self.resource_type),
+            ("resource_id", &self.resource_id),
+            ("actor_id", &self.actor_id),
+            ("session_id", &self.session_id),
+            ("idempotency_key", &self.idempotency_key),
+            ("producer_id", &self.producer_id),
+        ] {
+            check_opt(field, value, limits.id_bytes)?;
+        }
+        check_opt("actor_email", &self.actor_email, limits.email_bytes)?;
+        check_opt("user_agent", &self.user_agent, limits.user_agent_bytes)?;
+        check_opt("actor_ip", &self.actor_ip, limits.id_bytes)?;
+        if let Some(ip) = &self.actor_ip {
+            // Normalise to the canonical text form so one address is one string.
+            let parsed: IpAddr = ip.parse().map_err(|_| {
+                ValidationError::invalid("actor_ip", "is not an IPv4 or IPv6 address")
+            })?;
+            self.actor_ip = Some(parsed.to_string());
+        }
+        match (&self.producer_id, self.producer_sequence) {
+            (Some(_), None) => {
+                return Err(ValidationError::invalid(
+                    "producer_sequence",
+                    "is required with producer_id",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ValidationError::invalid(
+                    "producer_id",
+                    "is required with producer_sequence",
+                ));
+            }
+            (_, Some(n)) if n > MAX_SAFE_INTEGER => {
+                return Err(ValidationError::invalid(
+                    "producer_sequence",
+                    "must be at most 2^53",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(r) = &self.request {
+            check_opt("request.method", &r.method, limits.id_bytes)?;
+            check_opt("request.path", &r.path, limits.user_agent_bytes)?;
+            check_opt("request.route", &r.route, limits.user_agent_bytes)?;
+            check_opt("request.request_id", &r.request_id, limits.id_bytes)?;
+            if let Some(d) = r.duration_ms {
+                if !d.is_finite() || d < 0.0 {
+                    return Err(ValidationError::invalid(
+                        "request.duration_ms",
+                        "must be a non-negative number",
+                    ));
+                }
+            }
+        }
+        check_object("previous_state", &self.previous_state, limits)?;
+        check_object("new_state", &self.new_state, limits)?;
+        check_object("metadata", &self.metadata, limits)?;
+
+        // Store the resolved values so that the draft alone describes the event.
+        self.event_category = Some(category);
+        self.severity = Some(severity);
+        let mut event = ValidatedEvent {
+            draft: self,
+            category,
+            action,
+            severity,
+            actor_type,
+            canonical: Vec::new(),
+        };
+        event.canonical = crate::canonical::to_canonical(&Value::Object(event.to_object()));
+        if event.canonical.len() > limits.event_bytes {
+            return Err(ValidationError::new(
+                "event",
+                Problem::TooLarge {
+                    limit: limits.event_bytes,
+                    unit: "bytes",
+                },
+            ));
+        }
+        Ok(event)
+    }
+}
+
+impl ValidatedEvent {
+    /// The validated members.
+    pub fn draft(&self) -> &EventDraft {
+        &self.draft
+    }
+    /// The organization whose log receives this event.
+    pub fn organization_id(&self) -> &str {
+        &self.draft.organization_id
+    }
+    /// Category after catalog defaults.
+    pub fn category(&self) -> Category {
+        self.category
+    }
+    /// Action.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+    /// Severity after defaults.
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+    /// Actor type.
+    pub fn actor_type(&self) -> ActorType {
+        self.actor_type
+    }
+    /// The caller's idempotency key, if any.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.draft.idempotency_key.as_deref()
+    }
+    /// RFC 8785 form of the caller's members (normalised, defaults filled).
+    pub fn canonical_input(&self) -> &[u8] {
+        &self.canonical
+    }
+    /// SHA-256 of [`Self::canonical_input`]: what deduplication and
+    /// idempotency compare (SPEC §5). `occurred_at` is included.
+    pub fn fingerprint(&self) -> Hash {
+        Hash::of(&self.canonical)
+    }
+
+    /// The caller's members as a JSON object (unset members omitted).
+    pub fn to_object(&self) -> Object {
+        let d = &self.draft;
+        let mut o = Object::new();
+        let put_str = |o: &mut Object, name: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                o.insert(name, Value::String(v.clone()));
+            }
+        };
+        o.insert("organization_id", Value::String(d.organization_id.clone()));
+        put_str(&mut o, "project_id", &d.project_id);
+        if let Some(t) = d.occurred_at {
+            o.insert("occurred_at", Value::String(t.to_string()));
+        }
+        o.insert(
+            "event_category",
+            Value::String(self.category.as_str().into()),
+        );
+        o.insert("event_type", Value::String(d.event_type.clone()));
+        o.insert("action", Value::String(self.action.as_str().into()));
+        o.insert("severity", Value::String(self.severity.as_str().into()));
+        put_str(&mut o, "resource_type", &d.resource_type);
+        put_str(&mut o, "resource_id", &d.resource_id);
+        o.insert("actor_type", Value::String(self.actor_type.as_str().into()));
+        put_str(&mut o, "actor_id", &d.actor_id);
+        put_str(&mut o, "actor_email", &d.actor_email);
+        put_str(&mut o, "actor_ip", &d.actor_ip);
+        put_str(&mut o, "user_agent", &d.user_agent);
+        put_str(&mut o, "session_id", &d.session_id);
+        if let Some(r) = &d.request {
+            let mut ro = Object::new();
+            put_str(&mut ro, "method", &r.method);
+            put_str(&mut ro, "path", &r.path);
+            put_str(&mut ro, "route", &r.route);
+            if let Some(s) = r.status {
+                ro.insert("status", Value::Number(s.into()));
+            }
+            if let Some(ms) = r.duration_ms {
+                ro.insert("duration_ms", Value::Number(ms));
+            }
+            put_str(&mut ro, "request_id", &r.request_id);
+            o.insert("request", Value::Object(ro));
+        }
+        for (name, obj) in [
+            ("previous_state", &d.previous_state),
+            ("new_state", &d.new_state),
+            ("metadata", &d.metadata),
+        ] {
+            if let Some(obj) = obj {
+                o.insert(name, Value::Object(obj.clone()));
+            }
+        }
+        put_str(&mut o, "idempotency_key", &d.idempotency_key);
+        put_str(&mut o, "producer_id", &d.producer_id);
+        if let Some(n) = d.producer_sequence {
+            o.insert("producer_sequence", Value::Number(n as f64));
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! SHA-256 digests as a type: constant-time equality, lowercase hex display.
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A SHA-256 digest: an event hash, a previous-hash link or a fingerprint.
+#[derive(Clone, Copy)]
+pub struct Hash([u8; 32]);
+
+impl Hash {
+    /// The all-zero value that the first event of every log links to.
+    pub const GENESIS: Hash = Hash([0; 32]);
+
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Hash(Sha256::digest(bytes).into())
+    }
+
+    /// SHA-256 of several byte slices, as if concatenated.
+    pub fn of_parts(parts: &[&[u8]]) -> Self {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        Hash(h.finalize().into())
+    }
+
+    /// Wraps raw digest bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Hash(bytes)
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Parses 64 lowercase hex digits (the only form the log stores).
+    pub fn from_hex(text: &str) -> Result<Self, HashParseError> {
+        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(HashParseError);
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).map_err(|_| HashParseError)?;
+        Ok(Hash(out))
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// A string that is not 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected 64 lowercase hexadecimal digits")]
+pub struct HashParseError;
+
+impl PartialEq for Hash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+impl Eq for Hash {}
+
+impl std::hash::Hash for Hash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_known_answer() {
+        // FIPS 180-2 appendix B.1 ("abc").
+        assert_eq!(
+            Hash::of(b"abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Hash::of_parts(&[b"a", b"bc"]), Hash::of(b"abc"));
+    }
+
+    #[test]
+    fn hex_round_trip_and_rejects_uppercase() {
+        let h = Hash::of(b"x");
+        assert_eq!(Hash::from_hex(&h.to_hex()).unwrap(), h);
+        assert!(Hash::from_hex(&h.to_hex().to_uppercase()).is_err());
+        assert!(Hash::from_hex("00").is_err());
+        assert_eq!(Hash::GENESIS.to_hex(), "0".repeat(64));
+    }
+}

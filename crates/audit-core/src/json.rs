@@ -1,0 +1,669 @@
+//! A strict I-JSON (RFC 7493) parser and the JSON value it produces.
+//!
+//! Why our own parser: a hash over canonical JSON is only meaningful if every
+//! reader agrees on what the input *was*. General-purpose parsers resolve
+//! duplicate member names silently (keeping the first or the last), accept
+//! numbers that a double cannot hold and round them, and so let two readers
+//! see two different events behind one hash. This parser refuses all of that
+//! with an error that names the problem and its byte offset.
+
+use std::fmt;
+
+/// A parsed JSON value. Objects keep their members in input order; member
+/// names are unique (the parser guarantees it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool(bool),
+    /// A finite IEEE 754 double.
+    Number(f64),
+    /// A string (valid Unicode: lone surrogates are rejected on input).
+    String(String),
+    /// An array.
+    Array(Vec<Value>),
+    /// An object.
+    Object(Object),
+}
+
+/// A JSON object: members in insertion order, names unique.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Object {
+    members: Vec<(String, Value)>,
+}
+
+impl Object {
+    /// An empty object.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a member. Callers building objects in code must not repeat a
+    /// name; a repeated name replaces the earlier value so the invariant holds.
+    pub fn insert(&mut self, name: impl Into<String>, value: Value) {
+        let name = name.into();
+        if let Some(slot) = self.members.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+        } else {
+            self.members.push((name, value));
+        }
+    }
+
+    /// The value of member `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.members.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Removes and returns member `name`.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        let at = self.members.iter().position(|(n, _)| n == name)?;
+        Some(self.members.remove(at).1)
+    }
+
+    /// Members in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.members.iter().map(|(n, v)| (n.as_str(), v))
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True when the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+impl IntoIterator for Object {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.members.into_iter()
+    }
+}
+
+impl Value {
+    /// Nesting depth: scalars are 0, `[]` and `{}` are 1.
+    pub fn depth(&self) -> usize {
+        match self {
+            Value::Array(items) => 1 + items.iter().map(Value::depth).max().unwrap_or(0),
+            Value::Object(obj) => 1 + obj.iter().map(|(_, v)| v.depth()).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// A short name of the value's JSON type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+}
+
+/// How the parser treats a number that a double cannot represent exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberPolicy {
+    /// Reject it (I-JSON input to the audit log: the hash must cover exactly
+    /// the value the caller sent).
+    Exact,
+    /// Round it to the nearest double, as RFC 8785 does for arbitrary JSON.
+    RoundToDouble,
+}
+
+/// Why a text is not accepted as I-JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} at byte {offset}")]
+pub struct JsonError {
+    /// What is wrong.
+    pub kind: JsonErrorKind,
+    /// Byte offset in the input where the problem was found.
+    pub offset: usize,
+}
+
+/// The kinds of [`JsonError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JsonErrorKind {
+    /// Input ended inside a value.
+    UnexpectedEnd,
+    /// A byte that cannot start or continue a value here.
+    UnexpectedByte(u8),
+    /// Non-whitespace after the value.
+    TrailingData,
+    /// A member name appears twice in one object.
+    DuplicateMember(String),
+    /// An escape or byte sequence that is not valid Unicode (lone surrogate, bad UTF-8).
+    InvalidUnicode,
+    /// A raw control character inside a string.
+    ControlCharacterInString,
+    /// A malformed escape sequence.
+    InvalidEscape,
+    /// A malformed number.
+    InvalidNumber,
+    /// A number outside the IEEE 754 double range.
+    NumberOutOfRange(String),
+    /// A number a double cannot hold exactly (rejected under [`NumberPolicy::Exact`]).
+    InexactNumber(String),
+    /// Arrays and objects nested deeper than the parser allows.
+    TooDeep(usize),
+}
+
+impl fmt::Display for JsonErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnexpectedEnd => write!(f, "unexpected end of JSON"),
+            Self::UnexpectedByte(b) if b.is_ascii_graphic() => {
+                write!(f, "unexpected character '{}'", *b as char)
+            }
+            Self::UnexpectedByte(b) => write!(f, "unexpected byte 0x{b:02x}"),
+            Self::TrailingData => write!(f, "trailing data after the JSON value"),
+            Self::DuplicateMember(n) => write!(f, "duplicate member name {n:?}"),
+            Self::InvalidUnicode => write!(f, "invalid Unicode (lone surrogate or bad UTF-8)"),
+            Self::ControlCharacterInString => write!(f, "unescaped control character in string"),
+            Self::InvalidEscape => write!(f, "invalid escape sequence"),
+            Self::InvalidNumber => write!(f, "malformed number"),
+            Self::NumberOutOfRange(n) => {
+                write!(f, "number {n} is outside the IEEE 754 double range")
+            }
+            Self::InexactNumber(n) => write!(
+                f,
+                "number {n} cannot be represented exactly as an IEEE 754 double; send it as a string"
+            ),
+            Self::TooDeep(max) => write!(f, "nesting deeper than {max} levels"),
+        }
+    }
+}
+
+/// Nesting the parser accepts before giving up (protects the stack; the
+/// event model enforces its own, lower limit with a named field).
+pub const MAX_PARSE_DEPTH: usize = 128;
+
+/// Parses one complete I-JSON text (surrounding whitespace allowed).
+pub fn parse(input: &[u8], numbers: NumberPolicy) -> Result<Value, JsonError> {
+    let mut p = Parser {
+        input,
+        pos: 0,
+        numbers,
+    };
+    p.skip_ws();
+    let value = p.value(0)?;
+    p.skip_ws();
+    if p.pos != input.len() {
+        return Err(p.err(JsonErrorKind::TrailingData));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    input: &'a [u8],
+    pos: usize,
+    numbers: NumberPolicy,
+}
+
+impl Parser<'_> {
+    fn err(&self, kind: JsonErrorKind) -> JsonError {
+        JsonError {
+            kind,
+            offset: self.pos,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b) if b == byte => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b) => Err(self.err(JsonErrorKind::UnexpectedByte(b))),
+            None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Value) -> Result<Value, JsonError> {
+        if self.input[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(value)
+        } else if self.input.len() - self.pos < word.len()
+            && word.starts_with(&self.input[self.pos..])
+        {
+            self.pos = self.input.len();
+            Err(self.err(JsonErrorKind::UnexpectedEnd))
+        } else {
+            Err(self.err(JsonErrorKind::UnexpectedByte(self.input[self.pos])))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+        match self.peek() {
+            None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
+            Some(b'n') => self.literal(b"null", Value::Null),
+            Some(b't') => self.literal(b"true", Value::Bool(true)),
+            Some(b'f') => self.literal(b"false", Value::Bool(false)),
+            Some(b'"') => Ok(Value::String(self.string()?)),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b) => Err(self.err(JsonErrorKind::UnexpectedByte(b))),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+        if depth > MAX_PARSE_DEPTH {
+            return Err(self.err(JsonErrorKind::TooDeep(MAX_PARSE_DEPTH)));
+        }
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth)?);
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                Some(b) => return Err(self.err(JsonErrorKind::UnexpectedByte(b))),
+                None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        if depth > MAX_PARSE_DEPTH {
+            return Err(self.err(JsonErrorKind::TooDeep(MAX_PARSE_DEPTH)));
+        }
+        self.pos += 1;
+        let mut obj = Object::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Object(obj));
+        }
+        loop {
+            self.skip_ws();
+            let name_at = self.pos;
+            if self.peek() != Some(b'"') {
+                return Err(match self.peek() {
+                    Some(b) => self.err(JsonErrorKind::UnexpectedByte(b)),
+                    None => self.err(JsonErrorKind::UnexpectedEnd),
+                });
+            }
+            let name = self.string()?;
+            if obj.get(&name).is_some() {
+                return Err(JsonError {
+                    kind: JsonErrorKind::DuplicateMember(name),
+                    offset: name_at,
+                });
+            }
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            let value = self.value(depth)?;
+            obj.members.push((name, value));
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Object(obj));
+                }
+                Some(b) => return Err(self.err(JsonErrorKind::UnexpectedByte(b))),
+                None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u16, JsonError> {
+        let digits = self
+            .input
+            .get(self.pos..self.pos + 4)
+            .ok_or(self.err(JsonErrorKind::UnexpectedEnd))?;
+        let text =
+            std::str::from_utf8(digits).map_err(|_| self.err(JsonErrorKind::InvalidEscape))?;
+        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(self.err(JsonErrorKind::InvalidEscape));
+        }
+        let unit =
+            u16::from_str_radix(text, 16).map_err(|_| self.err(JsonErrorKind::InvalidEscape))?;
+        self.pos += 4;
+        Ok(unit)
+    }
+
+    fn string(&mut self) -> Result<String, JsonError> {
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        loop {
+            // Copy the run of plain bytes up to the next quote, backslash or control byte.
+            let rest = &self.input[self.pos..];
+            let run = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len());
+            let chunk = std::str::from_utf8(&rest[..run]).map_err(|e| JsonError {
+                kind: JsonErrorKind::InvalidUnicode,
+                offset: self.pos + e.valid_up_to(),
+            })?;
+            out.push_str(chunk);
+            self.pos += run;
+            match self.peek() {
+                None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let esc = self.peek().ok_or(self.err(JsonErrorKind::UnexpectedEnd))?;
+                    self.pos += 1;
+                    match esc {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let at = self.pos - 2;
+                            let unit = self.hex4()?;
+                            let ch = match unit {
+                                0xD800..=0xDBFF => {
+                                    if self.input[self.pos..].starts_with(b"\\u") {
+                                        self.pos += 2;
+                                        let low = self.hex4()?;
+                                        if !(0xDC00..=0xDFFF).contains(&low) {
+                                            return Err(JsonError {
+                                                kind: JsonErrorKind::InvalidUnicode,
+                                                offset: at,
+                                            });
+                                        }
+                                        let code = 0x10000
+                                            + (((unit as u32) - 0xD800) << 10)
+                                            + ((low as u32) - 0xDC00);
+                                        char::from_u32(code)
+                                    } else {
+                                        None
+                                    }
+                                }
+                                0xDC00..=0xDFFF => None,
+                                _ => char::from_u32(unit as u32),
+                            };
+                            out.push(ch.ok_or(JsonError {
+                                kind: JsonErrorKind::InvalidUnicode,
+                                offset: at,
+                            })?);
+                        }
+                        _ => {
+                            self.pos -= 1;
+                            return Err(self.err(JsonErrorKind::InvalidEscape));
+                        }
+                    }
+                }
+                Some(_) => return Err(self.err(JsonErrorKind::ControlCharacterInString)),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, JsonError> {
+        let start = self.pos;
+        let bytes = self.input;
+        let mut i = self.pos;
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while matches!(bytes.get(i), Some(b'0'..=b'9')) {
+                    i += 1;
+                }
+            }
+            _ => {
+                return Err(JsonError {
+                    kind: JsonErrorKind::InvalidNumber,
+                    offset: i,
+                });
+            }
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            if !matches!(bytes.get(i), Some(b'0'..=b'9')) {
+                return Err(JsonError {
+                    kind: JsonErrorKind::InvalidNumber,
+                    offset: i,
+                });
+            }
+            while matches!(bytes.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !matches!(bytes.get(i), Some(b'0'..=b'9')) {
+                return Err(JsonError {
+                    kind: JsonErrorKind::InvalidNumber,
+                    offset: i,
+                });
+            }
+            while matches!(bytes.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        // The grammar above admits only ASCII, so this cannot fail.
+        let text = std::str::from_utf8(&bytes[start..i])
+            .map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
+        let value: f64 = text
+            .parse()
+            .map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
+        if !value.is_finite() {
+            return Err(JsonError {
+                kind: JsonErrorKind::NumberOutOfRange(text.to_owned()),
+                offset: start,
+            });
+        }
+        if self.numbers == NumberPolicy::Exact && !same_decimal_value(text, value) {
+            return Err(JsonError {
+                kind: JsonErrorKind::InexactNumber(text.to_owned()),
+                offset: start,
+            });
+        }
+        self.pos = i;
+        Ok(Value::Number(value))
+    }
+}
+
+/// True when the decimal literal `text` denotes exactly the value that the
+/// shortest round-trip form of `value` denotes — i.e. nothing was rounded
+/// away, no digit was lost, nothing under- or overflowed.
+fn same_decimal_value(text: &str, value: f64) -> bool {
+    let mut buf = ryu_js::Buffer::new();
+    let shortest = if value == 0.0 {
+        "0"
+    } else {
+        buf.format_finite(value)
+    };
+    match (DecimalParts::of(text), DecimalParts::of(shortest)) {
+        (Some(a), Some(b)) => a == b || (a.digits.is_empty() && b.digits.is_empty()),
+        _ => false,
+    }
+}
+
+/// A decimal number reduced to sign, significant digits without leading or
+/// trailing zeros, and the power of ten of the last digit.
+#[derive(Debug, PartialEq, Eq)]
+struct DecimalParts {
+    negative: bool,
+    digits: String,
+    exponent: i64,
+}
+
+impl DecimalParts {
+    fn of(text: &str) -> Option<Self> {
+        let (negative, rest) = match text.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, text),
+        };
+        let (mantissa, exp) = match rest.find(['e', 'E']) {
+            Some(at) => (&rest[..at], rest[at + 1..].parse::<i64>().ok()?),
+            None => (rest, 0),
+        };
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mut digits: String = format!("{int_part}{frac_part}");
+        let mut exponent = exp - frac_part.len() as i64;
+        let trimmed = digits.trim_start_matches('0').len();
+        digits = digits[digits.len() - trimmed..].to_owned();
+        while digits.ends_with('0') {
+            digits.pop();
+            exponent += 1;
+        }
+        if digits.is_empty() {
+            return Some(Self {
+                negative: false,
+                digits,
+                exponent: 0,
+            });
+        }
+        Some(Self {
+            negative,
+            digits,
+            exponent,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_kind(text: &str) -> JsonErrorKind {
+        parse(text.as_bytes(), NumberPolicy::Exact)
+            .unwrap_err()
+            .kind
+    }
+
+    #[test]
+    fn rejects_duplicate_members_instead_of_picking_one() {
+        assert_eq!(
+            err_kind(r#"{"a":1,"a":2}"#),
+            JsonErrorKind::DuplicateMember("a".into())
+        );
+        // Duplicates that differ only in escaping are still duplicates.
+        assert_eq!(
+            err_kind(r#"{"a":1,"\u0061":2}"#),
+            JsonErrorKind::DuplicateMember("a".into())
+        );
+    }
+
+    #[test]
+    fn rejects_lone_surrogates() {
+        assert_eq!(err_kind(r#"["\ud800"]"#), JsonErrorKind::InvalidUnicode);
+        assert_eq!(
+            err_kind(r#"["\udc00\ud800"]"#),
+            JsonErrorKind::InvalidUnicode
+        );
+        assert_eq!(
+            err_kind(r#"["\ud800\u0041"]"#),
+            JsonErrorKind::InvalidUnicode
+        );
+        let ok = parse(r#""\ud83d\ude02""#.as_bytes(), NumberPolicy::Exact).unwrap();
+        assert_eq!(ok, Value::String("😂".into()));
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_and_raw_control_characters() {
+        let bad = parse(b"\"a\xff\"", NumberPolicy::Exact).unwrap_err();
+        assert_eq!(bad.kind, JsonErrorKind::InvalidUnicode);
+        assert_eq!(bad.offset, 2);
+        assert_eq!(
+            err_kind("\"a\nb\""),
+            JsonErrorKind::ControlCharacterInString
+        );
+    }
+
+    #[test]
+    fn exact_policy_rejects_numbers_a_double_cannot_hold() {
+        assert!(matches!(
+            err_kind("9007199254740993"),
+            JsonErrorKind::InexactNumber(_)
+        ));
+        assert!(matches!(
+            err_kind("0.10000000000000000001"),
+            JsonErrorKind::InexactNumber(_)
+        ));
+        assert!(matches!(
+            err_kind("1e-400"),
+            JsonErrorKind::InexactNumber(_)
+        ));
+        assert!(matches!(
+            err_kind("1e400"),
+            JsonErrorKind::NumberOutOfRange(_)
+        ));
+        for fine in [
+            "9007199254740992",
+            "0.1",
+            "4.50",
+            "1E30",
+            "-0",
+            "0.0e5",
+            "1e-27",
+            "-12.5e-3",
+        ] {
+            assert!(
+                parse(fine.as_bytes(), NumberPolicy::Exact).is_ok(),
+                "{fine}"
+            );
+        }
+        let rounded = parse(b"9007199254740993", NumberPolicy::RoundToDouble).unwrap();
+        assert_eq!(rounded, Value::Number(9007199254740992.0));
+    }
+
+    #[test]
+    fn rejects_malformed_texts_with_offsets() {
+        for (text, offset) in [
+            ("{\"a\":1,}", 7),
+            ("[1 2]", 3),
+            ("01", 1),
+            ("1.", 2),
+            ("\"\\x\"", 2),
+            ("tru", 3),
+            ("{} x", 3),
+        ] {
+            let e = parse(text.as_bytes(), NumberPolicy::Exact).unwrap_err();
+            assert_eq!(e.offset, offset, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn refuses_pathological_nesting_without_overflowing_the_stack() {
+        let deep = "[".repeat(10_000);
+        assert_eq!(err_kind(&deep), JsonErrorKind::TooDeep(MAX_PARSE_DEPTH));
+    }
+}

@@ -1,0 +1,51 @@
+//! # audit-core
+//!
+//! The sans-IO heart of AgentTrace Audit: no files, no sockets, no clocks.
+//!
+//! Data flow:
+//!
+//! ```text
+//! JSON bytes ──json::parse (strict I-JSON)──▶ EventDraft ──validate──▶ ValidatedEvent
+//!     ──stored::seal(sequence, timestamp, previous_hash)──▶ canonical line + hash
+//! stored lines ──verify::ChainVerifier──▶ VerificationReport
+//! ```
+//!
+//! The stored form of an event is its RFC 8785 canonical JSON, one event per
+//! line; its `hash` is SHA-256 of that JSON without the `hash` member. See
+//! `docs/FORMAT.md` in the repository for the on-disk format.
+//!
+//! ```
+//! use audit_core::event::{Action, ActorType, EventDraft, Limits};
+//! use audit_core::stored::{seal, Seal, hash_line};
+//! use audit_core::{Hash, Timestamp};
+//!
+//! let event = EventDraft {
+//!     organization_id: "org-123".into(),
+//!     event_type: "trace.deleted".into(),
+//!     action: Some(Action::Delete),
+//!     actor_type: Some(ActorType::User),
+//!     ..Default::default()
+//! }
+//! .validate(&Limits::default())?;
+//! let sealed = seal(&event, &Seal {
+//!     event_id: "01937a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b".into(),
+//!     sequence: 0,
+//!     timestamp: Timestamp::from_micros(1_764_312_394_123_456),
+//!     previous_hash: Hash::GENESIS,
+//! });
+//! assert_eq!(hash_line(&sealed.line), Some((sealed.hash, sealed.hash)));
+//! # Ok::<(), audit_core::event::ValidationError>(())
+//! ```
+
+pub mod canonical;
+pub mod catalog;
+pub mod event;
+pub mod hash;
+pub mod json;
+pub mod sample;
+pub mod stored;
+pub mod timestamp;
+pub mod verify;
+
+pub use hash::Hash;
+pub use timestamp::Timestamp;

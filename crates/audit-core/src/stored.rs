@@ -1,0 +1,309 @@
+//! Stored events: sealing a validated event into its canonical line, and
+//! reading a stored line back.
+//!
+//! A stored line is the RFC 8785 form of the whole event, `hash` included.
+//! `hash` is SHA-256 of the canonical event without `hash`. Because members
+//! are sorted and `action` precedes `hash`, the hash is also SHA-256 of the
+//! line with its `,"hash":"<64 hex>"` member cut out — which is how the
+//! verifier computes it, after checking the line is canonical.
+
+use memchr::memmem;
+
+use crate::canonical::to_canonical;
+use crate::event::{
+    EventDraft, Limits, SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError,
+};
+use crate::hash::Hash;
+use crate::json::{self, NumberPolicy, Object, Value};
+use crate::timestamp::Timestamp;
+
+/// What the sequencer adds to a validated event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seal {
+    /// UUIDv7, lowercase hyphenated.
+    pub event_id: String,
+    /// Position in the organization's log.
+    pub sequence: u64,
+    /// The service's time of sequencing.
+    pub timestamp: Timestamp,
+    /// Hash of the event at `sequence - 1`, or [`Hash::GENESIS`].
+    pub previous_hash: Hash,
+}
+
+/// A sealed event: its stored line (no trailing newline) and its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEvent {
+    /// The canonical stored line.
+    pub line: Vec<u8>,
+    /// Its `hash` member.
+    pub hash: Hash,
+}
+
+/// Seals `event` with the service members and returns its stored line.
+pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
+    let mut obj = event.to_object();
+    obj.insert("schema_version", Value::Number(SCHEMA_VERSION as f64));
+    obj.insert("event_id", Value::String(seal.event_id.clone()));
+    obj.insert("sequence", Value::Number(seal.sequence as f64));
+    obj.insert("timestamp", Value::String(seal.timestamp.to_string()));
+    obj.insert("previous_hash", Value::String(seal.previous_hash.to_hex()));
+    let unhashed = to_canonical(&Value::Object(obj.clone()));
+    let hash = Hash::of(&unhashed);
+    obj.insert("hash", Value::String(hash.to_hex()));
+    SealedEvent {
+        line: to_canonical(&Value::Object(obj)),
+        hash,
+    }
+}
+
+/// The `,"hash":"` marker that precedes the hash in a canonical line.
+const HASH_MARKER: &[u8] = b",\"hash\":\"";
+
+/// Computes the hash of a canonical stored line by cutting out its `hash`
+/// member. Returns the computed hash and the hash the line claims, or `None`
+/// when the line has no well-formed top-level `hash` member.
+///
+/// Only meaningful for a line already known to be canonical: in canonical
+/// form no string can contain a raw `"` so the first marker is the member,
+/// and `hash` is preceded by at least `action`.
+pub fn hash_line(line: &[u8]) -> Option<(Hash, Hash)> {
+    let at = memmem::find(line, HASH_MARKER)?;
+    let hex_start = at + HASH_MARKER.len();
+    let hex_end = hex_start + 64;
+    if line.get(hex_end) != Some(&b'"') {
+        return None;
+    }
+    let claimed = Hash::from_hex(std::str::from_utf8(&line[hex_start..hex_end]).ok()?).ok()?;
+    let computed = Hash::of_parts(&[&line[..at], &line[hex_end + 1..]]);
+    Some((computed, claimed))
+}
+
+/// A stored event read back from its line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The caller's members, re-validated for shape.
+    pub body: ValidatedEvent,
+    /// `event_id`.
+    pub event_id: String,
+    /// `sequence`.
+    pub sequence: u64,
+    /// `timestamp`.
+    pub timestamp: Timestamp,
+    /// `previous_hash`.
+    pub previous_hash: Hash,
+    /// `hash` as stored (not recomputed: see [`hash_line`]).
+    pub hash: Hash,
+}
+
+/// Why a stored line is not a well-formed stored event.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoredLineError {
+    /// Not I-JSON.
+    #[error("not valid JSON: {0}")]
+    Json(#[from] json::JsonError),
+    /// Valid JSON but not in RFC 8785 canonical form.
+    #[error("not in RFC 8785 canonical form")]
+    NotCanonical,
+    /// A service member is missing or ill-formed.
+    #[error("member {field}: {why}")]
+    Member {
+        /// The member.
+        field: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// The caller's members do not form a valid event.
+    #[error("invalid event body: {0}")]
+    Body(#[from] ValidationError),
+}
+
+fn take_str(obj: &mut Object, field: &'static str) -> Result<String, StoredLineError> {
+    match obj.remove(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(StoredLineError::Member {
+            field,
+            why: "must be a string".into(),
+        }),
+        None => Err(StoredLineError::Member {
+            field,
+            why: "is missing".into(),
+        }),
+    }
+}
+
+fn take_uint(obj: &mut Object, field: &'static str) -> Result<u64, StoredLineError> {
+    match obj.remove(field) {
+        Some(Value::Number(n))
+            if n >= 0.0 && n.fract() == 0.0 && n <= crate::event::MAX_SAFE_INTEGER as f64 =>
+        {
+            Ok(n as u64)
+        }
+        Some(_) => Err(StoredLineError::Member {
+            field,
+            why: "must be a non-negative integer".into(),
+        }),
+        None => Err(StoredLineError::Member {
+            field,
+            why: "is missing".into(),
+        }),
+    }
+}
+
+fn take_hash(obj: &mut Object, field: &'static str) -> Result<Hash, StoredLineError> {
+    let text = take_str(obj, field)?;
+    Hash::from_hex(&text).map_err(|e| StoredLineError::Member {
+        field,
+        why: e.to_string(),
+    })
+}
+
+/// True when `text` is a lowercase hyphenated UUID of version 7.
+pub fn is_uuid_v7(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => matches!(c, b'0'..=b'9' | b'a'..=b'f'),
+        })
+        && b[14] == b'7'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+impl StoredEvent {
+    /// Parses a stored line, checking that it is canonical and well-formed.
+    /// The hash is *not* checked here (see [`hash_line`]).
+    pub fn parse_line(line: &[u8]) -> Result<StoredEvent, StoredLineError> {
+        let value = json::parse(line, NumberPolicy::Exact)?;
+        if to_canonical(&value) != line {
+            return Err(StoredLineError::NotCanonical);
+        }
+        let Value::Object(mut obj) = value else {
+            return Err(StoredLineError::Member {
+                field: "event",
+                why: "must be an object".into(),
+            });
+        };
+        let version = take_uint(&mut obj, "schema_version")?;
+        if version != SCHEMA_VERSION {
+            return Err(StoredLineError::Member {
+                field: "schema_version",
+                why: format!("{version} is not supported (expected {SCHEMA_VERSION})"),
+            });
+        }
+        let event_id = take_str(&mut obj, "event_id")?;
+        if !is_uuid_v7(&event_id) {
+            return Err(StoredLineError::Member {
+                field: "event_id",
+                why: "must be a lowercase UUIDv7".into(),
+            });
+        }
+        let sequence = take_uint(&mut obj, "sequence")?;
+        let ts_text = take_str(&mut obj, "timestamp")?;
+        let timestamp = Timestamp::parse_stored(&ts_text).map_err(|e| StoredLineError::Member {
+            field: "timestamp",
+            why: e.to_string(),
+        })?;
+        let previous_hash = take_hash(&mut obj, "previous_hash")?;
+        let hash = take_hash(&mut obj, "hash")?;
+        debug_assert!(SERVICE_MEMBERS.iter().all(|m| obj.get(m).is_none()));
+        let draft = EventDraft::from_value(Value::Object(obj))?;
+        let body = draft.validate(&Limits::unlimited())?;
+        Ok(StoredEvent {
+            body,
+            event_id,
+            sequence,
+            timestamp,
+            previous_hash,
+            hash,
+        })
+    }
+
+    /// The receipt a caller gets for this event.
+    pub fn receipt(&self) -> Receipt {
+        Receipt {
+            event_id: self.event_id.clone(),
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            hash: self.hash,
+        }
+    }
+}
+
+/// Proof of durable storage handed to a caller (SPEC §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The stored event's id.
+    pub event_id: String,
+    /// Its position in the organization's log.
+    pub sequence: u64,
+    /// Its service timestamp.
+    pub timestamp: Timestamp,
+    /// Its hash.
+    pub hash: Hash,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, ActorType, Category};
+
+    fn sample() -> ValidatedEvent {
+        EventDraft {
+            organization_id: "org-1".into(),
+            event_category: Some(Category::Data),
+            event_type: "trace.deleted".into(),
+            action: Some(Action::Delete),
+            actor_type: Some(ActorType::User),
+            actor_email: Some("a@example.com".into()),
+            ..Default::default()
+        }
+        .validate(&Limits::default())
+        .unwrap()
+    }
+
+    fn seal0() -> Seal {
+        Seal {
+            event_id: "01937a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b".into(),
+            sequence: 0,
+            timestamp: Timestamp::parse_rfc3339("2026-11-28T06:46:34.123456Z").unwrap(),
+            previous_hash: Hash::GENESIS,
+        }
+    }
+
+    #[test]
+    fn sealed_line_is_canonical_and_hash_cut_matches_reserialisation() {
+        let sealed = seal(&sample(), &seal0());
+        let text = std::str::from_utf8(&sealed.line).unwrap();
+        assert!(text.starts_with(r#"{"action":"delete","actor_email":"a@example.com","actor_type":"user","event_category":"data","event_id":"#), "{text}");
+        assert!(text.contains(
+            r#""previous_hash":"0000000000000000000000000000000000000000000000000000000000000000""#
+        ));
+        assert!(text.contains(r#""schema_version":1,"sequence":0,"severity":"warning","timestamp":"2026-11-28T06:46:34.123456Z"}"#));
+        let (computed, claimed) = hash_line(&sealed.line).unwrap();
+        assert_eq!(computed, claimed);
+        assert_eq!(computed, sealed.hash);
+        let back = StoredEvent::parse_line(&sealed.line).unwrap();
+        assert_eq!(back.sequence, 0);
+        assert_eq!(back.hash, sealed.hash);
+        assert_eq!(back.body, sample());
+    }
+
+    #[test]
+    fn non_canonical_lines_are_refused() {
+        let sealed = seal(&sample(), &seal0());
+        let mut spaced = sealed.line.clone();
+        spaced.insert(1, b' ');
+        assert_eq!(
+            StoredEvent::parse_line(&spaced),
+            Err(StoredLineError::NotCanonical)
+        );
+    }
+
+    #[test]
+    fn uuid_v7_shape() {
+        assert!(is_uuid_v7("01937a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b"));
+        assert!(!is_uuid_v7("01937a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b"));
+        assert!(!is_uuid_v7("01937A2B-3C4D-7E5F-8A6B-7C8D9E0F1A2B"));
+    }
+}

@@ -1,0 +1,412 @@
+//! Chain verification, sans-IO: feed stored lines in log order, get a report
+//! (SPEC §6). The CLI, the service and the tests all use this one verifier.
+//!
+//! Every line is checked for: canonical, well-formed JSON; the organization
+//! it belongs to; its hash; its sequence (continuity); its `previous_hash`
+//! link; its timestamp (never decreasing). After a finding the verifier
+//! resynchronises on the line it just read, so one deleted line yields one
+//! gap and one broken link, not a cascade down the rest of the log.
+
+use crate::hash::Hash;
+use crate::json::{Object, Value};
+use crate::stored::{StoredEvent, hash_line};
+use crate::timestamp::Timestamp;
+
+/// The kinds of verification error (SPEC §6). Any of them makes a log invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// A line's hash is not the hash of its content.
+    HashMismatch,
+    /// A line's `previous_hash` is not the hash of the line before it.
+    ChainBreak,
+    /// Sequences are not consecutive (missing, repeated or reordered events).
+    SequenceGap,
+    /// A timestamp is earlier than the one before it.
+    TimestampRegression,
+    /// A line is not a well-formed, canonical stored event of this log.
+    Malformed,
+    /// A whole segment (or object) of the log is missing.
+    MissingSegment,
+    /// The Merkle root does not match a checkpoint.
+    CheckpointMismatch,
+    /// A checkpoint signature does not verify.
+    BadSignature,
+    /// The log is not consistent with a trusted checkpoint.
+    InconsistentCheckpoint,
+    /// The log is shorter than a checkpoint says it was.
+    Truncated,
+    /// An S3 object has versions or delete markers it should not have.
+    UnexpectedObjectVersion,
+}
+
+impl FindingKind {
+    /// The wire name, e.g. `hash_mismatch`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HashMismatch => "hash_mismatch",
+            Self::ChainBreak => "chain_break",
+            Self::SequenceGap => "sequence_gap",
+            Self::TimestampRegression => "timestamp_regression",
+            Self::Malformed => "malformed",
+            Self::MissingSegment => "missing_segment",
+            Self::CheckpointMismatch => "checkpoint_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::InconsistentCheckpoint => "inconsistent_checkpoint",
+            Self::Truncated => "truncated",
+            Self::UnexpectedObjectVersion => "unexpected_object_version",
+        }
+    }
+}
+
+/// One verification error, located at the first event concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The event's id, when the line was readable enough to have one.
+    pub event_id: Option<String>,
+    /// The event's sequence: as stored, or (for an unreadable line) the
+    /// sequence the line should have had.
+    pub sequence: Option<u64>,
+    /// What is wrong.
+    pub kind: FindingKind,
+    /// Evidence: expected and actual values, positions.
+    pub detail: String,
+}
+
+/// Something worth knowing that does not make a log invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `torn_tail`: a partial last line from a crash mid-write, never acknowledged.
+    pub kind: &'static str,
+    /// Evidence.
+    pub detail: String,
+}
+
+/// The verification report (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationReport {
+    /// True when there are no errors.
+    pub valid: bool,
+    /// The log verified.
+    pub organization_id: String,
+    /// Events checked (in the requested range).
+    pub total_events: u64,
+    /// First sequence checked.
+    pub first_sequence: Option<u64>,
+    /// Last sequence checked.
+    pub last_sequence: Option<u64>,
+    /// Errors, first event first.
+    pub errors: Vec<Finding>,
+    /// Errors beyond the ones listed (the list is capped).
+    pub errors_not_listed: u64,
+    /// Warnings such as `torn_tail`.
+    pub warnings: Vec<Notice>,
+}
+
+impl VerificationReport {
+    /// The report as JSON, members as SPEC §6 names them.
+    pub fn to_value(&self) -> Value {
+        let mut o = Object::new();
+        o.insert("valid", Value::Bool(self.valid));
+        o.insert(
+            "organization_id",
+            Value::String(self.organization_id.clone()),
+        );
+        o.insert("total_events", Value::Number(self.total_events as f64));
+        let opt = |n: Option<u64>| n.map_or(Value::Null, |n| Value::Number(n as f64));
+        o.insert("first_sequence", opt(self.first_sequence));
+        o.insert("last_sequence", opt(self.last_sequence));
+        let errors = self
+            .errors
+            .iter()
+            .map(|f| {
+                let mut e = Object::new();
+                e.insert(
+                    "event_id",
+                    f.event_id.clone().map_or(Value::Null, Value::String),
+                );
+                e.insert("sequence", opt(f.sequence));
+                e.insert("error", Value::String(f.kind.as_str().into()));
+                e.insert("detail", Value::String(f.detail.clone()));
+                Value::Object(e)
+            })
+            .collect();
+        o.insert("errors", Value::Array(errors));
+        if self.errors_not_listed > 0 {
+            o.insert(
+                "errors_not_listed",
+                Value::Number(self.errors_not_listed as f64),
+            );
+        }
+        let warnings = self
+            .warnings
+            .iter()
+            .map(|w| {
+                let mut e = Object::new();
+                e.insert("warning", Value::String(w.kind.into()));
+                e.insert("detail", Value::String(w.detail.clone()));
+                Value::Object(e)
+            })
+            .collect();
+        o.insert("warnings", Value::Array(warnings));
+        Value::Object(o)
+    }
+}
+
+/// How many findings a report lists before it only counts them.
+pub const MAX_LISTED_FINDINGS: usize = 1000;
+
+/// Where the verifier picks up the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainStart {
+    /// The beginning of the log: sequence 0 linking to 64 zeros.
+    Genesis,
+    /// Mid-log: the first line fed must be the event *before* the range,
+    /// pushed with [`ChainVerifier::push_anchor`].
+    Anchored,
+}
+
+/// Streaming verifier of one organization's log.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    organization_id: String,
+    next_sequence: Option<u64>,
+    previous_hash: Option<Hash>,
+    previous_timestamp: Option<Timestamp>,
+    report: VerificationReport,
+}
+
+/// The parts of a line the chain checks need, however broken the rest is.
+struct LineFacts {
+    event: Option<StoredEvent>,
+    hash_ok: Option<bool>,
+}
+
+impl ChainVerifier {
+    /// A verifier for `organization_id`'s log, starting at `start`.
+    pub fn new(organization_id: &str, start: ChainStart) -> Self {
+        let genesis = start == ChainStart::Genesis;
+        ChainVerifier {
+            organization_id: organization_id.to_owned(),
+            next_sequence: genesis.then_some(0),
+            previous_hash: genesis.then_some(Hash::GENESIS),
+            previous_timestamp: None,
+            report: VerificationReport {
+                valid: true,
+                organization_id: organization_id.to_owned(),
+                total_events: 0,
+                first_sequence: None,
+                last_sequence: None,
+                errors: Vec::new(),
+                errors_not_listed: 0,
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    fn find(
+        &mut self,
+        kind: FindingKind,
+        sequence: Option<u64>,
+        event_id: Option<&str>,
+        detail: String,
+    ) {
+        self.report.valid = false;
+        if self.report.errors.len() < MAX_LISTED_FINDINGS {
+            self.report.errors.push(Finding {
+                event_id: event_id.map(str::to_owned),
+                sequence,
+                kind,
+                detail,
+            });
+        } else {
+            self.report.errors_not_listed += 1;
+        }
+    }
+
+    fn facts(line: &[u8]) -> Result<LineFacts, String> {
+        let event = StoredEvent::parse_line(line).map_err(|e| e.to_string())?;
+        let hash_ok = hash_line(line).map(|(computed, claimed)| computed == claimed);
+        Ok(LineFacts {
+            event: Some(event),
+            hash_ok,
+        })
+    }
+
+    /// A new segment (file or object) begins; its name says its first sequence.
+    pub fn begin_segment(&mut self, first_sequence: u64, name: &str) {
+        let Some(expected) = self.next_sequence else {
+            return;
+        };
+        if first_sequence > expected {
+            self.find(
+                FindingKind::MissingSegment,
+                Some(expected),
+                None,
+                format!(
+                    "events {expected}..{} are in no segment; the next segment is {name}",
+                    first_sequence - 1
+                ),
+            );
+            self.next_sequence = Some(first_sequence);
+            self.previous_hash = None;
+        } else if first_sequence < expected {
+            self.find(
+                FindingKind::Malformed,
+                Some(first_sequence),
+                None,
+                format!(
+                    "segment {name} starts at {first_sequence} but the log already reached {}",
+                    expected - 1
+                ),
+            );
+        }
+    }
+
+    /// Checks the event just before a time range and anchors the chain on it
+    /// (it is not counted in the report's totals).
+    pub fn push_anchor(&mut self, line: &[u8]) {
+        match Self::facts(line) {
+            Ok(LineFacts {
+                event: Some(e),
+                hash_ok,
+            }) => {
+                if hash_ok != Some(true) {
+                    self.find(
+                        FindingKind::HashMismatch,
+                        Some(e.sequence),
+                        Some(&e.event_id),
+                        "the event before the range does not match its hash".into(),
+                    );
+                }
+                self.next_sequence = Some(e.sequence + 1);
+                self.previous_hash = Some(e.hash);
+                self.previous_timestamp = Some(e.timestamp);
+            }
+            _ => self.find(
+                FindingKind::Malformed,
+                None,
+                None,
+                "the event before the range is not a well-formed stored event".into(),
+            ),
+        }
+    }
+
+    /// Checks one stored line (without its newline) and returns the event
+    /// when the line was readable.
+    pub fn push_line(&mut self, line: &[u8]) -> Option<StoredEvent> {
+        self.report.total_events += 1;
+        let facts = match Self::facts(line) {
+            Ok(f) => f,
+            Err(why) => {
+                let seq = self.next_sequence;
+                self.find(FindingKind::Malformed, seq, None, why);
+                if self.report.first_sequence.is_none() {
+                    self.report.first_sequence = seq;
+                }
+                self.report.last_sequence = seq.or(self.report.last_sequence);
+                // Assume the unreadable line held the expected event; its hash is unknown.
+                self.next_sequence = seq.map(|s| s + 1);
+                self.previous_hash = None;
+                return None;
+            }
+        };
+        let event = facts.event.expect("facts carry an event on success");
+        let seq = event.sequence;
+        let id = event.event_id.clone();
+        if event.body.organization_id() != self.organization_id {
+            self.find(
+                FindingKind::Malformed,
+                Some(seq),
+                Some(&id),
+                format!(
+                    "event belongs to organization {:?}, found in the log of {:?}",
+                    event.body.organization_id(),
+                    self.organization_id
+                ),
+            );
+        }
+        if facts.hash_ok != Some(true) {
+            let detail = match hash_line(line) {
+                Some((computed, claimed)) => {
+                    format!("stored hash {claimed}, content hashes to {computed}")
+                }
+                None => "no well-formed hash member".into(),
+            };
+            self.find(FindingKind::HashMismatch, Some(seq), Some(&id), detail);
+        }
+        if let Some(expected) = self.next_sequence {
+            if seq != expected {
+                let detail = if seq > expected {
+                    format!(
+                        "expected sequence {expected}, found {seq}: events {expected}..{} are missing",
+                        seq - 1
+                    )
+                } else {
+                    format!("expected sequence {expected}, found {seq}: repeated or out of order")
+                };
+                self.find(FindingKind::SequenceGap, Some(seq), Some(&id), detail);
+            }
+        }
+        if let Some(prev) = self.previous_hash {
+            if event.previous_hash != prev {
+                self.find(
+                    FindingKind::ChainBreak,
+                    Some(seq),
+                    Some(&id),
+                    format!(
+                        "previous_hash {} does not match the preceding event's hash {prev}",
+                        event.previous_hash
+                    ),
+                );
+            }
+        }
+        if let Some(prev) = self.previous_timestamp {
+            if event.timestamp < prev {
+                self.find(
+                    FindingKind::TimestampRegression,
+                    Some(seq),
+                    Some(&id),
+                    format!(
+                        "timestamp {} is earlier than the preceding {prev}",
+                        event.timestamp
+                    ),
+                );
+            }
+        }
+        if self.report.first_sequence.is_none() {
+            self.report.first_sequence = Some(seq);
+        }
+        self.report.last_sequence = Some(seq);
+        self.next_sequence = Some(seq + 1);
+        self.previous_hash = Some(event.hash);
+        self.previous_timestamp = Some(event.timestamp);
+        Some(event)
+    }
+
+    /// Records a torn, unacknowledged last line (a crash mid-write).
+    pub fn torn_tail(&mut self, segment: &str, bytes: usize) {
+        self.report.warnings.push(Notice {
+            kind: "torn_tail",
+            detail: format!("{bytes} bytes without a final newline at the end of {segment}; never acknowledged, the next writer removes them"),
+        });
+    }
+
+    /// Adds an error found outside the chain (e.g. by the storage reader).
+    pub fn push_finding(&mut self, kind: FindingKind, sequence: Option<u64>, detail: String) {
+        self.find(kind, sequence, None, detail);
+    }
+
+    /// The sequence the next line should carry, if known.
+    pub fn next_sequence(&self) -> Option<u64> {
+        self.next_sequence
+    }
+
+    /// Finishes and returns the report.
+    pub fn finish(self) -> VerificationReport {
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -335,44 +335,44 @@ impl ChainVerifier {
             };
             self.find(FindingKind::HashMismatch, Some(seq), Some(&id), detail);
         }
-        if let Some(expected) = self.next_sequence {
-            if seq != expected {
-                let detail = if seq > expected {
-                    format!(
-                        "expected sequence {expected}, found {seq}: events {expected}..{} are missing",
-                        seq - 1
-                    )
-                } else {
-                    format!("expected sequence {expected}, found {seq}: repeated or out of order")
-                };
-                self.find(FindingKind::SequenceGap, Some(seq), Some(&id), detail);
-            }
+        if let Some(expected) = self.next_sequence
+            && seq != expected
+        {
+            let detail = if seq > expected {
+                format!(
+                    "expected sequence {expected}, found {seq}: events {expected}..{} are missing",
+                    seq - 1
+                )
+            } else {
+                format!("expected sequence {expected}, found {seq}: repeated or out of order")
+            };
+            self.find(FindingKind::SequenceGap, Some(seq), Some(&id), detail);
         }
-        if let Some(prev) = self.previous_hash {
-            if event.previous_hash != prev {
-                self.find(
-                    FindingKind::ChainBreak,
-                    Some(seq),
-                    Some(&id),
-                    format!(
-                        "previous_hash {} does not match the preceding event's hash {prev}",
-                        event.previous_hash
-                    ),
-                );
-            }
+        if let Some(prev) = self.previous_hash
+            && event.previous_hash != prev
+        {
+            self.find(
+                FindingKind::ChainBreak,
+                Some(seq),
+                Some(&id),
+                format!(
+                    "previous_hash {} does not match the preceding event's hash {prev}",
+                    event.previous_hash
+                ),
+            );
         }
-        if let Some(prev) = self.previous_timestamp {
-            if event.timestamp < prev {
-                self.find(
-                    FindingKind::TimestampRegression,
-                    Some(seq),
-                    Some(&id),
-                    format!(
-                        "timestamp {} is earlier than the preceding {prev}",
-                        event.timestamp
-                    ),
-                );
-            }
+        if let Some(prev) = self.previous_timestamp
+            && event.timestamp < prev
+        {
+            self.find(
+                FindingKind::TimestampRegression,
+                Some(seq),
+                Some(&id),
+                format!(
+                    "timestamp {} is earlier than the preceding {prev}",
+                    event.timestamp
+                ),
+            );
         }
         if self.report.first_sequence.is_none() {
             self.report.first_sequence = Some(seq);

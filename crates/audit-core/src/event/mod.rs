@@ -328,13 +328,13 @@ impl EventDraft {
                 "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
             ));
         }
-        if let Some(p) = &self.project_id {
-            if !is_valid_tenant_id(p) {
-                return Err(ValidationError::invalid(
-                    "project_id",
-                    "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
-                ));
-            }
+        if let Some(p) = &self.project_id
+            && !is_valid_tenant_id(p)
+        {
+            return Err(ValidationError::invalid(
+                "project_id",
+                "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+            ));
         }
         if self.event_type.is_empty() {
             return Err(ValidationError::new("event_type", Problem::Missing));
@@ -420,13 +420,13 @@ impl EventDraft {
             check_opt("request.path", &r.path, limits.user_agent_bytes)?;
             check_opt("request.route", &r.route, limits.user_agent_bytes)?;
             check_opt("request.request_id", &r.request_id, limits.id_bytes)?;
-            if let Some(d) = r.duration_ms {
-                if !d.is_finite() || d < 0.0 {
-                    return Err(ValidationError::invalid(
-                        "request.duration_ms",
-                        "must be a non-negative number",
-                    ));
-                }
+            if let Some(d) = r.duration_ms
+                && (!d.is_finite() || d < 0.0)
+            {
+                return Err(ValidationError::invalid(
+                    "request.duration_ms",
+                    "must be a non-negative number",
+                ));
             }
         }
         check_object("previous_state", &self.previous_state, limits)?;

@@ -1,0 +1,25 @@
+//! One module per CLI command; each returns its exit code.
+
+pub(crate) mod export;
+pub(crate) mod ingest;
+pub(crate) mod verify;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use audit_storage::LogStore;
+use audit_storage::local::LocalStore;
+
+/// The store every command reads and writes.
+pub(crate) fn open_store(data_dir: &Path) -> Arc<dyn LogStore> {
+    Arc::new(LocalStore::new(data_dir))
+}
+
+/// Refuses organization ids that cannot name a log, before touching storage.
+pub(crate) fn check_org(org: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        audit_core::event::is_valid_tenant_id(org),
+        "--org {org:?} is not a valid organization id (^[A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}$)"
+    );
+    Ok(())
+}

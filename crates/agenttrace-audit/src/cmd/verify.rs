@@ -1,0 +1,82 @@
+//! `verify --org ORG [--since T] [--until T] [--json]`: exit 0 valid, 1 invalid, 2 cannot run.
+
+use std::io::Write;
+use std::path::Path;
+
+use audit_service::Clock as _;
+use audit_service::{SystemClock, TimeRange, verify_log};
+
+use crate::{exit, timearg};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Organization whose log to verify.
+    #[arg(long)]
+    org: String,
+    /// Verify events from this time on (RFC 3339, a date, or a duration such as 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Verify events before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `--since`/`--until` into a range.
+pub(crate) fn range(since: Option<&str>, until: Option<&str>) -> anyhow::Result<TimeRange> {
+    let now = SystemClock.now();
+    let parse = |flag: &str, v: Option<&str>| {
+        v.map(|t| timearg::parse(t, now).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+            .transpose()
+    };
+    Ok(TimeRange {
+        since: parse("since", since)?,
+        until: parse("until", until)?,
+    })
+}
+
+pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
+    super::check_org(&args.org)?;
+    let range = range(args.since.as_deref(), args.until.as_deref())?;
+    let store = super::open_store(data_dir);
+    let report = verify_log(store.as_ref(), &args.org, range).await?;
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+    } else {
+        let span = match (report.first_sequence, report.last_sequence) {
+            (Some(a), Some(b)) => format!(", sequences {a}..={b}"),
+            _ => String::new(),
+        };
+        if report.valid {
+            eprintln!(
+                "valid: {} events in the log of {}{span}",
+                report.total_events, report.organization_id
+            );
+        } else {
+            eprintln!(
+                "INVALID: {} error(s) in {} events of the log of {}{span}",
+                report.errors.len() as u64 + report.errors_not_listed,
+                report.total_events,
+                report.organization_id
+            );
+            for e in &report.errors {
+                let seq = e.sequence.map_or("?".into(), |s| s.to_string());
+                let id = e.event_id.as_deref().unwrap_or("-");
+                eprintln!(
+                    "  sequence {seq} (event {id}): {}: {}",
+                    e.kind.as_str(),
+                    e.detail
+                );
+            }
+        }
+        for w in &report.warnings {
+            eprintln!("  warning: {}: {}", w.kind, w.detail);
+        }
+    }
+    Ok(if report.valid { exit::OK } else { exit::FAILED })
+}

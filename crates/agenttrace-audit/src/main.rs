@@ -1,0 +1,109 @@
+//! `agenttrace-audit`: the operator CLI (and, later, the HTTP service).
+//!
+//! Output that scripts read goes to stdout, one JSON document per line where
+//! there are several; everything for humans goes to stderr. Errors are one
+//! line on stderr and a non-zero exit, never a backtrace.
+
+mod cmd;
+mod timearg;
+
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes shared by every command.
+pub(crate) mod exit {
+    /// Success (for verify: the log is valid).
+    pub(crate) const OK: u8 = 0;
+    /// Failure (for verify: the log is invalid; for ingest: some input was refused or not stored).
+    pub(crate) const FAILED: u8 = 1;
+    /// The command could not run (bad arguments, unreadable storage).
+    pub(crate) const CANNOT_RUN: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agenttrace-audit",
+    version,
+    about = "Tamper-evident audit log: ingest, verify and export per-organization hash chains"
+)]
+struct Cli {
+    /// Data directory (local storage).
+    #[arg(
+        long,
+        global = true,
+        env = "AUDIT_STORAGE_PATH",
+        default_value = "./audit_logs"
+    )]
+    data_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Append events from JSON Lines (one event input per line), durably; prints one receipt per line.
+    Ingest(cmd::ingest::Args),
+    /// Verify an organization's log: exit 0 valid, 1 invalid, 2 cannot run.
+    Verify(cmd::verify::Args),
+    /// Export stored events (streams).
+    Export(cmd::export::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::CANNOT_RUN
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUDIT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::CANNOT_RUN);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Ingest(args) => cmd::ingest::run(&cli.data_dir, args).await,
+            Command::Verify(args) => cmd::verify::run(&cli.data_dir, args).await,
+            Command::Export(args) => cmd::export::run(&cli.data_dir, args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::CANNOT_RUN)
+        }
+    }
+}
+
+/// A reader that went away (`| head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,29 @@
+//! # audit-service
+//!
+//! `AuditService`: the part that turns captured events into durable,
+//! verifiable entries in per-organization logs.
+//!
+//! ```text
+//! capture / capture_durable ── validate ──▶ bounded queue (a semaphore across all orgs;
+//!     backpressure or queue_full) ──▶ one worker per organization: batch by count,
+//!     bytes, latency (durable waiters flush at once) ──▶ Sequencer: dedup, idempotency,
+//!     sequence, timestamp, previous_hash, hash ──▶ LogWriter::append (fsync)
+//!     ──▶ receipts resolved
+//! ```
+//!
+//! Reading back (`verify_log`, `export_jsonl`) goes straight to storage.
+
+mod clock;
+mod config;
+mod error;
+pub mod read;
+mod sequencer;
+mod service;
+mod worker;
+
+pub use clock::{Clock, SystemClock};
+pub use config::{AuditConfig, FullQueuePolicy};
+pub use error::CaptureError;
+pub use read::{ExportError, TimeRange, export_jsonl, verify_log};
+pub use service::{Accepted, AuditService, Counters, Health, PendingReceipt};
+pub use worker::DurableReceipt;

@@ -1,0 +1,194 @@
+//! Reading logs back from storage: verification and JSON Lines export.
+//!
+//! Both read storage directly (never the index, never the writer), so they
+//! run beside a live writer and need no lock.
+
+use std::io::Write;
+
+use audit_core::Timestamp;
+use audit_core::stored::StoredEvent;
+use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationReport};
+use audit_storage::{Chunk, LogStore, StorageError};
+
+/// A time range over `timestamp` (the service's time): `since` inclusive,
+/// `until` exclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub since: Option<Timestamp>,
+    /// Exclusive end.
+    pub until: Option<Timestamp>,
+}
+
+impl TimeRange {
+    fn is_everything(&self) -> bool {
+        self.since.is_none() && self.until.is_none()
+    }
+}
+
+/// One chunk's lines, split; a final piece without its newline is `torn`.
+struct ChunkLines {
+    chunk: Chunk,
+    bytes: Vec<u8>,
+}
+
+impl ChunkLines {
+    fn lines(&self) -> (impl Iterator<Item = &[u8]>, Option<&[u8]>) {
+        let (complete, torn) = match memchr_last_newline(&self.bytes) {
+            Some(end) => (&self.bytes[..end], &self.bytes[end + 1..]),
+            None => (&self.bytes[..0], &self.bytes[..]),
+        };
+        let torn = (!torn.is_empty()).then_some(torn);
+        let iter = complete
+            .split(|b| *b == b'\n')
+            .filter(|l| !complete.is_empty() || !l.is_empty());
+        (iter, torn)
+    }
+}
+
+fn memchr_last_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().rposition(|b| *b == b'\n')
+}
+
+async fn read_chunks<'a>(
+    store: &'a dyn LogStore,
+    org: &'a str,
+) -> Result<Vec<Chunk>, StorageError> {
+    store.chunks(org).await
+}
+
+/// Verifies an organization's log (or a time range of it) as SPEC §6 says.
+/// `Err` means verification could not run (storage unreadable), not that the
+/// log is invalid: that is the report's `valid: false`.
+pub async fn verify_log(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+) -> Result<VerificationReport, StorageError> {
+    let chunks = read_chunks(store, organization_id).await?;
+    if range.is_everything() {
+        let mut v = ChainVerifier::new(organization_id, ChainStart::Genesis);
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let bytes = store.read_chunk(organization_id, &chunk).await?;
+            v.begin_segment(chunk.first_sequence, &chunk.name);
+            let cl = ChunkLines { chunk, bytes };
+            let (lines, torn) = cl.lines();
+            for line in lines {
+                v.push_line(line);
+            }
+            if let Some(torn) = torn {
+                if i == last {
+                    v.torn_tail(&cl.chunk.name, torn.len());
+                } else {
+                    let seq = v.next_sequence();
+                    v.push_finding(
+                        FindingKind::Malformed,
+                        seq,
+                        format!("sealed segment {} ends inside a line", cl.chunk.name),
+                    );
+                }
+            }
+        }
+        return Ok(v.finish());
+    }
+
+    // A range: find the event just before it (the anchor), then check every
+    // event in it, linked to the anchor.
+    let mut v: Option<ChainVerifier> = None;
+    let mut anchor: Option<Vec<u8>> = None;
+    'chunks: for chunk in chunks {
+        let bytes = store.read_chunk(organization_id, &chunk).await?;
+        let cl = ChunkLines { chunk, bytes };
+        let (lines, torn) = cl.lines();
+        for line in lines {
+            let ts = StoredEvent::parse_line(line).ok().map(|e| e.timestamp);
+            let before = matches!((ts, range.since), (Some(t), Some(s)) if t < s);
+            if v.is_none() && before {
+                anchor = Some(line.to_vec());
+                continue;
+            }
+            if matches!((ts, range.until), (Some(t), Some(u)) if t >= u) {
+                break 'chunks;
+            }
+            let verifier = v.get_or_insert_with(|| match &anchor {
+                Some(a) => {
+                    let mut v = ChainVerifier::new(organization_id, ChainStart::Anchored);
+                    v.push_anchor(a);
+                    v
+                }
+                None => ChainVerifier::new(organization_id, ChainStart::Genesis),
+            });
+            verifier.push_line(line);
+        }
+        if let (Some(torn), Some(verifier)) = (torn, v.as_mut()) {
+            verifier.torn_tail(&cl.chunk.name, torn.len());
+        }
+    }
+    Ok(
+        v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Genesis))
+            .finish(),
+    )
+}
+
+/// Writes an organization's stored events (or a time range of them) as JSON
+/// Lines, byte-identical to storage, and returns how many were written. A
+/// torn, unacknowledged tail is not exported.
+pub async fn export_jsonl(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, ExportError> {
+    let mut written = 0;
+    for chunk in read_chunks(store, organization_id).await? {
+        let bytes = store.read_chunk(organization_id, &chunk).await?;
+        let cl = ChunkLines { chunk, bytes };
+        let (lines, _torn) = cl.lines();
+        if range.is_everything() {
+            // Fast path: the stored bytes are the export.
+            let end = memchr_last_newline(&cl.bytes).map_or(0, |e| e + 1);
+            out.write_all(&cl.bytes[..end])?;
+            written += lines.count() as u64;
+            continue;
+        }
+        for line in lines {
+            let event = StoredEvent::parse_line(line).map_err(|e| ExportError::Unreadable {
+                chunk: cl.chunk.name.clone(),
+                detail: e.to_string(),
+            })?;
+            if range.since.is_some_and(|s| event.timestamp < s) {
+                continue;
+            }
+            if range.until.is_some_and(|u| event.timestamp >= u) {
+                return Ok(written);
+            }
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+            written += 1;
+        }
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+/// An export that could not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Reading storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored line cannot be read, so it cannot be placed in the range
+    /// (run `verify`).
+    #[error("segment {chunk} holds an unreadable line ({detail}); run verify")]
+    Unreadable {
+        /// The chunk.
+        chunk: String,
+        /// Why.
+        detail: String,
+    },
+    /// Writing the output failed (e.g. the reader went away).
+    #[error("cannot write the export: {0}")]
+    Output(#[from] std::io::Error),
+}

@@ -1,0 +1,303 @@
+//! One task per organization: it holds the log's writer (the storage fence),
+//! batches what arrives, seals it through the [`Sequencer`] and resolves
+//! receipts once storage confirmed the write.
+//!
+//! Group commit: while one write is being synced, new events pile up in the
+//! channel; the next write takes all of them. A durable waiter or an
+//! explicit flush makes the batch go at once; otherwise a batch waits for
+//! `batch_size` events or `batch_interval`, as in the seed design.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use audit_core::event::ValidatedEvent;
+use audit_core::stored::{Receipt, StoredEvent};
+use audit_storage::LogWriter;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+
+use crate::error::CaptureError;
+use crate::sequencer::{Decision, Sequencer};
+use crate::service::Shared;
+
+/// A receipt for a durably stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableReceipt {
+    /// The stored event (the original, for a duplicate).
+    pub receipt: Receipt,
+    /// True when this capture was a duplicate and stored nothing new.
+    pub deduplicated: bool,
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<DurableReceipt, CaptureError>>;
+
+/// An event on its way to the log.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) event: ValidatedEvent,
+    pub(crate) event_id: String,
+    pub(crate) reply: Option<Reply>,
+    /// The queue slot; released when the event is done with.
+    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // events are the common case; boxing them costs an allocation each
+pub(crate) enum Msg {
+    Event(Pending),
+    Flush(oneshot::Sender<()>),
+}
+
+fn reply(p: Pending, outcome: Result<DurableReceipt, CaptureError>) {
+    if let Some(tx) = p.reply {
+        // The caller may have given up waiting; the outcome stands regardless.
+        let _ = tx.send(outcome);
+    }
+}
+
+/// Runs one organization's worker until its channel closes and is drained.
+pub(crate) async fn run(
+    organization_id: String,
+    generation: u64,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    shared: Arc<Shared>,
+) {
+    let mut writer = match shared.store.open_writer(&organization_id).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(organization_id, error = %e, "cannot open the log for writing");
+            shared.retire_worker(&organization_id, generation);
+            rx.close();
+            let why = e.to_string();
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Msg::Event(p) => {
+                        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        reply(p, Err(CaptureError::Storage(why.clone())));
+                    }
+                    Msg::Flush(done) => drop(done.send(())),
+                }
+            }
+            return;
+        }
+    };
+    let recovery = writer.recovery().clone();
+    if recovery.torn_bytes_removed > 0 {
+        tracing::warn!(
+            organization_id,
+            bytes = recovery.torn_bytes_removed,
+            "removed a torn, unacknowledged tail on start"
+        );
+    }
+    let config = &shared.config;
+    let dedup_window = config
+        .enable_deduplication
+        .then_some(config.deduplication_window);
+    let mut sequencer = Sequencer::new(recovery.tail, dedup_window, config.idempotency_window);
+    if let Err(e) = remember_recent(&shared, &organization_id, &mut sequencer).await {
+        tracing::error!(organization_id, error = %e, "cannot read recent events back; deduplication starts empty");
+    }
+    shared
+        .recent_events
+        .fetch_add(sequencer.remembered() as i64, Ordering::Relaxed);
+
+    let mut buffer: Vec<Pending> = Vec::new();
+    let mut flush_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut closing = false;
+    while !closing || !buffer.is_empty() {
+        if buffer.is_empty() && flush_waiters.is_empty() {
+            match rx.recv().await {
+                Some(msg) => take(msg, &mut buffer, &mut flush_waiters),
+                None => break,
+            }
+        }
+        let deadline = tokio::time::Instant::now() + config.batch_interval;
+        loop {
+            while let Ok(msg) = rx.try_recv() {
+                take(msg, &mut buffer, &mut flush_waiters);
+            }
+            let urgent = !flush_waiters.is_empty() || buffer.iter().any(|p| p.reply.is_some());
+            if urgent || closing || buffer.len() >= config.batch_size {
+                break;
+            }
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => take(msg, &mut buffer, &mut flush_waiters),
+                    None => closing = true,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        while !buffer.is_empty() {
+            let n = batch_len(&buffer, config.max_batch_events, config.max_batch_bytes);
+            let batch: Vec<Pending> = buffer.drain(..n).collect();
+            let before = sequencer.remembered();
+            commit(
+                &shared,
+                &organization_id,
+                writer.as_mut(),
+                &mut sequencer,
+                batch,
+            )
+            .await;
+            shared.recent_events.fetch_add(
+                sequencer.remembered() as i64 - before as i64,
+                Ordering::Relaxed,
+            );
+        }
+        for done in flush_waiters.drain(..) {
+            let _ = done.send(());
+        }
+        if rx.is_closed() && rx.is_empty() {
+            closing = true;
+        }
+    }
+    shared
+        .recent_events
+        .fetch_sub(sequencer.remembered() as i64, Ordering::Relaxed);
+}
+
+fn take(msg: Msg, buffer: &mut Vec<Pending>, flush_waiters: &mut Vec<oneshot::Sender<()>>) {
+    match msg {
+        Msg::Event(p) => buffer.push(p),
+        Msg::Flush(done) => flush_waiters.push(done),
+    }
+}
+
+fn batch_len(buffer: &[Pending], max_events: usize, max_bytes: usize) -> usize {
+    let mut bytes = 0;
+    for (i, p) in buffer.iter().enumerate().take(max_events) {
+        // The stored line is the input plus ~330 bytes of service members.
+        bytes += p.event.canonical_input().len() + 330;
+        if bytes > max_bytes && i > 0 {
+            return i;
+        }
+    }
+    buffer.len().min(max_events)
+}
+
+async fn commit(
+    shared: &Shared,
+    organization_id: &str,
+    writer: &mut dyn LogWriter,
+    sequencer: &mut Sequencer,
+    batch: Vec<Pending>,
+) {
+    let now = shared.clock.now();
+    sequencer.expire(now);
+    let refs: Vec<(&ValidatedEvent, &str)> = batch
+        .iter()
+        .map(|p| (&p.event, p.event_id.as_str()))
+        .collect();
+    let mut plan = sequencer.plan(&refs, now);
+    drop(refs);
+    let decisions = std::mem::take(&mut plan.decisions);
+    let counters = &shared.counters;
+
+    // Answer what needs no write first: duplicates of durable events, conflicts.
+    let mut waiting = Vec::new();
+    for (p, decision) in batch.into_iter().zip(decisions) {
+        match decision {
+            Decision::DuplicateOfDurable(receipt) => {
+                counters.deduplicated.fetch_add(1, Ordering::Relaxed);
+                reply(
+                    p,
+                    Ok(DurableReceipt {
+                        receipt,
+                        deduplicated: true,
+                    }),
+                );
+            }
+            Decision::Conflict(key) => {
+                counters
+                    .idempotency_conflicts
+                    .fetch_add(1, Ordering::Relaxed);
+                reply(p, Err(CaptureError::IdempotencyConflict { key }));
+            }
+            other => waiting.push((p, other)),
+        }
+    }
+    let Some(batch) = plan.batch.take() else {
+        sequencer.commit(plan);
+        return;
+    };
+    let started = Instant::now();
+    let count = batch.count;
+    match writer.append(Arc::new(batch)).await {
+        Ok(()) => {
+            sequencer.commit(plan);
+            counters.committed.fetch_add(count, Ordering::Relaxed);
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            shared.note_flush(now, started.elapsed());
+            for (p, decision) in waiting {
+                let outcome = match decision {
+                    Decision::Append(receipt) => DurableReceipt {
+                        receipt,
+                        deduplicated: false,
+                    },
+                    Decision::DuplicateInBatch(receipt) => {
+                        counters.deduplicated.fetch_add(1, Ordering::Relaxed);
+                        DurableReceipt {
+                            receipt,
+                            deduplicated: true,
+                        }
+                    }
+                    _ => unreachable!("answered above"),
+                };
+                reply(p, Ok(outcome));
+            }
+        }
+        Err(e) => {
+            let poisoned = e.kind == audit_storage::StorageErrorKind::Poisoned;
+            tracing::error!(organization_id, events = count, error = %e, "append failed; no event of the batch is acknowledged");
+            if poisoned {
+                shared.note_poisoned(organization_id, &e.to_string());
+            }
+            let why = e.to_string();
+            for (p, _) in waiting {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                if p.reply.is_none() {
+                    tracing::error!(organization_id, event_id = %p.event_id, "accepted event lost to a storage failure");
+                }
+                reply(p, Err(CaptureError::Storage(why.clone())));
+            }
+        }
+    }
+}
+
+/// Reads the newest events back from storage so that deduplication and
+/// idempotency survive restarts (SPEC §5: enforced from what storage holds).
+async fn remember_recent(
+    shared: &Shared,
+    organization_id: &str,
+    sequencer: &mut Sequencer,
+) -> Result<(), audit_storage::StorageError> {
+    let span = sequencer.memory_span();
+    let cutoff = shared.clock.now().add_micros(-(span.as_micros() as i64));
+    let chunks = shared.store.chunks(organization_id).await?;
+    let mut recent: Vec<(ValidatedEvent, Receipt)> = Vec::new();
+    for chunk in chunks.iter().rev() {
+        let bytes = shared.store.read_chunk(organization_id, chunk).await?;
+        let mut oldest = None;
+        let mut in_chunk = Vec::new();
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(event) = StoredEvent::parse_line(line) else {
+                continue;
+            };
+            oldest = oldest.or(Some(event.timestamp));
+            if event.timestamp >= cutoff {
+                let receipt = event.receipt();
+                in_chunk.push((event.body, receipt));
+            }
+        }
+        in_chunk.extend(recent);
+        recent = in_chunk;
+        if oldest.is_some_and(|t| t < cutoff) {
+            break;
+        }
+    }
+    for (event, receipt) in recent {
+        sequencer.remember_stored(&event, receipt);
+    }
+    Ok(())
+}

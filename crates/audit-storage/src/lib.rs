@@ -1,0 +1,111 @@
+//! # audit-storage
+//!
+//! Where logs live. Storage is the source of truth: the index, the service's
+//! caches and every report are derived from what is here.
+//!
+//! A log is a series of **chunks** (segment files locally, objects on S3),
+//! each named by the sequence of its first event, each holding stored lines
+//! (one canonical event per line, `\n`-terminated). The trait is append-only
+//! by construction: there is no call that rewrites or deletes an event.
+//!
+//! ```text
+//! LogStore::open_writer(org) ── takes the fence (one writer per log), recovers the tail
+//!     └─▶ LogWriter::append(batch)  ── returns only once the batch is durable
+//! LogStore::chunks(org) / read_chunk(...)  ── readers: verify, export, index
+//! ```
+
+mod error;
+pub mod local;
+pub mod org_dir;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use audit_core::{Hash, Timestamp};
+
+pub use error::{StorageError, StorageErrorKind};
+
+/// A contiguous piece of one log: a segment file or an object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Chunk {
+    /// Sequence of the first event it holds.
+    pub first_sequence: u64,
+    /// Its name within the log (file name or object key), for reports.
+    pub name: String,
+}
+
+/// Where a log ends: what the next appended event links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    /// Sequence the next event gets.
+    pub next_sequence: u64,
+    /// Hash the next event's `previous_hash` must carry.
+    pub last_hash: Hash,
+    /// Timestamp of the last event (the next may not be earlier).
+    pub last_timestamp: Option<Timestamp>,
+}
+
+impl Tail {
+    /// The tail of an empty log.
+    pub const GENESIS: Tail = Tail {
+        next_sequence: 0,
+        last_hash: Hash::GENESIS,
+        last_timestamp: None,
+    };
+}
+
+/// What opening a writer found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Where the log ends.
+    pub tail: Tail,
+    /// Bytes of a torn, never-acknowledged last line that were cut.
+    pub torn_bytes_removed: u64,
+}
+
+/// Events ready to append: stored lines, each ending in `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Sequence of the first line.
+    pub first_sequence: u64,
+    /// Number of lines.
+    pub count: u64,
+    /// The lines.
+    pub bytes: Vec<u8>,
+}
+
+/// A store of organization logs.
+#[async_trait]
+pub trait LogStore: Send + Sync + Debug {
+    /// Takes the fence for `organization_id`'s log (fails with
+    /// [`StorageErrorKind::Locked`] while another writer holds it) and
+    /// recovers its tail.
+    async fn open_writer(&self, organization_id: &str) -> Result<Box<dyn LogWriter>, StorageError>;
+
+    /// Organizations that have a log.
+    async fn organizations(&self) -> Result<Vec<String>, StorageError>;
+
+    /// The chunks of a log in sequence order (empty for an unknown organization).
+    async fn chunks(&self, organization_id: &str) -> Result<Vec<Chunk>, StorageError>;
+
+    /// The bytes of one chunk, as stored.
+    async fn read_chunk(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+    ) -> Result<Vec<u8>, StorageError>;
+}
+
+/// The one writer of a log. Dropping it releases the fence.
+#[async_trait]
+pub trait LogWriter: Send + Sync + Debug {
+    /// What opening found.
+    fn recovery(&self) -> &Recovery;
+
+    /// Appends a batch; `Ok` means every line is on stable storage. On
+    /// `Err`, no line of the batch counts as written (the writer has cut
+    /// back whatever reached the file), or the writer is poisoned and
+    /// refuses further appends.
+    async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError>;
+}

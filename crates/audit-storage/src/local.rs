@@ -1,0 +1,519 @@
+//! Local storage: one directory per organization, JSON Lines segment files.
+//!
+//! ```text
+//! <root>/logs/<encoded organization id>/
+//!     .lock                          exclusive lock of the one writer (holds its pid)
+//!     00000000000000000000.jsonl     segment: first sequence, 20 digits
+//!     00000000000000052311.jsonl     the active segment (the last one)
+//! ```
+//!
+//! Durability: a batch is written with one `write`, then `fdatasync`; a new
+//! segment's directory entry is fsync'd before anything in it is
+//! acknowledged. A sealed segment (every one but the last) is made
+//! read-only. On a failed write or sync the segment is cut back to its last
+//! durable length and the next batch starts a new segment; if even the cut
+//! fails, the writer is poisoned.
+//!
+//! Recovery on open: a partial last line (crash mid-write, never
+//! acknowledged) is cut and reported; anything else unexpected is an error.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use audit_core::stored::{StoredEvent, hash_line};
+
+use crate::{
+    Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail, org_dir,
+};
+
+/// Segments roll over once they reach this size (a batch never straddles two).
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+const SEGMENT_SUFFIX: &str = ".jsonl";
+const LOCK_FILE: &str = ".lock";
+
+/// Local directory storage.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+    segment_bytes: u64,
+}
+
+impl LocalStore {
+    /// Storage under `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore {
+            root: root.into(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+
+    /// Rolls segments over at `bytes` instead of the default 64 MiB.
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes.max(1);
+        self
+    }
+
+    /// The directory holding `organization_id`'s log.
+    pub fn log_dir(&self, organization_id: &str) -> PathBuf {
+        self.root
+            .join("logs")
+            .join(org_dir::encode(organization_id))
+    }
+
+    fn list_chunks(dir: &Path) -> Result<Vec<Chunk>, StorageError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(StorageError::io(
+                    format!("cannot list {}", dir.display()),
+                    e,
+                ));
+            }
+        };
+        let mut chunks = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| StorageError::io(format!("cannot list {}", dir.display()), e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == LOCK_FILE {
+                continue;
+            }
+            match parse_segment_name(&name) {
+                Some(first_sequence) => chunks.push(Chunk {
+                    first_sequence,
+                    name,
+                }),
+                None => {
+                    return Err(StorageError::new(
+                        StorageErrorKind::Unexpected,
+                        format!(
+                            "unexpected file {} in log directory {}",
+                            name,
+                            dir.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        chunks.sort();
+        Ok(chunks)
+    }
+}
+
+fn segment_name(first_sequence: u64) -> String {
+    format!("{first_sequence:020}{SEGMENT_SUFFIX}")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_data())
+        .map_err(|e| StorageError::io(format!("cannot fsync directory {}", dir.display()), e))
+}
+
+/// Creates `dir` and any missing parents, fsyncing each parent whose
+/// entries changed so the new directories survive power loss.
+fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
+    match dir.try_exists() {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(e) => {
+            return Err(StorageError::io(
+                format!("cannot stat {}", dir.display()),
+                e,
+            ));
+        }
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => {
+            return Err(StorageError::io(
+                format!("cannot create {}", dir.display()),
+                e,
+            ));
+        }
+    }
+    match dir.parent() {
+        Some(parent) => fsync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl LogStore for LocalStore {
+    async fn open_writer(&self, organization_id: &str) -> Result<Box<dyn LogWriter>, StorageError> {
+        let dir = self.log_dir(organization_id);
+        let segment_bytes = self.segment_bytes;
+        let org = organization_id.to_owned();
+        let writer =
+            tokio::task::spawn_blocking(move || LocalWriter::open(dir, org, segment_bytes))
+                .await
+                .map_err(|e| {
+                    StorageError::new(StorageErrorKind::Io, format!("writer task failed: {e}"))
+                })??;
+        Ok(Box::new(writer))
+    }
+
+    async fn organizations(&self) -> Result<Vec<String>, StorageError> {
+        let logs = self.root.join("logs");
+        tokio::task::spawn_blocking(move || {
+            let entries = match fs::read_dir(&logs) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => {
+                    return Err(StorageError::io(
+                        format!("cannot list {}", logs.display()),
+                        e,
+                    ));
+                }
+            };
+            let mut orgs = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| StorageError::io("cannot list logs", e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                match org_dir::decode(&name) {
+                    Some(org) => orgs.push(org),
+                    None => tracing::warn!(
+                        name,
+                        "ignoring a directory that is not an encoded organization id"
+                    ),
+                }
+            }
+            orgs.sort();
+            Ok(orgs)
+        })
+        .await
+        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("listing task failed: {e}")))?
+    }
+
+    async fn chunks(&self, organization_id: &str) -> Result<Vec<Chunk>, StorageError> {
+        let dir = self.log_dir(organization_id);
+        tokio::task::spawn_blocking(move || Self::list_chunks(&dir))
+            .await
+            .map_err(|e| {
+                StorageError::new(StorageErrorKind::Io, format!("listing task failed: {e}"))
+            })?
+    }
+
+    async fn read_chunk(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+    ) -> Result<Vec<u8>, StorageError> {
+        let path = self.log_dir(organization_id).join(&chunk.name);
+        tokio::task::spawn_blocking(move || {
+            fs::read(&path)
+                .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))
+        })
+        .await
+        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("read task failed: {e}")))?
+    }
+}
+
+/// The writer of one local log. Holds the directory's lock until dropped.
+#[derive(Debug)]
+pub struct LocalWriter {
+    recovery: Recovery,
+    inner: Arc<Mutex<WriterState>>,
+}
+
+#[derive(Debug)]
+struct WriterState {
+    dir: PathBuf,
+    organization_id: String,
+    segment_bytes: u64,
+    /// Held for the writer's lifetime: the fence.
+    _lock: File,
+    /// The segment being appended to, with its durable length.
+    active: Option<(File, PathBuf, u64)>,
+    /// After a failed write the next batch goes to a fresh segment.
+    must_roll_over: bool,
+    poisoned: Option<String>,
+}
+
+impl LocalWriter {
+    fn open(
+        dir: PathBuf,
+        organization_id: String,
+        segment_bytes: u64,
+    ) -> Result<LocalWriter, StorageError> {
+        create_dir_durably(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&lock_path)
+            .map_err(|e| StorageError::io(format!("cannot open {}", lock_path.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = lock.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    String::from("another process")
+                } else {
+                    format!("process {holder}")
+                };
+                return Err(StorageError::new(
+                    StorageErrorKind::Locked,
+                    format!(
+                        "the log of organization {organization_id} in {} is locked by {who}; only one writer may append to a log",
+                        dir.display()
+                    ),
+                ));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(StorageError::io(
+                    format!("cannot lock {}", lock_path.display()),
+                    e,
+                ));
+            }
+        }
+        lock.set_len(0)
+            .and_then(|()| lock.write_all(std::process::id().to_string().as_bytes()))
+            .map_err(|e| StorageError::io(format!("cannot write {}", lock_path.display()), e))?;
+
+        let chunks = LocalStore::list_chunks(&dir)?;
+        let mut recovery = Recovery {
+            tail: Tail::GENESIS,
+            torn_bytes_removed: 0,
+        };
+        let mut active = None;
+        if let Some(last) = chunks.last() {
+            // Segments before the last are sealed; finish a rollover a crash interrupted.
+            for sealed in &chunks[..chunks.len() - 1] {
+                seal(&dir.join(&sealed.name))?;
+            }
+            let path = dir.join(&last.name);
+            let (file, len, torn) = cut_torn_tail(&path)?;
+            recovery.torn_bytes_removed = torn;
+            active = Some((file, path, len));
+            recovery.tail = find_tail(&dir, &chunks)?;
+        }
+        if recovery.torn_bytes_removed > 0 {
+            tracing::warn!(
+                organization_id,
+                bytes = recovery.torn_bytes_removed,
+                "cut a torn, never-acknowledged partial line at the end of the log"
+            );
+        }
+        let state = WriterState {
+            dir,
+            organization_id,
+            segment_bytes,
+            _lock: lock,
+            active,
+            must_roll_over: false,
+            poisoned: None,
+        };
+        Ok(LocalWriter {
+            recovery,
+            inner: Arc::new(Mutex::new(state)),
+        })
+    }
+}
+
+fn seal(path: &Path) -> Result<(), StorageError> {
+    let meta = fs::metadata(path)
+        .map_err(|e| StorageError::io(format!("cannot stat {}", path.display()), e))?;
+    if !meta.permissions().readonly() {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o444))
+            .map_err(|e| StorageError::io(format!("cannot seal {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Opens the active segment, cutting a partial last line. Returns the file,
+/// its length after the cut, and how many bytes were cut.
+fn cut_torn_tail(path: &Path) -> Result<(File, u64, u64), StorageError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| StorageError::io(format!("cannot open {}", path.display()), e))?;
+    let bytes = fs::read(path)
+        .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
+    let keep = match bytes.last() {
+        None | Some(b'\n') => bytes.len(),
+        Some(_) => memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1),
+    };
+    let torn = (bytes.len() - keep) as u64;
+    if torn > 0 {
+        file.set_len(keep as u64)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| {
+                StorageError::io(format!("cannot cut the torn tail of {}", path.display()), e)
+            })?;
+    }
+    Ok((file, keep as u64, torn))
+}
+
+/// Reads the last event of the log and checks it agrees with the segment
+/// names: the tail is trusted only when it is a well-formed, correctly hashed
+/// event at the position its segment implies.
+fn find_tail(dir: &Path, chunks: &[Chunk]) -> Result<Tail, StorageError> {
+    for chunk in chunks.iter().rev() {
+        let path = dir.join(&chunk.name);
+        let bytes = fs::read(&path)
+            .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
+        if bytes.is_empty() {
+            continue;
+        }
+        let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        let body = &bytes[..bytes.len() - 1];
+        let last_line = &body[memchr::memrchr(b'\n', body).map_or(0, |i| i + 1)..];
+        let unexpected = |why: String| {
+            StorageError::new(
+                StorageErrorKind::Unexpected,
+                format!(
+                    "{}: {why}; refusing to append until an operator has run verify",
+                    path.display()
+                ),
+            )
+        };
+        let event = StoredEvent::parse_line(last_line)
+            .map_err(|e| unexpected(format!("the last line is not a valid stored event ({e})")))?;
+        match hash_line(last_line) {
+            Some((computed, claimed)) if computed == claimed => {}
+            _ => return Err(unexpected("the last event does not match its hash".into())),
+        }
+        let expected = chunk.first_sequence + lines - 1;
+        if event.sequence != expected {
+            return Err(unexpected(format!(
+                "the last event has sequence {} but its position implies {expected}",
+                event.sequence
+            )));
+        }
+        return Ok(Tail {
+            next_sequence: event.sequence + 1,
+            last_hash: event.hash,
+            last_timestamp: Some(event.timestamp),
+        });
+    }
+    match chunks.first() {
+        Some(c) if c.first_sequence != 0 => Err(StorageError::new(
+            StorageErrorKind::Unexpected,
+            format!(
+                "{}: the log's only segments are empty but do not start at sequence 0",
+                dir.display()
+            ),
+        )),
+        _ => Ok(Tail::GENESIS),
+    }
+}
+
+impl WriterState {
+    fn roll_over(&mut self, first_sequence: u64) -> Result<(), StorageError> {
+        let path = self.dir.join(segment_name(first_sequence));
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).mode(0o644);
+        let file = match options.clone().create_new(true).open(&path) {
+            // A rollover that failed after creating the file (e.g. at the
+            // directory fsync) left it empty: take it over, never anything else.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match fs::metadata(&path) {
+                Ok(meta) if meta.len() == 0 => options.open(&path),
+                _ => Err(e),
+            },
+            other => other,
+        }
+        .map_err(|e| StorageError::io(format!("cannot create segment {}", path.display()), e))?;
+        fsync_dir(&self.dir)?;
+        if let Some((_, old, _)) = self.active.take() {
+            seal(&old)?;
+        }
+        self.active = Some((file, path, 0));
+        self.must_roll_over = false;
+        Ok(())
+    }
+
+    fn append(&mut self, batch: &Batch) -> Result<(), StorageError> {
+        if let Some(why) = &self.poisoned {
+            return Err(StorageError::new(StorageErrorKind::Poisoned, why.clone()));
+        }
+        let needs_new = match &self.active {
+            None => true,
+            Some((_, _, len)) => self.must_roll_over || (*len > 0 && *len >= self.segment_bytes),
+        };
+        if needs_new {
+            // An empty active segment (fresh log, or a new segment whose first
+            // batch failed) is reused rather than leaving an empty file behind.
+            let reusable = matches!(&self.active, Some((_, p, 0)) if parse_segment_name(&p.file_name().unwrap_or_default().to_string_lossy()) == Some(batch.first_sequence));
+            if !reusable {
+                self.roll_over(batch.first_sequence)?;
+            }
+        }
+        let (file, path, durable_len) = self
+            .active
+            .as_mut()
+            .expect("an active segment after rollover");
+        let result = file.write_all(&batch.bytes).and_then(|()| file.sync_data());
+        match result {
+            Ok(()) => {
+                *durable_len += batch.bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // The kernel may have dropped the dirty pages already: never
+                // retry the sync. Cut back to what is known durable and move
+                // on to a new segment for the next batch.
+                let cut = file.set_len(*durable_len).and_then(|()| file.sync_data());
+                let failure = StorageError::io(
+                    format!("cannot append {} events to {}", batch.count, path.display()),
+                    e,
+                );
+                match cut {
+                    Ok(()) => {
+                        self.must_roll_over = true;
+                        Err(failure)
+                    }
+                    Err(cut_err) => {
+                        let why = format!(
+                            "log of {} is unsafe to append to: a failed append to {} could not be cut back ({cut_err}); restart after fixing storage",
+                            self.organization_id,
+                            path.display()
+                        );
+                        tracing::error!(organization_id = %self.organization_id, %cut_err, "poisoning writer");
+                        self.poisoned = Some(why);
+                        Err(failure)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl LogWriter for LocalWriter {
+    fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut state = inner.lock().unwrap_or_else(|poison| poison.into_inner());
+            state.append(&batch)
+        })
+        .await
+        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("append task failed: {e}")))?
+    }
+}

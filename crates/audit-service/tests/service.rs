@@ -1,0 +1,405 @@
+//! AuditService over real local storage: receipts, batching, deduplication,
+//! backpressure, restarts, concurrency.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use audit_core::Timestamp;
+use audit_core::event::{Action, ActorType, EventDraft};
+use audit_core::sample::sample_draft;
+use audit_service::{
+    AuditConfig, AuditService, CaptureError, Clock, FullQueuePolicy, TimeRange, export_jsonl,
+    verify_log,
+};
+use audit_storage::local::LocalStore;
+
+fn store(dir: &tempfile::TempDir) -> Arc<LocalStore> {
+    Arc::new(LocalStore::new(dir.path()))
+}
+
+/// Batches that would otherwise wait an hour: anything that completes
+/// promptly did so because of a flush rule, not the interval.
+fn slow_batches() -> AuditConfig {
+    AuditConfig {
+        batch_interval: Duration::from_secs(3600),
+        batch_size: 100_000,
+        ..AuditConfig::default()
+    }
+}
+
+async fn stored_lines(store: &LocalStore, org: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    export_jsonl(store, org, TimeRange::default(), &mut out)
+        .await
+        .unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn durable_capture_does_not_wait_for_the_batch_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = AuditService::start(store(&dir), slow_batches()).await;
+    let receipt = tokio::time::timeout(
+        Duration::from_secs(30),
+        service.capture_durable(sample_draft("org-1", 1)),
+    )
+    .await
+    .expect("a durable capture rides the next flush, not the 1 h interval")
+    .unwrap();
+    assert_eq!(receipt.receipt.sequence, 0);
+    assert!(!receipt.deduplicated);
+    // It is in storage now, before stop.
+    let lines = stored_lines(&LocalStore::new(dir.path()), "org-1").await;
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains(&receipt.receipt.hash.to_hex()));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_durable_captures_share_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = AuditService::start(store(&dir), slow_batches()).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|n| {
+            let s = service.clone();
+            tokio::spawn(async move { s.capture_durable(sample_draft("org-1", n)).await.unwrap() })
+        })
+        .collect();
+    let mut seqs = HashSet::new();
+    for t in tasks {
+        seqs.insert(t.await.unwrap().receipt.sequence);
+    }
+    assert_eq!(seqs, (0..200).collect());
+    let batches = service
+        .health()
+        .counters
+        .iter()
+        .find(|(n, _)| *n == "batches")
+        .unwrap()
+        .1;
+    assert!(
+        batches < 200,
+        "group commit: 200 durable captures took {batches} writes"
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_stop_writes_every_accepted_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = AuditService::start(store(&dir), slow_batches()).await;
+    for n in 0..500 {
+        service.capture(sample_draft("org-1", n)).await.unwrap();
+    }
+    assert!(
+        stored_lines(&LocalStore::new(dir.path()), "org-1")
+            .await
+            .len()
+            < 500,
+        "not yet flushed"
+    );
+    service.stop().await;
+    assert_eq!(
+        stored_lines(&LocalStore::new(dir.path()), "org-1")
+            .await
+            .len(),
+        500
+    );
+    assert!(matches!(
+        service.capture(sample_draft("org-1", 9)).await,
+        Err(CaptureError::Stopped)
+    ));
+}
+
+#[tokio::test]
+async fn many_tasks_many_organizations_gapless_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = AuditService::start(
+        store(&dir),
+        AuditConfig {
+            batch_interval: Duration::from_millis(5),
+            ..AuditConfig::default()
+        },
+    )
+    .await;
+    let orgs: Vec<String> = (0..6).map(|i| format!("org-{i}")).collect();
+    let mut tasks = Vec::new();
+    for org in &orgs {
+        for t in 0..4u64 {
+            let (s, org) = (service.clone(), org.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut receipts = Vec::new();
+                for n in 0..150 {
+                    let r = if n % 3 == 0 {
+                        s.capture_durable(sample_draft(&org, t * 1000 + n))
+                            .await
+                            .map(|r| Some(r.receipt.sequence))
+                    } else {
+                        s.capture(sample_draft(&org, t * 1000 + n))
+                            .await
+                            .map(|_| None)
+                    };
+                    receipts.push(r.unwrap());
+                }
+                (org, receipts)
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    service.stop().await;
+    let storage = LocalStore::new(dir.path());
+    for org in &orgs {
+        let report = verify_log(&storage, org, TimeRange::default())
+            .await
+            .unwrap();
+        assert!(report.valid, "{org}: {:?}", report.errors);
+        assert_eq!(
+            (
+                report.total_events,
+                report.first_sequence,
+                report.last_sequence
+            ),
+            (600, Some(0), Some(599)),
+            "{org}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicates_and_idempotency_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyed = |resource: &str| EventDraft {
+        idempotency_key: Some("order-42".into()),
+        resource_id: Some(resource.into()),
+        ..sample_draft("org-1", 7)
+    };
+    let service = AuditService::start(store(&dir), AuditConfig::default()).await;
+    let first = service
+        .capture_durable(sample_draft("org-1", 1))
+        .await
+        .unwrap();
+    let keyed_first = service.capture_durable(keyed("a")).await.unwrap();
+    service.stop().await;
+
+    let service = AuditService::start(store(&dir), AuditConfig::default()).await;
+    let again = service
+        .capture_durable(sample_draft("org-1", 1))
+        .await
+        .unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.receipt, first.receipt);
+    let retry = service.capture_durable(keyed("a")).await.unwrap();
+    assert!(retry.deduplicated);
+    assert_eq!(retry.receipt, keyed_first.receipt);
+    let conflict = service.capture_durable(keyed("b")).await.unwrap_err();
+    assert!(
+        matches!(conflict, CaptureError::IdempotencyConflict { ref key } if key == "order-42"),
+        "{conflict}"
+    );
+    let counters: Vec<_> = service.health().counters;
+    assert!(
+        counters.contains(&("deduplicated", 2)) && counters.contains(&("idempotency_conflicts", 1)),
+        "{counters:?}"
+    );
+    service.stop().await;
+    assert_eq!(
+        stored_lines(&LocalStore::new(dir.path()), "org-1")
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_never_deduplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = AuditService::start(store(&dir), AuditConfig::default()).await;
+    let failed_login = || EventDraft {
+        organization_id: "org-1".into(),
+        event_type: "user.login_failed".into(),
+        action: Some(Action::Login),
+        actor_type: Some(ActorType::Anonymous),
+        actor_email: Some("victim@example.com".into()),
+        ..Default::default()
+    };
+    let a = service.capture_durable(failed_login()).await.unwrap();
+    let b = service.capture_durable(failed_login()).await.unwrap();
+    assert!(!b.deduplicated);
+    assert_eq!((a.receipt.sequence, b.receipt.sequence), (0, 1));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn reject_policy_hands_the_event_back_counts_it_and_records_the_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AuditConfig {
+        queue_capacity: 5,
+        full_queue_policy: FullQueuePolicy::Reject,
+        ..slow_batches()
+    };
+    let service = AuditService::start(store(&dir), config).await;
+    for n in 0..5 {
+        service.capture(sample_draft("org-1", n)).await.unwrap();
+    }
+    let rejected = service.capture(sample_draft("org-1", 5)).await.unwrap_err();
+    match rejected {
+        CaptureError::QueueFull { event } => {
+            assert_eq!(event.resource_id.as_deref(), Some("trace-5"))
+        }
+        other => panic!("expected queue_full, got {other}"),
+    }
+    assert_eq!(service.health().queue_size, 5);
+    service.stop().await;
+    let storage = LocalStore::new(dir.path());
+    assert_eq!(stored_lines(&storage, "org-1").await.len(), 5);
+    let system = stored_lines(&storage, "agenttrace-system").await;
+    assert_eq!(system.len(), 1, "{system:?}");
+    assert!(
+        system[0].contains(r#""event_type":"audit_log.events_dropped""#)
+            && system[0].contains(r#""count":1"#),
+        "{}",
+        system[0]
+    );
+}
+
+#[tokio::test]
+async fn backpressure_keeps_the_queue_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AuditConfig {
+        queue_capacity: 16,
+        batch_size: 8,
+        batch_interval: Duration::from_millis(1),
+        ..AuditConfig::default()
+    };
+    let service = AuditService::start(store(&dir), config).await;
+    let producer = {
+        let s = service.clone();
+        tokio::spawn(async move {
+            for n in 0..2000 {
+                s.capture(sample_draft("org-1", n)).await.unwrap();
+            }
+        })
+    };
+    let mut max_seen = 0;
+    while !producer.is_finished() {
+        max_seen = max_seen.max(service.health().queue_size);
+        tokio::task::yield_now().await;
+    }
+    producer.await.unwrap();
+    assert!(max_seen <= 16, "queue grew to {max_seen}");
+    service.stop().await;
+    assert_eq!(
+        stored_lines(&LocalStore::new(dir.path()), "org-1")
+            .await
+            .len(),
+        2000
+    );
+}
+
+#[derive(Debug)]
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[tokio::test]
+async fn timestamps_never_decrease_when_the_clock_steps_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_764_300_000_000_000)));
+    let service =
+        AuditService::start_with_clock(store(&dir), AuditConfig::default(), clock.clone()).await;
+    let a = service
+        .capture_durable(sample_draft("org-1", 1))
+        .await
+        .unwrap();
+    clock.0.fetch_sub(5_000_000, Ordering::SeqCst);
+    let b = service
+        .capture_durable(sample_draft("org-1", 2))
+        .await
+        .unwrap();
+    assert_eq!(b.receipt.timestamp, a.receipt.timestamp);
+    service.stop().await;
+    assert!(
+        verify_log(&LocalStore::new(dir.path()), "org-1", TimeRange::default())
+            .await
+            .unwrap()
+            .valid
+    );
+}
+
+#[tokio::test]
+async fn invalid_events_are_refused_with_the_field_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = AuditService::start(store(&dir), AuditConfig::default()).await;
+    let bad = EventDraft {
+        actor_email: Some("a\r\nInjected: yes".into()),
+        ..sample_draft("org-1", 1)
+    };
+    match service.capture(bad).await {
+        Err(CaptureError::Invalid(e)) => assert_eq!(e.field, "actor_email"),
+        other => panic!("{other:?}"),
+    }
+    assert!(service.health().counters.contains(&("rejected_invalid", 1)));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn time_range_verification_checks_the_link_into_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_764_300_000_000_000)));
+    let service =
+        AuditService::start_with_clock(store(&dir), AuditConfig::default(), clock.clone()).await;
+    let mut stamps = Vec::new();
+    for n in 0..10 {
+        stamps.push(
+            service
+                .capture_durable(sample_draft("org-1", n))
+                .await
+                .unwrap()
+                .receipt
+                .timestamp,
+        );
+        clock.0.fetch_add(1_000_000, Ordering::SeqCst);
+    }
+    service.stop().await;
+    let storage = LocalStore::new(dir.path());
+    let range = TimeRange {
+        since: Some(stamps[4]),
+        until: Some(stamps[8]),
+    };
+    let report = verify_log(&storage, "org-1", range).await.unwrap();
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(
+        (
+            report.total_events,
+            report.first_sequence,
+            report.last_sequence
+        ),
+        (4, Some(4), Some(7))
+    );
+
+    // Break the link into the range: delete event 3 (the anchor becomes 2).
+    let path = storage.log_dir("org-1").join("00000000000000000000.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    let report = verify_log(&storage, "org-1", range).await.unwrap();
+    assert!(!report.valid);
+    assert_eq!(report.errors[0].sequence, Some(4));
+}

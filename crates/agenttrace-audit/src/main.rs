@@ -31,12 +31,7 @@ pub(crate) mod exit {
 )]
 struct Cli {
     /// Data directory (local storage).
-    #[arg(
-        long,
-        global = true,
-        env = "AUDIT_STORAGE_PATH",
-        default_value = "./audit_logs"
-    )]
+    #[arg(long, global = true, env = "AUDIT_STORAGE_PATH", default_value = "./audit_logs")]
     data_dir: PathBuf,
 
     #[command(subcommand)]
@@ -57,26 +52,16 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::CANNOT_RUN
-            } else {
-                exit::OK
-            };
+            let code = if e.use_stderr() { exit::CANNOT_RUN } else { exit::OK };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AUDIT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AUDIT_LOG").unwrap_or_else(|_| "warn".into()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -102,8 +87,5 @@ fn main() -> ExitCode {
 
 /// A reader that went away (`| head`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::BrokenPipe))
 }

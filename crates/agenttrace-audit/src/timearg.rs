@@ -23,9 +23,7 @@ pub(crate) fn parse(text: &str, now: Timestamp) -> Result<Timestamp, String> {
         _ => 0,
     };
     match digits.parse::<i64>() {
-        Ok(n) if seconds > 0 && n >= 0 => {
-            Ok(now.add_micros(-(n.saturating_mul(seconds).saturating_mul(1_000_000))))
-        }
+        Ok(n) if seconds > 0 && n >= 0 => Ok(now.add_micros(-(n.saturating_mul(seconds).saturating_mul(1_000_000)))),
         _ => Err(format!(
             "{text:?} is not a time: use RFC 3339 (2026-11-28T06:00:00Z), a date (2026-11-28) or a duration (7d, 24h, 30m)"
         )),
@@ -39,22 +37,10 @@ mod tests {
     #[test]
     fn accepts_three_forms() {
         let now = Timestamp::parse_rfc3339("2026-11-28T12:00:00Z").unwrap();
-        assert_eq!(
-            parse("7d", now).unwrap().to_string(),
-            "2026-11-21T12:00:00.000000Z"
-        );
-        assert_eq!(
-            parse("30m", now).unwrap().to_string(),
-            "2026-11-28T11:30:00.000000Z"
-        );
-        assert_eq!(
-            parse("2026-11-01", now).unwrap().to_string(),
-            "2026-11-01T00:00:00.000000Z"
-        );
-        assert_eq!(
-            parse("2026-11-01T05:00:00+01:00", now).unwrap().to_string(),
-            "2026-11-01T04:00:00.000000Z"
-        );
+        assert_eq!(parse("7d", now).unwrap().to_string(), "2026-11-21T12:00:00.000000Z");
+        assert_eq!(parse("30m", now).unwrap().to_string(), "2026-11-28T11:30:00.000000Z");
+        assert_eq!(parse("2026-11-01", now).unwrap().to_string(), "2026-11-01T00:00:00.000000Z");
+        assert_eq!(parse("2026-11-01T05:00:00+01:00", now).unwrap().to_string(), "2026-11-01T04:00:00.000000Z");
         assert!(parse("soon", now).is_err());
         assert!(parse("7x", now).is_err());
     }

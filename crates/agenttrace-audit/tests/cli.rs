@@ -10,12 +10,7 @@ use audit_core::stored::{Seal, StoredEvent, seal};
 const BIN: &str = env!("CARGO_BIN_EXE_agenttrace-audit");
 
 fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(BIN).arg("--data-dir").arg(data).args(args).output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -41,9 +36,7 @@ fn write_input(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn segment(data: &Path, org: &str) -> PathBuf {
-    data.join("logs")
-        .join(org)
-        .join("00000000000000000000.jsonl")
+    data.join("logs").join(org).join("00000000000000000000.jsonl")
 }
 
 fn parse(text: &str) -> Value {
@@ -62,16 +55,9 @@ fn ingest_prints_receipts_in_order_and_export_is_byte_identical_to_storage() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let input = write_input(dir.path(), "in.jsonl", &input_lines(50));
-    let out = run(
-        &data,
-        &["ingest", "--org", "org-1", input.to_str().unwrap()],
-    );
+    let out = run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let receipts: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(parse)
-        .collect();
+    let receipts: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(parse).collect();
     assert_eq!(receipts.len(), 50);
     for (i, r) in receipts.iter().enumerate() {
         assert_eq!(member(r, "line"), &Value::Number((i + 1) as f64));
@@ -79,24 +65,12 @@ fn ingest_prints_receipts_in_order_and_export_is_byte_identical_to_storage() {
     }
     let export = run(&data, &["export", "--org", "org-1", "--format", "jsonl"]);
     assert!(export.status.success());
-    assert_eq!(
-        export.stdout,
-        std::fs::read(segment(&data, "org-1")).unwrap()
-    );
+    assert_eq!(export.stdout, std::fs::read(segment(&data, "org-1")).unwrap());
 
     let json = run(&data, &["export", "--org", "org-1", "--format", "json"]);
-    let Value::Array(items) = parse(std::str::from_utf8(&json.stdout).unwrap()) else {
-        panic!("not an array")
-    };
-    let lines: Vec<Value> = String::from_utf8(export.stdout)
-        .unwrap()
-        .lines()
-        .map(parse)
-        .collect();
-    assert_eq!(
-        items, lines,
-        "the json export is the jsonl export as a list"
-    );
+    let Value::Array(items) = parse(std::str::from_utf8(&json.stdout).unwrap()) else { panic!("not an array") };
+    let lines: Vec<Value> = String::from_utf8(export.stdout).unwrap().lines().map(parse).collect();
+    assert_eq!(items, lines, "the json export is the jsonl export as a list");
 
     let verify = run(&data, &["verify", "--org", "org-1", "--json"]);
     assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
@@ -110,17 +84,12 @@ fn a_file_with_invalid_lines_stores_nothing_and_names_every_bad_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut text = input_lines(5);
-    text.push_str(
-        "{\"event_type\":\"trace.deleted\",\"action\":\"obliterate\",\"actor_type\":\"user\"}\n",
-    );
+    text.push_str("{\"event_type\":\"trace.deleted\",\"action\":\"obliterate\",\"actor_type\":\"user\"}\n");
     text.push_str("not json\n");
     text.push_str("{\"organization_id\":\"org-2\",\"event_type\":\"trace.deleted\",\"action\":\"delete\",\"actor_type\":\"user\"}\n");
     text.push_str("{\"event_type\":\"trace.deleted\",\"action\":\"delete\",\"actor_type\":\"user\",\"sequence\":3}\n");
     let input = write_input(dir.path(), "in.jsonl", &text);
-    let out = run(
-        &data,
-        &["ingest", "--org", "org-1", input.to_str().unwrap()],
-    );
+    let out = run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     for expected in [
@@ -132,51 +101,26 @@ fn a_file_with_invalid_lines_stores_nothing_and_names_every_bad_line() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
     assert!(out.stdout.is_empty());
-    assert!(
-        !segment(&data, "org-1").try_exists().unwrap(),
-        "nothing stored"
-    );
+    assert!(!segment(&data, "org-1").try_exists().unwrap(), "nothing stored");
 
-    let out = run(
-        &data,
-        &[
-            "ingest",
-            "--org",
-            "org-1",
-            "--skip-invalid",
-            input.to_str().unwrap(),
-        ],
-    );
+    let out = run(&data, &["ingest", "--org", "org-1", "--skip-invalid", input.to_str().unwrap()]);
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 5);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "invalid lines still make the exit non-zero"
-    );
+    assert_eq!(out.status.code(), Some(1), "invalid lines still make the exit non-zero");
 }
 
 #[test]
 fn a_second_writer_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let store = audit_storage::local::LocalStore::new(&data);
     use audit_storage::LogStore;
     let _writer = rt.block_on(store.open_writer("org-1")).unwrap();
     let input = write_input(dir.path(), "in.jsonl", &input_lines(3));
-    let out = run(
-        &data,
-        &["ingest", "--org", "org-1", input.to_str().unwrap()],
-    );
+    let out = run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.contains(&format!("is locked by process {}", std::process::id())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("is locked by process {}", std::process::id())), "{err}");
     assert!(out.stdout.is_empty(), "no receipt without storage");
 }
 
@@ -186,10 +130,7 @@ fn verify_exit_codes() {
     let out = run(dir.path(), &["verify", "--org", "bad/org"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("error: --org"), "{}", stderr(&out));
-    let out = run(
-        dir.path(),
-        &["verify", "--org", "org-1", "--since", "whenever"],
-    );
+    let out = run(dir.path(), &["verify", "--org", "org-1", "--since", "whenever"]);
     assert_eq!(out.status.code(), Some(2));
     // An organization without events has a valid, empty log.
     let out = run(dir.path(), &["verify", "--org", "org-1"]);
@@ -227,71 +168,37 @@ fn crash_during_ingest_loses_no_receipt_and_rerun_stores_nothing_twice() {
     assert!(receipts.len() >= 2_000);
 
     let verify = run(&data, &["verify", "--org", "org-1", "--json"]);
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
     let export = run(&data, &["export", "--org", "org-1", "--format", "jsonl"]);
     let stored: Vec<StoredEvent> = String::from_utf8(export.stdout)
         .unwrap()
         .lines()
         .map(|l| StoredEvent::parse_line(l.as_bytes()).unwrap())
         .collect();
-    assert!(
-        stored.len() >= receipts.len() && stored.len() < LINES,
-        "killed mid-way: {} stored",
-        stored.len()
-    );
+    assert!(stored.len() >= receipts.len() && stored.len() < LINES, "killed mid-way: {} stored", stored.len());
     for r in &receipts {
-        let Value::Number(seq) = member(r, "sequence") else {
-            panic!()
-        };
+        let Value::Number(seq) = member(r, "sequence") else { panic!() };
         let event = &stored[*seq as usize];
         assert_eq!(member(r, "hash"), &Value::String(event.hash.to_hex()));
-        assert_eq!(
-            member(r, "event_id"),
-            &Value::String(event.event_id.clone())
-        );
+        assert_eq!(member(r, "event_id"), &Value::String(event.event_id.clone()));
     }
 
-    let rerun = run(
-        &data,
-        &["ingest", "--org", "org-1", input.to_str().unwrap()],
-    );
+    let rerun = run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]);
     assert!(rerun.status.success(), "{}", stderr(&rerun));
-    let again: Vec<Value> = String::from_utf8(rerun.stdout)
-        .unwrap()
-        .lines()
-        .map(parse)
-        .collect();
+    let again: Vec<Value> = String::from_utf8(rerun.stdout).unwrap().lines().map(parse).collect();
     assert_eq!(again.len(), LINES);
-    let deduplicated = again
-        .iter()
-        .filter(|r| matches!(r, Value::Object(o) if o.get("deduplicated").is_some()))
-        .count();
-    assert_eq!(
-        deduplicated,
-        stored.len(),
-        "lines stored before the crash are answered with their original receipts"
-    );
+    let deduplicated =
+        again.iter().filter(|r| matches!(r, Value::Object(o) if o.get("deduplicated").is_some())).count();
+    assert_eq!(deduplicated, stored.len(), "lines stored before the crash are answered with their original receipts");
     let verify = run(&data, &["verify", "--org", "org-1", "--json"]);
     let report = parse(std::str::from_utf8(&verify.stdout).unwrap());
     assert_eq!(member(&report, "valid"), &Value::Bool(true));
-    assert_eq!(
-        member(&report, "total_events"),
-        &Value::Number(LINES as f64),
-        "each line stored exactly once"
-    );
+    assert_eq!(member(&report, "total_events"), &Value::Number(LINES as f64), "each line stored exactly once");
 }
 
 fn kill_9(pid: i32) -> i32 {
     // Sends SIGKILL by running kill(1): keeps this test crate free of unsafe code.
-    let status = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     if status.success() { 0 } else { -1 }
 }
 
@@ -301,11 +208,7 @@ fn tamper_fixture(dir: &Path) -> (PathBuf, Vec<String>) {
     let data = dir.join("data");
     let input = write_input(dir, "in.jsonl", &input_lines(20));
     for org in ["org-1", "org-2"] {
-        assert!(
-            run(&data, &["ingest", "--org", org, input.to_str().unwrap()])
-                .status
-                .success()
-        );
+        assert!(run(&data, &["ingest", "--org", org, input.to_str().unwrap()]).status.success());
     }
     let text = std::fs::read_to_string(segment(&data, "org-1")).unwrap();
     (data, text.lines().map(str::to_owned).collect())
@@ -314,21 +217,11 @@ fn tamper_fixture(dir: &Path) -> (PathBuf, Vec<String>) {
 fn first_error_after(data: &Path, lines: &[String]) -> (String, f64) {
     std::fs::write(segment(data, "org-1"), lines.join("\n") + "\n").unwrap();
     let out = run(data, &["verify", "--org", "org-1", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "tampering must make verify exit 1"
-    );
+    assert_eq!(out.status.code(), Some(1), "tampering must make verify exit 1");
     let report = parse(std::str::from_utf8(&out.stdout).unwrap());
-    let Value::Array(errors) = member(&report, "errors") else {
-        panic!()
-    };
-    let Value::String(kind) = member(&errors[0], "error") else {
-        panic!()
-    };
-    let Value::Number(seq) = member(&errors[0], "sequence") else {
-        panic!()
-    };
+    let Value::Array(errors) = member(&report, "errors") else { panic!() };
+    let Value::String(kind) = member(&errors[0], "error") else { panic!() };
+    let Value::Number(seq) = member(&errors[0], "sequence") else { panic!() };
     (kind.clone(), *seq)
 }
 
@@ -340,26 +233,17 @@ fn tamper_matrix_over_real_segment_files() {
     // Edit one byte of event 7's content.
     let mut lines = original.clone();
     lines[7] = lines[7].replacen("trace-7", "trace-8", 1);
-    assert_eq!(
-        first_error_after(&data, &lines),
-        ("hash_mismatch".into(), 7.0)
-    );
+    assert_eq!(first_error_after(&data, &lines), ("hash_mismatch".into(), 7.0));
 
     // Delete event 7.
     let mut lines = original.clone();
     lines.remove(7);
-    assert_eq!(
-        first_error_after(&data, &lines),
-        ("sequence_gap".into(), 8.0)
-    );
+    assert_eq!(first_error_after(&data, &lines), ("sequence_gap".into(), 8.0));
 
     // Swap events 7 and 8.
     let mut lines = original.clone();
     lines.swap(7, 8);
-    assert_eq!(
-        first_error_after(&data, &lines),
-        ("sequence_gap".into(), 8.0)
-    );
+    assert_eq!(first_error_after(&data, &lines), ("sequence_gap".into(), 8.0));
 
     // Forge event 7 with a recomputed hash: its own hash checks out, the link from 8 does not.
     let mut lines = original.clone();
@@ -376,10 +260,7 @@ fn tamper_matrix_over_real_segment_files() {
         },
     );
     lines[7] = String::from_utf8(forged.line).unwrap();
-    assert_eq!(
-        first_error_after(&data, &lines),
-        ("chain_break".into(), 8.0)
-    );
+    assert_eq!(first_error_after(&data, &lines), ("chain_break".into(), 8.0));
 
     // Move org-2's event 7 into org-1's log.
     let mut lines = original.clone();
@@ -390,10 +271,7 @@ fn tamper_matrix_over_real_segment_files() {
     // Insert a copy of event 3 after event 9.
     let mut lines = original.clone();
     lines.insert(10, original[3].clone());
-    assert_eq!(
-        first_error_after(&data, &lines),
-        ("sequence_gap".into(), 3.0)
-    );
+    assert_eq!(first_error_after(&data, &lines), ("sequence_gap".into(), 3.0));
 
     // Cut a line in half in the middle of the log.
     let mut lines = original.clone();
@@ -402,10 +280,7 @@ fn tamper_matrix_over_real_segment_files() {
 
     // Untouched again: valid.
     std::fs::write(segment(&data, "org-1"), original.join("\n") + "\n").unwrap();
-    assert_eq!(
-        run(&data, &["verify", "--org", "org-1"]).status.code(),
-        Some(0)
-    );
+    assert_eq!(run(&data, &["verify", "--org", "org-1"]).status.code(), Some(0));
 }
 
 #[test]
@@ -413,34 +288,20 @@ fn a_torn_tail_is_a_warning_not_an_error_and_the_next_writer_cuts_it() {
     let dir = tempfile::tempdir().unwrap();
     let (data, original) = tamper_fixture(dir.path());
     let path = segment(&data, "org-1");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     f.write_all(&original[0].as_bytes()[..50]).unwrap();
     drop(f);
     let out = run(&data, &["verify", "--org", "org-1"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        stderr(&out).contains("warning: torn_tail"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("warning: torn_tail"), "{}", stderr(&out));
     let input = write_input(
         dir.path(),
         "more.jsonl",
         "{\"event_type\":\"user.logout\",\"action\":\"logout\",\"actor_type\":\"user\"}\n",
     );
-    let out = run(
-        &data,
-        &["ingest", "--org", "org-1", input.to_str().unwrap()],
-    );
+    let out = run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("torn"),
-        "the cut is reported: {}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("torn"), "the cut is reported: {}", stderr(&out));
     let out = run(&data, &["verify", "--org", "org-1", "--json"]);
     let report = parse(std::str::from_utf8(&out.stdout).unwrap());
     assert_eq!(member(&report, "total_events"), &Value::Number(21.0));

@@ -66,10 +66,7 @@ pub fn write_number(n: f64, out: &mut Vec<u8>) {
         out.push(b'0');
         return;
     }
-    debug_assert!(
-        n.is_finite(),
-        "the parser and the event model admit finite numbers only"
-    );
+    debug_assert!(n.is_finite(), "the parser and the event model admit finite numbers only");
     let mut buf = ryu_js::Buffer::new();
     out.extend_from_slice(buf.format_finite(n).as_bytes());
 }
@@ -131,7 +128,8 @@ mod tests {
     #[test]
     fn rfc8785_testdata_structures() {
         let input = "{\n  \"1\": {\"f\": {\"f\": \"hi\",\"F\": 5} ,\"\\n\": 56.0},\n  \"10\": { },\n  \"\": \"empty\",\n  \"a\": { },\n  \"111\": [ { } ],\n  \"A\": { }\n}";
-        let output = "{\"\":\"empty\",\"1\":{\"\\n\":56,\"f\":{\"F\":5,\"f\":\"hi\"}},\"10\":{},\"111\":[{}],\"A\":{},\"a\":{}}";
+        let output =
+            "{\"\":\"empty\",\"1\":{\"\\n\":56,\"f\":{\"F\":5,\"f\":\"hi\"}},\"10\":{},\"111\":[{}],\"A\":{},\"a\":{}}";
         assert_eq!(canon(input), output);
     }
 
@@ -163,10 +161,7 @@ mod tests {
                    5c 5c 5c 22 2f 22 2c 22 6e 75 6d 62 65 72 73 22 3a 5b 31 65 2b 33 30 2c 34 2e 35 2c 36 2c 30 2e \
                    30 30 32 2c 31 65 2d 32 37 5d 2c 22 6f 74 68 65 72 22 3a 5b 6e 75 6c 6c 2c 74 72 75 65 2c 66 61 \
                    6c 73 65 5d 7d";
-        let expected: Vec<u8> = hex
-            .split_whitespace()
-            .map(|h| u8::from_str_radix(h, 16).unwrap())
-            .collect();
+        let expected: Vec<u8> = hex.split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
         let value = parse(input.as_bytes(), NumberPolicy::RoundToDouble).unwrap();
         assert_eq!(to_canonical(&value), expected);
     }
@@ -191,10 +186,7 @@ mod tests {
 
     #[test]
     fn every_control_character_is_escaped_minimally() {
-        let s: String = (0u8..0x20)
-            .map(char::from)
-            .chain(['"', '\\', '/', '\u{7f}'])
-            .collect();
+        let s: String = (0u8..0x20).map(char::from).chain(['"', '\\', '/', '\u{7f}']).collect();
         let mut out = Vec::new();
         write_string(&s, &mut out);
         let text = String::from_utf8(out).unwrap();

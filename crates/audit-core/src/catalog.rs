@@ -18,11 +18,7 @@ pub struct CatalogEntry {
 }
 
 const fn entry(event_type: &'static str, category: Category, severity: Severity) -> CatalogEntry {
-    CatalogEntry {
-        event_type,
-        category,
-        severity,
-    }
+    CatalogEntry { event_type, category, severity }
 }
 
 use Category::*;
@@ -107,18 +103,8 @@ mod tests {
     #[test]
     fn every_catalog_type_matches_the_pattern_once() {
         for (i, e) in CATALOG.iter().enumerate() {
-            assert!(
-                crate::event::is_valid_event_type(e.event_type),
-                "{}",
-                e.event_type
-            );
-            assert!(
-                CATALOG[i + 1..]
-                    .iter()
-                    .all(|o| o.event_type != e.event_type),
-                "{} twice",
-                e.event_type
-            );
+            assert!(crate::event::is_valid_event_type(e.event_type), "{}", e.event_type);
+            assert!(CATALOG[i + 1..].iter().all(|o| o.event_type != e.event_type), "{} twice", e.event_type);
         }
     }
 }

@@ -173,10 +173,9 @@ impl fmt::Display for JsonErrorKind {
             Self::NumberOutOfRange(n) => {
                 write!(f, "number {n} is outside the IEEE 754 double range")
             }
-            Self::InexactNumber(n) => write!(
-                f,
-                "number {n} cannot be represented exactly as an IEEE 754 double; send it as a string"
-            ),
+            Self::InexactNumber(n) => {
+                write!(f, "number {n} cannot be represented exactly as an IEEE 754 double; send it as a string")
+            }
             Self::TooDeep(max) => write!(f, "nesting deeper than {max} levels"),
         }
     }
@@ -188,11 +187,7 @@ pub const MAX_PARSE_DEPTH: usize = 128;
 
 /// Parses one complete I-JSON text (surrounding whitespace allowed).
 pub fn parse(input: &[u8], numbers: NumberPolicy) -> Result<Value, JsonError> {
-    let mut p = Parser {
-        input,
-        pos: 0,
-        numbers,
-    };
+    let mut p = Parser { input, pos: 0, numbers };
     p.skip_ws();
     let value = p.value(0)?;
     p.skip_ws();
@@ -210,10 +205,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err(&self, kind: JsonErrorKind) -> JsonError {
-        JsonError {
-            kind,
-            offset: self.pos,
-        }
+        JsonError { kind, offset: self.pos }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -241,9 +233,7 @@ impl Parser<'_> {
         if self.input[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(value)
-        } else if self.input.len() - self.pos < word.len()
-            && word.starts_with(&self.input[self.pos..])
-        {
+        } else if self.input.len() - self.pos < word.len() && word.starts_with(&self.input[self.pos..]) {
             self.pos = self.input.len();
             Err(self.err(JsonErrorKind::UnexpectedEnd))
         } else {
@@ -314,10 +304,7 @@ impl Parser<'_> {
             }
             let name = self.string()?;
             if obj.get(&name).is_some() {
-                return Err(JsonError {
-                    kind: JsonErrorKind::DuplicateMember(name),
-                    offset: name_at,
-                });
+                return Err(JsonError { kind: JsonErrorKind::DuplicateMember(name), offset: name_at });
             }
             self.skip_ws();
             self.expect(b':')?;
@@ -338,17 +325,12 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u16, JsonError> {
-        let digits = self
-            .input
-            .get(self.pos..self.pos + 4)
-            .ok_or(self.err(JsonErrorKind::UnexpectedEnd))?;
-        let text =
-            std::str::from_utf8(digits).map_err(|_| self.err(JsonErrorKind::InvalidEscape))?;
+        let digits = self.input.get(self.pos..self.pos + 4).ok_or(self.err(JsonErrorKind::UnexpectedEnd))?;
+        let text = std::str::from_utf8(digits).map_err(|_| self.err(JsonErrorKind::InvalidEscape))?;
         if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.err(JsonErrorKind::InvalidEscape));
         }
-        let unit =
-            u16::from_str_radix(text, 16).map_err(|_| self.err(JsonErrorKind::InvalidEscape))?;
+        let unit = u16::from_str_radix(text, 16).map_err(|_| self.err(JsonErrorKind::InvalidEscape))?;
         self.pos += 4;
         Ok(unit)
     }
@@ -359,14 +341,9 @@ impl Parser<'_> {
         loop {
             // Copy the run of plain bytes up to the next quote, backslash or control byte.
             let rest = &self.input[self.pos..];
-            let run = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .unwrap_or(rest.len());
-            let chunk = std::str::from_utf8(&rest[..run]).map_err(|e| JsonError {
-                kind: JsonErrorKind::InvalidUnicode,
-                offset: self.pos + e.valid_up_to(),
-            })?;
+            let run = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len());
+            let chunk = std::str::from_utf8(&rest[..run])
+                .map_err(|e| JsonError { kind: JsonErrorKind::InvalidUnicode, offset: self.pos + e.valid_up_to() })?;
             out.push_str(chunk);
             self.pos += run;
             match self.peek() {
@@ -397,14 +374,9 @@ impl Parser<'_> {
                                         self.pos += 2;
                                         let low = self.hex4()?;
                                         if !(0xDC00..=0xDFFF).contains(&low) {
-                                            return Err(JsonError {
-                                                kind: JsonErrorKind::InvalidUnicode,
-                                                offset: at,
-                                            });
+                                            return Err(JsonError { kind: JsonErrorKind::InvalidUnicode, offset: at });
                                         }
-                                        let code = 0x10000
-                                            + (((unit as u32) - 0xD800) << 10)
-                                            + ((low as u32) - 0xDC00);
+                                        let code = 0x10000 + (((unit as u32) - 0xD800) << 10) + ((low as u32) - 0xDC00);
                                         char::from_u32(code)
                                     } else {
                                         None
@@ -413,10 +385,7 @@ impl Parser<'_> {
                                 0xDC00..=0xDFFF => None,
                                 _ => char::from_u32(unit as u32),
                             };
-                            out.push(ch.ok_or(JsonError {
-                                kind: JsonErrorKind::InvalidUnicode,
-                                offset: at,
-                            })?);
+                            out.push(ch.ok_or(JsonError { kind: JsonErrorKind::InvalidUnicode, offset: at })?);
                         }
                         _ => {
                             self.pos -= 1;
@@ -444,19 +413,13 @@ impl Parser<'_> {
                 }
             }
             _ => {
-                return Err(JsonError {
-                    kind: JsonErrorKind::InvalidNumber,
-                    offset: i,
-                });
+                return Err(JsonError { kind: JsonErrorKind::InvalidNumber, offset: i });
             }
         }
         if bytes.get(i) == Some(&b'.') {
             i += 1;
             if !matches!(bytes.get(i), Some(b'0'..=b'9')) {
-                return Err(JsonError {
-                    kind: JsonErrorKind::InvalidNumber,
-                    offset: i,
-                });
+                return Err(JsonError { kind: JsonErrorKind::InvalidNumber, offset: i });
             }
             while matches!(bytes.get(i), Some(b'0'..=b'9')) {
                 i += 1;
@@ -468,32 +431,20 @@ impl Parser<'_> {
                 i += 1;
             }
             if !matches!(bytes.get(i), Some(b'0'..=b'9')) {
-                return Err(JsonError {
-                    kind: JsonErrorKind::InvalidNumber,
-                    offset: i,
-                });
+                return Err(JsonError { kind: JsonErrorKind::InvalidNumber, offset: i });
             }
             while matches!(bytes.get(i), Some(b'0'..=b'9')) {
                 i += 1;
             }
         }
         // The grammar above admits only ASCII, so this cannot fail.
-        let text = std::str::from_utf8(&bytes[start..i])
-            .map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
-        let value: f64 = text
-            .parse()
-            .map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
+        let text = std::str::from_utf8(&bytes[start..i]).map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
+        let value: f64 = text.parse().map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
         if !value.is_finite() {
-            return Err(JsonError {
-                kind: JsonErrorKind::NumberOutOfRange(text.to_owned()),
-                offset: start,
-            });
+            return Err(JsonError { kind: JsonErrorKind::NumberOutOfRange(text.to_owned()), offset: start });
         }
         if self.numbers == NumberPolicy::Exact && !same_decimal_value(text, value) {
-            return Err(JsonError {
-                kind: JsonErrorKind::InexactNumber(text.to_owned()),
-                offset: start,
-            });
+            return Err(JsonError { kind: JsonErrorKind::InexactNumber(text.to_owned()), offset: start });
         }
         self.pos = i;
         Ok(Value::Number(value))
@@ -505,11 +456,7 @@ impl Parser<'_> {
 /// away, no digit was lost, nothing under- or overflowed.
 fn same_decimal_value(text: &str, value: f64) -> bool {
     let mut buf = ryu_js::Buffer::new();
-    let shortest = if value == 0.0 {
-        "0"
-    } else {
-        buf.format_finite(value)
-    };
+    let shortest = if value == 0.0 { "0" } else { buf.format_finite(value) };
     match (DecimalParts::of(text), DecimalParts::of(shortest)) {
         (Some(a), Some(b)) => a == b || (a.digits.is_empty() && b.digits.is_empty()),
         _ => false,
@@ -545,17 +492,9 @@ impl DecimalParts {
             exponent += 1;
         }
         if digits.is_empty() {
-            return Some(Self {
-                negative: false,
-                digits,
-                exponent: 0,
-            });
+            return Some(Self { negative: false, digits, exponent: 0 });
         }
-        Some(Self {
-            negative,
-            digits,
-            exponent,
-        })
+        Some(Self { negative, digits, exponent })
     }
 }
 
@@ -564,35 +503,21 @@ mod tests {
     use super::*;
 
     fn err_kind(text: &str) -> JsonErrorKind {
-        parse(text.as_bytes(), NumberPolicy::Exact)
-            .unwrap_err()
-            .kind
+        parse(text.as_bytes(), NumberPolicy::Exact).unwrap_err().kind
     }
 
     #[test]
     fn rejects_duplicate_members_instead_of_picking_one() {
-        assert_eq!(
-            err_kind(r#"{"a":1,"a":2}"#),
-            JsonErrorKind::DuplicateMember("a".into())
-        );
+        assert_eq!(err_kind(r#"{"a":1,"a":2}"#), JsonErrorKind::DuplicateMember("a".into()));
         // Duplicates that differ only in escaping are still duplicates.
-        assert_eq!(
-            err_kind(r#"{"a":1,"\u0061":2}"#),
-            JsonErrorKind::DuplicateMember("a".into())
-        );
+        assert_eq!(err_kind(r#"{"a":1,"\u0061":2}"#), JsonErrorKind::DuplicateMember("a".into()));
     }
 
     #[test]
     fn rejects_lone_surrogates() {
         assert_eq!(err_kind(r#"["\ud800"]"#), JsonErrorKind::InvalidUnicode);
-        assert_eq!(
-            err_kind(r#"["\udc00\ud800"]"#),
-            JsonErrorKind::InvalidUnicode
-        );
-        assert_eq!(
-            err_kind(r#"["\ud800\u0041"]"#),
-            JsonErrorKind::InvalidUnicode
-        );
+        assert_eq!(err_kind(r#"["\udc00\ud800"]"#), JsonErrorKind::InvalidUnicode);
+        assert_eq!(err_kind(r#"["\ud800\u0041"]"#), JsonErrorKind::InvalidUnicode);
         let ok = parse(r#""\ud83d\ude02""#.as_bytes(), NumberPolicy::Exact).unwrap();
         assert_eq!(ok, Value::String("😂".into()));
     }
@@ -602,44 +527,17 @@ mod tests {
         let bad = parse(b"\"a\xff\"", NumberPolicy::Exact).unwrap_err();
         assert_eq!(bad.kind, JsonErrorKind::InvalidUnicode);
         assert_eq!(bad.offset, 2);
-        assert_eq!(
-            err_kind("\"a\nb\""),
-            JsonErrorKind::ControlCharacterInString
-        );
+        assert_eq!(err_kind("\"a\nb\""), JsonErrorKind::ControlCharacterInString);
     }
 
     #[test]
     fn exact_policy_rejects_numbers_a_double_cannot_hold() {
-        assert!(matches!(
-            err_kind("9007199254740993"),
-            JsonErrorKind::InexactNumber(_)
-        ));
-        assert!(matches!(
-            err_kind("0.10000000000000000001"),
-            JsonErrorKind::InexactNumber(_)
-        ));
-        assert!(matches!(
-            err_kind("1e-400"),
-            JsonErrorKind::InexactNumber(_)
-        ));
-        assert!(matches!(
-            err_kind("1e400"),
-            JsonErrorKind::NumberOutOfRange(_)
-        ));
-        for fine in [
-            "9007199254740992",
-            "0.1",
-            "4.50",
-            "1E30",
-            "-0",
-            "0.0e5",
-            "1e-27",
-            "-12.5e-3",
-        ] {
-            assert!(
-                parse(fine.as_bytes(), NumberPolicy::Exact).is_ok(),
-                "{fine}"
-            );
+        assert!(matches!(err_kind("9007199254740993"), JsonErrorKind::InexactNumber(_)));
+        assert!(matches!(err_kind("0.10000000000000000001"), JsonErrorKind::InexactNumber(_)));
+        assert!(matches!(err_kind("1e-400"), JsonErrorKind::InexactNumber(_)));
+        assert!(matches!(err_kind("1e400"), JsonErrorKind::NumberOutOfRange(_)));
+        for fine in ["9007199254740992", "0.1", "4.50", "1E30", "-0", "0.0e5", "1e-27", "-12.5e-3"] {
+            assert!(parse(fine.as_bytes(), NumberPolicy::Exact).is_ok(), "{fine}");
         }
         let rounded = parse(b"9007199254740993", NumberPolicy::RoundToDouble).unwrap();
         assert_eq!(rounded, Value::Number(9007199254740992.0));
@@ -647,15 +545,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed_texts_with_offsets() {
-        for (text, offset) in [
-            ("{\"a\":1,}", 7),
-            ("[1 2]", 3),
-            ("01", 1),
-            ("1.", 2),
-            ("\"\\x\"", 2),
-            ("tru", 3),
-            ("{} x", 3),
-        ] {
+        for (text, offset) in
+            [("{\"a\":1,}", 7), ("[1 2]", 3), ("01", 1), ("1.", 2), ("\"\\x\"", 2), ("tru", 3), ("{} x", 3)]
+        {
             let e = parse(text.as_bytes(), NumberPolicy::Exact).unwrap_err();
             assert_eq!(e.offset, offset, "{text}: {e}");
         }

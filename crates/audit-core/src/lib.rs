@@ -43,6 +43,7 @@ pub mod event;
 pub mod hash;
 pub mod json;
 pub mod sample;
+pub mod scan;
 pub mod stored;
 pub mod timestamp;
 pub mod verify;

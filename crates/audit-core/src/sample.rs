@@ -33,9 +33,7 @@ pub fn sample_log(organization_id: &str, count: u64, start: Timestamp) -> Vec<Ve
     let mut previous_hash = Hash::GENESIS;
     (0..count)
         .map(|n| {
-            let event = sample_draft(organization_id, n)
-                .validate(&Limits::default())
-                .expect("sample drafts are valid");
+            let event = sample_draft(organization_id, n).validate(&Limits::default()).expect("sample drafts are valid");
             let sealed = seal(
                 &event,
                 &Seal {

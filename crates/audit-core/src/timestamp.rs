@@ -41,24 +41,49 @@ impl Timestamp {
     /// digits) and normalises it to UTC; digits past the microsecond are
     /// truncated (toward the past).
     pub fn parse_rfc3339(text: &str) -> Result<Self, TimestampParseError> {
-        let dt = OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|e| TimestampParseError(e.to_string()))?;
+        let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| TimestampParseError(e.to_string()))?;
         let nanos = dt.unix_timestamp_nanos();
         let micros = nanos.div_euclid(1_000);
-        i64::try_from(micros)
-            .map(Timestamp)
-            .map_err(|_| TimestampParseError("out of range".into()))
+        i64::try_from(micros).map(Timestamp).map_err(|_| TimestampParseError("out of range".into()))
     }
 
     /// Parses the stored form only: UTC, exactly six fractional digits, `Z`.
+    ///
+    /// Hot in verification, so it reads the fixed layout directly instead of
+    /// going through a general RFC 3339 parser.
     pub fn parse_stored(text: &str) -> Result<Self, TimestampParseError> {
-        let ts = Self::parse_rfc3339(text)?;
-        if ts.to_string() != text {
-            return Err(TimestampParseError(format!(
-                "{text:?} is not in the stored form {ts}"
-            )));
+        let not_stored =
+            || TimestampParseError(format!("{text:?} is not in the stored form YYYY-MM-DDTHH:MM:SS.ffffffZ"));
+        let b = text.as_bytes();
+        if b.len() != 27
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b[19] != b'.'
+            || b[26] != b'Z'
+        {
+            return Err(not_stored());
         }
-        Ok(ts)
+        let num = |from: usize, to: usize| -> Option<i64> {
+            b[from..to].iter().try_fold(0i64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+        };
+        let field = |from, to| num(from, to).ok_or_else(not_stored);
+        let (year, month, day) = (field(0, 4)?, field(5, 7)?, field(8, 10)?);
+        let (hour, minute, second, micros) = (field(11, 13)?, field(14, 16)?, field(17, 19)?, field(20, 26)?);
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return Err(not_stored());
+        }
+        let days = days_from_civil(year, month, day);
+        let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+        Ok(Timestamp(secs * 1_000_000 + micros))
     }
 
     fn to_datetime(self) -> OffsetDateTime {
@@ -66,6 +91,30 @@ impl Timestamp {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
             .to_offset(UtcOffset::UTC)
     }
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 impl fmt::Display for Timestamp {
@@ -93,10 +142,7 @@ mod tests {
     fn formats_with_six_digits_and_z() {
         let ts = Timestamp::parse_rfc3339("2026-11-28T06:46:34.123456Z").unwrap();
         assert_eq!(ts.to_string(), "2026-11-28T06:46:34.123456Z");
-        assert_eq!(
-            Timestamp::from_micros(0).to_string(),
-            "1970-01-01T00:00:00.000000Z"
-        );
+        assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]
@@ -105,6 +151,39 @@ mod tests {
         assert_eq!(ts.to_string(), "2026-11-28T06:46:34.123456Z");
         let ts = Timestamp::parse_rfc3339("2026-11-28T06:46:34Z").unwrap();
         assert_eq!(ts.to_string(), "2026-11-28T06:46:34.000000Z");
+    }
+
+    /// The fixed-layout parser accepts exactly what the general parser
+    /// accepts and prints back unchanged.
+    #[test]
+    fn fast_stored_parser_matches_the_general_one() {
+        let slow = |t: &str| Timestamp::parse_rfc3339(t).ok().filter(|ts| ts.to_string() == t);
+        let mut cases = vec![
+            "2026-02-29T00:00:00.000000Z".to_owned(),
+            "2024-02-29T23:59:59.999999Z".into(),
+            "1970-01-01T00:00:00.000000Z".into(),
+            "1969-12-31T23:59:59.999999Z".into(),
+            "2000-02-29T12:00:00.000000Z".into(),
+            "1900-02-29T12:00:00.000000Z".into(),
+            "2026-11-31T00:00:00.000000Z".into(),
+            "2026-12-31T23:59:60.000000Z".into(),
+            "2026-13-01T00:00:00.000000Z".into(),
+            "2026-00-01T00:00:00.000000Z".into(),
+            "2026-01-00T00:00:00.000000Z".into(),
+            "2026-01-01T24:00:00.000000Z".into(),
+            "2026-01-01t00:00:00.000000Z".into(),
+            "2026-01-01T00:00:00.000000z".into(),
+            "2026-01-01T00:00:00.00000+Z".into(),
+            "0001-01-01T00:00:00.000000Z".into(),
+            "9999-12-31T23:59:59.999999Z".into(),
+        ];
+        // Every day boundary of four years, including a leap year.
+        for day in 0..(4 * 366) {
+            cases.push(Timestamp::from_micros(1_704_067_200_000_000 + day * 86_400_000_000 - 1).to_string());
+        }
+        for c in &cases {
+            assert_eq!(Timestamp::parse_stored(c).ok(), slow(c), "{c}");
+        }
     }
 
     #[test]

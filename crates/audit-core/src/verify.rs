@@ -9,7 +9,7 @@
 
 use crate::hash::Hash;
 use crate::json::{Object, Value};
-use crate::stored::{StoredEvent, hash_line};
+use crate::stored::{LineFacts, StoredLineError, check_line};
 use crate::timestamp::Timestamp;
 
 /// The kinds of verification error (SPEC §6). Any of them makes a log invalid.
@@ -108,10 +108,7 @@ impl VerificationReport {
     pub fn to_value(&self) -> Value {
         let mut o = Object::new();
         o.insert("valid", Value::Bool(self.valid));
-        o.insert(
-            "organization_id",
-            Value::String(self.organization_id.clone()),
-        );
+        o.insert("organization_id", Value::String(self.organization_id.clone()));
         o.insert("total_events", Value::Number(self.total_events as f64));
         let opt = |n: Option<u64>| n.map_or(Value::Null, |n| Value::Number(n as f64));
         o.insert("first_sequence", opt(self.first_sequence));
@@ -121,10 +118,7 @@ impl VerificationReport {
             .iter()
             .map(|f| {
                 let mut e = Object::new();
-                e.insert(
-                    "event_id",
-                    f.event_id.clone().map_or(Value::Null, Value::String),
-                );
+                e.insert("event_id", f.event_id.clone().map_or(Value::Null, Value::String));
                 e.insert("sequence", opt(f.sequence));
                 e.insert("error", Value::String(f.kind.as_str().into()));
                 e.insert("detail", Value::String(f.detail.clone()));
@@ -133,10 +127,7 @@ impl VerificationReport {
             .collect();
         o.insert("errors", Value::Array(errors));
         if self.errors_not_listed > 0 {
-            o.insert(
-                "errors_not_listed",
-                Value::Number(self.errors_not_listed as f64),
-            );
+            o.insert("errors_not_listed", Value::Number(self.errors_not_listed as f64));
         }
         let warnings = self
             .warnings
@@ -176,12 +167,6 @@ pub struct ChainVerifier {
     report: VerificationReport,
 }
 
-/// The parts of a line the chain checks need, however broken the rest is.
-struct LineFacts {
-    event: Option<StoredEvent>,
-    hash_ok: Option<bool>,
-}
-
 impl ChainVerifier {
     /// A verifier for `organization_id`'s log, starting at `start`.
     pub fn new(organization_id: &str, start: ChainStart) -> Self {
@@ -204,33 +189,13 @@ impl ChainVerifier {
         }
     }
 
-    fn find(
-        &mut self,
-        kind: FindingKind,
-        sequence: Option<u64>,
-        event_id: Option<&str>,
-        detail: String,
-    ) {
+    fn find(&mut self, kind: FindingKind, sequence: Option<u64>, event_id: Option<&str>, detail: String) {
         self.report.valid = false;
         if self.report.errors.len() < MAX_LISTED_FINDINGS {
-            self.report.errors.push(Finding {
-                event_id: event_id.map(str::to_owned),
-                sequence,
-                kind,
-                detail,
-            });
+            self.report.errors.push(Finding { event_id: event_id.map(str::to_owned), sequence, kind, detail });
         } else {
             self.report.errors_not_listed += 1;
         }
-    }
-
-    fn facts(line: &[u8]) -> Result<LineFacts, String> {
-        let event = StoredEvent::parse_line(line).map_err(|e| e.to_string())?;
-        let hash_ok = hash_line(line).map(|(computed, claimed)| computed == claimed);
-        Ok(LineFacts {
-            event: Some(event),
-            hash_ok,
-        })
     }
 
     /// A new segment (file or object) begins; its name says its first sequence.
@@ -243,10 +208,7 @@ impl ChainVerifier {
                 FindingKind::MissingSegment,
                 Some(expected),
                 None,
-                format!(
-                    "events {expected}..{} are in no segment; the next segment is {name}",
-                    first_sequence - 1
-                ),
+                format!("events {expected}..{} are in no segment; the next segment is {name}", first_sequence - 1),
             );
             self.next_sequence = Some(first_sequence);
             self.previous_hash = None;
@@ -255,10 +217,7 @@ impl ChainVerifier {
                 FindingKind::Malformed,
                 Some(first_sequence),
                 None,
-                format!(
-                    "segment {name} starts at {first_sequence} but the log already reached {}",
-                    expected - 1
-                ),
+                format!("segment {name} starts at {first_sequence} but the log already reached {}", expected - 1),
             );
         }
     }
@@ -266,41 +225,39 @@ impl ChainVerifier {
     /// Checks the event just before a time range and anchors the chain on it
     /// (it is not counted in the report's totals).
     pub fn push_anchor(&mut self, line: &[u8]) {
-        match Self::facts(line) {
-            Ok(LineFacts {
-                event: Some(e),
-                hash_ok,
-            }) => {
-                if hash_ok != Some(true) {
-                    self.find(
-                        FindingKind::HashMismatch,
-                        Some(e.sequence),
-                        Some(&e.event_id),
-                        "the event before the range does not match its hash".into(),
-                    );
+        match check_line(line) {
+            Ok(e) => {
+                if e.computed_hash != e.hash {
+                    let detail = "the event before the range does not match its hash".to_owned();
+                    self.find(FindingKind::HashMismatch, Some(e.sequence), Some(e.event_id), detail);
                 }
                 self.next_sequence = Some(e.sequence + 1);
                 self.previous_hash = Some(e.hash);
                 self.previous_timestamp = Some(e.timestamp);
             }
-            _ => self.find(
-                FindingKind::Malformed,
-                None,
-                None,
-                "the event before the range is not a well-formed stored event".into(),
-            ),
+            Err(why) => {
+                let detail = format!("the event before the range is not a well-formed stored event: {why}");
+                self.find(FindingKind::Malformed, None, None, detail);
+            }
         }
     }
 
-    /// Checks one stored line (without its newline) and returns the event
-    /// when the line was readable.
-    pub fn push_line(&mut self, line: &[u8]) -> Option<StoredEvent> {
+    /// Checks one stored line (without its newline). Returns true when the
+    /// line was readable (whatever the chain checks found).
+    pub fn push_line(&mut self, line: &[u8]) -> bool {
+        self.push_checked(check_line(line))
+    }
+
+    /// Like [`ChainVerifier::push_line`], for a line already checked with
+    /// [`check_line`] (so that callers can check many lines in parallel and
+    /// feed the results in log order).
+    pub fn push_checked(&mut self, checked: Result<LineFacts<'_>, StoredLineError>) -> bool {
         self.report.total_events += 1;
-        let facts = match Self::facts(line) {
+        let event: LineFacts<'_> = match checked {
             Ok(f) => f,
             Err(why) => {
                 let seq = self.next_sequence;
-                self.find(FindingKind::Malformed, seq, None, why);
+                self.find(FindingKind::Malformed, seq, None, why.to_string());
                 if self.report.first_sequence.is_none() {
                     self.report.first_sequence = seq;
                 }
@@ -308,71 +265,44 @@ impl ChainVerifier {
                 // Assume the unreadable line held the expected event; its hash is unknown.
                 self.next_sequence = seq.map(|s| s + 1);
                 self.previous_hash = None;
-                return None;
+                return false;
             }
         };
-        let event = facts.event.expect("facts carry an event on success");
         let seq = event.sequence;
-        let id = event.event_id.clone();
-        if event.body.organization_id() != self.organization_id {
-            self.find(
-                FindingKind::Malformed,
-                Some(seq),
-                Some(&id),
-                format!(
-                    "event belongs to organization {:?}, found in the log of {:?}",
-                    event.body.organization_id(),
-                    self.organization_id
-                ),
+        let id = event.event_id;
+        if event.organization_id != self.organization_id {
+            let detail = format!(
+                "event belongs to organization {:?}, found in the log of {:?}",
+                event.organization_id, self.organization_id
             );
+            self.find(FindingKind::Malformed, Some(seq), Some(id), detail);
         }
-        if facts.hash_ok != Some(true) {
-            let detail = match hash_line(line) {
-                Some((computed, claimed)) => {
-                    format!("stored hash {claimed}, content hashes to {computed}")
-                }
-                None => "no well-formed hash member".into(),
-            };
-            self.find(FindingKind::HashMismatch, Some(seq), Some(&id), detail);
+        if event.computed_hash != event.hash {
+            let detail = format!("stored hash {}, content hashes to {}", event.hash, event.computed_hash);
+            self.find(FindingKind::HashMismatch, Some(seq), Some(id), detail);
         }
         if let Some(expected) = self.next_sequence
             && seq != expected
         {
             let detail = if seq > expected {
-                format!(
-                    "expected sequence {expected}, found {seq}: events {expected}..{} are missing",
-                    seq - 1
-                )
+                format!("expected sequence {expected}, found {seq}: events {expected}..{} are missing", seq - 1)
             } else {
                 format!("expected sequence {expected}, found {seq}: repeated or out of order")
             };
-            self.find(FindingKind::SequenceGap, Some(seq), Some(&id), detail);
+            self.find(FindingKind::SequenceGap, Some(seq), Some(id), detail);
         }
         if let Some(prev) = self.previous_hash
             && event.previous_hash != prev
         {
-            self.find(
-                FindingKind::ChainBreak,
-                Some(seq),
-                Some(&id),
-                format!(
-                    "previous_hash {} does not match the preceding event's hash {prev}",
-                    event.previous_hash
-                ),
-            );
+            let detail =
+                format!("previous_hash {} does not match the preceding event's hash {prev}", event.previous_hash);
+            self.find(FindingKind::ChainBreak, Some(seq), Some(id), detail);
         }
         if let Some(prev) = self.previous_timestamp
             && event.timestamp < prev
         {
-            self.find(
-                FindingKind::TimestampRegression,
-                Some(seq),
-                Some(&id),
-                format!(
-                    "timestamp {} is earlier than the preceding {prev}",
-                    event.timestamp
-                ),
-            );
+            let detail = format!("timestamp {} is earlier than the preceding {prev}", event.timestamp);
+            self.find(FindingKind::TimestampRegression, Some(seq), Some(id), detail);
         }
         if self.report.first_sequence.is_none() {
             self.report.first_sequence = Some(seq);
@@ -381,7 +311,7 @@ impl ChainVerifier {
         self.next_sequence = Some(seq + 1);
         self.previous_hash = Some(event.hash);
         self.previous_timestamp = Some(event.timestamp);
-        Some(event)
+        true
     }
 
     /// Records a torn, unacknowledged last line (a crash mid-write).

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use audit_core::Timestamp;
-use audit_core::stored::StoredEvent;
+use audit_core::stored::{StoredEvent, check_line};
 use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationReport};
 use audit_storage::{Chunk, LogStore, StorageError};
 
@@ -39,9 +39,7 @@ impl ChunkLines {
             None => (&self.bytes[..0], &self.bytes[..]),
         };
         let torn = (!torn.is_empty()).then_some(torn);
-        let iter = complete
-            .split(|b| *b == b'\n')
-            .filter(|l| !complete.is_empty() || !l.is_empty());
+        let iter = complete.split(|b| *b == b'\n').filter(|l| !complete.is_empty() || !l.is_empty());
         (iter, torn)
     }
 }
@@ -50,11 +48,37 @@ fn memchr_last_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().rposition(|b| *b == b'\n')
 }
 
-async fn read_chunks<'a>(
-    store: &'a dyn LogStore,
-    org: &'a str,
-) -> Result<Vec<Chunk>, StorageError> {
+async fn read_chunks<'a>(store: &'a dyn LogStore, org: &'a str) -> Result<Vec<Chunk>, StorageError> {
     store.chunks(org).await
+}
+
+/// Lines checked per parallel step (bounds the facts held at once).
+const CHECK_BLOCK: usize = 16 * 1024;
+
+/// Checks `lines` with [`check_line`] on all cores and feeds the results to
+/// the verifier in log order (linking is sequential and cheap; checking a
+/// line — canonical form, shape, SHA-256 — is independent per line).
+fn check_in_parallel(v: &mut ChainVerifier, lines: &[&[u8]]) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    for block in lines.chunks(CHECK_BLOCK) {
+        if threads == 1 || block.len() < 256 {
+            for l in block {
+                v.push_checked(check_line(l));
+            }
+            continue;
+        }
+        let per_thread = block.len().div_ceil(threads);
+        let results: Vec<Vec<_>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = block
+                .chunks(per_thread)
+                .map(|part| scope.spawn(move || part.iter().map(|l| check_line(l)).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("line checks do not panic")).collect()
+        });
+        for checked in results.into_iter().flatten() {
+            v.push_checked(checked);
+        }
+    }
 }
 
 /// Verifies an organization's log (or a time range of it) as SPEC §6 says.
@@ -69,14 +93,26 @@ pub async fn verify_log(
     if range.is_everything() {
         let mut v = ChainVerifier::new(organization_id, ChainStart::Genesis);
         let last = chunks.len().saturating_sub(1);
+        let mut buf = Vec::new();
         for (i, chunk) in chunks.into_iter().enumerate() {
-            let bytes = store.read_chunk(organization_id, &chunk).await?;
+            store.read_chunk_into(organization_id, &chunk, &mut buf).await?;
+            let bytes = std::mem::take(&mut buf);
             v.begin_segment(chunk.first_sequence, &chunk.name);
-            let cl = ChunkLines { chunk, bytes };
-            let (lines, torn) = cl.lines();
-            for line in lines {
-                v.push_line(line);
-            }
+            // Checking lines is CPU work: off the async threads, on every core.
+            let (verifier, cl) = tokio::task::spawn_blocking(move || {
+                let cl = ChunkLines { chunk, bytes };
+                let (lines, _) = cl.lines();
+                let lines: Vec<&[u8]> = lines.collect();
+                check_in_parallel(&mut v, &lines);
+                drop(lines);
+                (v, cl)
+            })
+            .await
+            .map_err(|e| {
+                StorageError::new(audit_storage::StorageErrorKind::Io, format!("verification task failed: {e}"))
+            })?;
+            v = verifier;
+            let (_, torn) = cl.lines();
             if let Some(torn) = torn {
                 if i == last {
                     v.torn_tail(&cl.chunk.name, torn.len());
@@ -89,6 +125,7 @@ pub async fn verify_log(
                     );
                 }
             }
+            buf = cl.bytes;
         }
         return Ok(v.finish());
     }
@@ -125,10 +162,7 @@ pub async fn verify_log(
             verifier.torn_tail(&cl.chunk.name, torn.len());
         }
     }
-    Ok(
-        v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Genesis))
-            .finish(),
-    )
+    Ok(v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Genesis)).finish())
 }
 
 /// Writes an organization's stored events (or a time range of them) as JSON
@@ -153,10 +187,8 @@ pub async fn export_jsonl(
             continue;
         }
         for line in lines {
-            let event = StoredEvent::parse_line(line).map_err(|e| ExportError::Unreadable {
-                chunk: cl.chunk.name.clone(),
-                detail: e.to_string(),
-            })?;
+            let event = StoredEvent::parse_line(line)
+                .map_err(|e| ExportError::Unreadable { chunk: cl.chunk.name.clone(), detail: e.to_string() })?;
             if range.since.is_some_and(|s| event.timestamp < s) {
                 continue;
             }

@@ -74,11 +74,7 @@ pub struct PendingReceipt {
 impl PendingReceipt {
     /// Waits until the event is durable (or failed).
     pub async fn wait(self) -> Result<DurableReceipt, CaptureError> {
-        self.rx.await.unwrap_or_else(|_| {
-            Err(CaptureError::Storage(
-                "the log's worker stopped before answering".into(),
-            ))
-        })
+        self.rx.await.unwrap_or_else(|_| Err(CaptureError::Storage("the log's worker stopped before answering".into())))
     }
 }
 
@@ -108,10 +104,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn retire_worker(&self, organization_id: &str, generation: u64) {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        if workers
-            .get(organization_id)
-            .is_some_and(|w| w.generation == generation)
-        {
+        if workers.get(organization_id).is_some_and(|w| w.generation == generation) {
             workers.remove(organization_id);
         }
     }
@@ -229,11 +222,7 @@ impl AuditService {
     /// Records rejections the queue made since the last report as one
     /// `audit_log.events_dropped` event in the system log.
     fn report_drops(&self) {
-        let total = self
-            .shared
-            .counters
-            .rejected_queue_full
-            .load(Ordering::Relaxed);
+        let total = self.shared.counters.rejected_queue_full.load(Ordering::Relaxed);
         let reported = self.shared.drops_reported.swap(total, Ordering::Relaxed);
         if total > reported {
             let mut metadata = Object::new();
@@ -257,32 +246,18 @@ impl AuditService {
             return Err(CaptureError::Stopped);
         }
         draft.validate(&self.shared.config.limits).map_err(|e| {
-            self.shared
-                .counters
-                .rejected_invalid
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.rejected_invalid.fetch_add(1, Ordering::Relaxed);
             CaptureError::Invalid(e)
         })
     }
 
-    async fn permit(
-        &self,
-        event: &ValidatedEvent,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, CaptureError> {
+    async fn permit(&self, event: &ValidatedEvent) -> Result<tokio::sync::OwnedSemaphorePermit, CaptureError> {
         let permits = Arc::clone(&self.shared.permits);
         match self.shared.config.full_queue_policy {
-            FullQueuePolicy::Backpressure => permits
-                .acquire_owned()
-                .await
-                .map_err(|_| CaptureError::Stopped),
+            FullQueuePolicy::Backpressure => permits.acquire_owned().await.map_err(|_| CaptureError::Stopped),
             FullQueuePolicy::Reject => permits.try_acquire_owned().map_err(|_| {
-                self.shared
-                    .counters
-                    .rejected_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
-                CaptureError::QueueFull {
-                    event: Box::new(event.draft().clone()),
-                }
+                self.shared.counters.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+                CaptureError::QueueFull { event: Box::new(event.draft().clone()) }
             }),
         }
     }
@@ -295,43 +270,19 @@ impl AuditService {
     ) -> Result<String, CaptureError> {
         let event_id = uuid::Uuid::now_v7().hyphenated().to_string();
         let org = event.organization_id().to_owned();
-        let pending = Pending {
-            event,
-            event_id: event_id.clone(),
-            reply,
-            _permit: permit,
-        };
-        let mut workers = self
-            .shared
-            .workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let pending = Pending { event, event_id: event_id.clone(), reply, _permit: permit };
+        let mut workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
         if !self.is_running() && workers.is_empty() {
             return Err(CaptureError::Stopped);
         }
         let handle = workers.entry(org.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
-            let join = tokio::spawn(worker::run(
-                org.clone(),
-                generation,
-                rx,
-                Arc::clone(&self.shared),
-            ));
-            WorkerHandle {
-                tx,
-                generation,
-                join,
-            }
+            let join = tokio::spawn(worker::run(org.clone(), generation, rx, Arc::clone(&self.shared)));
+            WorkerHandle { tx, generation, join }
         });
-        handle
-            .tx
-            .send(Msg::Event(pending))
-            .map_err(|_| CaptureError::Stopped)?;
-        self.shared
-            .counters
-            .captured
-            .fetch_add(1, Ordering::Relaxed);
+        handle.tx.send(Msg::Event(pending)).map_err(|_| CaptureError::Stopped)?;
+        self.shared.counters.captured.fetch_add(1, Ordering::Relaxed);
         Ok(event_id)
     }
 
@@ -364,11 +315,7 @@ impl AuditService {
     /// Writes everything queued so far and waits until it is written.
     pub async fn flush(&self) {
         let waiters: Vec<oneshot::Receiver<()>> = {
-            let workers = self
-                .shared
-                .workers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
             workers
                 .values()
                 .filter_map(|w| {
@@ -394,11 +341,7 @@ impl AuditService {
         self.report_drops();
         self.shared.running.store(false, Ordering::Release);
         let handles: Vec<WorkerHandle> = {
-            let mut workers = self
-                .shared
-                .workers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
             workers.drain().map(|(_, h)| h).collect()
         };
         for h in handles {
@@ -413,39 +356,21 @@ impl AuditService {
     pub fn health(&self) -> Health {
         let c = &self.shared.counters;
         let capacity = self.shared.config.queue_capacity.max(1);
-        let last = *self
-            .shared
-            .last_flush
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let last = *self.shared.last_flush.lock().unwrap_or_else(|p| p.into_inner());
         Health {
             running: self.is_running(),
             queue_size: capacity.saturating_sub(self.shared.permits.available_permits()),
             recent_events: self.shared.recent_events.load(Ordering::Relaxed).max(0) as u64,
             last_flush: last.map(|(t, _)| t),
             last_flush_micros: last.map(|(_, d)| d.as_micros() as u64),
-            poisoned_logs: self
-                .shared
-                .poisoned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            poisoned_logs: self.shared.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             counters: vec![
                 ("captured", c.captured.load(Ordering::Relaxed)),
                 ("committed", c.committed.load(Ordering::Relaxed)),
                 ("deduplicated", c.deduplicated.load(Ordering::Relaxed)),
-                (
-                    "rejected_invalid",
-                    c.rejected_invalid.load(Ordering::Relaxed),
-                ),
-                (
-                    "rejected_queue_full",
-                    c.rejected_queue_full.load(Ordering::Relaxed),
-                ),
-                (
-                    "idempotency_conflicts",
-                    c.idempotency_conflicts.load(Ordering::Relaxed),
-                ),
+                ("rejected_invalid", c.rejected_invalid.load(Ordering::Relaxed)),
+                ("rejected_queue_full", c.rejected_queue_full.load(Ordering::Relaxed)),
+                ("idempotency_conflicts", c.idempotency_conflicts.load(Ordering::Relaxed)),
                 ("failed", c.failed.load(Ordering::Relaxed)),
                 ("batches", c.batches.load(Ordering::Relaxed)),
             ],

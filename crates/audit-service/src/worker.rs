@@ -90,16 +90,12 @@ pub(crate) async fn run(
         );
     }
     let config = &shared.config;
-    let dedup_window = config
-        .enable_deduplication
-        .then_some(config.deduplication_window);
+    let dedup_window = config.enable_deduplication.then_some(config.deduplication_window);
     let mut sequencer = Sequencer::new(recovery.tail, dedup_window, config.idempotency_window);
     if let Err(e) = remember_recent(&shared, &organization_id, &mut sequencer).await {
         tracing::error!(organization_id, error = %e, "cannot read recent events back; deduplication starts empty");
     }
-    shared
-        .recent_events
-        .fetch_add(sequencer.remembered() as i64, Ordering::Relaxed);
+    shared.recent_events.fetch_add(sequencer.remembered() as i64, Ordering::Relaxed);
 
     let mut buffer: Vec<Pending> = Vec::new();
     let mut flush_waiters: Vec<oneshot::Sender<()>> = Vec::new();
@@ -132,18 +128,8 @@ pub(crate) async fn run(
             let n = batch_len(&buffer, config.max_batch_events, config.max_batch_bytes);
             let batch: Vec<Pending> = buffer.drain(..n).collect();
             let before = sequencer.remembered();
-            commit(
-                &shared,
-                &organization_id,
-                writer.as_mut(),
-                &mut sequencer,
-                batch,
-            )
-            .await;
-            shared.recent_events.fetch_add(
-                sequencer.remembered() as i64 - before as i64,
-                Ordering::Relaxed,
-            );
+            commit(&shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
+            shared.recent_events.fetch_add(sequencer.remembered() as i64 - before as i64, Ordering::Relaxed);
         }
         for done in flush_waiters.drain(..) {
             let _ = done.send(());
@@ -152,9 +138,7 @@ pub(crate) async fn run(
             closing = true;
         }
     }
-    shared
-        .recent_events
-        .fetch_sub(sequencer.remembered() as i64, Ordering::Relaxed);
+    shared.recent_events.fetch_sub(sequencer.remembered() as i64, Ordering::Relaxed);
 }
 
 fn take(msg: Msg, buffer: &mut Vec<Pending>, flush_waiters: &mut Vec<oneshot::Sender<()>>) {
@@ -185,10 +169,7 @@ async fn commit(
 ) {
     let now = shared.clock.now();
     sequencer.expire(now);
-    let refs: Vec<(&ValidatedEvent, &str)> = batch
-        .iter()
-        .map(|p| (&p.event, p.event_id.as_str()))
-        .collect();
+    let refs: Vec<(&ValidatedEvent, &str)> = batch.iter().map(|p| (&p.event, p.event_id.as_str())).collect();
     let mut plan = sequencer.plan(&refs, now);
     drop(refs);
     let decisions = std::mem::take(&mut plan.decisions);
@@ -200,18 +181,10 @@ async fn commit(
         match decision {
             Decision::DuplicateOfDurable(receipt) => {
                 counters.deduplicated.fetch_add(1, Ordering::Relaxed);
-                reply(
-                    p,
-                    Ok(DurableReceipt {
-                        receipt,
-                        deduplicated: true,
-                    }),
-                );
+                reply(p, Ok(DurableReceipt { receipt, deduplicated: true }));
             }
             Decision::Conflict(key) => {
-                counters
-                    .idempotency_conflicts
-                    .fetch_add(1, Ordering::Relaxed);
+                counters.idempotency_conflicts.fetch_add(1, Ordering::Relaxed);
                 reply(p, Err(CaptureError::IdempotencyConflict { key }));
             }
             other => waiting.push((p, other)),
@@ -231,16 +204,10 @@ async fn commit(
             shared.note_flush(now, started.elapsed());
             for (p, decision) in waiting {
                 let outcome = match decision {
-                    Decision::Append(receipt) => DurableReceipt {
-                        receipt,
-                        deduplicated: false,
-                    },
+                    Decision::Append(receipt) => DurableReceipt { receipt, deduplicated: false },
                     Decision::DuplicateInBatch(receipt) => {
                         counters.deduplicated.fetch_add(1, Ordering::Relaxed);
-                        DurableReceipt {
-                            receipt,
-                            deduplicated: true,
-                        }
+                        DurableReceipt { receipt, deduplicated: true }
                     }
                     _ => unreachable!("answered above"),
                 };

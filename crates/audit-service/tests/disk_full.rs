@@ -25,14 +25,8 @@ impl Tmpfs {
             .arg(dir.path())
             .output();
         match out {
-            Ok(o) if o.status.success() => Some(Tmpfs {
-                path: dir.path().to_owned(),
-                _dir: dir,
-            }),
-            Ok(o) => skip(&format!(
-                "cannot mount a tmpfs: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
+            Ok(o) if o.status.success() => Some(Tmpfs { path: dir.path().to_owned(), _dir: dir }),
+            Ok(o) => skip(&format!("cannot mount a tmpfs: {}", String::from_utf8_lossy(&o.stderr).trim())),
             Err(e) => skip(&format!("cannot run mount: {e}")),
         }
     }
@@ -64,19 +58,8 @@ fn skip(why: &str) -> Option<Tmpfs> {
 
 async fn stored(path: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    export_jsonl(
-        &LocalStore::new(path),
-        "org-1",
-        TimeRange::default(),
-        &mut out,
-    )
-    .await
-    .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    export_jsonl(&LocalStore::new(path), "org-1", TimeRange::default(), &mut out).await.unwrap();
+    String::from_utf8(out).unwrap().lines().map(str::to_owned).collect()
 }
 
 #[tokio::test]
@@ -102,38 +85,23 @@ async fn a_full_disk_fails_batches_without_receipts_and_appends_resume_after_spa
             Err(other) => panic!("unexpected {other}"),
         }
     }
-    assert!(
-        !receipts.is_empty() && failures == 5,
-        "{} stored before the disk filled",
-        receipts.len()
-    );
+    assert!(!receipts.is_empty() && failures == 5, "{} stored before the disk filled", receipts.len());
 
     // Exactly the acknowledged events are in storage, and the log verifies.
     let lines = stored(&fs.path).await;
-    assert_eq!(
-        lines.len(),
-        receipts.len(),
-        "no unacknowledged event may remain in storage"
-    );
+    assert_eq!(lines.len(), receipts.len(), "no unacknowledged event may remain in storage");
     for (line, r) in lines.iter().zip(&receipts) {
         assert!(line.contains(&r.hash.to_hex()));
     }
-    let report = verify_log(&LocalStore::new(&fs.path), "org-1", TimeRange::default())
-        .await
-        .unwrap();
+    let report = verify_log(&LocalStore::new(&fs.path), "org-1", TimeRange::default()).await.unwrap();
     assert!(report.valid && report.warnings.is_empty(), "{report:?}");
 
     // Space returns: the same writer appends again, with no gap.
     fs.resize("4m");
-    let next = service
-        .capture_durable(sample_draft("org-1", 5000))
-        .await
-        .unwrap();
+    let next = service.capture_durable(sample_draft("org-1", 5000)).await.unwrap();
     assert_eq!(next.receipt.sequence, receipts.len() as u64);
     service.stop().await;
-    let report = verify_log(&LocalStore::new(&fs.path), "org-1", TimeRange::default())
-        .await
-        .unwrap();
+    let report = verify_log(&LocalStore::new(&fs.path), "org-1", TimeRange::default()).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, receipts.len() as u64 + 1);
 }

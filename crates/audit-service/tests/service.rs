@@ -10,8 +10,7 @@ use audit_core::Timestamp;
 use audit_core::event::{Action, ActorType, EventDraft};
 use audit_core::sample::sample_draft;
 use audit_service::{
-    AuditConfig, AuditService, CaptureError, Clock, FullQueuePolicy, TimeRange, export_jsonl,
-    verify_log,
+    AuditConfig, AuditService, CaptureError, Clock, FullQueuePolicy, TimeRange, export_jsonl, verify_log,
 };
 use audit_storage::local::LocalStore;
 
@@ -22,36 +21,23 @@ fn store(dir: &tempfile::TempDir) -> Arc<LocalStore> {
 /// Batches that would otherwise wait an hour: anything that completes
 /// promptly did so because of a flush rule, not the interval.
 fn slow_batches() -> AuditConfig {
-    AuditConfig {
-        batch_interval: Duration::from_secs(3600),
-        batch_size: 100_000,
-        ..AuditConfig::default()
-    }
+    AuditConfig { batch_interval: Duration::from_secs(3600), batch_size: 100_000, ..AuditConfig::default() }
 }
 
 async fn stored_lines(store: &LocalStore, org: &str) -> Vec<String> {
     let mut out = Vec::new();
-    export_jsonl(store, org, TimeRange::default(), &mut out)
-        .await
-        .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    export_jsonl(store, org, TimeRange::default(), &mut out).await.unwrap();
+    String::from_utf8(out).unwrap().lines().map(str::to_owned).collect()
 }
 
 #[tokio::test]
 async fn durable_capture_does_not_wait_for_the_batch_interval() {
     let dir = tempfile::tempdir().unwrap();
     let service = AuditService::start(store(&dir), slow_batches()).await;
-    let receipt = tokio::time::timeout(
-        Duration::from_secs(30),
-        service.capture_durable(sample_draft("org-1", 1)),
-    )
-    .await
-    .expect("a durable capture rides the next flush, not the 1 h interval")
-    .unwrap();
+    let receipt = tokio::time::timeout(Duration::from_secs(30), service.capture_durable(sample_draft("org-1", 1)))
+        .await
+        .expect("a durable capture rides the next flush, not the 1 h interval")
+        .unwrap();
     assert_eq!(receipt.receipt.sequence, 0);
     assert!(!receipt.deduplicated);
     // It is in storage now, before stop.
@@ -76,17 +62,8 @@ async fn concurrent_durable_captures_share_writes() {
         seqs.insert(t.await.unwrap().receipt.sequence);
     }
     assert_eq!(seqs, (0..200).collect());
-    let batches = service
-        .health()
-        .counters
-        .iter()
-        .find(|(n, _)| *n == "batches")
-        .unwrap()
-        .1;
-    assert!(
-        batches < 200,
-        "group commit: 200 durable captures took {batches} writes"
-    );
+    let batches = service.health().counters.iter().find(|(n, _)| *n == "batches").unwrap().1;
+    assert!(batches < 200, "group commit: 200 durable captures took {batches} writes");
     service.stop().await;
 }
 
@@ -97,24 +74,10 @@ async fn graceful_stop_writes_every_accepted_event() {
     for n in 0..500 {
         service.capture(sample_draft("org-1", n)).await.unwrap();
     }
-    assert!(
-        stored_lines(&LocalStore::new(dir.path()), "org-1")
-            .await
-            .len()
-            < 500,
-        "not yet flushed"
-    );
+    assert!(stored_lines(&LocalStore::new(dir.path()), "org-1").await.len() < 500, "not yet flushed");
     service.stop().await;
-    assert_eq!(
-        stored_lines(&LocalStore::new(dir.path()), "org-1")
-            .await
-            .len(),
-        500
-    );
-    assert!(matches!(
-        service.capture(sample_draft("org-1", 9)).await,
-        Err(CaptureError::Stopped)
-    ));
+    assert_eq!(stored_lines(&LocalStore::new(dir.path()), "org-1").await.len(), 500);
+    assert!(matches!(service.capture(sample_draft("org-1", 9)).await, Err(CaptureError::Stopped)));
 }
 
 #[tokio::test]
@@ -122,10 +85,7 @@ async fn many_tasks_many_organizations_gapless_sequences() {
     let dir = tempfile::tempdir().unwrap();
     let service = AuditService::start(
         store(&dir),
-        AuditConfig {
-            batch_interval: Duration::from_millis(5),
-            ..AuditConfig::default()
-        },
+        AuditConfig { batch_interval: Duration::from_millis(5), ..AuditConfig::default() },
     )
     .await;
     let orgs: Vec<String> = (0..6).map(|i| format!("org-{i}")).collect();
@@ -137,13 +97,9 @@ async fn many_tasks_many_organizations_gapless_sequences() {
                 let mut receipts = Vec::new();
                 for n in 0..150 {
                     let r = if n % 3 == 0 {
-                        s.capture_durable(sample_draft(&org, t * 1000 + n))
-                            .await
-                            .map(|r| Some(r.receipt.sequence))
+                        s.capture_durable(sample_draft(&org, t * 1000 + n)).await.map(|r| Some(r.receipt.sequence))
                     } else {
-                        s.capture(sample_draft(&org, t * 1000 + n))
-                            .await
-                            .map(|_| None)
+                        s.capture(sample_draft(&org, t * 1000 + n)).await.map(|_| None)
                     };
                     receipts.push(r.unwrap());
                 }
@@ -157,16 +113,10 @@ async fn many_tasks_many_organizations_gapless_sequences() {
     service.stop().await;
     let storage = LocalStore::new(dir.path());
     for org in &orgs {
-        let report = verify_log(&storage, org, TimeRange::default())
-            .await
-            .unwrap();
+        let report = verify_log(&storage, org, TimeRange::default()).await.unwrap();
         assert!(report.valid, "{org}: {:?}", report.errors);
         assert_eq!(
-            (
-                report.total_events,
-                report.first_sequence,
-                report.last_sequence
-            ),
+            (report.total_events, report.first_sequence, report.last_sequence),
             (600, Some(0), Some(599)),
             "{org}"
         );
@@ -182,40 +132,26 @@ async fn duplicates_and_idempotency_survive_a_restart() {
         ..sample_draft("org-1", 7)
     };
     let service = AuditService::start(store(&dir), AuditConfig::default()).await;
-    let first = service
-        .capture_durable(sample_draft("org-1", 1))
-        .await
-        .unwrap();
+    let first = service.capture_durable(sample_draft("org-1", 1)).await.unwrap();
     let keyed_first = service.capture_durable(keyed("a")).await.unwrap();
     service.stop().await;
 
     let service = AuditService::start(store(&dir), AuditConfig::default()).await;
-    let again = service
-        .capture_durable(sample_draft("org-1", 1))
-        .await
-        .unwrap();
+    let again = service.capture_durable(sample_draft("org-1", 1)).await.unwrap();
     assert!(again.deduplicated);
     assert_eq!(again.receipt, first.receipt);
     let retry = service.capture_durable(keyed("a")).await.unwrap();
     assert!(retry.deduplicated);
     assert_eq!(retry.receipt, keyed_first.receipt);
     let conflict = service.capture_durable(keyed("b")).await.unwrap_err();
-    assert!(
-        matches!(conflict, CaptureError::IdempotencyConflict { ref key } if key == "order-42"),
-        "{conflict}"
-    );
+    assert!(matches!(conflict, CaptureError::IdempotencyConflict { ref key } if key == "order-42"), "{conflict}");
     let counters: Vec<_> = service.health().counters;
     assert!(
         counters.contains(&("deduplicated", 2)) && counters.contains(&("idempotency_conflicts", 1)),
         "{counters:?}"
     );
     service.stop().await;
-    assert_eq!(
-        stored_lines(&LocalStore::new(dir.path()), "org-1")
-            .await
-            .len(),
-        2
-    );
+    assert_eq!(stored_lines(&LocalStore::new(dir.path()), "org-1").await.len(), 2);
 }
 
 #[tokio::test]
@@ -240,11 +176,7 @@ async fn failed_logins_are_never_deduplicated() {
 #[tokio::test]
 async fn reject_policy_hands_the_event_back_counts_it_and_records_the_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let config = AuditConfig {
-        queue_capacity: 5,
-        full_queue_policy: FullQueuePolicy::Reject,
-        ..slow_batches()
-    };
+    let config = AuditConfig { queue_capacity: 5, full_queue_policy: FullQueuePolicy::Reject, ..slow_batches() };
     let service = AuditService::start(store(&dir), config).await;
     for n in 0..5 {
         service.capture(sample_draft("org-1", n)).await.unwrap();
@@ -263,8 +195,7 @@ async fn reject_policy_hands_the_event_back_counts_it_and_records_the_loss() {
     let system = stored_lines(&storage, "agenttrace-system").await;
     assert_eq!(system.len(), 1, "{system:?}");
     assert!(
-        system[0].contains(r#""event_type":"audit_log.events_dropped""#)
-            && system[0].contains(r#""count":1"#),
+        system[0].contains(r#""event_type":"audit_log.events_dropped""#) && system[0].contains(r#""count":1"#),
         "{}",
         system[0]
     );
@@ -296,12 +227,7 @@ async fn backpressure_keeps_the_queue_bounded() {
     producer.await.unwrap();
     assert!(max_seen <= 16, "queue grew to {max_seen}");
     service.stop().await;
-    assert_eq!(
-        stored_lines(&LocalStore::new(dir.path()), "org-1")
-            .await
-            .len(),
-        2000
-    );
+    assert_eq!(stored_lines(&LocalStore::new(dir.path()), "org-1").await.len(), 2000);
 }
 
 #[derive(Debug)]
@@ -317,35 +243,20 @@ impl Clock for ManualClock {
 async fn timestamps_never_decrease_when_the_clock_steps_back() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock(AtomicI64::new(1_764_300_000_000_000)));
-    let service =
-        AuditService::start_with_clock(store(&dir), AuditConfig::default(), clock.clone()).await;
-    let a = service
-        .capture_durable(sample_draft("org-1", 1))
-        .await
-        .unwrap();
+    let service = AuditService::start_with_clock(store(&dir), AuditConfig::default(), clock.clone()).await;
+    let a = service.capture_durable(sample_draft("org-1", 1)).await.unwrap();
     clock.0.fetch_sub(5_000_000, Ordering::SeqCst);
-    let b = service
-        .capture_durable(sample_draft("org-1", 2))
-        .await
-        .unwrap();
+    let b = service.capture_durable(sample_draft("org-1", 2)).await.unwrap();
     assert_eq!(b.receipt.timestamp, a.receipt.timestamp);
     service.stop().await;
-    assert!(
-        verify_log(&LocalStore::new(dir.path()), "org-1", TimeRange::default())
-            .await
-            .unwrap()
-            .valid
-    );
+    assert!(verify_log(&LocalStore::new(dir.path()), "org-1", TimeRange::default()).await.unwrap().valid);
 }
 
 #[tokio::test]
 async fn invalid_events_are_refused_with_the_field_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let service = AuditService::start(store(&dir), AuditConfig::default()).await;
-    let bad = EventDraft {
-        actor_email: Some("a\r\nInjected: yes".into()),
-        ..sample_draft("org-1", 1)
-    };
+    let bad = EventDraft { actor_email: Some("a\r\nInjected: yes".into()), ..sample_draft("org-1", 1) };
     match service.capture(bad).await {
         Err(CaptureError::Invalid(e)) => assert_eq!(e.field, "actor_email"),
         other => panic!("{other:?}"),
@@ -358,46 +269,23 @@ async fn invalid_events_are_refused_with_the_field_and_counted() {
 async fn time_range_verification_checks_the_link_into_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock(AtomicI64::new(1_764_300_000_000_000)));
-    let service =
-        AuditService::start_with_clock(store(&dir), AuditConfig::default(), clock.clone()).await;
+    let service = AuditService::start_with_clock(store(&dir), AuditConfig::default(), clock.clone()).await;
     let mut stamps = Vec::new();
     for n in 0..10 {
-        stamps.push(
-            service
-                .capture_durable(sample_draft("org-1", n))
-                .await
-                .unwrap()
-                .receipt
-                .timestamp,
-        );
+        stamps.push(service.capture_durable(sample_draft("org-1", n)).await.unwrap().receipt.timestamp);
         clock.0.fetch_add(1_000_000, Ordering::SeqCst);
     }
     service.stop().await;
     let storage = LocalStore::new(dir.path());
-    let range = TimeRange {
-        since: Some(stamps[4]),
-        until: Some(stamps[8]),
-    };
+    let range = TimeRange { since: Some(stamps[4]), until: Some(stamps[8]) };
     let report = verify_log(&storage, "org-1", range).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
-    assert_eq!(
-        (
-            report.total_events,
-            report.first_sequence,
-            report.last_sequence
-        ),
-        (4, Some(4), Some(7))
-    );
+    assert_eq!((report.total_events, report.first_sequence, report.last_sequence), (4, Some(4), Some(7)));
 
     // Break the link into the range: delete event 3 (the anchor becomes 2).
     let path = storage.log_dir("org-1").join("00000000000000000000.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
-    let kept: Vec<&str> = text
-        .lines()
-        .enumerate()
-        .filter(|(i, _)| *i != 3)
-        .map(|(_, l)| l)
-        .collect();
+    let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| l).collect();
     std::fs::write(&path, kept.join("\n") + "\n").unwrap();
     let report = verify_log(&storage, "org-1", range).await.unwrap();
     assert!(!report.valid);

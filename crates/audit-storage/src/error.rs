@@ -30,20 +30,12 @@ pub struct StorageError {
 impl StorageError {
     /// A new error without an I/O cause.
     pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> Self {
-        StorageError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        StorageError { kind, message: message.into(), source: None }
     }
 
     /// An I/O failure while doing `what`.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        StorageError {
-            kind: StorageErrorKind::Io,
-            message: what.into(),
-            source: Some(source),
-        }
+        StorageError { kind: StorageErrorKind::Io, message: what.into(), source: Some(source) }
     }
 }
 

@@ -48,11 +48,7 @@ pub struct Tail {
 
 impl Tail {
     /// The tail of an empty log.
-    pub const GENESIS: Tail = Tail {
-        next_sequence: 0,
-        last_hash: Hash::GENESIS,
-        last_timestamp: None,
-    };
+    pub const GENESIS: Tail = Tail { next_sequence: 0, last_hash: Hash::GENESIS, last_timestamp: None };
 }
 
 /// What opening a writer found and did.
@@ -90,11 +86,19 @@ pub trait LogStore: Send + Sync + Debug {
     async fn chunks(&self, organization_id: &str) -> Result<Vec<Chunk>, StorageError>;
 
     /// The bytes of one chunk, as stored.
-    async fn read_chunk(
+    async fn read_chunk(&self, organization_id: &str, chunk: &Chunk) -> Result<Vec<u8>, StorageError>;
+
+    /// The bytes of one chunk, into `buf` (replacing its contents). Readers
+    /// of whole logs reuse one buffer so that its memory is touched once.
+    async fn read_chunk_into(
         &self,
         organization_id: &str,
         chunk: &Chunk,
-    ) -> Result<Vec<u8>, StorageError>;
+        buf: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        *buf = self.read_chunk(organization_id, chunk).await?;
+        Ok(())
+    }
 }
 
 /// The one writer of a log. Dropping it releases the fence.

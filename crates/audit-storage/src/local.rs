@@ -26,9 +26,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use audit_core::stored::{StoredEvent, hash_line};
 
-use crate::{
-    Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail, org_dir,
-};
+use crate::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail, org_dir};
 
 /// Segments roll over once they reach this size (a batch never straddles two).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -46,10 +44,7 @@ pub struct LocalStore {
 impl LocalStore {
     /// Storage under `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStore {
-            root: root.into(),
-            segment_bytes: DEFAULT_SEGMENT_BYTES,
-        }
+        LocalStore { root: root.into(), segment_bytes: DEFAULT_SEGMENT_BYTES }
     }
 
     /// Rolls segments over at `bytes` instead of the default 64 MiB.
@@ -60,9 +55,7 @@ impl LocalStore {
 
     /// The directory holding `organization_id`'s log.
     pub fn log_dir(&self, organization_id: &str) -> PathBuf {
-        self.root
-            .join("logs")
-            .join(org_dir::encode(organization_id))
+        self.root.join("logs").join(org_dir::encode(organization_id))
     }
 
     fn list_chunks(dir: &Path) -> Result<Vec<Chunk>, StorageError> {
@@ -70,33 +63,22 @@ impl LocalStore {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(StorageError::io(
-                    format!("cannot list {}", dir.display()),
-                    e,
-                ));
+                return Err(StorageError::io(format!("cannot list {}", dir.display()), e));
             }
         };
         let mut chunks = Vec::new();
         for entry in entries {
-            let entry =
-                entry.map_err(|e| StorageError::io(format!("cannot list {}", dir.display()), e))?;
+            let entry = entry.map_err(|e| StorageError::io(format!("cannot list {}", dir.display()), e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name == LOCK_FILE {
                 continue;
             }
             match parse_segment_name(&name) {
-                Some(first_sequence) => chunks.push(Chunk {
-                    first_sequence,
-                    name,
-                }),
+                Some(first_sequence) => chunks.push(Chunk { first_sequence, name }),
                 None => {
                     return Err(StorageError::new(
                         StorageErrorKind::Unexpected,
-                        format!(
-                            "unexpected file {} in log directory {}",
-                            name,
-                            dir.display()
-                        ),
+                        format!("unexpected file {} in log directory {}", name, dir.display()),
                     ));
                 }
             }
@@ -112,8 +94,7 @@ fn segment_name(first_sequence: u64) -> String {
 
 fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())?
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
@@ -129,10 +110,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
         Ok(true) => return Ok(()),
         Ok(false) => {}
         Err(e) => {
-            return Err(StorageError::io(
-                format!("cannot stat {}", dir.display()),
-                e,
-            ));
+            return Err(StorageError::io(format!("cannot stat {}", dir.display()), e));
         }
     }
     if let Some(parent) = dir.parent() {
@@ -142,10 +120,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => {
-            return Err(StorageError::io(
-                format!("cannot create {}", dir.display()),
-                e,
-            ));
+            return Err(StorageError::io(format!("cannot create {}", dir.display()), e));
         }
     }
     match dir.parent() {
@@ -160,12 +135,9 @@ impl LogStore for LocalStore {
         let dir = self.log_dir(organization_id);
         let segment_bytes = self.segment_bytes;
         let org = organization_id.to_owned();
-        let writer =
-            tokio::task::spawn_blocking(move || LocalWriter::open(dir, org, segment_bytes))
-                .await
-                .map_err(|e| {
-                    StorageError::new(StorageErrorKind::Io, format!("writer task failed: {e}"))
-                })??;
+        let writer = tokio::task::spawn_blocking(move || LocalWriter::open(dir, org, segment_bytes))
+            .await
+            .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("writer task failed: {e}")))??;
         Ok(Box::new(writer))
     }
 
@@ -176,10 +148,7 @@ impl LogStore for LocalStore {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                 Err(e) => {
-                    return Err(StorageError::io(
-                        format!("cannot list {}", logs.display()),
-                        e,
-                    ));
+                    return Err(StorageError::io(format!("cannot list {}", logs.display()), e));
                 }
             };
             let mut orgs = Vec::new();
@@ -188,10 +157,7 @@ impl LogStore for LocalStore {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 match org_dir::decode(&name) {
                     Some(org) => orgs.push(org),
-                    None => tracing::warn!(
-                        name,
-                        "ignoring a directory that is not an encoded organization id"
-                    ),
+                    None => tracing::warn!(name, "ignoring a directory that is not an encoded organization id"),
                 }
             }
             orgs.sort();
@@ -205,23 +171,35 @@ impl LogStore for LocalStore {
         let dir = self.log_dir(organization_id);
         tokio::task::spawn_blocking(move || Self::list_chunks(&dir))
             .await
-            .map_err(|e| {
-                StorageError::new(StorageErrorKind::Io, format!("listing task failed: {e}"))
-            })?
+            .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("listing task failed: {e}")))?
     }
 
-    async fn read_chunk(
+    async fn read_chunk(&self, organization_id: &str, chunk: &Chunk) -> Result<Vec<u8>, StorageError> {
+        let mut buf = Vec::new();
+        self.read_chunk_into(organization_id, chunk, &mut buf).await?;
+        Ok(buf)
+    }
+
+    async fn read_chunk_into(
         &self,
         organization_id: &str,
         chunk: &Chunk,
-    ) -> Result<Vec<u8>, StorageError> {
+        buf: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
         let path = self.log_dir(organization_id).join(&chunk.name);
-        tokio::task::spawn_blocking(move || {
-            fs::read(&path)
-                .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))
+        let mut owned = std::mem::take(buf);
+        owned.clear();
+        let (owned, result) = tokio::task::spawn_blocking(move || {
+            let result = File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut owned))
+                .map(drop)
+                .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e));
+            (owned, result)
         })
         .await
-        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("read task failed: {e}")))?
+        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("read task failed: {e}")))?;
+        *buf = owned;
+        result
     }
 }
 
@@ -247,11 +225,7 @@ struct WriterState {
 }
 
 impl LocalWriter {
-    fn open(
-        dir: PathBuf,
-        organization_id: String,
-        segment_bytes: u64,
-    ) -> Result<LocalWriter, StorageError> {
+    fn open(dir: PathBuf, organization_id: String, segment_bytes: u64) -> Result<LocalWriter, StorageError> {
         create_dir_durably(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
         let mut lock = OpenOptions::new()
@@ -268,11 +242,7 @@ impl LocalWriter {
                 let mut holder = String::new();
                 let _ = lock.read_to_string(&mut holder);
                 let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    String::from("another process")
-                } else {
-                    format!("process {holder}")
-                };
+                let who = if holder.is_empty() { String::from("another process") } else { format!("process {holder}") };
                 return Err(StorageError::new(
                     StorageErrorKind::Locked,
                     format!(
@@ -282,10 +252,7 @@ impl LocalWriter {
                 ));
             }
             Err(TryLockError::Error(e)) => {
-                return Err(StorageError::io(
-                    format!("cannot lock {}", lock_path.display()),
-                    e,
-                ));
+                return Err(StorageError::io(format!("cannot lock {}", lock_path.display()), e));
             }
         }
         lock.set_len(0)
@@ -293,10 +260,7 @@ impl LocalWriter {
             .map_err(|e| StorageError::io(format!("cannot write {}", lock_path.display()), e))?;
 
         let chunks = LocalStore::list_chunks(&dir)?;
-        let mut recovery = Recovery {
-            tail: Tail::GENESIS,
-            torn_bytes_removed: 0,
-        };
+        let mut recovery = Recovery { tail: Tail::GENESIS, torn_bytes_removed: 0 };
         let mut active = None;
         if let Some(last) = chunks.last() {
             // Segments before the last are sealed; finish a rollover a crash interrupted.
@@ -325,16 +289,12 @@ impl LocalWriter {
             must_roll_over: false,
             poisoned: None,
         };
-        Ok(LocalWriter {
-            recovery,
-            inner: Arc::new(Mutex::new(state)),
-        })
+        Ok(LocalWriter { recovery, inner: Arc::new(Mutex::new(state)) })
     }
 }
 
 fn seal(path: &Path) -> Result<(), StorageError> {
-    let meta = fs::metadata(path)
-        .map_err(|e| StorageError::io(format!("cannot stat {}", path.display()), e))?;
+    let meta = fs::metadata(path).map_err(|e| StorageError::io(format!("cannot stat {}", path.display()), e))?;
     if !meta.permissions().readonly() {
         fs::set_permissions(path, fs::Permissions::from_mode(0o444))
             .map_err(|e| StorageError::io(format!("cannot seal {}", path.display()), e))?;
@@ -350,8 +310,7 @@ fn cut_torn_tail(path: &Path) -> Result<(File, u64, u64), StorageError> {
         .append(true)
         .open(path)
         .map_err(|e| StorageError::io(format!("cannot open {}", path.display()), e))?;
-    let bytes = fs::read(path)
-        .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
+    let bytes = fs::read(path).map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
     let keep = match bytes.last() {
         None | Some(b'\n') => bytes.len(),
         Some(_) => memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1),
@@ -360,9 +319,7 @@ fn cut_torn_tail(path: &Path) -> Result<(File, u64, u64), StorageError> {
     if torn > 0 {
         file.set_len(keep as u64)
             .and_then(|()| file.sync_data())
-            .map_err(|e| {
-                StorageError::io(format!("cannot cut the torn tail of {}", path.display()), e)
-            })?;
+            .map_err(|e| StorageError::io(format!("cannot cut the torn tail of {}", path.display()), e))?;
     }
     Ok((file, keep as u64, torn))
 }
@@ -373,8 +330,7 @@ fn cut_torn_tail(path: &Path) -> Result<(File, u64, u64), StorageError> {
 fn find_tail(dir: &Path, chunks: &[Chunk]) -> Result<Tail, StorageError> {
     for chunk in chunks.iter().rev() {
         let path = dir.join(&chunk.name);
-        let bytes = fs::read(&path)
-            .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
+        let bytes = fs::read(&path).map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
         if bytes.is_empty() {
             continue;
         }
@@ -384,10 +340,7 @@ fn find_tail(dir: &Path, chunks: &[Chunk]) -> Result<Tail, StorageError> {
         let unexpected = |why: String| {
             StorageError::new(
                 StorageErrorKind::Unexpected,
-                format!(
-                    "{}: {why}; refusing to append until an operator has run verify",
-                    path.display()
-                ),
+                format!("{}: {why}; refusing to append until an operator has run verify", path.display()),
             )
         };
         let event = StoredEvent::parse_line(last_line)
@@ -412,10 +365,7 @@ fn find_tail(dir: &Path, chunks: &[Chunk]) -> Result<Tail, StorageError> {
     match chunks.first() {
         Some(c) if c.first_sequence != 0 => Err(StorageError::new(
             StorageErrorKind::Unexpected,
-            format!(
-                "{}: the log's only segments are empty but do not start at sequence 0",
-                dir.display()
-            ),
+            format!("{}: the log's only segments are empty but do not start at sequence 0", dir.display()),
         )),
         _ => Ok(Tail::GENESIS),
     }
@@ -461,10 +411,7 @@ impl WriterState {
                 self.roll_over(batch.first_sequence)?;
             }
         }
-        let (file, path, durable_len) = self
-            .active
-            .as_mut()
-            .expect("an active segment after rollover");
+        let (file, path, durable_len) = self.active.as_mut().expect("an active segment after rollover");
         let result = file.write_all(&batch.bytes).and_then(|()| file.sync_data());
         match result {
             Ok(()) => {
@@ -476,10 +423,8 @@ impl WriterState {
                 // retry the sync. Cut back to what is known durable and move
                 // on to a new segment for the next batch.
                 let cut = file.set_len(*durable_len).and_then(|()| file.sync_data());
-                let failure = StorageError::io(
-                    format!("cannot append {} events to {}", batch.count, path.display()),
-                    e,
-                );
+                let failure =
+                    StorageError::io(format!("cannot append {} events to {}", batch.count, path.display()), e);
                 match cut {
                     Ok(()) => {
                         self.must_roll_over = true;

@@ -21,11 +21,7 @@ fn batch(lines: &[Vec<u8>], from: usize, to: usize) -> Arc<Batch> {
         bytes.extend_from_slice(l);
         bytes.push(b'\n');
     }
-    Arc::new(Batch {
-        first_sequence: from as u64,
-        count: (to - from) as u64,
-        bytes,
-    })
+    Arc::new(Batch { first_sequence: from as u64, count: (to - from) as u64, bytes })
 }
 
 #[tokio::test]
@@ -51,14 +47,8 @@ async fn appends_roll_over_into_sealed_segments_named_by_first_sequence() {
         }
         all.extend(store.read_chunk(ORG, c).await.unwrap());
     }
-    let expected: Vec<u8> = log
-        .iter()
-        .flat_map(|l| l.iter().copied().chain([b'\n']))
-        .collect();
-    assert_eq!(
-        all, expected,
-        "storage holds exactly the appended lines, in order"
-    );
+    let expected: Vec<u8> = log.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    assert_eq!(all, expected, "storage holds exactly the appended lines, in order");
     // Case-insensitive file systems: the directory name has no upper case.
     assert_eq!(store.log_dir(ORG).file_name().unwrap(), "%4Frg%3A1");
     assert_eq!(store.organizations().await.unwrap(), vec![ORG.to_string()]);
@@ -74,12 +64,7 @@ async fn one_writer_per_log_and_reopen_recovers_the_tail() {
 
     let second = store.open_writer(ORG).await.unwrap_err();
     assert_eq!(second.kind, StorageErrorKind::Locked);
-    assert!(
-        second
-            .to_string()
-            .contains(&format!("locked by process {}", std::process::id())),
-        "{second}"
-    );
+    assert!(second.to_string().contains(&format!("locked by process {}", std::process::id())), "{second}");
     // Another organization is independent.
     store.open_writer("org-2").await.unwrap();
 
@@ -109,11 +94,7 @@ async fn a_torn_tail_is_cut_on_open_and_nothing_else() {
     let mut w = store.open_writer(ORG).await.unwrap();
     assert_eq!(w.recovery().torn_bytes_removed, 100);
     assert_eq!(w.recovery().tail.next_sequence, 5);
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        before,
-        "only the torn bytes were removed"
-    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "only the torn bytes were removed");
     w.append(batch(&log, 5, 6)).await.unwrap();
 }
 

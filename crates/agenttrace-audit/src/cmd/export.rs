@@ -49,11 +49,7 @@ struct ArrayWriter<W: Write> {
 impl<W: Write> ArrayWriter<W> {
     fn new(mut inner: W) -> std::io::Result<Self> {
         inner.write_all(b"[")?;
-        Ok(ArrayWriter {
-            inner,
-            at_line_start: true,
-            first: true,
-        })
+        Ok(ArrayWriter { inner, at_line_start: true, first: true })
     }
 
     fn finish(mut self) -> std::io::Result<W> {
@@ -95,9 +91,7 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
     let range = super::verify::range(args.since.as_deref(), args.until.as_deref())?;
     let store = super::open_store(data_dir);
     let sink: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
+        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
         None => Box::new(std::io::stdout()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
@@ -129,9 +123,6 @@ mod tests {
             array.write_all(piece).unwrap();
         }
         assert_eq!(array.finish().unwrap(), b"[{\"a\":1},{\"b\":2}]\n");
-        assert_eq!(
-            ArrayWriter::new(Vec::new()).unwrap().finish().unwrap(),
-            b"[]\n"
-        );
+        assert_eq!(ArrayWriter::new(Vec::new()).unwrap().finish().unwrap(), b"[]\n");
     }
 }

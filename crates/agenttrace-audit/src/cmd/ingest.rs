@@ -37,14 +37,10 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     if path == Path::new("-") {
         // Standard input is read once; keep it to validate before storing.
         let mut all = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut all)
-            .context("cannot read standard input")?;
+        std::io::stdin().lock().read_to_end(&mut all).context("cannot read standard input")?;
         Ok(Box::new(std::io::Cursor::new(all)))
     } else {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
     }
 }
@@ -59,9 +55,7 @@ fn draft_for(org: &str, line_no: u64, line: &[u8]) -> Result<EventDraft, String>
         // Lines may leave the organization to --org.
         None => obj.insert("organization_id", Value::String(org.to_owned())),
         Some(Value::String(given)) if given != org => {
-            return Err(format!(
-                "organization_id: {given:?} does not match --org {org:?}"
-            ));
+            return Err(format!("organization_id: {given:?} does not match --org {org:?}"));
         }
         Some(_) => {}
     }
@@ -83,22 +77,13 @@ struct Lines {
 
 impl Lines {
     fn new(reader: Box<dyn BufRead>) -> Self {
-        Lines {
-            reader,
-            line_no: 0,
-            buf: Vec::new(),
-        }
+        Lines { reader, line_no: 0, buf: Vec::new() }
     }
 
     fn next_line(&mut self) -> anyhow::Result<Option<(u64, &[u8])>> {
         loop {
             self.buf.clear();
-            if self
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .context("cannot read input")?
-                == 0
-            {
+            if self.reader.read_until(b'\n', &mut self.buf).context("cannot read input")? == 0 {
                 return Ok(None);
             }
             self.line_no += 1;
@@ -174,8 +159,7 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
     let (mut invalid, mut valid) = (0u64, 0u64);
     let mut lines = Lines::new(open_input(&args.input)?);
     while let Some((line_no, line)) = lines.next_line()? {
-        match draft_for(&args.org, line_no, line)
-            .and_then(|d| d.validate(&limits).map(drop).map_err(|e| e.to_string()))
+        match draft_for(&args.org, line_no, line).and_then(|d| d.validate(&limits).map(drop).map_err(|e| e.to_string()))
         {
             Ok(()) => valid += 1,
             Err(why) => {
@@ -193,14 +177,7 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
 
     // Pass 2: the same input again (standard input was kept in memory).
     let store = super::open_store(data_dir);
-    let service = AuditService::start(
-        store,
-        AuditConfig {
-            limits,
-            ..AuditConfig::default()
-        },
-    )
-    .await;
+    let service = AuditService::start(store, AuditConfig { limits, ..AuditConfig::default() }).await;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut in_flight: VecDeque<(u64, PendingReceipt)> = VecDeque::new();
     let mut tally = Tally::default();
@@ -239,9 +216,5 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
         "ingest: {} stored, {} already stored (deduplicated), {} failed, {invalid} invalid",
         tally.stored, tally.already, tally.failed
     );
-    Ok(if tally.failed > 0 || invalid > 0 {
-        exit::FAILED
-    } else {
-        exit::OK
-    })
+    Ok(if tally.failed > 0 || invalid > 0 { exit::FAILED } else { exit::OK })
 }

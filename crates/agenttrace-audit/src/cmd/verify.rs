@@ -28,13 +28,9 @@ pub(crate) struct Args {
 pub(crate) fn range(since: Option<&str>, until: Option<&str>) -> anyhow::Result<TimeRange> {
     let now = SystemClock.now();
     let parse = |flag: &str, v: Option<&str>| {
-        v.map(|t| timearg::parse(t, now).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
-            .transpose()
+        v.map(|t| timearg::parse(t, now).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))).transpose()
     };
-    Ok(TimeRange {
-        since: parse("since", since)?,
-        until: parse("until", until)?,
-    })
+    Ok(TimeRange { since: parse("since", since)?, until: parse("until", until)? })
 }
 
 pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
@@ -53,10 +49,7 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
             _ => String::new(),
         };
         if report.valid {
-            eprintln!(
-                "valid: {} events in the log of {}{span}",
-                report.total_events, report.organization_id
-            );
+            eprintln!("valid: {} events in the log of {}{span}", report.total_events, report.organization_id);
         } else {
             eprintln!(
                 "INVALID: {} error(s) in {} events of the log of {}{span}",
@@ -67,11 +60,7 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
             for e in &report.errors {
                 let seq = e.sequence.map_or("?".into(), |s| s.to_string());
                 let id = e.event_id.as_deref().unwrap_or("-");
-                eprintln!(
-                    "  sequence {seq} (event {id}): {}: {}",
-                    e.kind.as_str(),
-                    e.detail
-                );
+                eprintln!("  sequence {seq} (event {id}): {}: {}", e.kind.as_str(), e.detail);
             }
         }
         for w in &report.warnings {

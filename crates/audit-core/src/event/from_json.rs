@@ -2,8 +2,8 @@
 //! unknown and service-owned members refused, enums in any letter case.
 
 use super::{
-    Action, ActorType, Category, EventDraft, MAX_SAFE_INTEGER, Problem, RequestInfo,
-    SERVICE_MEMBERS, Severity, ValidationError,
+    Action, ActorType, Category, EventDraft, MAX_SAFE_INTEGER, Problem, RequestInfo, SERVICE_MEMBERS, Severity,
+    ValidationError,
 };
 use crate::json::{self, NumberPolicy, Object, Value};
 use crate::timestamp::Timestamp;
@@ -23,34 +23,22 @@ pub enum InputError {
 fn string(field: &str, v: Value) -> Result<String, ValidationError> {
     match v {
         Value::String(s) => Ok(s),
-        other => Err(ValidationError::invalid(
-            field,
-            format!("must be a string, not {}", other.type_name()),
-        )),
+        other => Err(ValidationError::invalid(field, format!("must be a string, not {}", other.type_name()))),
     }
 }
 
 fn object(field: &str, v: Value) -> Result<Object, ValidationError> {
     match v {
         Value::Object(o) => Ok(o),
-        other => Err(ValidationError::invalid(
-            field,
-            format!("must be an object, not {}", other.type_name()),
-        )),
+        other => Err(ValidationError::invalid(field, format!("must be an object, not {}", other.type_name()))),
     }
 }
 
 fn unsigned(field: &str, v: &Value, max: u64) -> Result<u64, ValidationError> {
     match v {
         Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n <= max as f64 => Ok(*n as u64),
-        Value::Number(_) => Err(ValidationError::invalid(
-            field,
-            format!("must be an integer from 0 to {max}"),
-        )),
-        other => Err(ValidationError::invalid(
-            field,
-            format!("must be an integer, not {}", other.type_name()),
-        )),
+        Value::Number(_) => Err(ValidationError::invalid(field, format!("must be an integer from 0 to {max}"))),
+        other => Err(ValidationError::invalid(field, format!("must be an integer, not {}", other.type_name()))),
     }
 }
 
@@ -61,9 +49,7 @@ fn vocabulary<T>(
     expected: fn() -> String,
 ) -> Result<T, ValidationError> {
     let text = string(field, v)?;
-    parse(&text).ok_or_else(|| {
-        ValidationError::invalid(field, format!("{text:?} is not one of: {}", expected()))
-    })
+    parse(&text).ok_or_else(|| ValidationError::invalid(field, format!("{text:?} is not one of: {}", expected())))
 }
 
 fn request(v: Value) -> Result<RequestInfo, ValidationError> {
@@ -109,10 +95,7 @@ impl EventDraft {
                 return Err(ValidationError::new(name, Problem::ServiceOwned));
             }
             if value == Value::Null {
-                return Err(ValidationError::invalid(
-                    name,
-                    "must not be null (omit it instead)",
-                ));
+                return Err(ValidationError::invalid(name, "must not be null (omit it instead)"));
             }
             match f {
                 "organization_id" => {
@@ -122,24 +105,14 @@ impl EventDraft {
                 "project_id" => d.project_id = Some(string(f, value)?),
                 "occurred_at" => {
                     let text = string(f, value)?;
-                    d.occurred_at = Some(
-                        Timestamp::parse_rfc3339(&text)
-                            .map_err(|e| ValidationError::invalid(f, e.to_string()))?,
-                    );
+                    d.occurred_at =
+                        Some(Timestamp::parse_rfc3339(&text).map_err(|e| ValidationError::invalid(f, e.to_string()))?);
                 }
-                "event_category" => {
-                    d.event_category =
-                        Some(vocabulary(f, value, Category::parse, Category::expected)?)
-                }
+                "event_category" => d.event_category = Some(vocabulary(f, value, Category::parse, Category::expected)?),
                 "event_type" => d.event_type = string(f, value)?,
                 "action" => d.action = Some(vocabulary(f, value, Action::parse, Action::expected)?),
-                "severity" => {
-                    d.severity = Some(vocabulary(f, value, Severity::parse, Severity::expected)?)
-                }
-                "actor_type" => {
-                    d.actor_type =
-                        Some(vocabulary(f, value, ActorType::parse, ActorType::expected)?)
-                }
+                "severity" => d.severity = Some(vocabulary(f, value, Severity::parse, Severity::expected)?),
+                "actor_type" => d.actor_type = Some(vocabulary(f, value, ActorType::parse, ActorType::expected)?),
                 "resource_type" => d.resource_type = Some(string(f, value)?),
                 "resource_id" => d.resource_id = Some(string(f, value)?),
                 "actor_id" => d.actor_id = Some(string(f, value)?),
@@ -149,9 +122,7 @@ impl EventDraft {
                 "session_id" => d.session_id = Some(string(f, value)?),
                 "idempotency_key" => d.idempotency_key = Some(string(f, value)?),
                 "producer_id" => d.producer_id = Some(string(f, value)?),
-                "producer_sequence" => {
-                    d.producer_sequence = Some(unsigned(f, &value, MAX_SAFE_INTEGER)?)
-                }
+                "producer_sequence" => d.producer_sequence = Some(unsigned(f, &value, MAX_SAFE_INTEGER)?),
                 "request" => d.request = Some(request(value)?),
                 "previous_state" => d.previous_state = Some(object(f, value)?),
                 "new_state" => d.new_state = Some(object(f, value)?),

@@ -142,10 +142,7 @@ mod tests {
         assert_eq!(ActorType::parse("API_KEY").unwrap().as_str(), "api_key");
         assert_eq!(Action::parse("remove"), None);
         let err = "remove".parse::<Action>().unwrap_err();
-        assert!(
-            err.starts_with("action must be one of: create, read"),
-            "{err}"
-        );
+        assert!(err.starts_with("action must be one of: create, read"), "{err}");
     }
 
     #[test]

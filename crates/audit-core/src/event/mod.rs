@@ -19,14 +19,7 @@ use crate::json::{Object, Value};
 use crate::timestamp::Timestamp;
 
 /// Members that only the service sets; input that names one is rejected.
-pub const SERVICE_MEMBERS: &[&str] = &[
-    "schema_version",
-    "event_id",
-    "sequence",
-    "timestamp",
-    "previous_hash",
-    "hash",
-];
+pub const SERVICE_MEMBERS: &[&str] = &["schema_version", "event_id", "sequence", "timestamp", "previous_hash", "hash"];
 
 /// The stored `schema_version`.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -181,10 +174,7 @@ pub enum Problem {
 
 impl ValidationError {
     pub(crate) fn new(field: impl Into<String>, problem: Problem) -> Self {
-        ValidationError {
-            field: field.into(),
-            problem,
-        }
+        ValidationError { field: field.into(), problem }
     }
     pub(crate) fn invalid(field: impl Into<String>, why: impl Into<String>) -> Self {
         Self::new(field, Problem::Invalid(why.into()))
@@ -213,8 +203,7 @@ pub fn is_valid_tenant_id(id: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
 }
 
 /// `^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$` — event types.
@@ -224,9 +213,7 @@ pub fn is_valid_event_type(t: &str) -> bool {
         let b = part.as_bytes();
         if b.is_empty()
             || !b[0].is_ascii_lowercase()
-            || !b
-                .iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+            || !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
         {
             return false;
         }
@@ -240,32 +227,19 @@ pub fn is_valid_event_type(t: &str) -> bool {
 /// ids, emails, types and other single-line members.
 fn check_single_line(field: &str, text: &str, max_bytes: usize) -> Result<(), ValidationError> {
     if text.len() > max_bytes {
-        return Err(ValidationError::new(
-            field,
-            Problem::TooLarge {
-                limit: max_bytes,
-                unit: "bytes",
-            },
-        ));
+        return Err(ValidationError::new(field, Problem::TooLarge { limit: max_bytes, unit: "bytes" }));
     }
-    if let Some(c) = text
-        .chars()
-        .find(|c| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+    if let Some(c) =
+        text.chars().find(|c| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
     {
-        return Err(ValidationError::invalid(
-            field,
-            format!("contains the forbidden character U+{:04X}", c as u32),
-        ));
+        return Err(ValidationError::invalid(field, format!("contains the forbidden character U+{:04X}", c as u32)));
     }
     Ok(())
 }
 
 fn check_opt(field: &str, text: &Option<String>, max_bytes: usize) -> Result<(), ValidationError> {
     match text {
-        Some(t) if t.is_empty() => Err(ValidationError::invalid(
-            field,
-            "must not be empty (omit it instead)",
-        )),
+        Some(t) if t.is_empty() => Err(ValidationError::invalid(field, "must not be empty (omit it instead)")),
         Some(t) => check_single_line(field, t, max_bytes),
         None => Ok(()),
     }
@@ -278,27 +252,15 @@ fn check_object(field: &str, obj: &Option<Object>, limits: &Limits) -> Result<()
     if depth > limits.object_depth {
         return Err(ValidationError::new(
             field,
-            Problem::TooLarge {
-                limit: limits.object_depth,
-                unit: "levels of nesting",
-            },
+            Problem::TooLarge { limit: limits.object_depth, unit: "levels of nesting" },
         ));
     }
     if check_numbers_finite(&value).is_err() {
-        return Err(ValidationError::invalid(
-            field,
-            "contains a number that is not finite",
-        ));
+        return Err(ValidationError::invalid(field, "contains a number that is not finite"));
     }
     let size = crate::canonical::to_canonical(&value).len();
     if size > limits.object_bytes {
-        return Err(ValidationError::new(
-            field,
-            Problem::TooLarge {
-                limit: limits.object_bytes,
-                unit: "bytes",
-            },
-        ));
+        return Err(ValidationError::new(field, Problem::TooLarge { limit: limits.object_bytes, unit: "bytes" }));
     }
     Ok(())
 }
@@ -323,28 +285,19 @@ impl EventDraft {
             return Err(ValidationError::new("organization_id", Problem::Missing));
         }
         if !is_valid_tenant_id(&self.organization_id) {
-            return Err(ValidationError::invalid(
-                "organization_id",
-                "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
-            ));
+            return Err(ValidationError::invalid("organization_id", "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"));
         }
         if let Some(p) = &self.project_id
             && !is_valid_tenant_id(p)
         {
-            return Err(ValidationError::invalid(
-                "project_id",
-                "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
-            ));
+            return Err(ValidationError::invalid("project_id", "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"));
         }
         if self.event_type.is_empty() {
             return Err(ValidationError::new("event_type", Problem::Missing));
         }
         check_single_line("event_type", &self.event_type, limits.id_bytes)?;
         if !is_valid_event_type(&self.event_type) {
-            return Err(ValidationError::invalid(
-                "event_type",
-                "must be dotted lowercase, e.g. trace.deleted",
-            ));
+            return Err(ValidationError::invalid("event_type", "must be dotted lowercase, e.g. trace.deleted"));
         }
         let entry = catalog::lookup(&self.event_type);
         let category = match (self.event_category, entry) {
@@ -363,16 +316,9 @@ impl EventDraft {
                 ));
             }
         };
-        let action = self
-            .action
-            .ok_or_else(|| ValidationError::new("action", Problem::Missing))?;
-        let actor_type = self
-            .actor_type
-            .ok_or_else(|| ValidationError::new("actor_type", Problem::Missing))?;
-        let severity = self
-            .severity
-            .or(entry.map(|e| e.severity))
-            .unwrap_or(action.default_severity());
+        let action = self.action.ok_or_else(|| ValidationError::new("action", Problem::Missing))?;
+        let actor_type = self.actor_type.ok_or_else(|| ValidationError::new("actor_type", Problem::Missing))?;
+        let severity = self.severity.or(entry.map(|e| e.severity)).unwrap_or(action.default_severity());
 
         for (field, value) in [
             ("resource_type", &self.resource_type),
@@ -389,29 +335,19 @@ impl EventDraft {
         check_opt("actor_ip", &self.actor_ip, limits.id_bytes)?;
         if let Some(ip) = &self.actor_ip {
             // Normalise to the canonical text form so one address is one string.
-            let parsed: IpAddr = ip.parse().map_err(|_| {
-                ValidationError::invalid("actor_ip", "is not an IPv4 or IPv6 address")
-            })?;
+            let parsed: IpAddr =
+                ip.parse().map_err(|_| ValidationError::invalid("actor_ip", "is not an IPv4 or IPv6 address"))?;
             self.actor_ip = Some(parsed.to_string());
         }
         match (&self.producer_id, self.producer_sequence) {
             (Some(_), None) => {
-                return Err(ValidationError::invalid(
-                    "producer_sequence",
-                    "is required with producer_id",
-                ));
+                return Err(ValidationError::invalid("producer_sequence", "is required with producer_id"));
             }
             (None, Some(_)) => {
-                return Err(ValidationError::invalid(
-                    "producer_id",
-                    "is required with producer_sequence",
-                ));
+                return Err(ValidationError::invalid("producer_id", "is required with producer_sequence"));
             }
             (_, Some(n)) if n > MAX_SAFE_INTEGER => {
-                return Err(ValidationError::invalid(
-                    "producer_sequence",
-                    "must be at most 2^53",
-                ));
+                return Err(ValidationError::invalid("producer_sequence", "must be at most 2^53"));
             }
             _ => {}
         }
@@ -423,10 +359,7 @@ impl EventDraft {
             if let Some(d) = r.duration_ms
                 && (!d.is_finite() || d < 0.0)
             {
-                return Err(ValidationError::invalid(
-                    "request.duration_ms",
-                    "must be a non-negative number",
-                ));
+                return Err(ValidationError::invalid("request.duration_ms", "must be a non-negative number"));
             }
         }
         check_object("previous_state", &self.previous_state, limits)?;
@@ -436,23 +369,10 @@ impl EventDraft {
         // Store the resolved values so that the draft alone describes the event.
         self.event_category = Some(category);
         self.severity = Some(severity);
-        let mut event = ValidatedEvent {
-            draft: self,
-            category,
-            action,
-            severity,
-            actor_type,
-            canonical: Vec::new(),
-        };
+        let mut event = ValidatedEvent { draft: self, category, action, severity, actor_type, canonical: Vec::new() };
         event.canonical = crate::canonical::to_canonical(&Value::Object(event.to_object()));
         if event.canonical.len() > limits.event_bytes {
-            return Err(ValidationError::new(
-                "event",
-                Problem::TooLarge {
-                    limit: limits.event_bytes,
-                    unit: "bytes",
-                },
-            ));
+            return Err(ValidationError::new("event", Problem::TooLarge { limit: limits.event_bytes, unit: "bytes" }));
         }
         Ok(event)
     }
@@ -511,10 +431,7 @@ impl ValidatedEvent {
         if let Some(t) = d.occurred_at {
             o.insert("occurred_at", Value::String(t.to_string()));
         }
-        o.insert(
-            "event_category",
-            Value::String(self.category.as_str().into()),
-        );
+        o.insert("event_category", Value::String(self.category.as_str().into()));
         o.insert("event_type", Value::String(d.event_type.clone()));
         o.insert("action", Value::String(self.action.as_str().into()));
         o.insert("severity", Value::String(self.severity.as_str().into()));
@@ -540,11 +457,9 @@ impl ValidatedEvent {
             put_str(&mut ro, "request_id", &r.request_id);
             o.insert("request", Value::Object(ro));
         }
-        for (name, obj) in [
-            ("previous_state", &d.previous_state),
-            ("new_state", &d.new_state),
-            ("metadata", &d.metadata),
-        ] {
+        for (name, obj) in
+            [("previous_state", &d.previous_state), ("new_state", &d.new_state), ("metadata", &d.metadata)]
+        {
             if let Some(obj) = obj {
                 o.insert(name, Value::Object(obj.clone()));
             }

@@ -8,7 +8,8 @@ fn input(json: &str) -> Result<ValidatedEvent, String> {
         .map_err(|e| e.to_string())
 }
 
-const MINIMAL: &str = r#"{"organization_id":"org-1","event_type":"trace.deleted","action":"DELETE","actor_type":"User"}"#;
+const MINIMAL: &str =
+    r#"{"organization_id":"org-1","event_type":"trace.deleted","action":"DELETE","actor_type":"User"}"#;
 
 #[test]
 fn minimal_catalog_event_gets_category_and_severity_from_the_catalog() {
@@ -24,7 +25,8 @@ fn minimal_catalog_event_gets_category_and_severity_from_the_catalog() {
 
 #[test]
 fn uncatalogued_types_need_a_category_and_default_severity_from_the_action() {
-    let err = input(r#"{"organization_id":"o","event_type":"widget.spun","action":"update","actor_type":"user"}"#).unwrap_err();
+    let err = input(r#"{"organization_id":"o","event_type":"widget.spun","action":"update","actor_type":"user"}"#)
+        .unwrap_err();
     assert!(err.starts_with("event_category:"), "{err}");
     let e = input(r#"{"organization_id":"o","event_type":"widget.spun","event_category":"Data","action":"export","actor_type":"user"}"#).unwrap();
     assert_eq!(e.severity(), Severity::Warning);
@@ -35,10 +37,7 @@ fn uncatalogued_types_need_a_category_and_default_severity_from_the_action() {
 #[test]
 fn catalog_category_mismatch_is_named() {
     let err = input(r#"{"organization_id":"o","event_type":"user.login","event_category":"data","action":"login","actor_type":"user"}"#).unwrap_err();
-    assert!(
-        err.contains("event_category") && err.contains("auth"),
-        "{err}"
-    );
+    assert!(err.contains("event_category") && err.contains("auth"), "{err}");
 }
 
 #[test]
@@ -47,45 +46,22 @@ fn unknown_and_service_owned_members_are_rejected_by_name() {
         (r#""colour":"red""#, "colour", "not a member"),
         (r#""sequence":5"#, "sequence", "set by the service"),
         (r#""hash":"00""#, "hash", "set by the service"),
-        (
-            r#""timestamp":"2026-01-01T00:00:00Z""#,
-            "timestamp",
-            "set by the service",
-        ),
-        (
-            r#""request":{"verb":"GET"}"#,
-            "request.verb",
-            "not a member",
-        ),
+        (r#""timestamp":"2026-01-01T00:00:00Z""#, "timestamp", "set by the service"),
+        (r#""request":{"verb":"GET"}"#, "request.verb", "not a member"),
     ] {
         let json = MINIMAL.replacen('{', &format!("{{{extra},"), 1);
         let err = input(&json).unwrap_err();
-        assert!(
-            err.starts_with(&format!("{field}:")) && err.contains(why),
-            "{json}: {err}"
-        );
+        assert!(err.starts_with(&format!("{field}:")) && err.contains(why), "{json}: {err}");
     }
 }
 
 #[test]
 fn missing_required_members_are_named() {
     for (field, json) in [
-        (
-            "organization_id",
-            r#"{"event_type":"trace.deleted","action":"delete","actor_type":"user"}"#,
-        ),
-        (
-            "event_type",
-            r#"{"organization_id":"o","action":"delete","actor_type":"user"}"#,
-        ),
-        (
-            "action",
-            r#"{"organization_id":"o","event_type":"trace.deleted","actor_type":"user"}"#,
-        ),
-        (
-            "actor_type",
-            r#"{"organization_id":"o","event_type":"trace.deleted","action":"delete"}"#,
-        ),
+        ("organization_id", r#"{"event_type":"trace.deleted","action":"delete","actor_type":"user"}"#),
+        ("event_type", r#"{"organization_id":"o","action":"delete","actor_type":"user"}"#),
+        ("action", r#"{"organization_id":"o","event_type":"trace.deleted","actor_type":"user"}"#),
+        ("actor_type", r#"{"organization_id":"o","event_type":"trace.deleted","action":"delete"}"#),
     ] {
         let err = input(json).unwrap_err();
         assert_eq!(err, format!("{field}: is required"));
@@ -113,10 +89,7 @@ fn bad_values_are_named() {
     ] {
         // Put the member first; where MINIMAL already has that member, drop its copy.
         let key = member.split(':').next().unwrap();
-        let base: Vec<&str> = MINIMAL[1..MINIMAL.len() - 1]
-            .split(',')
-            .filter(|m| !m.starts_with(key))
-            .collect();
+        let base: Vec<&str> = MINIMAL[1..MINIMAL.len() - 1].split(',').filter(|m| !m.starts_with(key)).collect();
         let json = format!("{{{member},{}}}", base.join(","));
         let err = input(&json).unwrap_err();
         assert!(err.starts_with(&format!("{field}:")), "{json}: {err}");
@@ -127,67 +100,44 @@ fn bad_values_are_named() {
 fn limits_are_enforced_and_reported_as_too_large() {
     let long_id = "x".repeat(257);
     let json = MINIMAL.replacen('{', &format!(r#"{{"actor_id":"{long_id}","#), 1);
-    let err = EventDraft::from_json(json.as_bytes())
-        .unwrap()
-        .validate(&Limits::default())
-        .unwrap_err();
+    let err = EventDraft::from_json(json.as_bytes()).unwrap().validate(&Limits::default()).unwrap_err();
     assert!(err.is_too_large());
     assert_eq!(err.to_string(), "actor_id: exceeds the limit of 256 bytes");
 
     let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
     let json = MINIMAL.replacen('{', &format!(r#"{{"metadata":{{"d":{deep}}},"#), 1);
-    let err = EventDraft::from_json(json.as_bytes())
-        .unwrap()
-        .validate(&Limits::default())
-        .unwrap_err();
+    let err = EventDraft::from_json(json.as_bytes()).unwrap().validate(&Limits::default()).unwrap_err();
     assert_eq!(err.field, "metadata");
     assert!(err.is_too_large());
 
     let big = "y".repeat(70_000);
     let json = MINIMAL.replacen('{', &format!(r#"{{"new_state":{{"blob":"{big}"}},"#), 1);
-    let err = EventDraft::from_json(json.as_bytes())
-        .unwrap()
-        .validate(&Limits::default())
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "new_state: exceeds the limit of 65536 bytes"
-    );
+    let err = EventDraft::from_json(json.as_bytes()).unwrap().validate(&Limits::default()).unwrap_err();
+    assert_eq!(err.to_string(), "new_state: exceeds the limit of 65536 bytes");
 }
 
 #[test]
 fn ijson_violations_are_errors_not_resolved_silently() {
     let dup = r#"{"organization_id":"a","organization_id":"b","event_type":"trace.deleted","action":"delete","actor_type":"user"}"#;
-    assert!(matches!(
-        EventDraft::from_json(dup.as_bytes()),
-        Err(InputError::Json(_))
-    ));
+    assert!(matches!(EventDraft::from_json(dup.as_bytes()), Err(InputError::Json(_))));
     let big = MINIMAL.replacen('{', r#"{"metadata":{"n":12345678901234567890},"#, 1);
-    let err = EventDraft::from_json(big.as_bytes())
-        .unwrap_err()
-        .to_string();
+    let err = EventDraft::from_json(big.as_bytes()).unwrap_err().to_string();
     assert!(err.contains("cannot be represented exactly"), "{err}");
 }
 
 #[test]
 fn normalises_ip_and_occurred_at() {
-    let json = MINIMAL.replacen(
-        '{',
-        r#"{"actor_ip":"2001:DB8:0:0::1","occurred_at":"2026-11-28T07:00:00+01:00","#,
-        1,
-    );
+    let json = MINIMAL.replacen('{', r#"{"actor_ip":"2001:DB8:0:0::1","occurred_at":"2026-11-28T07:00:00+01:00","#, 1);
     let e = input(&json).unwrap();
     assert_eq!(e.draft().actor_ip.as_deref(), Some("2001:db8::1"));
-    assert_eq!(
-        e.draft().occurred_at.unwrap().to_string(),
-        "2026-11-28T06:00:00.000000Z"
-    );
+    assert_eq!(e.draft().occurred_at.unwrap().to_string(), "2026-11-28T06:00:00.000000Z");
 }
 
 #[test]
 fn fingerprint_covers_occurred_at_and_ignores_member_order_and_case() {
     let a = input(MINIMAL).unwrap();
-    let b = input(r#"{"actor_type":"user","action":"delete","event_type":"trace.deleted","organization_id":"org-1"}"#).unwrap();
+    let b = input(r#"{"actor_type":"user","action":"delete","event_type":"trace.deleted","organization_id":"org-1"}"#)
+        .unwrap();
     assert_eq!(a.fingerprint(), b.fingerprint());
     let c = input(&MINIMAL.replacen('{', r#"{"occurred_at":"2026-01-01T00:00:00Z","#, 1)).unwrap();
     assert_ne!(a.fingerprint(), c.fingerprint());

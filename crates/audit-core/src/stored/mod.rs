@@ -7,12 +7,14 @@
 //! line with its `,"hash":"<64 hex>"` member cut out — which is how the
 //! verifier computes it, after checking the line is canonical.
 
+mod check;
+
 use memchr::memmem;
 
+pub use check::{LineFacts, check_line};
+
 use crate::canonical::to_canonical;
-use crate::event::{
-    EventDraft, Limits, SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError,
-};
+use crate::event::{EventDraft, Limits, SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError};
 use crate::hash::Hash;
 use crate::json::{self, NumberPolicy, Object, Value};
 use crate::timestamp::Timestamp;
@@ -50,10 +52,7 @@ pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
     let unhashed = to_canonical(&Value::Object(obj.clone()));
     let hash = Hash::of(&unhashed);
     obj.insert("hash", Value::String(hash.to_hex()));
-    SealedEvent {
-        line: to_canonical(&Value::Object(obj)),
-        hash,
-    }
+    SealedEvent { line: to_canonical(&Value::Object(obj)), hash }
 }
 
 /// The `,"hash":"` marker that precedes the hash in a canonical line.
@@ -67,7 +66,9 @@ const HASH_MARKER: &[u8] = b",\"hash\":\"";
 /// form no string can contain a raw `"` so the first marker is the member,
 /// and `hash` is preceded by at least `action`.
 pub fn hash_line(line: &[u8]) -> Option<(Hash, Hash)> {
-    let at = memmem::find(line, HASH_MARKER)?;
+    static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(HASH_MARKER));
+    let at = FINDER.find(line)?;
     let hex_start = at + HASH_MARKER.len();
     let hex_end = hex_start + 64;
     if line.get(hex_end) != Some(&b'"') {
@@ -113,6 +114,9 @@ pub enum StoredLineError {
         /// What is wrong.
         why: String,
     },
+    /// Valid, but not in the normalised form the service stores.
+    #[error("not in the stored (normalised) form")]
+    NotNormalised,
     /// The caller's members do not form a valid event.
     #[error("invalid event body: {0}")]
     Body(#[from] ValidationError),
@@ -121,41 +125,24 @@ pub enum StoredLineError {
 fn take_str(obj: &mut Object, field: &'static str) -> Result<String, StoredLineError> {
     match obj.remove(field) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(StoredLineError::Member {
-            field,
-            why: "must be a string".into(),
-        }),
-        None => Err(StoredLineError::Member {
-            field,
-            why: "is missing".into(),
-        }),
+        Some(_) => Err(StoredLineError::Member { field, why: "must be a string".into() }),
+        None => Err(StoredLineError::Member { field, why: "is missing".into() }),
     }
 }
 
 fn take_uint(obj: &mut Object, field: &'static str) -> Result<u64, StoredLineError> {
     match obj.remove(field) {
-        Some(Value::Number(n))
-            if n >= 0.0 && n.fract() == 0.0 && n <= crate::event::MAX_SAFE_INTEGER as f64 =>
-        {
+        Some(Value::Number(n)) if n >= 0.0 && n.fract() == 0.0 && n <= crate::event::MAX_SAFE_INTEGER as f64 => {
             Ok(n as u64)
         }
-        Some(_) => Err(StoredLineError::Member {
-            field,
-            why: "must be a non-negative integer".into(),
-        }),
-        None => Err(StoredLineError::Member {
-            field,
-            why: "is missing".into(),
-        }),
+        Some(_) => Err(StoredLineError::Member { field, why: "must be a non-negative integer".into() }),
+        None => Err(StoredLineError::Member { field, why: "is missing".into() }),
     }
 }
 
 fn take_hash(obj: &mut Object, field: &'static str) -> Result<Hash, StoredLineError> {
     let text = take_str(obj, field)?;
-    Hash::from_hex(&text).map_err(|e| StoredLineError::Member {
-        field,
-        why: e.to_string(),
-    })
+    Hash::from_hex(&text).map_err(|e| StoredLineError::Member { field, why: e.to_string() })
 }
 
 /// True when `text` is a lowercase hyphenated UUID of version 7.
@@ -179,10 +166,7 @@ impl StoredEvent {
             return Err(StoredLineError::NotCanonical);
         }
         let Value::Object(mut obj) = value else {
-            return Err(StoredLineError::Member {
-                field: "event",
-                why: "must be an object".into(),
-            });
+            return Err(StoredLineError::Member { field: "event", why: "must be an object".into() });
         };
         let version = take_uint(&mut obj, "schema_version")?;
         if version != SCHEMA_VERSION {
@@ -193,40 +177,42 @@ impl StoredEvent {
         }
         let event_id = take_str(&mut obj, "event_id")?;
         if !is_uuid_v7(&event_id) {
-            return Err(StoredLineError::Member {
-                field: "event_id",
-                why: "must be a lowercase UUIDv7".into(),
-            });
+            return Err(StoredLineError::Member { field: "event_id", why: "must be a lowercase UUIDv7".into() });
         }
         let sequence = take_uint(&mut obj, "sequence")?;
         let ts_text = take_str(&mut obj, "timestamp")?;
-        let timestamp = Timestamp::parse_stored(&ts_text).map_err(|e| StoredLineError::Member {
-            field: "timestamp",
-            why: e.to_string(),
-        })?;
+        let timestamp = Timestamp::parse_stored(&ts_text)
+            .map_err(|e| StoredLineError::Member { field: "timestamp", why: e.to_string() })?;
         let previous_hash = take_hash(&mut obj, "previous_hash")?;
         let hash = take_hash(&mut obj, "hash")?;
         debug_assert!(SERVICE_MEMBERS.iter().all(|m| obj.get(m).is_none()));
         let draft = EventDraft::from_value(Value::Object(obj))?;
         let body = draft.validate(&Limits::unlimited())?;
-        Ok(StoredEvent {
-            body,
-            event_id,
-            sequence,
-            timestamp,
-            previous_hash,
-            hash,
-        })
+        let event = StoredEvent { body, event_id, sequence, timestamp, previous_hash, hash };
+        // Stored events are normalised (lowercase vocabularies, UTC times,
+        // canonical IPs, defaults written out): a line that validates only
+        // after normalisation is not a stored event.
+        if event.to_line() != line {
+            return Err(StoredLineError::NotNormalised);
+        }
+        Ok(event)
+    }
+
+    /// The stored line this event has (canonical, `hash` as stored).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut obj = self.body.to_object();
+        obj.insert("schema_version", Value::Number(SCHEMA_VERSION as f64));
+        obj.insert("event_id", Value::String(self.event_id.clone()));
+        obj.insert("sequence", Value::Number(self.sequence as f64));
+        obj.insert("timestamp", Value::String(self.timestamp.to_string()));
+        obj.insert("previous_hash", Value::String(self.previous_hash.to_hex()));
+        obj.insert("hash", Value::String(self.hash.to_hex()));
+        to_canonical(&Value::Object(obj))
     }
 
     /// The receipt a caller gets for this event.
     pub fn receipt(&self) -> Receipt {
-        Receipt {
-            event_id: self.event_id.clone(),
-            sequence: self.sequence,
-            timestamp: self.timestamp,
-            hash: self.hash,
-        }
+        Receipt { event_id: self.event_id.clone(), sequence: self.sequence, timestamp: self.timestamp, hash: self.hash }
     }
 }
 
@@ -276,10 +262,10 @@ mod tests {
         let sealed = seal(&sample(), &seal0());
         let text = std::str::from_utf8(&sealed.line).unwrap();
         assert!(text.starts_with(r#"{"action":"delete","actor_email":"a@example.com","actor_type":"user","event_category":"data","event_id":"#), "{text}");
+        assert!(text.contains(r#""previous_hash":"0000000000000000000000000000000000000000000000000000000000000000""#));
         assert!(text.contains(
-            r#""previous_hash":"0000000000000000000000000000000000000000000000000000000000000000""#
+            r#""schema_version":1,"sequence":0,"severity":"warning","timestamp":"2026-11-28T06:46:34.123456Z"}"#
         ));
-        assert!(text.contains(r#""schema_version":1,"sequence":0,"severity":"warning","timestamp":"2026-11-28T06:46:34.123456Z"}"#));
         let (computed, claimed) = hash_line(&sealed.line).unwrap();
         assert_eq!(computed, claimed);
         assert_eq!(computed, sealed.hash);
@@ -294,10 +280,7 @@ mod tests {
         let sealed = seal(&sample(), &seal0());
         let mut spaced = sealed.line.clone();
         spaced.insert(1, b' ');
-        assert_eq!(
-            StoredEvent::parse_line(&spaced),
-            Err(StoredLineError::NotCanonical)
-        );
+        assert_eq!(StoredEvent::parse_line(&spaced), Err(StoredLineError::NotCanonical));
     }
 
     #[test]

@@ -1,0 +1,352 @@
+//! A zero-copy checker of RFC 8785 canonical JSON.
+//!
+//! Verification reads every stored line of a log. Parsing each into a tree
+//! and serialising it again to compare would cost several allocations and
+//! passes per event; this scanner checks in one pass, without allocating
+//! for the common case, that a text *is* canonical — no whitespace, members
+//! strictly ordered by UTF-16 code units (so no duplicates), minimal string
+//! escapes, ECMAScript number forms — and hands back the raw bytes of the
+//! top-level members for the caller to interpret.
+
+use std::borrow::Cow;
+
+use crate::canonical::compare_utf16;
+
+/// Where and why a text is not canonical JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not canonical JSON at byte {offset}: {why}")]
+pub struct ScanError {
+    /// Byte offset of the problem.
+    pub offset: usize,
+    /// What is wrong.
+    pub why: &'static str,
+}
+
+/// A top-level member: its name and the raw bytes of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawMember<'a> {
+    /// The name as written between the quotes (escapes not decoded).
+    pub name: &'a [u8],
+    /// The value's bytes exactly as in the text.
+    pub value: &'a [u8],
+}
+
+/// Depth at which the scanner gives up (as the parser does).
+const MAX_DEPTH: usize = crate::json::MAX_PARSE_DEPTH;
+
+/// Checks that `text` is one canonical JSON object and returns its members.
+pub fn scan_object(text: &[u8]) -> Result<Vec<RawMember<'_>>, ScanError> {
+    let mut s = Scanner { text, pos: 0 };
+    if s.peek() != Some(b'{') {
+        return Err(s.err("expected an object"));
+    }
+    let mut members = Vec::with_capacity(24);
+    s.object(1, Some(&mut members))?;
+    if s.pos != text.len() {
+        return Err(s.err("trailing data"));
+    }
+    Ok(members)
+}
+
+/// Decodes the contents of a canonical JSON string (between its quotes).
+pub fn decode_string(raw: &[u8]) -> Cow<'_, str> {
+    // Callers pass bytes the scanner accepted: valid UTF-8, canonical escapes.
+    if !raw.contains(&b'\\') {
+        return Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default());
+    }
+    let mut out = String::with_capacity(raw.len());
+    let text = std::str::from_utf8(raw).unwrap_or_default();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => out.push('"'),
+            Some('\\') => out.push('\\'),
+            Some('b') => out.push('\u{8}'),
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('f') => out.push('\u{c}'),
+            Some('r') => out.push('\r'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    out.push(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+struct Scanner<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn err(&self, why: &'static str) -> ScanError {
+        ScanError { offset: self.pos, why }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, b: u8, why: &'static str) -> Result<(), ScanError> {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.err(why))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), ScanError> {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1, None),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(drop),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => Err(self.err("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), ScanError> {
+        if self.text[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn object(&mut self, depth: usize, mut out: Option<&mut Vec<RawMember<'a>>>) -> Result<(), ScanError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nested too deeply"));
+        }
+        self.pos += 1;
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut previous: Option<&'a [u8]> = None;
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a member name"));
+            }
+            let name_at = self.pos;
+            let name = self.string()?;
+            if let Some(prev) = previous
+                && !names_ascending(prev, name)
+            {
+                return Err(ScanError { offset: name_at, why: "member names out of order or repeated" });
+            }
+            previous = Some(name);
+            self.eat(b':', "expected ':' (no whitespace in canonical form)")?;
+            let value_at = self.pos;
+            self.value(depth)?;
+            if let Some(out) = out.as_deref_mut() {
+                out.push(RawMember { name, value: &self.text[value_at..self.pos] });
+            }
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), ScanError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nested too deeply"));
+        }
+        self.pos += 1;
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    /// Checks a string and returns its raw contents (between the quotes).
+    fn string(&mut self) -> Result<&'a [u8], ScanError> {
+        self.pos += 1;
+        let start = self.pos;
+        loop {
+            // Jump to the next quote or backslash; the run before it must hold
+            // no raw control character.
+            let rest = &self.text[self.pos..];
+            let Some(stop) = memchr::memchr2(b'"', b'\\', rest) else {
+                return Err(ScanError { offset: self.text.len(), why: "unterminated string" });
+            };
+            if let Some(bad) = rest[..stop].iter().position(|&b| b < 0x20) {
+                return Err(ScanError { offset: self.pos + bad, why: "raw control character in string" });
+            }
+            self.pos += stop;
+            if self.text[self.pos] == b'"' {
+                break;
+            }
+            match self.text.get(self.pos + 1).copied() {
+                Some(b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r') => self.pos += 2,
+                Some(b'u') => {
+                    let hex = self.text.get(self.pos + 2..self.pos + 6).ok_or(self.err("short \\u escape"))?;
+                    // Canonical \u escapes are only for control characters
+                    // without a short form, in lowercase hex.
+                    let ok = hex[0] == b'0'
+                        && hex[1] == b'0'
+                        && matches!(hex[2], b'0' | b'1')
+                        && matches!(hex[3], b'0'..=b'9' | b'a'..=b'f')
+                        && !matches!((hex[2], hex[3]), (b'0', b'8' | b'9' | b'a' | b'c' | b'd'));
+                    if !ok {
+                        return Err(self.err("escape not in canonical form"));
+                    }
+                    self.pos += 6;
+                }
+                _ => return Err(self.err("escape not in canonical form")),
+            }
+        }
+        let raw = &self.text[start..self.pos];
+        if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+            return Err(ScanError { offset: start, why: "invalid UTF-8 in string" });
+        }
+        self.pos += 1;
+        Ok(raw)
+    }
+
+    fn number(&mut self) -> Result<(), ScanError> {
+        let start = self.pos;
+        let t = self.text;
+        let mut i = self.pos;
+        if t.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let int_start = i;
+        while matches!(t.get(i), Some(b'0'..=b'9')) {
+            i += 1;
+        }
+        let int_digits = i - int_start;
+        let mut plain_integer = true;
+        if t.get(i) == Some(&b'.') {
+            plain_integer = false;
+            i += 1;
+            while matches!(t.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        if matches!(t.get(i), Some(b'e' | b'E')) {
+            plain_integer = false;
+            i += 1;
+            if matches!(t.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            while matches!(t.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        self.pos = i;
+        let text = &t[start..i];
+        // Fast path: a short integer with no leading zero (and not -0) is
+        // exactly its ECMAScript form.
+        if plain_integer && (1..=15).contains(&int_digits) {
+            let first = t[int_start];
+            if first != b'0' || (int_digits == 1 && text[0] != b'-') {
+                return Ok(());
+            }
+            return Err(ScanError { offset: start, why: "number not in canonical form" });
+        }
+        let Some(value) = std::str::from_utf8(text).ok().and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite())
+        else {
+            return Err(ScanError { offset: start, why: "invalid number" });
+        };
+        let mut canonical = Vec::with_capacity(24);
+        crate::canonical::write_number(value, &mut canonical);
+        if canonical != text {
+            return Err(ScanError { offset: start, why: "number not in canonical form" });
+        }
+        Ok(())
+    }
+}
+
+/// True when member name `a` sorts strictly before `b` (raw canonical bytes).
+fn names_ascending(a: &[u8], b: &[u8]) -> bool {
+    if !a.contains(&b'\\') && !b.contains(&b'\\') && (a.is_ascii() || b.is_ascii()) {
+        return a < b;
+    }
+    compare_utf16(&decode_string(a), &decode_string(b)).is_lt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::{NumberPolicy, parse};
+
+    fn canonical_of(text: &str) -> Vec<u8> {
+        crate::canonical::to_canonical(&parse(text.as_bytes(), NumberPolicy::RoundToDouble).unwrap())
+    }
+
+    #[test]
+    fn accepts_what_the_canonicalizer_writes() {
+        for text in [
+            r#"{"b":[1,2.5,-3,1e+30,0.002,1e-27,null,true,false],"a":{"z":"\u0001\n\"\\/€😂","y":{}}}"#,
+            r#"{"\u20ac":1,"1":2,"\u0080":3,"\ud83d\ude02":4,"\u00f6":5,"\ufb33":6}"#,
+            r#"{"n":[0,-1,123456789012345,9007199254740992,0.1,-0.5,5e-324]}"#,
+        ] {
+            let canonical = canonical_of(text);
+            let members =
+                scan_object(&canonical).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&canonical)));
+            assert!(!members.is_empty());
+        }
+    }
+
+    #[test]
+    fn rejects_every_non_canonical_form() {
+        for (text, why) in [
+            (r#"{"a": 1}"#, "expected a value"),
+            (r#"{"b":1,"a":2}"#, "member names out of order or repeated"),
+            (r#"{"a":1,"a":1}"#, "member names out of order or repeated"),
+            (r#"{"a":1.0}"#, "number not in canonical form"),
+            (r#"{"a":01}"#, "number not in canonical form"),
+            (r#"{"a":-0}"#, "number not in canonical form"),
+            (r#"{"a":1E30}"#, "number not in canonical form"),
+            (r#"{"a":"\/"}"#, "escape not in canonical form"),
+            (r#"{"a":"\u0041"}"#, "escape not in canonical form"),
+            (r#"{"a":"\u000A"}"#, "escape not in canonical form"),
+            (r#"{"a":"\u000a"}"#, "escape not in canonical form"),
+            (r#"{"a":1}x"#, "trailing data"),
+            ("[1]", "expected an object"),
+        ] {
+            let err = scan_object(text.as_bytes()).unwrap_err();
+            assert_eq!(err.why, why, "{text}");
+        }
+        assert_eq!(scan_object(b"{\"a\":\"\xff\"}").unwrap_err().why, "invalid UTF-8 in string");
+        assert_eq!(scan_object(b"{\"a\":\"\x01\"}").unwrap_err().why, "raw control character in string");
+    }
+
+    #[test]
+    fn returns_raw_member_values() {
+        let members = scan_object(br#"{"a":{"x":[1]},"b":"t\nu","c":12}"#).unwrap();
+        let pairs: Vec<(&[u8], &[u8])> = members.iter().map(|m| (m.name, m.value)).collect();
+        assert_eq!(pairs, vec![(&b"a"[..], &br#"{"x":[1]}"#[..]), (b"b", br#""t\nu""#), (b"c", b"12")]);
+        assert_eq!(decode_string(br"t\nu\u001f"), "t\nu\u{1f}");
+    }
+}

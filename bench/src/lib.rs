@@ -2,6 +2,10 @@
 
 use std::time::Instant;
 
+/// The same allocator as the `agenttrace-audit` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Peak resident set size of this process so far, in KiB (Linux `VmHWM`).
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -28,7 +28,12 @@ pub struct AuditConfig {
     pub enable_deduplication: bool,
     /// The deduplication window (seed default 60 s).
     pub deduplication_window: Duration,
-    /// How long an `idempotency_key` is remembered (at least 24 h).
+    /// Fingerprints remembered per organization for deduplication; past this
+    /// the oldest are forgotten before their window ends, so memory stays
+    /// bounded whatever the event rate (default 100,000).
+    pub dedup_capacity: usize,
+    /// How long an `idempotency_key` is remembered (at least 24 h). Keys are
+    /// never forgotten early: memory grows with keyed events per window.
     pub idempotency_window: Duration,
     /// Events accepted but not yet committed, across all organizations.
     pub queue_capacity: usize,
@@ -54,6 +59,7 @@ impl Default for AuditConfig {
             batch_interval: Duration::from_secs(5),
             enable_deduplication: true,
             deduplication_window: Duration::from_secs(60),
+            dedup_capacity: 100_000,
             idempotency_window: Duration::from_secs(24 * 3600),
             queue_capacity: 10_000,
             full_queue_policy: FullQueuePolicy::Backpressure,

@@ -46,16 +46,40 @@ struct Remembered {
     receipt: Receipt,
 }
 
+/// A receipt as remembered: 72 bytes, no heap (the windows can hold many).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kept {
+    event_id: u128,
+    sequence: u64,
+    timestamp: Timestamp,
+    hash: Hash,
+}
+
+impl Kept {
+    fn of(r: &Receipt) -> Kept {
+        let event_id = uuid::Uuid::parse_str(&r.event_id).map_or(0, |u| u.as_u128());
+        Kept { event_id, sequence: r.sequence, timestamp: r.timestamp, hash: r.hash }
+    }
+
+    fn receipt(&self) -> Receipt {
+        let event_id = uuid::Uuid::from_u128(self.event_id).hyphenated().to_string();
+        Receipt { event_id, sequence: self.sequence, timestamp: self.timestamp, hash: self.hash }
+    }
+}
+
 /// One organization's sequencer state.
 #[derive(Debug)]
 pub(crate) struct Sequencer {
     tail: Tail,
     dedup_window: Option<Duration>,
+    dedup_capacity: usize,
     idempotency_window: Duration,
-    by_fingerprint: HashMap<Hash, Receipt>,
-    by_key: HashMap<String, (Hash, Receipt)>,
-    /// Remembered events, oldest first, for expiry.
-    order: VecDeque<Remembered>,
+    by_fingerprint: HashMap<Hash, Kept>,
+    /// Fingerprints oldest first, for expiry and the capacity bound.
+    dedup_order: VecDeque<(Timestamp, Hash, u64)>,
+    by_key: HashMap<Box<str>, (Hash, Kept)>,
+    /// Keys oldest first, for expiry.
+    key_order: VecDeque<(Timestamp, Box<str>, u64)>,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -63,14 +87,21 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl Sequencer {
-    pub(crate) fn new(tail: Tail, dedup_window: Option<Duration>, idempotency_window: Duration) -> Self {
+    pub(crate) fn new(
+        tail: Tail,
+        dedup_window: Option<Duration>,
+        dedup_capacity: usize,
+        idempotency_window: Duration,
+    ) -> Self {
         Sequencer {
             tail,
             dedup_window,
+            dedup_capacity,
             idempotency_window,
             by_fingerprint: HashMap::new(),
+            dedup_order: VecDeque::new(),
             by_key: HashMap::new(),
-            order: VecDeque::new(),
+            key_order: VecDeque::new(),
         }
     }
 
@@ -84,9 +115,9 @@ impl Sequencer {
         self.idempotency_window.max(self.dedup_window.unwrap_or_default())
     }
 
-    /// Events remembered for deduplication and idempotency.
+    /// Entries remembered for deduplication and idempotency.
     pub(crate) fn remembered(&self) -> usize {
-        self.order.len()
+        self.dedup_order.len() + self.key_order.len()
     }
 
     /// Remembers an event read back from storage at start-up.
@@ -102,42 +133,54 @@ impl Sequencer {
     }
 
     fn insert(&mut self, r: Remembered) {
-        if r.dedupable && self.dedup_window.is_some() {
-            self.by_fingerprint.insert(r.fingerprint, r.receipt.clone());
+        let kept = Kept::of(&r.receipt);
+        if r.dedupable && self.dedup_window.is_some() && self.dedup_capacity > 0 {
+            self.by_fingerprint.insert(r.fingerprint, kept);
+            self.dedup_order.push_back((r.at, r.fingerprint, kept.sequence));
+            // Deduplication is a convenience with a memory bound: past the
+            // capacity the oldest fingerprints are forgotten early.
+            while self.dedup_order.len() > self.dedup_capacity {
+                self.forget_oldest_fingerprint();
+            }
         }
-        if let Some(key) = &r.key {
-            self.by_key.insert(key.clone(), (r.fingerprint, r.receipt.clone()));
+        if let Some(key) = r.key {
+            let key: Box<str> = key.into();
+            self.by_key.insert(key.clone(), (r.fingerprint, kept));
+            self.key_order.push_back((r.at, key, kept.sequence));
         }
-        self.order.push_back(r);
     }
 
-    /// Forgets what fell out of both windows.
+    fn forget_oldest_fingerprint(&mut self) {
+        if let Some((_, fp, seq)) = self.dedup_order.pop_front()
+            && self.by_fingerprint.get(&fp).is_some_and(|k| k.sequence == seq)
+        {
+            self.by_fingerprint.remove(&fp);
+        }
+    }
+
+    /// Forgets what fell out of the windows.
     pub(crate) fn expire(&mut self, now: Timestamp) {
-        let dedup_cutoff = self.dedup_window.map(|w| now.add_micros(-micros(w)));
-        let key_cutoff = now.add_micros(-micros(self.idempotency_window));
-        while let Some(front) = self.order.front() {
-            let dedup_live = dedup_cutoff.is_some_and(|c| front.at >= c) && front.dedupable;
-            let key_live = front.key.is_some() && front.at >= key_cutoff;
-            if dedup_live || key_live {
-                // Entries are time-ordered, but a long-lived key may sit
-                // ahead of short-lived fingerprints: stop at the first live one.
-                break;
+        if let Some(window) = self.dedup_window {
+            let cutoff = now.add_micros(-micros(window));
+            while self.dedup_order.front().is_some_and(|(at, _, _)| *at < cutoff) {
+                self.forget_oldest_fingerprint();
             }
-            let old = self.order.pop_front().expect("front exists");
-            if self.by_fingerprint.get(&old.fingerprint).is_some_and(|r| r.sequence == old.receipt.sequence) {
-                self.by_fingerprint.remove(&old.fingerprint);
-            }
-            if let Some(k) = &old.key
-                && self.by_key.get(k).is_some_and(|(_, r)| r.sequence == old.receipt.sequence)
-            {
-                self.by_key.remove(k);
+        }
+        let cutoff = now.add_micros(-micros(self.idempotency_window));
+        while self.key_order.front().is_some_and(|(at, _, _)| *at < cutoff) {
+            let (_, key, seq) = self.key_order.pop_front().expect("front exists");
+            if self.by_key.get(&key).is_some_and(|(_, k)| k.sequence == seq) {
+                self.by_key.remove(&key);
             }
         }
     }
 
-    fn dedup_hit(&self, fingerprint: &Hash, now: Timestamp) -> Option<&Receipt> {
+    fn dedup_hit(&self, fingerprint: &Hash, now: Timestamp) -> Option<Receipt> {
         let window = self.dedup_window?;
-        self.by_fingerprint.get(fingerprint).filter(|r| r.timestamp >= now.add_micros(-micros(window)))
+        self.by_fingerprint
+            .get(fingerprint)
+            .filter(|k| k.timestamp >= now.add_micros(-micros(window)))
+            .map(Kept::receipt)
     }
 
     /// Plans a batch: `events` are (event, event id) in arrival order.
@@ -168,9 +211,9 @@ impl Sequencer {
                     });
                     continue;
                 }
-                if let Some((fp, receipt)) = self.by_key.get(key) {
+                if let Some((fp, kept)) = self.by_key.get(key) {
                     decisions.push(if *fp == fingerprint {
-                        Decision::DuplicateOfDurable(receipt.clone())
+                        Decision::DuplicateOfDurable(kept.receipt())
                     } else {
                         Decision::Conflict(key.into())
                     });
@@ -183,7 +226,7 @@ impl Sequencer {
                     continue;
                 }
                 if let Some(receipt) = self.dedup_hit(&fingerprint, now) {
-                    decisions.push(Decision::DuplicateOfDurable(receipt.clone()));
+                    decisions.push(Decision::DuplicateOfDurable(receipt));
                     continue;
                 }
             }
@@ -258,7 +301,7 @@ mod tests {
     const ID: &str = "01937a2b-3c4d-7e5f-8a6b-000000000001";
 
     fn seq() -> Sequencer {
-        Sequencer::new(Tail::GENESIS, Some(Duration::from_secs(60)), Duration::from_secs(86_400))
+        Sequencer::new(Tail::GENESIS, Some(Duration::from_secs(60)), 1000, Duration::from_secs(86_400))
     }
 
     #[test]
@@ -327,6 +370,21 @@ mod tests {
         let after_day = t0.add_micros(86_401_000_000);
         s.expire(after_day);
         assert_eq!(s.remembered(), 0);
+    }
+
+    #[test]
+    fn the_fingerprint_cache_is_bounded_and_keys_are_not() {
+        let mut s = Sequencer::new(Tail::GENESIS, Some(Duration::from_secs(60)), 10, Duration::from_secs(86_400));
+        let events: Vec<ValidatedEvent> = (0..50).map(|n| event(n, None, Action::Read)).collect();
+        let keyed: Vec<ValidatedEvent> = (100..150).map(|n| event(n, Some(&format!("k{n}")), Action::Read)).collect();
+        let refs: Vec<(&ValidatedEvent, &str)> = keyed.iter().chain(&events).map(|e| (e, ID)).collect();
+        let plan = s.plan(&refs, Timestamp::from_micros(0));
+        s.commit(plan);
+        assert_eq!(s.by_fingerprint.len(), 10, "only the newest fingerprints are kept");
+        assert_eq!(s.by_key.len(), 50, "every idempotency key is kept for its window");
+        let again = s.plan(&[(&events[49], ID), (&events[0], ID)], Timestamp::from_micros(1));
+        assert!(matches!(again.decisions[0], Decision::DuplicateOfDurable(_)));
+        assert!(matches!(again.decisions[1], Decision::Append(_)), "forgotten early under the bound");
     }
 
     #[test]

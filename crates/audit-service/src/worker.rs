@@ -91,7 +91,7 @@ pub(crate) async fn run(
     }
     let config = &shared.config;
     let dedup_window = config.enable_deduplication.then_some(config.deduplication_window);
-    let mut sequencer = Sequencer::new(recovery.tail, dedup_window, config.idempotency_window);
+    let mut sequencer = Sequencer::new(recovery.tail, dedup_window, config.dedup_capacity, config.idempotency_window);
     if let Err(e) = remember_recent(&shared, &organization_id, &mut sequencer).await {
         tracing::error!(organization_id, error = %e, "cannot read recent events back; deduplication starts empty");
     }

@@ -245,33 +245,56 @@ fn check_opt(field: &str, text: &Option<String>, max_bytes: usize) -> Result<(),
     }
 }
 
+/// Depth and finiteness of a state/metadata object; its size is checked on
+/// the canonical form afterwards (see [`check_object_sizes`]).
 fn check_object(field: &str, obj: &Option<Object>, limits: &Limits) -> Result<(), ValidationError> {
+    /// The deepest container level under `v`, where `v` itself sits at `level`.
+    fn walk(v: &Value, level: usize, max: usize) -> Result<usize, &'static str> {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Number(n) if !n.is_finite() => return Err("finite"),
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(o) => Box::new(o.iter().map(|(_, v)| v)),
+            _ => return Ok(level - 1),
+        };
+        if level > max {
+            return Err("depth");
+        }
+        children.map(|c| walk(c, level + 1, max)).try_fold(level, |d, r| Ok(d.max(r?)))
+    }
     let Some(obj) = obj else { return Ok(()) };
-    let value = Value::Object(obj.clone());
-    let depth = value.depth();
-    if depth > limits.object_depth {
-        return Err(ValidationError::new(
+    let deepest = if limits.object_depth == 0 {
+        Err("depth")
+    } else {
+        obj.iter().map(|(_, v)| walk(v, 2, limits.object_depth)).try_fold(1, |d, r| Ok(d.max(r?)))
+    };
+    match deepest {
+        Ok(_) => Ok(()),
+        Err("finite") => Err(ValidationError::invalid(field, "contains a number that is not finite")),
+        Err(_) => Err(ValidationError::new(
             field,
             Problem::TooLarge { limit: limits.object_depth, unit: "levels of nesting" },
-        ));
+        )),
     }
-    if check_numbers_finite(&value).is_err() {
-        return Err(ValidationError::invalid(field, "contains a number that is not finite"));
-    }
-    let size = crate::canonical::to_canonical(&value).len();
-    if size > limits.object_bytes {
-        return Err(ValidationError::new(field, Problem::TooLarge { limit: limits.object_bytes, unit: "bytes" }));
-    }
-    Ok(())
 }
 
-fn check_numbers_finite(v: &Value) -> Result<(), ()> {
-    match v {
-        Value::Number(n) if !n.is_finite() => Err(()),
-        Value::Array(items) => items.iter().try_for_each(check_numbers_finite),
-        Value::Object(obj) => obj.iter().try_for_each(|(_, v)| check_numbers_finite(v)),
-        _ => Ok(()),
+/// Sizes of the state/metadata objects, read off the canonical event.
+fn check_object_sizes(canonical: &[u8], limits: &Limits) -> Result<(), ValidationError> {
+    if limits.object_bytes == usize::MAX {
+        return Ok(());
     }
+    let members = crate::scan::scan_object(canonical).map_err(|e| ValidationError::invalid("event", e.to_string()))?;
+    for m in members {
+        let field = match m.name {
+            b"previous_state" => "previous_state",
+            b"new_state" => "new_state",
+            b"metadata" => "metadata",
+            _ => continue,
+        };
+        if m.value.len() > limits.object_bytes {
+            return Err(ValidationError::new(field, Problem::TooLarge { limit: limits.object_bytes, unit: "bytes" }));
+        }
+    }
+    Ok(())
 }
 
 /// The largest integer every JSON reader holds exactly (2^53).
@@ -371,6 +394,7 @@ impl EventDraft {
         self.severity = Some(severity);
         let mut event = ValidatedEvent { draft: self, category, action, severity, actor_type, canonical: Vec::new() };
         event.canonical = crate::canonical::to_canonical(&Value::Object(event.to_object()));
+        check_object_sizes(&event.canonical, limits)?;
         if event.canonical.len() > limits.event_bytes {
             return Err(ValidationError::new("event", Problem::TooLarge { limit: limits.event_bytes, unit: "bytes" }));
         }

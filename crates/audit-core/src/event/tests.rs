@@ -142,3 +142,13 @@ fn fingerprint_covers_occurred_at_and_ignores_member_order_and_case() {
     let c = input(&MINIMAL.replacen('{', r#"{"occurred_at":"2026-01-01T00:00:00Z","#, 1)).unwrap();
     assert_ne!(a.fingerprint(), c.fingerprint());
 }
+
+#[test]
+fn depth_limit_is_exact() {
+    let nested =
+        |k: usize| MINIMAL.replacen('{', &format!(r#"{{"metadata":{{"d":{}1{}}},"#, "[".repeat(k), "]".repeat(k)), 1);
+    // The metadata object is level 1; k arrays inside it reach level 1 + k.
+    assert!(input(&nested(31)).is_ok());
+    let err = input(&nested(32)).unwrap_err();
+    assert_eq!(err, "metadata: exceeds the limit of 32 levels of nesting");
+}

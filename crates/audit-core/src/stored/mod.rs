@@ -42,17 +42,72 @@ pub struct SealedEvent {
 }
 
 /// Seals `event` with the service members and returns its stored line.
+///
+/// The event's canonical input is already sorted; the service members are
+/// merged into it byte-wise (every top-level name is ASCII, so byte order is
+/// RFC 8785's order), hashed, and the hash member is spliced in. No tree is
+/// built: this runs once per stored event.
 pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
-    let mut obj = event.to_object();
-    obj.insert("schema_version", Value::Number(SCHEMA_VERSION as f64));
-    obj.insert("event_id", Value::String(seal.event_id.clone()));
-    obj.insert("sequence", Value::Number(seal.sequence as f64));
-    obj.insert("timestamp", Value::String(seal.timestamp.to_string()));
-    obj.insert("previous_hash", Value::String(seal.previous_hash.to_hex()));
-    let unhashed = to_canonical(&Value::Object(obj.clone()));
-    let hash = Hash::of(&unhashed);
-    obj.insert("hash", Value::String(hash.to_hex()));
-    SealedEvent { line: to_canonical(&Value::Object(obj)), hash }
+    let input = event.canonical_input();
+    let members = crate::scan::scan_object(input).expect("a validated event's canonical input is canonical");
+    let sequence = seal.sequence.to_string();
+    let timestamp = seal.timestamp.to_string();
+    let previous = seal.previous_hash.to_hex();
+    let quoted = |s: &str| {
+        let mut out = Vec::with_capacity(s.len() + 2);
+        crate::canonical::write_string(s, &mut out);
+        String::from_utf8(out).expect("canonical strings are UTF-8")
+    };
+    // Sorted by name; "hash" is spliced in after hashing.
+    let service: [(&[u8], String); 5] = [
+        (b"event_id", quoted(&seal.event_id)),
+        (b"previous_hash", quoted(&previous)),
+        (b"schema_version", SCHEMA_VERSION.to_string()),
+        (b"sequence", sequence),
+        (b"timestamp", quoted(&timestamp)),
+    ];
+    let mut out = Vec::with_capacity(input.len() + 300);
+    let mut hash_at = None;
+    out.push(b'{');
+    let put = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value);
+    };
+    let mut service = service.iter().peekable();
+    for m in &members {
+        while let Some((name, value)) = service.next_if(|(name, _)| *name < m.name) {
+            if hash_at.is_none() && *name > &b"hash"[..] {
+                hash_at = Some(out.len());
+            }
+            put(&mut out, name, value.as_bytes());
+        }
+        if hash_at.is_none() && m.name > &b"hash"[..] {
+            hash_at = Some(out.len());
+        }
+        put(&mut out, m.name, m.value);
+    }
+    for (name, value) in service {
+        if hash_at.is_none() && *name > &b"hash"[..] {
+            hash_at = Some(out.len());
+        }
+        put(&mut out, name, value.as_bytes());
+    }
+    out.push(b'}');
+    let hash = Hash::of(&out);
+    // `action` always precedes `hash`, so the member is `,"hash":"…"` here.
+    let at = hash_at.unwrap_or(out.len() - 1);
+    let mut line = Vec::with_capacity(out.len() + 75);
+    line.extend_from_slice(&out[..at]);
+    line.extend_from_slice(HASH_MARKER);
+    line.extend_from_slice(hash.to_hex().as_bytes());
+    line.push(b'"');
+    line.extend_from_slice(&out[at..]);
+    SealedEvent { line, hash }
 }
 
 /// The `,"hash":"` marker that precedes the hash in a canonical line.
@@ -273,6 +328,43 @@ mod tests {
         assert_eq!(back.sequence, 0);
         assert_eq!(back.hash, sealed.hash);
         assert_eq!(back.body, sample());
+    }
+
+    /// The tree-based construction the byte merge must equal.
+    fn seal_reference(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
+        let mut obj = event.to_object();
+        obj.insert("schema_version", Value::Number(SCHEMA_VERSION as f64));
+        obj.insert("event_id", Value::String(seal.event_id.clone()));
+        obj.insert("sequence", Value::Number(seal.sequence as f64));
+        obj.insert("timestamp", Value::String(seal.timestamp.to_string()));
+        obj.insert("previous_hash", Value::String(seal.previous_hash.to_hex()));
+        let hash = Hash::of(&to_canonical(&Value::Object(obj.clone())));
+        obj.insert("hash", Value::String(hash.to_hex()));
+        SealedEvent { line: to_canonical(&Value::Object(obj)), hash }
+    }
+
+    #[test]
+    fn byte_merge_equals_the_tree_construction() {
+        let mut rich = crate::sample::sample_draft("Org:9", 3);
+        rich.occurred_at = Some(Timestamp::from_micros(1));
+        rich.user_agent = Some("curl/8 \u{e9}\u{1f600}".into());
+        rich.session_id = Some("s-1".into());
+        rich.idempotency_key = Some("k".into());
+        rich.producer_id = Some("p".into());
+        rich.producer_sequence = Some(9_007_199_254_740_992);
+        rich.request = Some(crate::event::RequestInfo {
+            method: Some("GET".into()),
+            status: Some(200),
+            duration_ms: Some(0.25),
+            ..Default::default()
+        });
+        for draft in [crate::sample::sample_draft("org-1", 1), rich] {
+            let event = draft.validate(&Limits::default()).unwrap();
+            for s in [seal0(), Seal { sequence: 123_456_789, ..seal0() }] {
+                assert_eq!(seal(&event, &s), seal_reference(&event, &s));
+            }
+        }
+        assert_eq!(seal(&sample(), &seal0()), seal_reference(&sample(), &seal0()));
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! Durable ingest throughput against a same-run baseline.
+//!
+//! Baseline: the same stored lines written to a file by a plain loop of
+//! `write` + `fdatasync`, 1024 lines a batch — what the disk allows with no
+//! audit logic at all. Measured: `AuditService::capture_durable` from
+//! `--callers` concurrent tasks into one organization's log on the same
+//! disk. Rounds alternate baseline and service so both see the same machine.
+//!
+//! `--mode flood` instead captures `--events` events without waiting for
+//! durability, as fast as producers can, and prints the peak RSS: with a
+//! bounded queue it stays flat however many events are pushed.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use audit_core::Timestamp;
+use audit_core::sample::{sample_draft, sample_log};
+use audit_service::{AuditConfig, AuditService};
+use audit_storage::local::LocalStore;
+
+fn baseline(dir: &std::path::Path, lines: &[Vec<u8>]) -> f64 {
+    let path = dir.join("baseline.jsonl");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::with_capacity(1 << 20);
+    for batch in lines.chunks(1024) {
+        buf.clear();
+        for l in batch {
+            buf.extend_from_slice(l);
+            buf.push(b'\n');
+        }
+        file.write_all(&buf).unwrap();
+        file.sync_data().unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).unwrap();
+    lines.len() as f64 / secs
+}
+
+async fn service_durable(dir: &std::path::Path, events: u64, callers: u64) -> f64 {
+    let data = dir.join("service");
+    let _ = std::fs::remove_dir_all(&data);
+    let service = AuditService::start(Arc::new(LocalStore::new(&data)), AuditConfig::default()).await;
+    let start = Instant::now();
+    let per = events / callers;
+    let tasks: Vec<_> = (0..callers)
+        .map(|c| {
+            let s = service.clone();
+            tokio::spawn(async move {
+                for n in 0..per {
+                    s.capture_durable(sample_draft("bench-org", c * per + n)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    service.stop().await;
+    std::fs::remove_dir_all(&data).unwrap();
+    (per * callers) as f64 / secs
+}
+
+async fn flood(dir: &std::path::Path, events: u64) {
+    let data = dir.join("flood");
+    let _ = std::fs::remove_dir_all(&data);
+    let service = AuditService::start(Arc::new(LocalStore::new(&data)), AuditConfig::default()).await;
+    let start = Instant::now();
+    for n in 0..events {
+        service.capture(sample_draft("bench-org", n)).await.unwrap();
+    }
+    service.stop().await;
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&data).unwrap();
+    println!(
+        "flood: {events} events in {secs:.2} s ({:.0} events/s), queue capacity {}, peak RSS {} KiB",
+        events as f64 / secs,
+        AuditConfig::default().queue_capacity,
+        audit_bench::peak_rss_kib().unwrap_or(0)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let events = audit_bench::arg("--events", 200_000);
+    let callers = audit_bench::arg("--callers", 1024);
+    let rounds = audit_bench::arg("--rounds", 2);
+    let dir = audit_bench::arg_str("--dir")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("audit-bench-ingest");
+    std::fs::create_dir_all(&dir).unwrap();
+    if audit_bench::arg_str("--mode").as_deref() == Some("flood") {
+        flood(&dir, events).await;
+        return;
+    }
+    let lines = sample_log("bench-org", events, Timestamp::from_micros(1_764_000_000_000_000));
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    println!(
+        "{events} events, {:.0} bytes/event, {callers} concurrent callers, dir {}",
+        bytes as f64 / events as f64,
+        dir.display()
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let base = baseline(&dir, &lines);
+        let svc = service_durable(&dir, events, callers).await;
+        ratios.push(svc / base);
+        println!(
+            "round {round}: baseline write+fdatasync {base:.0} events/s, capture_durable {svc:.0} events/s, ratio {:.2}",
+            svc / base
+        );
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    println!("mean ratio capture_durable / baseline: {mean:.2}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

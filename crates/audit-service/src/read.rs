@@ -34,9 +34,14 @@ struct ChunkLines {
 
 impl ChunkLines {
     fn lines(&self) -> (impl Iterator<Item = &[u8]>, Option<&[u8]>) {
-        let (complete, torn) = match memchr_last_newline(&self.bytes) {
-            Some(end) => (&self.bytes[..end], &self.bytes[end + 1..]),
-            None => (&self.bytes[..0], &self.bytes[..]),
+        Self::split(&self.bytes)
+    }
+
+    /// The complete lines of a chunk, and a final piece without its newline.
+    fn split(bytes: &[u8]) -> (impl Iterator<Item = &[u8]>, Option<&[u8]>) {
+        let (complete, torn) = match memchr_last_newline(bytes) {
+            Some(end) => (&bytes[..end], &bytes[end + 1..]),
+            None => (&bytes[..0], bytes),
         };
         let torn = (!torn.is_empty()).then_some(torn);
         let iter = complete.split(|b| *b == b'\n').filter(|l| !complete.is_empty() || !l.is_empty());
@@ -93,39 +98,44 @@ pub async fn verify_log(
     if range.is_everything() {
         let mut v = ChainVerifier::new(organization_id, ChainStart::Genesis);
         let last = chunks.len().saturating_sub(1);
-        let mut buf = Vec::new();
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            store.read_chunk_into(organization_id, &chunk, &mut buf).await?;
-            let bytes = std::mem::take(&mut buf);
+        // Two buffers: the next chunk is read while the current one is checked.
+        let mut current = Vec::new();
+        let mut spare = Vec::new();
+        if let Some(first) = chunks.first() {
+            store.read_chunk_into(organization_id, first, &mut current).await?;
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            let bytes = std::mem::take(&mut current);
             v.begin_segment(chunk.first_sequence, &chunk.name);
             // Checking lines is CPU work: off the async threads, on every core.
-            let (verifier, cl) = tokio::task::spawn_blocking(move || {
-                let cl = ChunkLines { chunk, bytes };
-                let (lines, _) = cl.lines();
-                let lines: Vec<&[u8]> = lines.collect();
+            let check = tokio::task::spawn_blocking(move || {
+                let lines: Vec<&[u8]> = ChunkLines::split(&bytes).0.collect();
                 check_in_parallel(&mut v, &lines);
                 drop(lines);
-                (v, cl)
-            })
-            .await
-            .map_err(|e| {
+                (v, bytes)
+            });
+            let prefetch = async {
+                match chunks.get(i + 1) {
+                    Some(next) => store.read_chunk_into(organization_id, next, &mut spare).await,
+                    None => Ok(()),
+                }
+            };
+            let (checked, prefetched) = tokio::join!(check, prefetch);
+            let (verifier, bytes) = checked.map_err(|e| {
                 StorageError::new(audit_storage::StorageErrorKind::Io, format!("verification task failed: {e}"))
             })?;
+            prefetched?;
             v = verifier;
-            let (_, torn) = cl.lines();
-            if let Some(torn) = torn {
+            if let Some(torn) = ChunkLines::split(&bytes).1 {
                 if i == last {
-                    v.torn_tail(&cl.chunk.name, torn.len());
+                    v.torn_tail(&chunk.name, torn.len());
                 } else {
                     let seq = v.next_sequence();
-                    v.push_finding(
-                        FindingKind::Malformed,
-                        seq,
-                        format!("sealed segment {} ends inside a line", cl.chunk.name),
-                    );
+                    let detail = format!("sealed segment {} ends inside a line", chunk.name);
+                    v.push_finding(FindingKind::Malformed, seq, detail);
                 }
             }
-            buf = cl.bytes;
+            current = std::mem::replace(&mut spare, bytes);
         }
         return Ok(v.finish());
     }

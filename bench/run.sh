@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Macro benchmarks of the core ledger, each against a baseline run in the
+# same job (this machine is shared and noisy: compare ratios, not absolutes).
+#
+#   bash bench/run.sh [WORK_DIR]
+#
+# WORK_DIR (default /work/bench-tmp or $TMPDIR) must be on the disk to measure;
+# it needs ~1.5 GiB free. Takes a few minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-${TMPDIR:-/tmp}/audit-bench}
+mkdir -p "$work"
+cargo build --release -q -p agenttrace-audit -p audit-bench
+bin=target/release
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+seconds() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | awk '{ printf "%.3f\n", $1 - $3 }'; }
+
+echo "== durable ingest: capture_durable (1024 callers, one organization) vs write+fdatasync loop"
+"$bin/ingest" --events 200000 --callers 1024 --rounds 3 --dir "$work"
+
+echo
+echo "== verify over a 1M-event log vs sha256sum over the same segment files"
+rm -rf "$work/log"
+"$bin/make_log" --events 1000000 --data-dir "$work/log"
+segments=("$work"/log/logs/bench-org/*.jsonl)
+cat "${segments[@]}" > /dev/null   # warm the page cache for both
+v=(); h=()
+for _ in 1 2 3 4 5; do
+    h+=("$(seconds sha256sum "${segments[@]}")")
+    v+=("$(seconds "$bin/agenttrace-audit" --data-dir "$work/log" verify --org bench-org)")
+done
+vm=$(printf '%s\n' "${v[@]}" | median); hm=$(printf '%s\n' "${h[@]}" | median)
+echo "verify: ${v[*]} s (median $vm)"
+echo "sha256sum: ${h[*]} s (median $hm)"
+echo "$vm $hm" | awk '{ printf "ratio verify / sha256sum: %.2f\n", $1 / $2 }'
+rm -rf "$work/log"
+
+echo
+echo "== memory while producers outrun the disk (capture without waiting, queue capacity 10,000)"
+"$bin/ingest" --mode flood --events 100000 --dir "$work"
+"$bin/ingest" --mode flood --events 1000000 --dir "$work"

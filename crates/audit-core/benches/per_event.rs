@@ -1,0 +1,42 @@
+//! Per-event CPU costs of the core, each beside SHA-256 of the same stored
+//! line (the floor any verifier pays), so figures read as ratios.
+//!
+//! `cargo bench -p audit-core --bench per_event`
+
+use audit_core::event::{EventDraft, Limits};
+use audit_core::sample::{sample_draft, sample_log};
+use audit_core::stored::{Seal, StoredEvent, check_line, seal};
+use audit_core::{Hash, Timestamp};
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+
+fn per_event(c: &mut Criterion) {
+    let line = sample_log("org-1", 3, Timestamp::from_micros(1_764_000_000_000_000)).remove(2);
+    let event = sample_draft("org-1", 2).validate(&Limits::default()).unwrap();
+    let input_json = String::from_utf8(event.canonical_input().to_vec()).unwrap();
+    let s = Seal {
+        event_id: "01937a2b-3c4d-7e5f-8a6b-000000000002".into(),
+        sequence: 2,
+        timestamp: Timestamp::from_micros(1_764_000_000_000_000),
+        previous_hash: Hash::GENESIS,
+    };
+    let mut g = c.benchmark_group("per_event");
+    g.bench_function("sha256 of the stored line (baseline)", |b| b.iter(|| Hash::of(black_box(&line))));
+    g.bench_function("check_line (verify fast path)", |b| b.iter(|| check_line(black_box(&line)).unwrap().sequence));
+    g.bench_function("StoredEvent::parse_line (full parse)", |b| {
+        b.iter(|| StoredEvent::parse_line(black_box(&line)).unwrap().sequence)
+    });
+    g.bench_function("seal", |b| b.iter(|| seal(black_box(&event), black_box(&s)).hash));
+    g.bench_function("from_json + validate", |b| {
+        b.iter(|| {
+            EventDraft::from_json(black_box(input_json.as_bytes()))
+                .unwrap()
+                .validate(&Limits::default())
+                .unwrap()
+                .severity()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, per_event);
+criterion_main!(benches);

@@ -59,17 +59,8 @@ impl LocalStore {
     }
 
     fn list_chunks(dir: &Path) -> Result<Vec<Chunk>, StorageError> {
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StorageError::io(format!("cannot list {}", dir.display()), e));
-            }
-        };
         let mut chunks = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| StorageError::io(format!("cannot list {}", dir.display()), e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in entry_names(dir)? {
             if name == LOCK_FILE {
                 continue;
             }
@@ -86,6 +77,22 @@ impl LocalStore {
         chunks.sort();
         Ok(chunks)
     }
+}
+
+/// The names in a directory; none when it does not exist (yet).
+fn entry_names(dir: &Path) -> Result<Vec<String>, StorageError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StorageError::io(format!("cannot list {}", dir.display()), e)),
+    };
+    entries
+        .map(|entry| {
+            entry
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .map_err(|e| StorageError::io(format!("cannot list {}", dir.display()), e))
+        })
+        .collect()
 }
 
 fn segment_name(first_sequence: u64) -> String {
@@ -144,17 +151,8 @@ impl LogStore for LocalStore {
     async fn organizations(&self) -> Result<Vec<String>, StorageError> {
         let logs = self.root.join("logs");
         tokio::task::spawn_blocking(move || {
-            let entries = match fs::read_dir(&logs) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => {
-                    return Err(StorageError::io(format!("cannot list {}", logs.display()), e));
-                }
-            };
             let mut orgs = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(|e| StorageError::io("cannot list logs", e))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
+            for name in entry_names(&logs)? {
                 match org_dir::decode(&name) {
                     Some(org) => orgs.push(org),
                     None => tracing::warn!(name, "ignoring a directory that is not an encoded organization id"),

@@ -291,3 +291,32 @@ async fn time_range_verification_checks_the_link_into_the_range() {
     assert!(!report.valid);
     assert_eq!(report.errors[0].sequence, Some(4));
 }
+
+#[tokio::test]
+async fn the_log_records_its_own_start_and_stop_in_the_system_organization() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AuditConfig { record_lifecycle: true, system_organization: "sys".into(), ..AuditConfig::default() };
+    let service = AuditService::start(store(&dir), config).await;
+    service.capture_durable(sample_draft("org-1", 1)).await.unwrap();
+    service.stop().await;
+    let system = stored_lines(&LocalStore::new(dir.path()), "sys").await;
+    let types: Vec<&str> = system
+        .iter()
+        .map(|l| {
+            if l.contains("audit_log.started") {
+                "started"
+            } else if l.contains("audit_log.stopped") {
+                "stopped"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert_eq!(types, ["started", "stopped"]);
+    assert!(system[0].contains(r#""actor_type":"system""#));
+    assert_eq!(
+        stored_lines(&LocalStore::new(dir.path()), "org-1").await.len(),
+        1,
+        "lifecycle events stay out of tenant logs"
+    );
+}

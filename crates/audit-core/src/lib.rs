@@ -40,6 +40,7 @@
 pub mod canonical;
 pub mod catalog;
 pub mod event;
+pub mod filter;
 pub mod hash;
 pub mod json;
 pub mod sample;

@@ -185,33 +185,53 @@ pub async fn export_jsonl(
     out: &mut (dyn Write + Send),
 ) -> Result<u64, ExportError> {
     let mut written = 0;
-    for chunk in read_chunks(store, organization_id).await? {
-        let bytes = store.read_chunk(organization_id, &chunk).await?;
-        let cl = ChunkLines { chunk, bytes };
-        let (lines, _torn) = cl.lines();
-        if range.is_everything() {
-            // Fast path: the stored bytes are the export.
-            let end = memchr_last_newline(&cl.bytes).map_or(0, |e| e + 1);
-            out.write_all(&cl.bytes[..end])?;
-            written += lines.count() as u64;
-            continue;
+    if range.is_everything() {
+        // Fast path: the stored bytes (up to the last complete line) are the export.
+        let mut buf = Vec::new();
+        for chunk in read_chunks(store, organization_id).await? {
+            store.read_chunk_into(organization_id, &chunk, &mut buf).await?;
+            let end = memchr_last_newline(&buf).map_or(0, |e| e + 1);
+            out.write_all(&buf[..end])?;
+            written += memchr::memchr_iter(b'\n', &buf[..end]).count() as u64;
         }
-        for line in lines {
+    } else {
+        for_each_stored_line(store, organization_id, range, &mut |line, _| {
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+            written += 1;
+            Ok(())
+        })
+        .await?;
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+/// Calls `f` with every stored line in `range` (and the event it holds), in
+/// log order, reading one chunk at a time into one reused buffer. A line
+/// that cannot be read stops the walk with an error: it cannot be placed.
+pub async fn for_each_stored_line(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+    f: &mut (dyn FnMut(&[u8], &StoredEvent) -> Result<(), ExportError> + Send),
+) -> Result<(), ExportError> {
+    let mut buf = Vec::new();
+    for chunk in read_chunks(store, organization_id).await? {
+        store.read_chunk_into(organization_id, &chunk, &mut buf).await?;
+        for line in ChunkLines::split(&buf).0 {
             let event = StoredEvent::parse_line(line)
-                .map_err(|e| ExportError::Unreadable { chunk: cl.chunk.name.clone(), detail: e.to_string() })?;
+                .map_err(|e| ExportError::Unreadable { chunk: chunk.name.clone(), detail: e.to_string() })?;
             if range.since.is_some_and(|s| event.timestamp < s) {
                 continue;
             }
             if range.until.is_some_and(|u| event.timestamp >= u) {
-                return Ok(written);
+                return Ok(());
             }
-            out.write_all(line)?;
-            out.write_all(b"\n")?;
-            written += 1;
+            f(line, &event)?;
         }
     }
-    out.flush()?;
-    Ok(written)
+    Ok(())
 }
 
 /// An export that could not complete.

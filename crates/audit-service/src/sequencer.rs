@@ -105,6 +105,11 @@ impl Sequencer {
         }
     }
 
+    /// The sequence the next event gets (= events committed).
+    pub(crate) fn next_sequence(&self) -> u64 {
+        self.tail.next_sequence
+    }
+
     #[cfg(test)]
     pub(crate) fn tail(&self) -> Tail {
         self.tail

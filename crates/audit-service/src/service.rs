@@ -1,20 +1,25 @@
 //! The `AuditService` handle: capture, flush, stop, health.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use audit_core::Timestamp;
 use audit_core::event::{Action, ActorType, EventDraft, ValidatedEvent};
+use audit_core::filter::AuditEventFilter;
 use audit_core::json::{Object, Value};
+use audit_index::EventIndex;
 use audit_storage::LogStore;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuditConfig, FullQueuePolicy};
 use crate::error::CaptureError;
+use crate::export::ExportFormat;
+use crate::query::{QueryError, QueryPage};
+use crate::read::ExportError;
 use crate::worker::{self, DurableReceipt, Msg, Pending};
 
 /// Counts of everything that happened to captured events. Nothing is
@@ -99,6 +104,18 @@ pub(crate) struct Shared {
     last_flush: Mutex<Option<(Timestamp, Duration)>>,
     poisoned: Mutex<Vec<String>>,
     drops_reported: AtomicU64,
+    pub(crate) index: Option<Arc<dyn EventIndex>>,
+    /// Per organization: events committed to storage (the next sequence).
+    pub(crate) committed: Mutex<HashMap<String, u64>>,
+    /// Per organization: events indexed.
+    pub(crate) indexed: Mutex<HashMap<String, u64>>,
+    /// Organizations with commits the index has not seen yet.
+    pub(crate) index_dirty: Mutex<HashSet<String>>,
+    pub(crate) index_wake: Notify,
+    pub(crate) index_error: Mutex<Option<String>>,
+    indexer: Mutex<Option<JoinHandle<()>>>,
+    /// Set once every worker has finished: the indexer does a last pass and ends.
+    pub(crate) indexer_stop: AtomicBool,
 }
 
 impl Shared {
@@ -113,11 +130,62 @@ impl Shared {
         *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, took));
     }
 
+    /// Called by a worker after a commit: storage now holds `next_sequence` events.
+    pub(crate) fn note_committed(&self, organization_id: &str, next_sequence: u64) {
+        lock(&self.committed).insert(organization_id.to_owned(), next_sequence);
+        if self.index.is_some() {
+            lock(&self.index_dirty).insert(organization_id.to_owned());
+            self.index_wake.notify_one();
+        }
+    }
+
     pub(crate) fn note_poisoned(&self, organization_id: &str, why: &str) {
         let mut p = self.poisoned.lock().unwrap_or_else(|p| p.into_inner());
         if !p.iter().any(|o| o.starts_with(organization_id)) {
             p.push(format!("{organization_id}: {why}"));
         }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it
+/// (every critical section here leaves the data consistent).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Builds an [`AuditService`]: storage is required; configuration, clock
+/// and query index are optional (without an index, queries are refused and
+/// exports scan storage).
+#[derive(Debug)]
+pub struct ServiceBuilder {
+    store: Arc<dyn LogStore>,
+    config: AuditConfig,
+    clock: Arc<dyn Clock>,
+    index: Option<Arc<dyn EventIndex>>,
+}
+
+impl ServiceBuilder {
+    /// The configuration (default: [`AuditConfig::default`]).
+    pub fn config(mut self, config: AuditConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The query index, kept up to date in the background.
+    pub fn index(mut self, index: Arc<dyn EventIndex>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// Starts the service.
+    pub async fn start(self) -> AuditService {
+        AuditService::start_from(self).await
     }
 }
 
@@ -148,9 +216,14 @@ pub struct AuditService {
 }
 
 impl AuditService {
-    /// Starts the service over `store` with the system clock.
+    /// A builder over `store`.
+    pub fn builder(store: Arc<dyn LogStore>) -> ServiceBuilder {
+        ServiceBuilder { store, config: AuditConfig::default(), clock: Arc::new(SystemClock), index: None }
+    }
+
+    /// Starts the service over `store` with the system clock and no index.
     pub async fn start(store: Arc<dyn LogStore>, config: AuditConfig) -> AuditService {
-        Self::start_with_clock(store, config, Arc::new(SystemClock)).await
+        Self::builder(store).config(config).start().await
     }
 
     /// Starts the service with an injected clock (tests).
@@ -159,6 +232,11 @@ impl AuditService {
         config: AuditConfig,
         clock: Arc<dyn Clock>,
     ) -> AuditService {
+        Self::builder(store).config(config).clock(clock).start().await
+    }
+
+    async fn start_from(parts: ServiceBuilder) -> AuditService {
+        let ServiceBuilder { store, config, clock, index } = parts;
         let permits = Arc::new(Semaphore::new(config.queue_capacity.max(1)));
         let shared = Arc::new(Shared {
             store,
@@ -173,7 +251,18 @@ impl AuditService {
             last_flush: Mutex::new(None),
             poisoned: Mutex::new(Vec::new()),
             drops_reported: AtomicU64::new(0),
+            index,
+            committed: Mutex::new(HashMap::new()),
+            indexed: Mutex::new(HashMap::new()),
+            index_dirty: Mutex::new(HashSet::new()),
+            index_wake: Notify::new(),
+            index_error: Mutex::new(None),
+            indexer: Mutex::new(None),
+            indexer_stop: AtomicBool::new(false),
         });
+        if shared.index.is_some() {
+            *lock(&shared.indexer) = Some(tokio::spawn(crate::indexer::run(Arc::clone(&shared))));
+        }
         let service = AuditService { shared };
         if service.shared.config.record_lifecycle {
             let started = service.system_event("audit_log.started", Action::Execute, Object::new());
@@ -349,6 +438,63 @@ impl AuditService {
             if let Err(e) = h.join.await {
                 tracing::error!(error = %e, "a log worker ended abnormally");
             }
+        }
+        // Every commit is in storage now: the indexer indexes what is left and ends.
+        self.shared.indexer_stop.store(true, Ordering::Release);
+        self.shared.index_wake.notify_one();
+        let indexer = lock(&self.shared.indexer).take();
+        if let Some(indexer) = indexer
+            && let Err(e) = indexer.await
+        {
+            tracing::error!(error = %e, "the indexer ended abnormally");
+        }
+    }
+
+    /// One page of events matching `filter`, from the index and checked
+    /// against storage (SPEC §8).
+    pub async fn query_events(&self, filter: &AuditEventFilter) -> Result<QueryPage, QueryError> {
+        let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
+        crate::query::query_events(self.shared.store.as_ref(), index.as_ref(), filter).await
+    }
+
+    /// Streams every event matching `filter` (no page limit) to `out` in
+    /// `format`; returns how many were written.
+    pub async fn export_events(
+        &self,
+        filter: &AuditEventFilter,
+        format: ExportFormat,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ExportError> {
+        filter
+            .check()
+            .map_err(|e| ExportError::Output(std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())))?;
+        crate::export::export_events(self.shared.store.as_ref(), filter, format, out, &mut |_| {}).await
+    }
+
+    /// Events indexed per organization, as far as this service knows.
+    pub fn indexed_through(&self, organization_id: &str) -> Option<u64> {
+        lock(&self.shared.indexed).get(organization_id).copied()
+    }
+
+    /// Events committed to storage per organization, by this service.
+    pub fn committed_through(&self, organization_id: &str) -> Option<u64> {
+        lock(&self.shared.committed).get(organization_id).copied()
+    }
+
+    /// Waits until the index has caught up with every commit so far (tests, `reindex`).
+    pub async fn wait_for_index(&self) {
+        let Some(_) = self.shared.index else { return };
+        loop {
+            let behind = {
+                let committed = lock(&self.shared.committed);
+                let indexed = lock(&self.shared.indexed);
+                committed.iter().any(|(org, n)| indexed.get(org).is_none_or(|i| i < n))
+            };
+            if !behind {
+                return;
+            }
+            self.shared.index_wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

@@ -199,6 +199,7 @@ async fn commit(
     match writer.append(Arc::new(batch)).await {
         Ok(()) => {
             sequencer.commit(plan);
+            shared.note_committed(organization_id, sequencer.next_sequence());
             counters.committed.fetch_add(count, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
             shared.note_flush(now, started.elapsed());

@@ -99,6 +99,39 @@ pub trait LogStore: Send + Sync + Debug {
         *buf = self.read_chunk(organization_id, chunk).await?;
         Ok(())
     }
+
+    /// The bytes of a chunk from `offset` to its current end (for readers
+    /// that follow a growing log, such as the indexer).
+    async fn read_chunk_from(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        offset: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let all = self.read_chunk(organization_id, chunk).await?;
+        Ok(all.get(offset as usize..).unwrap_or_default().to_vec())
+    }
+
+    /// Several `(offset, length)` ranges of one chunk (for fetching query results).
+    async fn read_ranges(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        ranges: &[(u64, u64)],
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let all = self.read_chunk(organization_id, chunk).await?;
+        ranges
+            .iter()
+            .map(|&(offset, len)| {
+                all.get(offset as usize..(offset + len) as usize).map(<[u8]>::to_vec).ok_or_else(|| {
+                    StorageError::new(
+                        StorageErrorKind::Unexpected,
+                        format!("{} is shorter than {}", chunk.name, offset + len),
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 /// The one writer of a log. Dropping it releases the fence.

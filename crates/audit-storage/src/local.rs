@@ -18,7 +18,8 @@
 //! acknowledged) is cut and reported; anything else unexpected is an error.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -77,6 +78,15 @@ impl LocalStore {
         chunks.sort();
         Ok(chunks)
     }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("storage task failed: {e}")))?
 }
 
 /// The names in a directory; none when it does not exist (yet).
@@ -176,6 +186,49 @@ impl LogStore for LocalStore {
         let mut buf = Vec::new();
         self.read_chunk_into(organization_id, chunk, &mut buf).await?;
         Ok(buf)
+    }
+
+    async fn read_chunk_from(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        offset: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let path = self.log_dir(organization_id).join(&chunk.name);
+        blocking(move || {
+            let mut file =
+                File::open(&path).map_err(|e| StorageError::io(format!("cannot open {}", path.display()), e))?;
+            let mut out = Vec::new();
+            file.seek(SeekFrom::Start(offset))
+                .and_then(|_| file.read_to_end(&mut out))
+                .map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read_ranges(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        ranges: &[(u64, u64)],
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let path = self.log_dir(organization_id).join(&chunk.name);
+        let ranges = ranges.to_vec();
+        blocking(move || {
+            let file = File::open(&path).map_err(|e| StorageError::io(format!("cannot open {}", path.display()), e))?;
+            ranges
+                .into_iter()
+                .map(|(offset, len)| {
+                    let mut buf = vec![0; len as usize];
+                    file.read_exact_at(&mut buf, offset).map_err(|e| {
+                        StorageError::io(format!("cannot read {len} bytes at {offset} of {}", path.display()), e)
+                    })?;
+                    Ok(buf)
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn read_chunk_into(

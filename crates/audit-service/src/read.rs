@@ -207,6 +207,9 @@ pub async fn export_jsonl(
     Ok(written)
 }
 
+/// What [`for_each_stored_line`] calls for each line.
+pub type LineVisitor<'a> = dyn FnMut(&[u8], &StoredEvent) -> Result<(), ExportError> + Send + 'a;
+
 /// Calls `f` with every stored line in `range` (and the event it holds), in
 /// log order, reading one chunk at a time into one reused buffer. A line
 /// that cannot be read stops the walk with an error: it cannot be placed.
@@ -214,7 +217,7 @@ pub async fn for_each_stored_line(
     store: &dyn LogStore,
     organization_id: &str,
     range: TimeRange,
-    f: &mut (dyn FnMut(&[u8], &StoredEvent) -> Result<(), ExportError> + Send),
+    f: &mut LineVisitor<'_>,
 ) -> Result<(), ExportError> {
     let mut buf = Vec::new();
     for chunk in read_chunks(store, organization_id).await? {

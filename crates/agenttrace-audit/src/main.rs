@@ -49,8 +49,12 @@ enum Command {
     Ingest(cmd::ingest::Args),
     /// Verify an organization's log: exit 0 valid, 1 invalid, 2 cannot run.
     Verify(cmd::verify::Args),
-    /// Export stored events (streams).
+    /// Export stored events matching a filter (streams, no page limit).
     Export(cmd::export::Args),
+    /// One page of events matching a filter, from the query index.
+    Query(cmd::query::Args),
+    /// Rebuild the query index from storage.
+    Reindex,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
             Command::Ingest(args) => cmd::ingest::run(&cli.data_dir, args).await,
             Command::Verify(args) => cmd::verify::run(&cli.data_dir, args).await,
             Command::Export(args) => cmd::export::run(&cli.data_dir, args).await,
+            Command::Query(args) => cmd::query::run(&cli.data_dir, args).await,
+            Command::Reindex => cmd::reindex::run(&cli.data_dir).await,
         }
     });
     match result {

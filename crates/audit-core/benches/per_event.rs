@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p audit-core --bench per_event`
 
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
 use audit_core::event::{EventDraft, Limits};
 use audit_core::sample::{sample_draft, sample_log};
 use audit_core::stored::{Seal, StoredEvent, check_line, seal};

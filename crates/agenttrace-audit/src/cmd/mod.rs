@@ -1,7 +1,10 @@
 //! One module per CLI command; each returns its exit code.
 
 pub(crate) mod export;
+mod filter_args;
 pub(crate) mod ingest;
+pub(crate) mod query;
+pub(crate) mod reindex;
 pub(crate) mod verify;
 
 use std::path::Path;
@@ -14,6 +17,16 @@ use audit_storage::local::LocalStore;
 pub(crate) fn open_store(data_dir: &Path) -> Arc<dyn LogStore> {
     Arc::new(LocalStore::new(data_dir))
 }
+
+/// The query index in the data directory (created on first use).
+pub(crate) fn open_index(data_dir: &Path) -> anyhow::Result<Arc<dyn audit_index::EventIndex>> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join(INDEX_FILE);
+    Ok(Arc::new(audit_index::sqlite::SqliteIndex::open(&path)?))
+}
+
+/// The SQLite index's file name inside the data directory.
+pub(crate) const INDEX_FILE: &str = "index.sqlite3";
 
 /// Refuses organization ids that cannot name a log, before touching storage.
 pub(crate) fn check_org(org: &str) -> anyhow::Result<()> {

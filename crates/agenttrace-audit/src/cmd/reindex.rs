@@ -1,0 +1,22 @@
+//! `reindex`: rebuilds the query index from storage.
+
+use std::path::Path;
+
+use audit_index::catch_up;
+
+use crate::exit;
+
+pub(crate) async fn run(data_dir: &Path) -> anyhow::Result<u8> {
+    let store = super::open_store(data_dir);
+    let index = super::open_index(data_dir)?;
+    index.clear(None).await?;
+    let mut total = 0;
+    let orgs = store.organizations().await?;
+    for org in &orgs {
+        let n = catch_up(store.as_ref(), index.as_ref(), org).await?;
+        eprintln!("indexed {n} events of {org}");
+        total += n;
+    }
+    eprintln!("reindex: {total} events of {} organizations", orgs.len());
+    Ok(exit::OK)
+}

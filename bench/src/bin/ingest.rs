@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use audit_core::Timestamp;
 use audit_core::sample::{sample_draft, sample_log};
+use audit_index::sqlite::SqliteIndex;
 use audit_service::{AuditConfig, AuditService};
 use audit_storage::local::LocalStore;
 
@@ -38,10 +39,17 @@ fn baseline(dir: &std::path::Path, lines: &[Vec<u8>]) -> f64 {
     lines.len() as f64 / secs
 }
 
-async fn service_durable(dir: &std::path::Path, events: u64, callers: u64) -> f64 {
+/// Events/s of durable ingest; with an index, also the events/s until the
+/// index has caught up with the last commit.
+async fn service_durable(dir: &std::path::Path, events: u64, callers: u64, with_index: bool) -> (f64, Option<f64>) {
     let data = dir.join("service");
     let _ = std::fs::remove_dir_all(&data);
-    let service = AuditService::start(Arc::new(LocalStore::new(&data)), AuditConfig::default()).await;
+    std::fs::create_dir_all(&data).unwrap();
+    let mut builder = AuditService::builder(Arc::new(LocalStore::new(&data)));
+    if with_index {
+        builder = builder.index(Arc::new(SqliteIndex::open(&data.join("index.sqlite3")).unwrap()));
+    }
+    let service = builder.start().await;
     let start = Instant::now();
     let per = events / callers;
     let tasks: Vec<_> = (0..callers)
@@ -58,9 +66,15 @@ async fn service_durable(dir: &std::path::Path, events: u64, callers: u64) -> f6
         t.await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
+    let indexed = if with_index {
+        service.wait_for_index().await;
+        Some((per * callers) as f64 / start.elapsed().as_secs_f64())
+    } else {
+        None
+    };
     service.stop().await;
     std::fs::remove_dir_all(&data).unwrap();
-    (per * callers) as f64 / secs
+    ((per * callers) as f64 / secs, indexed)
 }
 
 async fn flood(dir: &std::path::Path, events: u64) {
@@ -104,16 +118,22 @@ async fn main() {
         dir.display()
     );
     let mut ratios = Vec::new();
+    let mut index_ratios = Vec::new();
     for round in 1..=rounds {
         let base = baseline(&dir, &lines);
-        let svc = service_durable(&dir, events, callers).await;
+        let (svc, _) = service_durable(&dir, events, callers, false).await;
+        let (with_index, caught_up) = service_durable(&dir, events, callers, true).await;
+        let caught_up = caught_up.unwrap_or(0.0);
         ratios.push(svc / base);
+        index_ratios.push(with_index / svc);
         println!(
-            "round {round}: baseline write+fdatasync {base:.0} events/s, capture_durable {svc:.0} events/s, ratio {:.2}",
+            "round {round}: baseline write+fdatasync {base:.0} events/s, capture_durable {svc:.0} events/s (ratio {:.2}); \
+             with the SQLite index {with_index:.0} events/s (index caught up at {caught_up:.0} events/s)",
             svc / base
         );
     }
-    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-    println!("mean ratio capture_durable / baseline: {mean:.2}");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!("mean ratio capture_durable / baseline: {:.2}", mean(&ratios));
+    println!("mean ratio ingest with index / without: {:.2}", mean(&index_ratios));
     let _ = std::fs::remove_dir_all(&dir);
 }

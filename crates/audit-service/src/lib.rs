@@ -34,5 +34,5 @@ pub use helpers::{Actor, AuditHelper, EvaluationStage};
 pub use query::{QueryError, QueryPage, query_events};
 pub use read::{ExportError, TimeRange, export_jsonl, for_each_stored_line, verify_log};
 pub use scope::{ScopeError, ScopeState};
-pub use service::{Accepted, AuditService, Counters, Health, PendingReceipt, ServiceBuilder};
+pub use service::{Accepted, AuditService, Counters, Health, OrganizationHealth, PendingReceipt, ServiceBuilder};
 pub use worker::DurableReceipt;

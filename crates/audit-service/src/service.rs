@@ -61,6 +61,22 @@ pub struct Health {
     pub poisoned_logs: Vec<String>,
     /// Counter values, by name.
     pub counters: Vec<(&'static str, u64)>,
+    /// Per organization: events committed to storage by this service, and
+    /// events indexed (queries may miss events past the latter).
+    pub organizations: Vec<OrganizationHealth>,
+    /// The last indexing failure, if any.
+    pub index_error: Option<String>,
+}
+
+/// One organization's progress, in [`Health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationHealth {
+    /// The organization.
+    pub organization_id: String,
+    /// Events in its log that this service committed through (the next sequence).
+    pub committed_through: Option<u64>,
+    /// Events indexed (the next sequence to index).
+    pub indexed_through: Option<u64>,
 }
 
 /// A capture accepted into the queue (not yet durable).
@@ -510,6 +526,21 @@ impl AuditService {
             last_flush: last.map(|(t, _)| t),
             last_flush_micros: last.map(|(_, d)| d.as_micros() as u64),
             poisoned_logs: self.shared.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            organizations: {
+                let committed = lock(&self.shared.committed);
+                let indexed = lock(&self.shared.indexed);
+                let mut orgs: Vec<&String> = committed.keys().chain(indexed.keys()).collect();
+                orgs.sort();
+                orgs.dedup();
+                orgs.into_iter()
+                    .map(|o| OrganizationHealth {
+                        organization_id: o.clone(),
+                        committed_through: committed.get(o).copied(),
+                        indexed_through: indexed.get(o).copied(),
+                    })
+                    .collect()
+            },
+            index_error: lock(&self.shared.index_error).clone(),
             counters: vec![
                 ("captured", c.captured.load(Ordering::Relaxed)),
                 ("committed", c.committed.load(Ordering::Relaxed)),

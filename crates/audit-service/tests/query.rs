@@ -509,3 +509,18 @@ async fn exports_csv_safely_and_json_equals_jsonl() {
     assert_eq!(one_items, vec![lines[2].clone()]);
     fx.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_how_far_the_index_has_got() {
+    let fx = fixture(no_dedup()).await;
+    for n in 0..7 {
+        let s = Spec { project: None, kind: 0, actor: None, email: None, resource: None, severity: None, gap_ms: 1 };
+        fx.service.capture_durable(draft(&s, n)).await.unwrap();
+    }
+    fx.service.wait_for_index().await;
+    let health = fx.service.health();
+    let org = health.organizations.iter().find(|o| o.organization_id == ORG).unwrap();
+    assert_eq!((org.committed_through, org.indexed_through), (Some(7), Some(7)));
+    assert_eq!(health.index_error, None);
+    fx.service.stop().await;
+}

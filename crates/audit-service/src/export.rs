@@ -156,6 +156,7 @@ pub async fn export_events(
     out: &mut (dyn Write + Send),
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, ExportError> {
+    filter.check()?;
     let range = TimeRange { since: filter.start_time, until: filter.end_time };
     let org = &filter.organization_id;
     let mut written = 0u64;

@@ -253,6 +253,9 @@ pub enum ExportError {
         /// Why.
         detail: String,
     },
+    /// The filter was refused; names the parameter.
+    #[error(transparent)]
+    Filter(#[from] audit_core::filter::FilterError),
     /// Writing the output failed (e.g. the reader went away).
     #[error("cannot write the export: {0}")]
     Output(#[from] std::io::Error),

@@ -70,7 +70,9 @@ impl SqliteIndex {
         let conn = Connection::open(path).map_err(db)?;
         // Derived data: a crash may lose the newest index transactions, which
         // the next catch-up redoes from storage; it never loses storage.
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;",
+        )
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(SqliteIndex { conn: Arc::new(Mutex::new(conn)) })

@@ -106,6 +106,9 @@ pub trait EventIndex: Send + Sync + Debug {
     /// The events matching a (checked) filter, one page, in its order.
     async fn query(&self, filter: &AuditEventFilter) -> Result<Vec<Hit>, IndexError>;
 
+    /// The event with this id, if indexed.
+    async fn find_event(&self, organization_id: &str, event_id: &str) -> Result<Option<Hit>, IndexError>;
+
     /// Forgets one organization (or, with `None`, everything): the next
     /// catch-up rebuilds from storage.
     async fn clear(&self, organization_id: Option<&str>) -> Result<(), IndexError>;

@@ -13,6 +13,8 @@ use crate::Location;
 pub struct IndexRow {
     /// `sequence`.
     pub sequence: u64,
+    /// `event_id`.
+    pub event_id: String,
     /// `timestamp`.
     pub timestamp: Timestamp,
     /// `project_id`.
@@ -58,6 +60,7 @@ pub fn index_row(line: &[u8], location: Location) -> Result<IndexRow, StoredLine
     let missing = |field: &'static str| StoredLineError::Member { field, why: "is missing or malformed".into() };
     let mut row = IndexRow {
         sequence: u64::MAX,
+        event_id: String::new(),
         timestamp: Timestamp::from_micros(i64::MIN),
         project_id: None,
         event_category: Category::Data,
@@ -79,6 +82,7 @@ pub fn index_row(line: &[u8], location: Location) -> Result<IndexRow, StoredLine
             b"sequence" => {
                 row.sequence = std::str::from_utf8(v).ok().and_then(|t| t.parse().ok()).ok_or_else(|| missing("sequence"))?;
             }
+            b"event_id" => row.event_id = text(v),
             b"timestamp" => row.timestamp = Timestamp::parse_stored(&text(v)).map_err(|_| missing("timestamp"))?,
             b"hash" => {
                 row.hash = Hash::from_hex(&text(v)).map_err(|_| missing("hash"))?;
@@ -109,7 +113,7 @@ pub fn index_row(line: &[u8], location: Location) -> Result<IndexRow, StoredLine
             _ => {}
         }
     }
-    let complete = have_hash && have_category && have_action && have_severity && have_actor && !row.event_type.is_empty();
+    let complete = have_hash && have_category && have_action && have_severity && have_actor && !row.event_type.is_empty() && !row.event_id.is_empty();
     if row.sequence == u64::MAX || row.timestamp.as_micros() == i64::MIN || !complete {
         return Err(missing("sequence, timestamp, hash or a vocabulary member"));
     }

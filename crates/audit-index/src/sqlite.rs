@@ -20,6 +20,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     org TEXT NOT NULL,
     seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
     ts INTEGER NOT NULL,
     project_id TEXT,
     event_category TEXT NOT NULL,
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (org, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_ts ON events (org, ts, seq);
+CREATE INDEX IF NOT EXISTS events_event_id ON events (org, event_id);
 CREATE INDEX IF NOT EXISTS events_actor_email ON events (org, actor_email, seq);
 CREATE INDEX IF NOT EXISTS events_actor_id ON events (org, actor_id, seq);
 CREATE INDEX IF NOT EXISTS events_resource ON events (org, resource_id, seq);
@@ -189,9 +191,9 @@ impl EventIndex for SqliteIndex {
             {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO events (org, seq, ts, project_id, event_category, event_type, action, \
+                        "INSERT OR IGNORE INTO events (org, seq, event_id, ts, project_id, event_category, event_type, action, \
                          severity, actor_type, actor_id, actor_email, resource_type, resource_id, hash, chunk_first, \
-                         chunk_name, off, len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         chunk_name, off, len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     )
                     .map_err(db)?;
                 for r in &rows {
@@ -199,6 +201,7 @@ impl EventIndex for SqliteIndex {
                         .execute(params![
                             org,
                             r.sequence as i64,
+                            r.event_id,
                             r.timestamp.as_micros(),
                             r.project_id,
                             r.event_category.as_str(),
@@ -283,6 +286,33 @@ impl EventIndex for SqliteIndex {
                 });
             }
             Ok(hits)
+        })
+        .await
+    }
+
+    async fn find_event(&self, organization_id: &str, event_id: &str) -> Result<Option<Hit>, IndexError> {
+        let (org, id) = (organization_id.to_owned(), event_id.to_owned());
+        self.with(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT seq, hash, chunk_first, chunk_name, off, len FROM events WHERE org = ? AND event_id = ?",
+                    [org, id],
+                    |r| {
+                        let blob: Vec<u8> = r.get(1)?;
+                        Ok((r.get::<_, i64>(0)?, blob, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?))
+                    },
+                )
+                .optional()
+                .map_err(db)?;
+            row.map(|(seq, blob, first, name, off, len)| {
+                let hash = hash_from_blob(&blob).map_err(|_| IndexError::Database(format!("bad hash at sequence {seq}")))?;
+                Ok(Hit {
+                    sequence: seq as u64,
+                    hash,
+                    location: Location { chunk: Chunk { first_sequence: first as u64, name }, offset: off as u64, len: len as u64 },
+                })
+            })
+            .transpose()
         })
         .await
     }

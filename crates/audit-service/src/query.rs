@@ -78,6 +78,17 @@ pub async fn query_events(
     Ok(QueryPage { events, next_cursor, indexed_through })
 }
 
+/// Finds one event by id through the index and reads it from storage.
+pub async fn find_event(
+    store: &dyn LogStore,
+    index: &dyn EventIndex,
+    organization_id: &str,
+    event_id: &str,
+) -> Result<Option<StoredEvent>, QueryError> {
+    let Some(hit) = index.find_event(organization_id, event_id).await? else { return Ok(None) };
+    Ok(fetch(store, organization_id, &[hit]).await?.pop())
+}
+
 /// Reads the events of `hits` from storage (one read per chunk) and checks
 /// each against what the index said.
 async fn fetch(store: &dyn LogStore, organization_id: &str, hits: &[Hit]) -> Result<Vec<StoredEvent>, QueryError> {

@@ -473,6 +473,17 @@ impl AuditService {
         crate::query::query_events(self.shared.store.as_ref(), index.as_ref(), filter).await
     }
 
+    /// The event with this id in `organization_id`'s log, through the index.
+    pub async fn find_event(&self, organization_id: &str, event_id: &str) -> Result<Option<audit_core::stored::StoredEvent>, QueryError> {
+        let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
+        crate::query::find_event(self.shared.store.as_ref(), index.as_ref(), organization_id, event_id).await
+    }
+
+    /// The query index, if the service keeps one.
+    pub fn index(&self) -> Option<&Arc<dyn EventIndex>> {
+        self.shared.index.as_ref()
+    }
+
     /// Streams every event matching `filter` (no page limit) to `out` in
     /// `format`; returns how many were written.
     pub async fn export_events(

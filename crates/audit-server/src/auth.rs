@@ -1,0 +1,64 @@
+//! Who is calling: a bearer token scoped to one organization, or (only with
+//! `--no-auth` on loopback) a development principal that may do anything.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::keys::Scope;
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key id (`None` without authentication).
+    pub key_id: Option<String>,
+    /// The organization the token is bound to (`None`: any, development only).
+    pub organization_id: Option<String>,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    /// Refuses a route the principal has no scope for (`admin` has all).
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin) {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::Forbidden, format!("this token lacks the {} scope", scope.as_str())))
+        }
+    }
+
+    /// The organization a request is about. A token never reaches another
+    /// organization: naming one is answered as if it did not exist (404).
+    pub fn organization(&self, requested: Option<&str>) -> Result<String, ApiError> {
+        match (&self.organization_id, requested) {
+            (Some(own), Some(asked)) if own != asked => Err(ApiError::new(ErrorCode::NotFound, "not found")),
+            (Some(own), _) => Ok(own.clone()),
+            (None, Some(asked)) if audit_core::event::is_valid_tenant_id(asked) => Ok(asked.to_owned()),
+            (None, Some(_)) => Err(ApiError::field(ErrorCode::InvalidParameter, "organization_id", "is not a valid organization id")),
+            (None, None) => Err(ApiError::field(ErrorCode::InvalidParameter, "organization_id", "is required without a token")),
+        }
+    }
+
+    /// The actor recorded for this caller's own reads of the log.
+    pub fn actor_id(&self) -> String {
+        self.key_id.clone().map_or_else(|| "anonymous".into(), |k| format!("api_key:{k}"))
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.no_auth() {
+            return Ok(Principal { key_id: None, organization_id: None, scopes: Scope::ALL.to_vec() });
+        }
+        let unauthorized = || ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required");
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
+        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthorized)?;
+        let key = state.keys().authenticate(token.trim()).ok_or_else(unauthorized)?;
+        Ok(Principal { key_id: Some(key.id), organization_id: Some(key.organization_id), scopes: key.scopes.into_iter().collect() })
+    }
+}

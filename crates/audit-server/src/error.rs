@@ -1,0 +1,114 @@
+//! API errors: `{"error": {"code", "message", "field"}}`, with one table from
+//! code to HTTP status. A 4xx is something the caller got wrong; a 5xx is an
+//! outage or a bug, never bad input. Internals never leak into messages.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not I-JSON.
+    InvalidJson,
+    /// An event failed validation (the field is named).
+    InvalidEvent,
+    /// A query parameter is missing, unknown or invalid (the field is named).
+    InvalidParameter,
+    /// The body or batch is over a limit.
+    PayloadTooLarge,
+    /// The content type is not `application/json`.
+    UnsupportedMediaType,
+    /// No valid bearer token.
+    Unauthorized,
+    /// The token lacks the scope the route needs.
+    Forbidden,
+    /// No such event, or an organization the token may not see.
+    NotFound,
+    /// The idempotency key was used for different content.
+    IdempotencyConflict,
+    /// The queue is full (reject policy); retry after the given seconds.
+    QueueFull,
+    /// Storage failed; nothing was acknowledged.
+    StorageUnavailable,
+    /// The service is shutting down.
+    ServiceStopped,
+    /// The query index failed or disagrees with storage.
+    IndexUnavailable,
+    /// A bug.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status of a code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidJson | ErrorCode::InvalidEvent | ErrorCode::InvalidParameter => StatusCode::BAD_REQUEST,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
+            ErrorCode::QueueFull | ErrorCode::StorageUnavailable | ErrorCode::ServiceStopped | ErrorCode::IndexUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The code.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+    /// The member or parameter concerned.
+    pub field: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    code: ErrorCode,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl ApiError {
+    /// An error without a field.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), field: None }
+    }
+
+    /// An error naming a field.
+    pub fn field(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), field: Some(field.into()) }
+    }
+
+    /// An outage or bug: logged in full, answered without internals.
+    pub fn internal(code: ErrorCode, what: &str, detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "{what}");
+        ApiError::new(code, what.to_owned())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
+        let mut response = (status, axum::Json(body)).into_response();
+        if self.code == ErrorCode::QueueFull {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,305 @@
+//! API tokens: created and revoked by the CLI, checked by the server.
+//!
+//! A token is `agta_<id>_<secret>`: a public key id (12 hex digits) and 32
+//! random bytes in hex. Only SHA-256 of the secret is stored (the secret has
+//! 256 bits of entropy, so a fast hash is enough), in `<data dir>/keys.json`,
+//! replaced atomically on every change. A running server re-reads the file
+//! when it changes (checked at most every 500 ms), so keys created or
+//! revoked take effect within a second without a restart.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// `POST /v1/events`.
+    Ingest,
+    /// Queries, single events, checkpoints, proofs, health.
+    Read,
+    /// `GET /v1/export`.
+    Export,
+    /// `GET /v1/integrity`.
+    Verify,
+    /// Everything, including administrative routes.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [Scope::Ingest, Scope::Read, Scope::Export, Scope::Verify, Scope::Admin];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Export => "export",
+            Scope::Verify => "verify",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text.trim().to_ascii_lowercase())
+    }
+}
+
+/// A stored key (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    /// Public id, part of the token.
+    pub id: String,
+    /// The one organization it may read and write.
+    pub organization_id: String,
+    /// What it may do.
+    pub scopes: BTreeSet<Scope>,
+    /// Hex SHA-256 of the secret part of the token.
+    pub secret_sha256: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it was revoked, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    keys: Vec<KeyRecord>,
+}
+
+/// A new token, shown once.
+pub struct NewToken {
+    /// The stored record.
+    pub record: KeyRecord,
+    /// The token to hand to the client.
+    pub token: String,
+}
+
+impl fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets never reach logs through Debug.
+        f.debug_struct("NewToken").field("record", &self.record).field("token", &"[redacted]").finish()
+    }
+}
+
+/// A key-file failure.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading or writing the file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a key file.
+    #[error("{path} is not a valid key file: {why}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// Bad arguments (unknown scope, bad organization, unknown key).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KeyError {
+    let what = what.into();
+    move |source| KeyError::Io { what, source }
+}
+
+fn now_rfc3339() -> String {
+    let micros = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    audit_core::Timestamp::from_micros(micros).to_string()
+}
+
+fn random_hex(bytes: usize) -> Result<String, KeyError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).map_err(|e| KeyError::Invalid(format!("no randomness available: {e}")))?;
+    Ok(hex::encode(buf))
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The key file of a data directory, with a cached, self-refreshing view.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    path: PathBuf,
+    cache: Arc<Mutex<Cache>>,
+}
+
+#[derive(Debug)]
+struct Cache {
+    keys: Vec<KeyRecord>,
+    stamp: Option<(SystemTime, u64)>,
+    checked: Option<Instant>,
+}
+
+/// How often a server looks at the key file for changes.
+const RELOAD_EVERY: Duration = Duration::from_millis(500);
+
+impl KeyStore {
+    /// The key store of `data_dir` (`keys.json` inside it).
+    pub fn open(data_dir: &Path) -> KeyStore {
+        KeyStore {
+            path: data_dir.join("keys.json"),
+            cache: Arc::new(Mutex::new(Cache { keys: Vec::new(), stamp: None, checked: None })),
+        }
+    }
+
+    fn read_file(&self) -> Result<KeyFile, KeyError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| KeyError::Corrupt { path: self.path.display().to_string(), why: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
+            Err(e) => Err(io(format!("cannot read {}", self.path.display()))(e)),
+        }
+    }
+
+    /// Replaces the file atomically: write a temporary file, fsync, rename, fsync the directory.
+    fn write_file(&self, file: &KeyFile) -> Result<(), KeyError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+        f.write_all(&bytes).and_then(|()| f.sync_data()).map_err(io(format!("cannot write {}", tmp.display())))?;
+        fs::rename(&tmp, &self.path).map_err(io(format!("cannot replace {}", self.path.display())))?;
+        File::open(dir).and_then(|d| d.sync_data()).map_err(io(format!("cannot fsync {}", dir.display())))?;
+        Ok(())
+    }
+
+    /// Runs `f` on the file under an exclusive lock (several CLI invocations at once).
+    fn modify<T>(&self, f: impl FnOnce(&mut KeyFile) -> Result<T, KeyError>) -> Result<T, KeyError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let lock_path = self.path.with_extension("lock");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(format!("cannot open {}", lock_path.display())))?;
+        lock.lock().map_err(io(format!("cannot lock {}", lock_path.display())))?;
+        let mut file = self.read_file()?;
+        let out = f(&mut file)?;
+        self.write_file(&file)?;
+        Ok(out)
+    }
+
+    /// Creates a key for one organization and returns its token (shown once).
+    pub fn create(&self, organization_id: &str, scopes: &[Scope]) -> Result<NewToken, KeyError> {
+        if !audit_core::event::is_valid_tenant_id(organization_id) {
+            return Err(KeyError::Invalid(format!("{organization_id:?} is not a valid organization id")));
+        }
+        if scopes.is_empty() {
+            return Err(KeyError::Invalid("a key needs at least one scope".into()));
+        }
+        let id = random_hex(6)?;
+        let secret = random_hex(32)?;
+        let record = KeyRecord {
+            id: id.clone(),
+            organization_id: organization_id.into(),
+            scopes: scopes.iter().copied().collect(),
+            secret_sha256: sha256_hex(&secret),
+            created_at: now_rfc3339(),
+            revoked_at: None,
+        };
+        let stored = record.clone();
+        self.modify(move |file| {
+            file.keys.push(stored);
+            Ok(())
+        })?;
+        Ok(NewToken { record, token: format!("agta_{id}_{secret}") })
+    }
+
+    /// The keys of one organization (or all), never their secrets.
+    pub fn list(&self, organization_id: Option<&str>) -> Result<Vec<KeyRecord>, KeyError> {
+        Ok(self.read_file()?.keys.into_iter().filter(|k| organization_id.is_none_or(|o| k.organization_id == o)).collect())
+    }
+
+    /// Revokes a key by id.
+    pub fn revoke(&self, id: &str) -> Result<KeyRecord, KeyError> {
+        self.modify(|file| {
+            let key = file.keys.iter_mut().find(|k| k.id == id).ok_or_else(|| KeyError::Invalid(format!("no key with id {id:?}")))?;
+            if key.revoked_at.is_none() {
+                key.revoked_at = Some(now_rfc3339());
+            }
+            Ok(key.clone())
+        })
+    }
+
+    fn refresh(&self, cache: &mut Cache) {
+        let due = cache.checked.is_none_or(|t| t.elapsed() >= RELOAD_EVERY);
+        if !due {
+            return;
+        }
+        cache.checked = Some(Instant::now());
+        let stamp = fs::metadata(&self.path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        if stamp == cache.stamp && cache.stamp.is_some() {
+            return;
+        }
+        match self.read_file() {
+            Ok(file) => {
+                cache.keys = file.keys;
+                cache.stamp = stamp;
+            }
+            // Keep the last good view: a half-written file cannot exist
+            // (rename is atomic), so this is a real problem worth a log line.
+            Err(e) => tracing::error!(error = %e, "cannot reload the key file; keeping the previous keys"),
+        }
+    }
+
+    /// Checks a bearer token; returns the live key it belongs to.
+    pub fn authenticate(&self, token: &str) -> Option<KeyRecord> {
+        let rest = token.strip_prefix("agta_")?;
+        let (id, secret) = rest.split_once('_')?;
+        let presented = sha256_hex(secret);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        self.refresh(&mut cache);
+        let key = cache.keys.iter().find(|k| k.id == id)?;
+        let matches: bool = key.secret_sha256.as_bytes().ct_eq(presented.as_bytes()).into();
+        (matches && key.revoked_at.is_none()).then(|| key.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_authenticate_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(dir.path());
+        let new = store.create("org-1", &[Scope::Ingest, Scope::Read]).unwrap();
+        assert!(new.token.starts_with("agta_"));
+        assert!(!format!("{new:?}").contains(&new.token[10..]), "Debug never shows the token");
+        let file = fs::read_to_string(dir.path().join("keys.json")).unwrap();
+        assert!(!file.contains(&new.token[18..]), "only a hash of the secret is stored");
+        let key = store.authenticate(&new.token).unwrap();
+        assert_eq!(key.organization_id, "org-1");
+        assert!(store.authenticate(&new.token.replace('a', "b")).is_none());
+        assert!(store.authenticate("agta_nothing_here").is_none());
+        store.revoke(&new.record.id).unwrap();
+        // A fresh view sees the revocation at once; a cached one within RELOAD_EVERY.
+        assert!(KeyStore::open(dir.path()).authenticate(&new.token).is_none());
+        std::thread::sleep(RELOAD_EVERY + Duration::from_millis(50));
+        assert!(store.authenticate(&new.token).is_none());
+        assert_eq!(store.list(Some("org-1")).unwrap().len(), 1);
+        assert!(store.create("bad/org", &[Scope::Read]).is_err());
+    }
+}

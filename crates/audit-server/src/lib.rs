@@ -1,0 +1,157 @@
+//! # audit-server
+//!
+//! The HTTP API (SPEC §11) over an [`AuditService`]: `fn app(state) -> Router`.
+//!
+//! ```text
+//! request ─▶ Principal (bearer token → key: one organization, some scopes)
+//!         ─▶ handler: scope check, organization check (another one is a 404),
+//!            strict parsing (errors name the field) ─▶ AuditService ─▶ JSON
+//! ```
+//!
+//! Errors are `{"error": {"code", "message", "field"}}` through one
+//! code → status table ([`error::ErrorCode::status`]).
+
+mod auth;
+pub mod error;
+pub mod keys;
+mod openapi;
+mod routes;
+mod stream;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use audit_core::verify::VerificationReport;
+use audit_service::{AuditService, TimeRange};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::OnceCell;
+
+pub use auth::Principal;
+pub use error::{ApiError, ErrorCode};
+pub use keys::{KeyStore, Scope};
+pub use openapi::openapi_json;
+pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
+
+type SharedReport = Arc<OnceCell<Result<VerificationReport, String>>>;
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    service: AuditService,
+    keys: KeyStore,
+    no_auth: bool,
+    metrics: Option<PrometheusHandle>,
+    verifications: Mutex<HashMap<(String, Option<i64>, Option<i64>), SharedReport>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("no_auth", &self.inner.no_auth).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over a running service, with the key file of `data_dir`.
+    /// `no_auth` lets every request in with every scope: development only
+    /// (the binary refuses it on anything but loopback).
+    pub fn new(service: AuditService, data_dir: &Path, no_auth: bool, metrics: Option<PrometheusHandle>) -> AppState {
+        AppState {
+            inner: Arc::new(StateInner { service, keys: KeyStore::open(data_dir), no_auth, metrics, verifications: Mutex::new(HashMap::new()) }),
+        }
+    }
+
+    /// The audit service.
+    pub fn service(&self) -> &AuditService {
+        &self.inner.service
+    }
+
+    pub(crate) fn keys(&self) -> &KeyStore {
+        &self.inner.keys
+    }
+
+    pub(crate) fn no_auth(&self) -> bool {
+        self.inner.no_auth
+    }
+
+    pub(crate) async fn find_event(
+        &self,
+        org: &str,
+        event_id: &str,
+    ) -> Result<Option<audit_core::stored::StoredEvent>, audit_service::QueryError> {
+        self.inner.service.find_event(org, event_id).await
+    }
+
+    pub(crate) async fn indexed_through(&self, org: &str) -> Option<u64> {
+        let index = self.inner.service.index()?;
+        index.progress(org).await.ok().flatten().map(|p| p.next_sequence)
+    }
+
+    /// Runs at most one verification per organization and range at a time;
+    /// concurrent callers share its result.
+    pub(crate) async fn verify_shared(&self, org: &str, range: TimeRange) -> Result<VerificationReport, ApiError> {
+        let key = (org.to_owned(), range.since.map(|t| t.as_micros()), range.until.map(|t| t.as_micros()));
+        let cell = {
+            let mut running = self.inner.verifications.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(running.entry(key.clone()).or_default())
+        };
+        let store = Arc::clone(self.inner.service.store());
+        let result = cell
+            .get_or_init(|| async move { audit_service::verify_log(store.as_ref(), org, range).await.map_err(|e| e.to_string()) })
+            .await
+            .clone();
+        {
+            let mut running = self.inner.verifications.lock().unwrap_or_else(|p| p.into_inner());
+            if running.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                running.remove(&key);
+            }
+        }
+        result.map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "verification could not read storage", e))
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn get_metrics(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let h = state.service().health();
+    metrics::gauge!("audit_queue_size").set(h.queue_size as f64);
+    metrics::gauge!("audit_recent_events").set(h.recent_events as f64);
+    for (name, value) in &h.counters {
+        metrics::gauge!("audit_events", "counter" => *name).set(*value as f64);
+    }
+    match &state.inner.metrics {
+        Some(handle) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        None => (axum::http::StatusCode::NOT_FOUND, "metrics are served on their own listener").into_response(),
+    }
+}
+
+/// The router of the API. `serve_metrics` adds `/metrics` here (otherwise
+/// [`metrics_app`] serves it on its own listener).
+pub fn app(state: AppState, serve_metrics: bool) -> Router {
+    let mut router = Router::new()
+        .route("/v1/events", post(routes::post_events).get(routes::get_events))
+        .route("/v1/events/{event_id}", get(routes::get_event))
+        .route("/v1/export", get(routes::get_export))
+        .route("/v1/integrity", get(routes::get_integrity))
+        .route("/v1/audit/health", get(routes::get_audit_health))
+        .route("/health", get(routes::get_health))
+        .route("/openapi.json", get(openapi::serve_openapi))
+        // Bodies are read by the handler with its own limit and JSON error.
+        .layer(DefaultBodyLimit::disable());
+    if serve_metrics {
+        router = router.route("/metrics", get(get_metrics));
+    }
+    router.with_state(state)
+}
+
+/// `/metrics` alone, for `AUDIT_METRICS_LISTEN`.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new().route("/metrics", get(get_metrics)).with_state(state)
+}

@@ -5,6 +5,7 @@
 //! line on stderr and a non-zero exit, never a backtrace.
 
 mod cmd;
+mod config;
 mod timearg;
 
 use std::io::ErrorKind;
@@ -35,9 +36,13 @@ pub(crate) mod exit {
     about = "Tamper-evident audit log: ingest, verify and export per-organization hash chains"
 )]
 struct Cli {
-    /// Data directory (local storage).
-    #[arg(long, global = true, env = "AUDIT_STORAGE_PATH", default_value = "./audit_logs")]
-    data_dir: PathBuf,
+    /// Data directory (local storage; default ./audit_logs, or AUDIT_STORAGE_PATH).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+
+    /// TOML configuration file (settings as the AUDIT_* variables, lowercase, without the prefix).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -45,6 +50,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP service (API v1) on --listen with --data-dir.
+    Serve(cmd::serve::Args),
+    /// API tokens: create, list, revoke.
+    #[command(subcommand)]
+    Keys(cmd::keys::Command),
     /// Append events from JSON Lines (one event input per line), durably; prints one receipt per line.
     Ingest(cmd::ingest::Args),
     /// Verify an organization's log: exit 0 valid, 1 invalid, 2 cannot run.
@@ -78,12 +88,16 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let file = config::FileConfig::load(cli.config.as_deref())?;
+        let data_dir = config::data_dir(cli.data_dir.clone(), &file);
         match cli.command {
-            Command::Ingest(args) => cmd::ingest::run(&cli.data_dir, args).await,
-            Command::Verify(args) => cmd::verify::run(&cli.data_dir, args).await,
-            Command::Export(args) => cmd::export::run(&cli.data_dir, args).await,
-            Command::Query(args) => cmd::query::run(&cli.data_dir, args).await,
-            Command::Reindex => cmd::reindex::run(&cli.data_dir).await,
+            Command::Serve(args) => cmd::serve::run(cli.data_dir, file, args).await,
+            Command::Keys(command) => cmd::keys::run(&data_dir, command),
+            Command::Ingest(args) => cmd::ingest::run(&data_dir, args).await,
+            Command::Verify(args) => cmd::verify::run(&data_dir, args).await,
+            Command::Export(args) => cmd::export::run(&data_dir, args).await,
+            Command::Query(args) => cmd::query::run(&data_dir, args).await,
+            Command::Reindex => cmd::reindex::run(&data_dir).await,
         }
     });
     match result {

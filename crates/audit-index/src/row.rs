@@ -75,12 +75,14 @@ pub fn index_row(line: &[u8], location: Location) -> Result<IndexRow, StoredLine
         hash: Hash::GENESIS,
         location,
     };
-    let (mut have_hash, mut have_category, mut have_action, mut have_severity, mut have_actor) = (false, false, false, false, false);
+    let (mut have_hash, mut have_category, mut have_action, mut have_severity, mut have_actor) =
+        (false, false, false, false, false);
     for m in members {
         let v = m.value;
         match m.name {
             b"sequence" => {
-                row.sequence = std::str::from_utf8(v).ok().and_then(|t| t.parse().ok()).ok_or_else(|| missing("sequence"))?;
+                row.sequence =
+                    std::str::from_utf8(v).ok().and_then(|t| t.parse().ok()).ok_or_else(|| missing("sequence"))?;
             }
             b"event_id" => row.event_id = text(v),
             b"timestamp" => row.timestamp = Timestamp::parse_stored(&text(v)).map_err(|_| missing("timestamp"))?,
@@ -113,7 +115,13 @@ pub fn index_row(line: &[u8], location: Location) -> Result<IndexRow, StoredLine
             _ => {}
         }
     }
-    let complete = have_hash && have_category && have_action && have_severity && have_actor && !row.event_type.is_empty() && !row.event_id.is_empty();
+    let complete = have_hash
+        && have_category
+        && have_action
+        && have_severity
+        && have_actor
+        && !row.event_type.is_empty()
+        && !row.event_id.is_empty();
     if row.sequence == u64::MAX || row.timestamp.as_micros() == i64::MIN || !complete {
         return Err(missing("sequence, timestamp, hash or a vocabulary member"));
     }

@@ -299,17 +299,29 @@ impl EventIndex for SqliteIndex {
                     [org, id],
                     |r| {
                         let blob: Vec<u8> = r.get(1)?;
-                        Ok((r.get::<_, i64>(0)?, blob, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?))
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            blob,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
                     },
                 )
                 .optional()
                 .map_err(db)?;
             row.map(|(seq, blob, first, name, off, len)| {
-                let hash = hash_from_blob(&blob).map_err(|_| IndexError::Database(format!("bad hash at sequence {seq}")))?;
+                let hash =
+                    hash_from_blob(&blob).map_err(|_| IndexError::Database(format!("bad hash at sequence {seq}")))?;
                 Ok(Hit {
                     sequence: seq as u64,
                     hash,
-                    location: Location { chunk: Chunk { first_sequence: first as u64, name }, offset: off as u64, len: len as u64 },
+                    location: Location {
+                        chunk: Chunk { first_sequence: first as u64, name },
+                        offset: off as u64,
+                        len: len as u64,
+                    },
                 })
             })
             .transpose()

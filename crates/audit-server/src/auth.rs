@@ -37,8 +37,12 @@ impl Principal {
             (Some(own), Some(asked)) if own != asked => Err(ApiError::new(ErrorCode::NotFound, "not found")),
             (Some(own), _) => Ok(own.clone()),
             (None, Some(asked)) if audit_core::event::is_valid_tenant_id(asked) => Ok(asked.to_owned()),
-            (None, Some(_)) => Err(ApiError::field(ErrorCode::InvalidParameter, "organization_id", "is not a valid organization id")),
-            (None, None) => Err(ApiError::field(ErrorCode::InvalidParameter, "organization_id", "is required without a token")),
+            (None, Some(_)) => {
+                Err(ApiError::field(ErrorCode::InvalidParameter, "organization_id", "is not a valid organization id"))
+            }
+            (None, None) => {
+                Err(ApiError::field(ErrorCode::InvalidParameter, "organization_id", "is required without a token"))
+            }
         }
     }
 
@@ -59,6 +63,10 @@ impl FromRequestParts<AppState> for Principal {
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthorized)?;
         let key = state.keys().authenticate(token.trim()).ok_or_else(unauthorized)?;
-        Ok(Principal { key_id: Some(key.id), organization_id: Some(key.organization_id), scopes: key.scopes.into_iter().collect() })
+        Ok(Principal {
+            key_id: Some(key.id),
+            organization_id: Some(key.organization_id),
+            scopes: key.scopes.into_iter().collect(),
+        })
     }
 }

@@ -51,9 +51,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
-            ErrorCode::QueueFull | ErrorCode::StorageUnavailable | ErrorCode::ServiceStopped | ErrorCode::IndexUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ErrorCode::QueueFull
+            | ErrorCode::StorageUnavailable
+            | ErrorCode::ServiceStopped
+            | ErrorCode::IndexUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -181,7 +181,12 @@ impl KeyStore {
         fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Invalid(e.to_string()))?;
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io(format!("cannot write {}", tmp.display())))?;
         f.write_all(&bytes).and_then(|()| f.sync_data()).map_err(io(format!("cannot write {}", tmp.display())))?;
         fs::rename(&tmp, &self.path).map_err(io(format!("cannot replace {}", self.path.display())))?;
         File::open(dir).and_then(|d| d.sync_data()).map_err(io(format!("cannot fsync {}", dir.display())))?;
@@ -193,7 +198,12 @@ impl KeyStore {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let lock_path = self.path.with_extension("lock");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(format!("cannot open {}", lock_path.display())))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(format!("cannot open {}", lock_path.display())))?;
         lock.lock().map_err(io(format!("cannot lock {}", lock_path.display())))?;
         let mut file = self.read_file()?;
         let out = f(&mut file)?;
@@ -229,13 +239,22 @@ impl KeyStore {
 
     /// The keys of one organization (or all), never their secrets.
     pub fn list(&self, organization_id: Option<&str>) -> Result<Vec<KeyRecord>, KeyError> {
-        Ok(self.read_file()?.keys.into_iter().filter(|k| organization_id.is_none_or(|o| k.organization_id == o)).collect())
+        Ok(self
+            .read_file()?
+            .keys
+            .into_iter()
+            .filter(|k| organization_id.is_none_or(|o| k.organization_id == o))
+            .collect())
     }
 
     /// Revokes a key by id.
     pub fn revoke(&self, id: &str) -> Result<KeyRecord, KeyError> {
         self.modify(|file| {
-            let key = file.keys.iter_mut().find(|k| k.id == id).ok_or_else(|| KeyError::Invalid(format!("no key with id {id:?}")))?;
+            let key = file
+                .keys
+                .iter_mut()
+                .find(|k| k.id == id)
+                .ok_or_else(|| KeyError::Invalid(format!("no key with id {id:?}")))?;
             if key.revoked_at.is_none() {
                 key.revoked_at = Some(now_rfc3339());
             }

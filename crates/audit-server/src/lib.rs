@@ -64,7 +64,13 @@ impl AppState {
     /// (the binary refuses it on anything but loopback).
     pub fn new(service: AuditService, data_dir: &Path, no_auth: bool, metrics: Option<PrometheusHandle>) -> AppState {
         AppState {
-            inner: Arc::new(StateInner { service, keys: KeyStore::open(data_dir), no_auth, metrics, verifications: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(StateInner {
+                service,
+                keys: KeyStore::open(data_dir),
+                no_auth,
+                metrics,
+                verifications: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -104,7 +110,9 @@ impl AppState {
         };
         let store = Arc::clone(self.inner.service.store());
         let result = cell
-            .get_or_init(|| async move { audit_service::verify_log(store.as_ref(), org, range).await.map_err(|e| e.to_string()) })
+            .get_or_init(|| async move {
+                audit_service::verify_log(store.as_ref(), org, range).await.map_err(|e| e.to_string())
+            })
             .await
             .clone();
         {
@@ -127,7 +135,9 @@ async fn get_metrics(axum::extract::State(state): axum::extract::State<AppState>
         metrics::gauge!("audit_events", "counter" => *name).set(*value as f64);
     }
     match &state.inner.metrics {
-        Some(handle) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        Some(handle) => {
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
         None => (axum::http::StatusCode::NOT_FOUND, "metrics are served on their own listener").into_response(),
     }
 }

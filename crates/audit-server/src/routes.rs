@@ -69,7 +69,12 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::field(ErrorCode::InvalidParameter, field, message)
 }
 
-fn vocab<T>(p: &HashMap<String, String>, field: &str, parse: fn(&str) -> Option<T>, expected: fn() -> String) -> Result<Option<T>, ApiError> {
+fn vocab<T>(
+    p: &HashMap<String, String>,
+    field: &str,
+    parse: fn(&str) -> Option<T>,
+    expected: fn() -> String,
+) -> Result<Option<T>, ApiError> {
     p.get(field).map(|v| parse(v).ok_or_else(|| bad(field, format!("must be one of: {}", expected())))).transpose()
 }
 
@@ -122,13 +127,19 @@ fn capture_error(e: CaptureError, index: Option<usize>) -> ApiError {
         None => field.to_owned(),
     };
     match e {
-        CaptureError::Invalid(v) if v.is_too_large() => ApiError::field(ErrorCode::PayloadTooLarge, at(&v.field), v.to_string()),
+        CaptureError::Invalid(v) if v.is_too_large() => {
+            ApiError::field(ErrorCode::PayloadTooLarge, at(&v.field), v.to_string())
+        }
         CaptureError::Invalid(v) => ApiError::field(ErrorCode::InvalidEvent, at(&v.field), v.to_string()),
         CaptureError::QueueFull { .. } => ApiError::new(ErrorCode::QueueFull, "the audit queue is full; retry later"),
-        CaptureError::IdempotencyConflict { key } => {
-            ApiError::field(ErrorCode::IdempotencyConflict, at("idempotency_key"), format!("key {key:?} was already used for a different event"))
+        CaptureError::IdempotencyConflict { key } => ApiError::field(
+            ErrorCode::IdempotencyConflict,
+            at("idempotency_key"),
+            format!("key {key:?} was already used for a different event"),
+        ),
+        CaptureError::Storage(why) => {
+            ApiError::internal(ErrorCode::StorageUnavailable, "storage is unavailable; nothing was stored", why)
         }
-        CaptureError::Storage(why) => ApiError::internal(ErrorCode::StorageUnavailable, "storage is unavailable; nothing was stored", why),
         CaptureError::Stopped => ApiError::new(ErrorCode::ServiceStopped, "the service is shutting down"),
         other => ApiError::internal(ErrorCode::Internal, "capture failed", other),
     }
@@ -136,7 +147,14 @@ fn capture_error(e: CaptureError, index: Option<usize>) -> ApiError {
 
 /// Records a read of the log in the organization's own log, without
 /// waiting (reads never fail because writes do).
-async fn audit_read(state: &AppState, principal: &Principal, org: &str, event_type: &str, action: Action, details: Object) {
+async fn audit_read(
+    state: &AppState,
+    principal: &Principal,
+    org: &str,
+    event_type: &str,
+    action: Action,
+    details: Object,
+) {
     let draft = EventDraft {
         organization_id: org.to_owned(),
         event_type: event_type.into(),
@@ -216,7 +234,8 @@ pub(crate) async fn post_events(
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))?;
-    let value = json::parse(&bytes, NumberPolicy::Exact).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    let value =
+        json::parse(&bytes, NumberPolicy::Exact).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
     let (items, batch) = match value {
         Value::Array(items) => (items, true),
         other => (vec![other], false),
@@ -225,7 +244,11 @@ pub(crate) async fn post_events(
         return Err(ApiError::field(ErrorCode::InvalidEvent, "events", "the array is empty"));
     }
     if items.len() > MAX_BATCH_EVENTS {
-        return Err(ApiError::field(ErrorCode::PayloadTooLarge, "events", format!("at most {MAX_BATCH_EVENTS} events per request")));
+        return Err(ApiError::field(
+            ErrorCode::PayloadTooLarge,
+            "events",
+            format!("at most {MAX_BATCH_EVENTS} events per request"),
+        ));
     }
     // Everything is checked before anything is stored.
     let limits = state.service().config().limits;
@@ -294,16 +317,29 @@ fn query_error(e: QueryError) -> ApiError {
     responses((status = 200, description = "`{\"events\": [...], \"next_cursor\": string|null, \"indexed_through\": n}`"),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn get_events(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn get_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
     let filter = filter_from(&params(raw, FILTER_PARAMS)?, &principal)?;
     let page = state.service().query_events(&filter).await.map_err(query_error)?;
-    let events = page.events.iter().map(|e| json::parse(&e.to_line(), NumberPolicy::Exact).unwrap_or(Value::Null)).collect();
+    let events =
+        page.events.iter().map(|e| json::parse(&e.to_line(), NumberPolicy::Exact).unwrap_or(Value::Null)).collect();
     let mut o = Object::new();
     o.insert("events", Value::Array(events));
     o.insert("next_cursor", page.next_cursor.clone().map_or(Value::Null, Value::String));
     o.insert("indexed_through", Value::Number(page.indexed_through as f64));
-    audit_read(&state, &principal, &filter.organization_id, "audit_log.queried", Action::Read, filter_details(&filter, page.events.len())).await;
+    audit_read(
+        &state,
+        &principal,
+        &filter.organization_id,
+        "audit_log.queried",
+        Action::Read,
+        filter_details(&filter, page.events.len()),
+    )
+    .await;
     Ok(json_response(StatusCode::OK, &Value::Object(o)))
 }
 
@@ -324,7 +360,11 @@ pub(crate) async fn get_event(
     if !audit_core::stored::is_uuid_v7(&event_id) {
         return Err(ApiError::new(ErrorCode::NotFound, "not found"));
     }
-    let event = state.find_event(&org, &event_id).await.map_err(query_error)?.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "not found"))?;
+    let event = state
+        .find_event(&org, &event_id)
+        .await
+        .map_err(query_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "not found"))?;
     let mut details = Object::new();
     details.insert("event_id", Value::String(event_id));
     audit_read(&state, &principal, &org, "audit_log.queried", Action::Read, details).await;
@@ -337,7 +377,11 @@ pub(crate) async fn get_event(
     params(("format" = String, Query, description = "json, jsonl or csv")),
     responses((status = 200, description = "The export, streamed, with Content-Disposition"), (status = 400, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn get_export(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn get_export(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     principal.require(Scope::Export)?;
     let mut allowed = FILTER_PARAMS.to_vec();
     allowed.push("format");
@@ -350,7 +394,15 @@ pub(crate) async fn get_export(State(state): State<AppState>, principal: Princip
         }
     }
     let filter = filter_from(&p, &principal)?;
-    audit_read(&state, &principal, &filter.organization_id, "audit_log.exported", Action::Export, filter_details(&filter, 0)).await;
+    audit_read(
+        &state,
+        &principal,
+        &filter.organization_id,
+        "audit_log.exported",
+        Action::Export,
+        filter_details(&filter, 0),
+    )
+    .await;
     let ext = match format {
         ExportFormat::Json => "json",
         ExportFormat::Jsonl => "jsonl",
@@ -360,7 +412,10 @@ pub(crate) async fn get_export(State(state): State<AppState>, principal: Princip
     let body = crate::stream::export_body(state.clone(), filter, format);
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, format.content_type().to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))],
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        ],
         body,
     )
         .into_response())
@@ -372,7 +427,11 @@ pub(crate) async fn get_export(State(state): State<AppState>, principal: Princip
     params(("start_time" = Option<String>, Query,), ("end_time" = Option<String>, Query,), ("organization_id" = Option<String>, Query,)),
     responses((status = 200, description = "`{valid, organization_id, total_events, first_sequence, last_sequence, errors, warnings}`")),
     security(("bearer" = [])))]
-pub(crate) async fn get_integrity(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn get_integrity(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     principal.require(Scope::Verify)?;
     let p = params(raw, &["organization_id", "start_time", "end_time"])?;
     let org = principal.organization(p.get("organization_id").map(String::as_str))?;
@@ -400,7 +459,11 @@ pub(crate) async fn get_health() -> Response {
 #[utoipa::path(get, path = "/v1/audit/health", tag = "health",
     responses((status = 200, description = "`{running, queue_size, recent_events, last_flush, storage, index, indexed_through, committed_through, counters}`")),
     security(("bearer" = [])))]
-pub(crate) async fn get_audit_health(State(state): State<AppState>, principal: Principal, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn get_audit_health(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
     let p = params(raw, &["organization_id"])?;
     let org = principal.organization(p.get("organization_id").map(String::as_str))?;

@@ -35,7 +35,9 @@ impl Write for ChunkWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-            self.tx.send(chunk).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+            self.tx
+                .send(chunk)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
         }
         Ok(())
     }
@@ -57,7 +59,10 @@ pub(crate) fn export_body(state: AppState, filter: AuditEventFilter, format: Exp
     let stream = futures_util::stream::unfold(rx, |rx| async move {
         let next = {
             let rx = Arc::clone(&rx);
-            tokio::task::spawn_blocking(move || rx.lock().unwrap_or_else(|p| p.into_inner()).recv().ok()).await.ok().flatten()
+            tokio::task::spawn_blocking(move || rx.lock().unwrap_or_else(|p| p.into_inner()).recv().ok())
+                .await
+                .ok()
+                .flatten()
         };
         next.map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
     });

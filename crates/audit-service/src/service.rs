@@ -474,7 +474,11 @@ impl AuditService {
     }
 
     /// The event with this id in `organization_id`'s log, through the index.
-    pub async fn find_event(&self, organization_id: &str, event_id: &str) -> Result<Option<audit_core::stored::StoredEvent>, QueryError> {
+    pub async fn find_event(
+        &self,
+        organization_id: &str,
+        event_id: &str,
+    ) -> Result<Option<audit_core::stored::StoredEvent>, QueryError> {
         let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
         crate::query::find_event(self.shared.store.as_ref(), index.as_ref(), organization_id, event_id).await
     }

@@ -3,8 +3,10 @@
 pub(crate) mod export;
 mod filter_args;
 pub(crate) mod ingest;
+pub(crate) mod keys;
 pub(crate) mod query;
 pub(crate) mod reindex;
+pub(crate) mod serve;
 pub(crate) mod verify;
 
 use std::path::Path;

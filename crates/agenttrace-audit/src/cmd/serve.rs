@@ -1,0 +1,95 @@
+//! `serve`: the HTTP service (SPEC §11) on `--listen` with `--data-dir`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use audit_index::sqlite::SqliteIndex;
+use audit_server::{AppState, app, metrics_app};
+use audit_service::AuditService;
+use audit_storage::local::LocalStore;
+
+use crate::config::{FileConfig, Flags, Settings};
+use crate::exit;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on (default 127.0.0.1:8080; or AUDIT_LISTEN).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Accept every request without a token, with every scope. Development
+    /// only: refused unless the listen address is loopback.
+    #[arg(long)]
+    no_auth: bool,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("shutting down: no new requests; flushing every queued event");
+}
+
+pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, args: Args) -> anyhow::Result<u8> {
+    let settings = Settings::load(Flags { listen: args.listen, data_dir }, file)?;
+    if args.no_auth && !settings.listen.ip().is_loopback() {
+        bail!(
+            "--no-auth is refused on {}: it is only allowed on a loopback address (127.0.0.1 or ::1)",
+            settings.listen
+        );
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let store = Arc::new(LocalStore::new(&settings.data_dir));
+    let index = Arc::new(
+        SqliteIndex::open(&settings.index_path)
+            .with_context(|| format!("cannot open the index {}", settings.index_path.display()))?,
+    );
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot start the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("AUDIT_METRICS_LISTEN: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    let service = AuditService::builder(store).config(settings.service).index(index).start().await;
+    let state = AppState::new(service.clone(), &settings.data_dir, args.no_auth, Some(metrics));
+    if let Some(l) = metrics_listener {
+        let m = metrics_app(state.clone());
+        eprintln!("metrics on http://{}/metrics", l.local_addr()?);
+        tokio::spawn(async move { axum::serve(l, m).await });
+    }
+    let router = app(state, settings.metrics_listen.is_none());
+    eprintln!(
+        "agenttrace-audit listening on http://{} (data in {}{})",
+        listener.local_addr()?,
+        settings.data_dir.display(),
+        if args.no_auth { "; NO AUTHENTICATION" } else { "" }
+    );
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    service.stop().await;
+    served.context("the server failed")?;
+    eprintln!("stopped");
+    Ok(exit::OK)
+}

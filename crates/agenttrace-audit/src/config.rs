@@ -1,0 +1,223 @@
+//! Configuration (SPEC §12): command-line flag, then environment, then
+//! `--config FILE` (TOML), then default. An invalid value is an error that
+//! names the variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use audit_service::{AuditConfig, FullQueuePolicy};
+use serde::Deserialize;
+
+/// The TOML file: the same settings as the `AUDIT_*` variables, lowercase,
+/// without the prefix (`batch_size = 100`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    listen: Option<String>,
+    storage_backend: Option<String>,
+    storage_path: Option<PathBuf>,
+    batch_size: Option<toml::Value>,
+    batch_interval: Option<toml::Value>,
+    enable_deduplication: Option<toml::Value>,
+    deduplication_window: Option<toml::Value>,
+    queue_capacity: Option<toml::Value>,
+    full_queue_policy: Option<String>,
+    index_url: Option<String>,
+    system_organization: Option<String>,
+    metrics_listen: Option<String>,
+    retention_days: Option<toml::Value>,
+    capture_api_access: Option<toml::Value>,
+    // Accepted so that one config file serves every backend; read by the S3 backend (open issue).
+    #[allow(dead_code)]
+    s3_bucket: Option<String>,
+    #[allow(dead_code)]
+    s3_region: Option<String>,
+    #[allow(dead_code)]
+    s3_endpoint: Option<String>,
+    #[allow(dead_code)]
+    s3_prefix: Option<String>,
+}
+
+impl FileConfig {
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("--config: cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("--config {}", path.display()))
+    }
+}
+
+/// One setting's raw text and where it came from (for error messages).
+fn pick(flag: Option<String>, env: &str, file: Option<String>, file_key: &str) -> Option<(String, String)> {
+    if let Some(v) = flag {
+        return Some((v, format!("--{}", file_key.replace('_', "-"))));
+    }
+    if let Ok(v) = std::env::var(env) {
+        return Some((v, env.to_owned()));
+    }
+    file.map(|v| (v, format!("{file_key} (config file)")))
+}
+
+fn toml_text(v: Option<toml::Value>) -> Option<String> {
+    v.map(|v| match v {
+        toml::Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+fn parse<T: std::str::FromStr>(got: Option<(String, String)>, what: &str) -> anyhow::Result<Option<T>> {
+    match got {
+        None => Ok(None),
+        Some((v, source)) => {
+            v.trim().parse::<T>().map(Some).map_err(|_| anyhow::anyhow!("{source}: {v:?} is not {what}"))
+        }
+    }
+}
+
+fn parse_bool(got: Option<(String, String)>) -> anyhow::Result<Option<bool>> {
+    match got {
+        None => Ok(None),
+        Some((v, source)) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Some(true)),
+            "false" | "0" | "no" | "off" => Ok(Some(false)),
+            _ => bail!("{source}: {v:?} is not a boolean (true or false)"),
+        },
+    }
+}
+
+fn parse_seconds(got: Option<(String, String)>, allow_zero: bool) -> anyhow::Result<Option<Duration>> {
+    let source = got.as_ref().map(|(_, s)| s.clone());
+    match parse::<f64>(got, "a number of seconds")? {
+        None => Ok(None),
+        Some(s) if s.is_finite() && (s > 0.0 || (allow_zero && s == 0.0)) => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => bail!("{}: {s} is not a positive number of seconds", source.unwrap_or_default()),
+    }
+}
+
+/// Where the data directory is: flag, `AUDIT_STORAGE_PATH`, config file, `./audit_logs`.
+pub(crate) fn data_dir(flag: Option<PathBuf>, file: &FileConfig) -> PathBuf {
+    flag.or_else(|| std::env::var_os("AUDIT_STORAGE_PATH").map(PathBuf::from))
+        .or_else(|| file.storage_path.clone())
+        .unwrap_or_else(|| PathBuf::from("./audit_logs"))
+}
+
+/// Everything `serve` runs with, validated.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) index_path: PathBuf,
+    pub(crate) service: AuditConfig,
+}
+
+/// Flags of `serve` that are also settings.
+#[derive(Debug, Default)]
+pub(crate) struct Flags {
+    pub(crate) listen: Option<String>,
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    pub(crate) fn load(flags: Flags, file: FileConfig) -> anyhow::Result<Settings> {
+        let data_dir = data_dir(flags.data_dir, &file);
+        match pick(None, "AUDIT_STORAGE_BACKEND", file.storage_backend.clone(), "storage_backend") {
+            None => {}
+            Some((v, _)) if v.eq_ignore_ascii_case("local") => {}
+            Some((v, source)) if v.eq_ignore_ascii_case("s3") => {
+                bail!("{source}: the S3 backend is not available in this build yet (open issue); use local")
+            }
+            Some((v, source)) => bail!("{source}: {v:?} is not a storage backend (local or s3)"),
+        }
+        let listen: SocketAddr = parse(
+            pick(flags.listen, "AUDIT_LISTEN", file.listen.clone(), "listen"),
+            "a socket address (127.0.0.1:8080)",
+        )?
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let metrics_listen = parse(
+            pick(None, "AUDIT_METRICS_LISTEN", file.metrics_listen.clone(), "metrics_listen"),
+            "a socket address",
+        )?;
+        let defaults = AuditConfig::default();
+        let batch_size: usize =
+            parse(pick(None, "AUDIT_BATCH_SIZE", toml_text(file.batch_size), "batch_size"), "a whole number")?
+                .unwrap_or(defaults.batch_size);
+        if batch_size == 0 {
+            bail!("AUDIT_BATCH_SIZE: must be at least 1");
+        }
+        let queue_capacity: usize = parse(
+            pick(None, "AUDIT_QUEUE_CAPACITY", toml_text(file.queue_capacity), "queue_capacity"),
+            "a whole number",
+        )?
+        .unwrap_or(defaults.queue_capacity);
+        if queue_capacity == 0 {
+            bail!("AUDIT_QUEUE_CAPACITY: must be at least 1");
+        }
+        let full_queue_policy =
+            match pick(None, "AUDIT_FULL_QUEUE_POLICY", file.full_queue_policy.clone(), "full_queue_policy") {
+                None => FullQueuePolicy::Backpressure,
+                Some((v, _)) if v.eq_ignore_ascii_case("backpressure") => FullQueuePolicy::Backpressure,
+                Some((v, _)) if v.eq_ignore_ascii_case("reject") => FullQueuePolicy::Reject,
+                Some((v, source)) => bail!("{source}: {v:?} is not a queue policy (backpressure or reject)"),
+            };
+        let system_organization =
+            pick(None, "AUDIT_SYSTEM_ORGANIZATION", file.system_organization.clone(), "system_organization")
+                .map(|(v, source)| {
+                    if audit_core::event::is_valid_tenant_id(&v) {
+                        Ok(v)
+                    } else {
+                        Err(anyhow::anyhow!("{source}: {v:?} is not a valid organization id"))
+                    }
+                })
+                .transpose()?
+                .unwrap_or(defaults.system_organization.clone());
+        let index_path = match pick(None, "AUDIT_INDEX_URL", file.index_url.clone(), "index_url") {
+            None => data_dir.join("index.sqlite3"),
+            Some((v, _)) if v.starts_with("sqlite://") => PathBuf::from(&v["sqlite://".len()..]),
+            Some((v, source)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => {
+                bail!(
+                    "{source}: the PostgreSQL index is not available in this build yet (open issue); use sqlite://PATH"
+                )
+            }
+            Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH)"),
+        };
+        let _retention: Option<u32> = parse(
+            pick(None, "AUDIT_RETENTION_DAYS", toml_text(file.retention_days), "retention_days"),
+            "a whole number of days",
+        )?;
+        let _capture_api_access = parse_bool(pick(
+            None,
+            "AUDIT_CAPTURE_API_ACCESS",
+            toml_text(file.capture_api_access),
+            "capture_api_access",
+        ))?;
+        let service = AuditConfig {
+            batch_size,
+            batch_interval: parse_seconds(
+                pick(None, "AUDIT_BATCH_INTERVAL", toml_text(file.batch_interval), "batch_interval"),
+                false,
+            )?
+            .unwrap_or(defaults.batch_interval),
+            enable_deduplication: parse_bool(pick(
+                None,
+                "AUDIT_ENABLE_DEDUPLICATION",
+                toml_text(file.enable_deduplication),
+                "enable_deduplication",
+            ))?
+            .unwrap_or(defaults.enable_deduplication),
+            deduplication_window: parse_seconds(
+                pick(None, "AUDIT_DEDUPLICATION_WINDOW", toml_text(file.deduplication_window), "deduplication_window"),
+                true,
+            )?
+            .unwrap_or(defaults.deduplication_window),
+            queue_capacity,
+            full_queue_policy,
+            system_organization,
+            record_lifecycle: true,
+            ..defaults
+        };
+        Ok(Settings { listen, metrics_listen, data_dir, index_path, service })
+    }
+}

@@ -132,6 +132,8 @@ pub(crate) struct Shared {
     indexer: Mutex<Option<JoinHandle<()>>>,
     /// Set once every worker has finished: the indexer does a last pass and ends.
     pub(crate) indexer_stop: AtomicBool,
+    /// This service instance's id (a UUIDv7 taken at start).
+    instance: String,
 }
 
 impl Shared {
@@ -275,6 +277,7 @@ impl AuditService {
             index_error: Mutex::new(None),
             indexer: Mutex::new(None),
             indexer_stop: AtomicBool::new(false),
+            instance: uuid::Uuid::now_v7().hyphenated().to_string(),
         });
         if shared.index.is_some() {
             *lock(&shared.indexer) = Some(tokio::spawn(crate::indexer::run(Arc::clone(&shared))));
@@ -312,7 +315,12 @@ impl AuditService {
         self.shared.running.load(Ordering::Acquire)
     }
 
-    fn system_event(&self, event_type: &str, action: Action, metadata: Object) -> EventDraft {
+    /// One of the service's own events. Each names this service instance
+    /// (and its process), so that two starts a minute apart are two events,
+    /// not one deduplicated one.
+    fn system_event(&self, event_type: &str, action: Action, mut metadata: Object) -> EventDraft {
+        metadata.insert("instance", Value::String(self.shared.instance.clone()));
+        metadata.insert("pid", Value::Number(f64::from(std::process::id())));
         EventDraft {
             organization_id: self.shared.config.system_organization.clone(),
             event_type: event_type.into(),

@@ -47,7 +47,8 @@ async fn main() {
         rng ^= rng << 17;
         rng % n
     };
-    let shapes: [(&str, Box<dyn Fn(&mut dyn FnMut(u64) -> u64) -> AuditEventFilter>); 4] = [
+    type MakeFilter = Box<dyn Fn(&mut dyn FnMut(u64) -> u64) -> AuditEventFilter>;
+    let shapes: [(&str, MakeFilter); 4] = [
         (
             "one actor, one category, 7-day window, limit 100",
             Box::new(move |r| {

@@ -359,7 +359,7 @@ fn free_port() -> u16 {
 }
 
 fn start_server(data: &Path, port: u16) -> std::process::Child {
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
         .args(["serve", "--no-auth", "--listen", &format!("127.0.0.1:{port}")])
@@ -373,6 +373,8 @@ fn start_server(data: &Path, port: u16) -> std::process::Child {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not start on port {port}");
 }
 

@@ -37,6 +37,8 @@ pub use openapi::openapi_json;
 pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 
 type SharedReport = Arc<OnceCell<Result<VerificationReport, String>>>;
+/// A verification in progress: organization and time range (microseconds).
+type VerificationKey = (String, Option<i64>, Option<i64>);
 
 /// Everything the handlers share; cheap to clone.
 #[derive(Clone)]
@@ -49,7 +51,7 @@ struct StateInner {
     keys: KeyStore,
     no_auth: bool,
     metrics: Option<PrometheusHandle>,
-    verifications: Mutex<HashMap<(String, Option<i64>, Option<i64>), SharedReport>>,
+    verifications: Mutex<HashMap<VerificationKey, SharedReport>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -210,8 +210,9 @@ async fn bad_requests_get_the_right_4xx_and_store_nothing() {
         "]".repeat(40)
     );
     let j = "application/json";
+    type Case<'a> = (Method, String, Option<String>, Option<(&'a str, String)>, StatusCode, &'a str);
     #[rustfmt::skip]
-    let cases: Vec<(Method, String, Option<String>, Option<(&str, String)>, StatusCode, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (Method::POST, "/v1/events".into(), Some(t.clone()), Some((j, "{".into())), StatusCode::BAD_REQUEST, "invalid_json"),
         (Method::POST, "/v1/events".into(), Some(t.clone()), Some((j, "".into())), StatusCode::BAD_REQUEST, "invalid_json"),
         (Method::POST, "/v1/events".into(), Some(t.clone()), Some((j, r#"{"a":1,"a":2}"#.into())), StatusCode::BAD_REQUEST, "invalid_json"),

@@ -133,6 +133,10 @@ async fn get_metrics(axum::extract::State(state): axum::extract::State<AppState>
     let h = state.service().health();
     metrics::gauge!("audit_queue_size").set(h.queue_size as f64);
     metrics::gauge!("audit_recent_events").set(h.recent_events as f64);
+    if let Some(micros) = h.last_flush_micros {
+        metrics::gauge!("audit_last_flush_seconds").set(micros as f64 / 1e6);
+    }
+    metrics::gauge!("audit_poisoned_logs").set(h.poisoned_logs.len() as f64);
     for (name, value) in &h.counters {
         metrics::gauge!("audit_events", "counter" => *name).set(*value as f64);
     }

@@ -456,3 +456,21 @@ fn kill_9_during_http_ingest_loses_no_receipt() {
     assert_eq!(text.matches("audit_log.started").count(), 2);
     assert_eq!(text.matches("audit_log.stopped").count(), 1, "the killed run never stopped; the graceful one did");
 }
+
+#[test]
+fn serve_refuses_no_auth_off_loopback_and_bad_settings_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["serve", "--no-auth", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--no-auth is refused"), "{}", stderr(&out));
+    for (var, value) in [("AUDIT_BATCH_SIZE", "many"), ("AUDIT_BATCH_INTERVAL", "-1"), ("AUDIT_FULL_QUEUE_POLICY", "drop"), ("AUDIT_STORAGE_BACKEND", "floppy"), ("AUDIT_LISTEN", "nowhere")] {
+        let out = Command::new(BIN).env(var, value).arg("--data-dir").arg(dir.path()).args(["serve"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        assert!(stderr(&out).contains(var), "{var}: {}", stderr(&out));
+    }
+    let config = dir.path().join("audit.toml");
+    std::fs::write(&config, "batch_size = 10\ncolour = \"red\"\n").unwrap();
+    let out = run(dir.path(), &["--config", config.to_str().unwrap(), "serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("colour"), "unknown settings are named: {}", stderr(&out));
+}

@@ -463,7 +463,13 @@ fn serve_refuses_no_auth_off_loopback_and_bad_settings_by_name() {
     let out = run(dir.path(), &["serve", "--no-auth", "--listen", "0.0.0.0:0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--no-auth is refused"), "{}", stderr(&out));
-    for (var, value) in [("AUDIT_BATCH_SIZE", "many"), ("AUDIT_BATCH_INTERVAL", "-1"), ("AUDIT_FULL_QUEUE_POLICY", "drop"), ("AUDIT_STORAGE_BACKEND", "floppy"), ("AUDIT_LISTEN", "nowhere")] {
+    for (var, value) in [
+        ("AUDIT_BATCH_SIZE", "many"),
+        ("AUDIT_BATCH_INTERVAL", "-1"),
+        ("AUDIT_FULL_QUEUE_POLICY", "drop"),
+        ("AUDIT_STORAGE_BACKEND", "floppy"),
+        ("AUDIT_LISTEN", "nowhere"),
+    ] {
         let out = Command::new(BIN).env(var, value).arg("--data-dir").arg(dir.path()).args(["serve"]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}={value}");
         assert!(stderr(&out).contains(var), "{var}: {}", stderr(&out));

@@ -101,6 +101,20 @@ pub struct VerificationReport {
     pub errors_not_listed: u64,
     /// Warnings such as `torn_tail`.
     pub warnings: Vec<Notice>,
+    /// Events a producer numbered but the log does not hold (lost between
+    /// the application and the log). Empty means `complete`.
+    pub producer_gaps: Vec<ProducerGap>,
+}
+
+/// A range of a producer's numbering missing from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerGap {
+    /// The producer.
+    pub producer_id: String,
+    /// First missing `producer_sequence`.
+    pub missing_from: u64,
+    /// Last missing `producer_sequence`.
+    pub missing_to: u64,
 }
 
 impl VerificationReport {
@@ -140,6 +154,19 @@ impl VerificationReport {
             })
             .collect();
         o.insert("warnings", Value::Array(warnings));
+        o.insert("complete", Value::Bool(self.producer_gaps.is_empty()));
+        let gaps = self
+            .producer_gaps
+            .iter()
+            .map(|g| {
+                let mut e = Object::new();
+                e.insert("producer_id", Value::String(g.producer_id.clone()));
+                e.insert("missing_from", Value::Number(g.missing_from as f64));
+                e.insert("missing_to", Value::Number(g.missing_to as f64));
+                Value::Object(e)
+            })
+            .collect();
+        o.insert("producer_gaps", Value::Array(gaps));
         Value::Object(o)
     }
 }
@@ -164,6 +191,10 @@ pub struct ChainVerifier {
     next_sequence: Option<u64>,
     previous_hash: Option<Hash>,
     previous_timestamp: Option<Timestamp>,
+    /// From genesis every producer must start at 0; mid-log its first event sets the baseline.
+    from_genesis: bool,
+    /// Per producer: the `producer_sequence` expected next.
+    producers: std::collections::HashMap<String, u64>,
     report: VerificationReport,
 }
 
@@ -176,6 +207,8 @@ impl ChainVerifier {
             next_sequence: genesis.then_some(0),
             previous_hash: genesis.then_some(Hash::GENESIS),
             previous_timestamp: None,
+            from_genesis: genesis,
+            producers: std::collections::HashMap::new(),
             report: VerificationReport {
                 valid: true,
                 organization_id: organization_id.to_owned(),
@@ -185,8 +218,29 @@ impl ChainVerifier {
                 errors: Vec::new(),
                 errors_not_listed: 0,
                 warnings: Vec::new(),
+                producer_gaps: Vec::new(),
             },
         }
+    }
+
+    /// Tracks a producer's numbering; a jump is a gap (SPEC §6, completeness).
+    fn note_producer(&mut self, producer_id: &str, n: u64) {
+        let expected = match self.producers.get(producer_id) {
+            Some(&e) => Some(e),
+            None if self.from_genesis => Some(0),
+            None => None,
+        };
+        if let Some(e) = expected
+            && n > e
+        {
+            self.report.producer_gaps.push(ProducerGap {
+                producer_id: producer_id.to_owned(),
+                missing_from: e,
+                missing_to: n - 1,
+            });
+        }
+        let next = self.producers.entry(producer_id.to_owned()).or_insert(0);
+        *next = (*next).max(n + 1);
     }
 
     fn find(&mut self, kind: FindingKind, sequence: Option<u64>, event_id: Option<&str>, detail: String) {
@@ -303,6 +357,9 @@ impl ChainVerifier {
         {
             let detail = format!("timestamp {} is earlier than the preceding {prev}", event.timestamp);
             self.find(FindingKind::TimestampRegression, Some(seq), Some(id), detail);
+        }
+        if let Some((producer, n)) = &event.producer {
+            self.note_producer(producer, *n);
         }
         if self.report.first_sequence.is_none() {
             self.report.first_sequence = Some(seq);

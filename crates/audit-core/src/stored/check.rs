@@ -33,6 +33,8 @@ pub struct LineFacts<'a> {
     pub computed_hash: Hash,
     /// `organization_id`.
     pub organization_id: Cow<'a, str>,
+    /// `producer_id` and `producer_sequence`, when the event has them.
+    pub producer: Option<(Cow<'a, str>, u64)>,
 }
 
 fn bad(field: &str, why: impl Into<String>) -> StoredLineError {
@@ -147,7 +149,7 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
     let (mut event_id, mut sequence, mut timestamp, mut previous_hash, mut hash) = (None, None, None, None, None);
     let (mut organization_id, mut category, mut event_type, mut action, mut severity, mut actor_type) =
         (None, None, None, None, None, None);
-    let (mut producer_id, mut producer_sequence, mut schema_version) = (false, false, false);
+    let (mut producer_id, mut producer_sequence, mut schema_version) = (None, None, false);
     for m in &members {
         let v = m.value;
         match m.name {
@@ -214,13 +216,17 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
             b"resource_type" | b"resource_id" | b"actor_id" | b"actor_email" | b"user_agent" | b"session_id"
             | b"idempotency_key" | b"producer_id" => {
                 let field = single_line_member(m.name);
-                single_line(field, &as_string(field, v)?)?;
-                producer_id |= m.name == b"producer_id";
+                let text = as_string(field, v)?;
+                single_line(field, &text)?;
+                if m.name == b"producer_id" {
+                    producer_id = Some(text);
+                }
             }
             b"producer_sequence" => {
-                as_uint(v, MAX_SAFE_INTEGER)
-                    .ok_or_else(|| bad("producer_sequence", "must be an integer from 0 to 2^53"))?;
-                producer_sequence = true;
+                producer_sequence = Some(
+                    as_uint(v, MAX_SAFE_INTEGER)
+                        .ok_or_else(|| bad("producer_sequence", "must be an integer from 0 to 2^53"))?,
+                );
             }
             b"request" => check_request(v)?,
             b"previous_state" | b"new_state" | b"metadata" => {
@@ -236,7 +242,7 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
             }
         }
     }
-    if producer_id != producer_sequence {
+    if producer_id.is_some() != producer_sequence.is_some() {
         return Err(bad("producer_id", "producer_id and producer_sequence go together"));
     }
     let missing = |field: &'static str| service(field, "is missing");
@@ -263,6 +269,7 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
         hash: hash.ok_or_else(|| missing("hash"))?,
         computed_hash,
         organization_id,
+        producer: producer_id.zip(producer_sequence),
     };
     debug_assert_eq!(claimed, facts.hash);
     Ok(facts)

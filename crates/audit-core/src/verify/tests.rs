@@ -201,3 +201,35 @@ proptest! {
             "tamper {:?}: first error {:?}", tamper, first);
     }
 }
+
+#[test]
+fn producer_gaps_are_reported_beside_validity() {
+    let mut lines = Vec::new();
+    let mut prev = Hash::GENESIS;
+    // Producer "p" numbers 0, 1, 3, 4, 7; producer "q" starts at 2.
+    let numbered = [("p", 0u64), ("p", 1), ("q", 2), ("p", 3), ("p", 4), ("p", 7)];
+    for (n, (producer, k)) in numbered.iter().enumerate() {
+        let mut d = sample_draft(ORG, n as u64);
+        d.producer_id = Some((*producer).into());
+        d.producer_sequence = Some(*k);
+        let e = d.validate(&crate::event::Limits::default()).unwrap();
+        let s = seal(
+            &e,
+            &Seal {
+                event_id: format!("01937a2b-3c4d-7e5f-8a6b-{n:012x}"),
+                sequence: n as u64,
+                timestamp: start(),
+                previous_hash: prev,
+            },
+        );
+        prev = s.hash;
+        lines.push(s.line);
+    }
+    let r = verify(&lines);
+    assert!(r.valid, "a gap in a producer's numbering is not a broken chain");
+    let gaps: Vec<(String, u64, u64)> =
+        r.producer_gaps.iter().map(|g| (g.producer_id.clone(), g.missing_from, g.missing_to)).collect();
+    assert_eq!(gaps, vec![("q".into(), 0, 1), ("p".into(), 2, 2), ("p".into(), 5, 6)]);
+    let json = String::from_utf8(crate::canonical::to_canonical(&r.to_value())).unwrap();
+    assert!(json.contains(r#""complete":false"#), "{json}");
+}

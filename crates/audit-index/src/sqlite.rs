@@ -101,6 +101,23 @@ impl SqliteIndex {
     }
 }
 
+/// The columns every hit is read from, in this order.
+const HIT_COLUMNS: &str = "seq, hash, chunk_first, chunk_name, off, len";
+
+/// A [`Hit`] from a row selected with [`HIT_COLUMNS`].
+fn hit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Hit, IndexError>> {
+    let seq: i64 = r.get(0)?;
+    let blob: Vec<u8> = r.get(1)?;
+    let location = Location {
+        chunk: Chunk { first_sequence: r.get::<_, i64>(2)? as u64, name: r.get(3)? },
+        offset: r.get::<_, i64>(4)? as u64,
+        len: r.get::<_, i64>(5)? as u64,
+    };
+    Ok(hash_from_blob(&blob)
+        .map(|hash| Hit { sequence: seq as u64, hash, location })
+        .map_err(|_| IndexError::Database(format!("bad hash at sequence {seq}"))))
+}
+
 /// Which index walks the matching events in sequence order with the fewest
 /// rows to skip. Without a hint, SQLite's planner (which has no statistics
 /// on a fresh index, and no value histogram) would often walk the primary
@@ -250,83 +267,23 @@ impl EventIndex for SqliteIndex {
         }
         let order = if filter.order == Order::Asc { "ASC" } else { "DESC" };
         let sql = format!(
-            "SELECT seq, hash, chunk_first, chunk_name, off, len FROM events {} WHERE {sql} ORDER BY seq {order} LIMIT ? OFFSET ?",
+            "SELECT {HIT_COLUMNS} FROM events {} WHERE {sql} ORDER BY seq {order} LIMIT ? OFFSET ?",
             index_hint(filter)
         );
         params.push(Value::Integer(i64::from(filter.page_size())));
         params.push(Value::Integer(i64::from(filter.offset.unwrap_or(0))));
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
-            let rows = stmt
-                .query_map(params_from_iter(params), |r| {
-                    let blob: Vec<u8> = r.get(1)?;
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        blob,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                })
-                .map_err(db)?;
-            let mut hits = Vec::new();
-            for row in rows {
-                let (seq, blob, first, name, off, len) = row.map_err(db)?;
-                let hash =
-                    hash_from_blob(&blob).map_err(|_| IndexError::Database(format!("bad hash at sequence {seq}")))?;
-                hits.push(Hit {
-                    sequence: seq as u64,
-                    hash,
-                    location: Location {
-                        chunk: Chunk { first_sequence: first as u64, name },
-                        offset: off as u64,
-                        len: len as u64,
-                    },
-                });
-            }
-            Ok(hits)
+            let rows = stmt.query_map(params_from_iter(params), hit_from_row).map_err(db)?;
+            rows.map(|row| row.map_err(db)?).collect()
         })
         .await
     }
 
     async fn find_event(&self, organization_id: &str, event_id: &str) -> Result<Option<Hit>, IndexError> {
         let (org, id) = (organization_id.to_owned(), event_id.to_owned());
-        self.with(move |conn| {
-            let row = conn
-                .query_row(
-                    "SELECT seq, hash, chunk_first, chunk_name, off, len FROM events WHERE org = ? AND event_id = ?",
-                    [org, id],
-                    |r| {
-                        let blob: Vec<u8> = r.get(1)?;
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            blob,
-                            r.get::<_, i64>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, i64>(4)?,
-                            r.get::<_, i64>(5)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(db)?;
-            row.map(|(seq, blob, first, name, off, len)| {
-                let hash =
-                    hash_from_blob(&blob).map_err(|_| IndexError::Database(format!("bad hash at sequence {seq}")))?;
-                Ok(Hit {
-                    sequence: seq as u64,
-                    hash,
-                    location: Location {
-                        chunk: Chunk { first_sequence: first as u64, name },
-                        offset: off as u64,
-                        len: len as u64,
-                    },
-                })
-            })
-            .transpose()
-        })
-        .await
+        let sql = format!("SELECT {HIT_COLUMNS} FROM events WHERE org = ? AND event_id = ?");
+        self.with(move |conn| conn.query_row(&sql, [org, id], hit_from_row).optional().map_err(db)?.transpose()).await
     }
 
     async fn clear(&self, organization_id: Option<&str>) -> Result<(), IndexError> {

@@ -190,18 +190,6 @@ fn filter_details(f: &AuditEventFilter, count: usize) -> Object {
     o
 }
 
-fn receipt_json(r: &audit_service::DurableReceipt) -> Value {
-    let mut o = Object::new();
-    o.insert("event_id", Value::String(r.receipt.event_id.clone()));
-    o.insert("sequence", Value::Number(r.receipt.sequence as f64));
-    o.insert("timestamp", Value::String(r.receipt.timestamp.to_string()));
-    o.insert("hash", Value::String(r.receipt.hash.to_hex()));
-    if r.deduplicated {
-        o.insert("deduplicated", Value::Bool(true));
-    }
-    Value::Object(o)
-}
-
 /// `POST /v1/events`: one event or an array; all validated before any is stored.
 #[utoipa::path(post, path = "/v1/events", tag = "events",
     params(("wait" = Option<String>, Query, description = "`durable` (default): 201 with receipts once stored; `none`: 202 once accepted")),
@@ -289,7 +277,7 @@ pub(crate) async fn post_events(
     }
     let mut receipts = Vec::with_capacity(pending.len());
     for (i, p) in pending.into_iter().enumerate() {
-        receipts.push(receipt_json(&p.wait().await.map_err(|e| capture_error(e, batch.then_some(i)))?));
+        receipts.push(Value::Object(p.wait().await.map_err(|e| capture_error(e, batch.then_some(i)))?.to_object()));
     }
     metrics::histogram!("audit_http_ingest_seconds").record(started.elapsed().as_secs_f64());
     let mut o = Object::new();

@@ -29,6 +29,23 @@ pub struct DurableReceipt {
     pub deduplicated: bool,
 }
 
+impl DurableReceipt {
+    /// The receipt as the CLI and the API print it:
+    /// `{"event_id","sequence","timestamp","hash"}` (+ `"deduplicated":true`).
+    pub fn to_object(&self) -> audit_core::json::Object {
+        use audit_core::json::Value;
+        let mut o = audit_core::json::Object::new();
+        o.insert("event_id", Value::String(self.receipt.event_id.clone()));
+        o.insert("sequence", Value::Number(self.receipt.sequence as f64));
+        o.insert("timestamp", Value::String(self.receipt.timestamp.to_string()));
+        o.insert("hash", Value::String(self.receipt.hash.to_hex()));
+        if self.deduplicated {
+            o.insert("deduplicated", Value::Bool(true));
+        }
+        o
+    }
+}
+
 pub(crate) type Reply = oneshot::Sender<Result<DurableReceipt, CaptureError>>;
 
 /// An event on its way to the log.

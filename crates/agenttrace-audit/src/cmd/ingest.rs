@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use audit_core::event::{EventDraft, Limits};
-use audit_core::json::{self, NumberPolicy, Object, Value};
+use audit_core::json::{self, NumberPolicy, Value};
 use audit_service::{AuditConfig, AuditService, CaptureError, DurableReceipt, PendingReceipt};
 use sha2::{Digest, Sha256};
 
@@ -98,15 +98,8 @@ impl Lines {
 }
 
 fn receipt_json(line: u64, r: &DurableReceipt) -> Vec<u8> {
-    let mut o = Object::new();
+    let mut o = r.to_object();
     o.insert("line", Value::Number(line as f64));
-    o.insert("event_id", Value::String(r.receipt.event_id.clone()));
-    o.insert("sequence", Value::Number(r.receipt.sequence as f64));
-    o.insert("timestamp", Value::String(r.receipt.timestamp.to_string()));
-    o.insert("hash", Value::String(r.receipt.hash.to_hex()));
-    if r.deduplicated {
-        o.insert("deduplicated", Value::Bool(true));
-    }
     let mut out = audit_core::canonical::to_canonical(&Value::Object(o));
     out.push(b'\n');
     out

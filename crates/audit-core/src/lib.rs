@@ -43,6 +43,7 @@ pub mod event;
 pub mod filter;
 pub mod hash;
 pub mod json;
+pub mod merkle;
 pub mod sample;
 pub mod scan;
 pub mod stored;

@@ -1,0 +1,280 @@
+//! RFC 9162 (RFC 6962) Merkle trees over a log: tree heads, inclusion and
+//! consistency proofs, and their verification.
+//!
+//! Leaf `i` of an organization's tree is its event with sequence `i`; the
+//! leaf input is the 32 raw bytes of the event's `hash`. Hashing is domain
+//! separated ([`Prefix`]): a leaf can never pass for an interior node.
+//!
+//! The verifiers follow RFC 9162 §2.1.3.2 and §2.1.4.2 exactly and check
+//! every element of a proof, its length, and the sizes — a verifier that
+//! only checks the ends of a proof accepts forgeries.
+
+use sha2::{Digest, Sha256};
+
+use crate::hash::Hash;
+
+/// The domain-separation prefix of a hashed Merkle tree element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Prefix {
+    /// `0x00`: a leaf.
+    Leaf = 0x00,
+    /// `0x01`: an interior node.
+    Node = 0x01,
+}
+
+/// `SHA-256(0x00 || input)`.
+pub fn leaf_hash(input: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([Prefix::Leaf as u8]);
+    h.update(input);
+    Hash::from_bytes(h.finalize().into())
+}
+
+/// `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([Prefix::Node as u8]);
+    h.update(left.as_bytes());
+    h.update(right.as_bytes());
+    Hash::from_bytes(h.finalize().into())
+}
+
+/// The root of the empty tree: `SHA-256("")`.
+pub fn empty_root() -> Hash {
+    Hash::of(b"")
+}
+
+/// The largest power of two smaller than `n` (`n >= 2`).
+fn split(n: usize) -> usize {
+    debug_assert!(n >= 2);
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// MTH over leaf hashes (RFC 9162 §2.1.1).
+pub fn root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
+}
+
+/// A tree that grows one leaf at a time in O(log n) work and memory: the
+/// roots of its complete subtrees, largest first (a "compact range").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// Complete subtree roots, from the largest (leftmost) to the smallest.
+    peaks: Vec<Hash>,
+}
+
+impl Frontier {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Frontier::default()
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        self.peaks.push(leaf);
+        // Merge equal-sized subtrees: one merge per trailing 1 bit of the old size.
+        let mut size = self.size;
+        while size & 1 == 1 {
+            let right = self.peaks.pop().expect("a peak per set bit");
+            let left = self.peaks.pop().expect("a peak per set bit");
+            self.peaks.push(node_hash(&left, &right));
+            size >>= 1;
+        }
+        self.size += 1;
+    }
+
+    /// The tree head.
+    pub fn root(&self) -> Hash {
+        let mut peaks = self.peaks.iter().rev();
+        match peaks.next() {
+            None => empty_root(),
+            Some(&last) => peaks.fold(last, |acc, left| node_hash(left, &acc)),
+        }
+    }
+}
+
+/// Why a proof was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// The leaf index is not inside the tree.
+    #[error("leaf index is not smaller than the tree size")]
+    IndexOutOfRange,
+    /// The sizes cannot be consistent (the first is larger).
+    #[error("the first tree is larger than the second")]
+    SizesOutOfOrder,
+    /// The proof has the wrong number of elements for these sizes.
+    #[error("the proof has the wrong length")]
+    WrongLength,
+    /// The proof does not lead to the expected root.
+    #[error("the proof does not match the root")]
+    RootMismatch,
+}
+
+/// The audit path of leaf `index` in the tree of `leaves` (RFC 9162 §2.1.3.1).
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, ProofError> {
+    if index >= leaves.len() {
+        return Err(ProofError::IndexOutOfRange);
+    }
+    fn path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
+        if d.len() <= 1 {
+            return;
+        }
+        let k = split(d.len());
+        if m < k {
+            path(m, &d[..k], out);
+            out.push(root(&d[k..]));
+        } else {
+            path(m - k, &d[k..], out);
+            out.push(root(&d[..k]));
+        }
+    }
+    let mut out = Vec::new();
+    path(index, leaves, &mut out);
+    Ok(out)
+}
+
+/// The proof that the tree of the first `first` leaves is a prefix of the
+/// tree of all `leaves` (RFC 9162 §2.1.4.1).
+pub fn consistency_proof(leaves: &[Hash], first: usize) -> Result<Vec<Hash>, ProofError> {
+    if first > leaves.len() {
+        return Err(ProofError::SizesOutOfOrder);
+    }
+    fn subproof(m: usize, d: &[Hash], complete: bool, out: &mut Vec<Hash>) {
+        if m == d.len() {
+            if !complete {
+                out.push(root(d));
+            }
+            return;
+        }
+        let k = split(d.len());
+        if m <= k {
+            subproof(m, &d[..k], complete, out);
+            out.push(root(&d[k..]));
+        } else {
+            subproof(m - k, &d[k..], false, out);
+            out.push(root(&d[..k]));
+        }
+    }
+    let mut out = Vec::new();
+    if first > 0 && first < leaves.len() {
+        subproof(first, leaves, true, &mut out);
+    }
+    Ok(out)
+}
+
+/// Verifies that `leaf` is at `index` in the tree of `size` with head `root`
+/// (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange);
+    }
+    let (mut f, mut s) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if s == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        if f & 1 == 1 || f == s {
+            r = node_hash(p, &r);
+            if f & 1 == 0 {
+                while f & 1 == 0 && f != 0 {
+                    f >>= 1;
+                    s >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if s != 0 {
+        return Err(ProofError::WrongLength);
+    }
+    if r != *root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// Verifies that the tree of `size1` with head `root1` is a prefix of the
+/// tree of `size2` with head `root2` (RFC 9162 §2.1.4.2).
+pub fn verify_consistency(
+    size1: u64,
+    size2: u64,
+    proof: &[Hash],
+    root1: &Hash,
+    root2: &Hash,
+) -> Result<(), ProofError> {
+    if size1 > size2 {
+        return Err(ProofError::SizesOutOfOrder);
+    }
+    if size1 == size2 {
+        if !proof.is_empty() {
+            return Err(ProofError::WrongLength);
+        }
+        return if root1 == root2 { Ok(()) } else { Err(ProofError::RootMismatch) };
+    }
+    if size1 == 0 {
+        // The empty tree is a prefix of every tree.
+        return if proof.is_empty() { Ok(()) } else { Err(ProofError::WrongLength) };
+    }
+    if proof.is_empty() {
+        return Err(ProofError::WrongLength);
+    }
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
+    if size1.is_power_of_two() {
+        path.push(*root1);
+    }
+    path.extend_from_slice(proof);
+    let (mut f, mut s) = (size1 - 1, size2 - 1);
+    while f & 1 == 1 {
+        f >>= 1;
+        s >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if s == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        if f & 1 == 1 || f == s {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if f & 1 == 0 {
+                while f & 1 == 0 && f != 0 {
+                    f >>= 1;
+                    s >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    if s != 0 {
+        return Err(ProofError::WrongLength);
+    }
+    if fr != *root1 || sr != *root2 {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -44,6 +44,7 @@ pub mod filter;
 pub mod hash;
 pub mod json;
 pub mod merkle;
+pub mod note;
 pub mod sample;
 pub mod scan;
 pub mod stored;

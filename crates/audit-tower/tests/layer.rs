@@ -212,3 +212,45 @@ async fn durable_paths_answer_after_the_event_is_stored() {
     assert!(!String::from_utf8(got[0].to_line()).unwrap().contains("secret-id-in-path"));
     audit.stop().await;
 }
+
+/// RS256 with a test key pair made for this test only (tests/data, generated
+/// with `openssl genrsa 2048`; never used anywhere else).
+#[tokio::test]
+async fn rs256_tokens_are_verified_with_the_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = started(dir.path()).await;
+    let public = include_bytes!("data/test-rs256-public.pem");
+    let private = include_bytes!("data/test-rs256-private.pem");
+    let layer =
+        AuditLayer::new(audit.clone()).user_extractor(JwtUserExtractor::rs256(public).unwrap().audience("audit-api"));
+    let router = app(layer);
+    let sign = |aud: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &serde_json::json!({"sub": "rsa-user", "org_id": "org-rsa", "aud": aud, "exp": now() + 600}),
+            &jsonwebtoken::EncodingKey::from_rsa_pem(private).unwrap(),
+        )
+        .unwrap()
+    };
+    for token in [
+        sign("audit-api"),
+        sign("another-api"),
+        jwt(serde_json::json!({"sub": "x", "org_id": "org-rsa", "aud": "audit-api", "exp": now() + 600}), SECRET),
+    ] {
+        let res = router
+            .clone()
+            .oneshot(request("/v1/traces/a", "203.0.113.5", &[("authorization", &format!("Bearer {token}"))]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    audit.stop().await;
+    let verified = events(dir.path(), "org-rsa").await;
+    assert_eq!(verified.len(), 1, "only the RS256 token for this audience is believed");
+    assert_eq!(verified[0].body.draft().actor_id.as_deref(), Some("rsa-user"));
+    assert_eq!(
+        events(dir.path(), "sys").await.len(),
+        2,
+        "wrong audience and an HS256 token (algorithm confusion) are anonymous"
+    );
+}

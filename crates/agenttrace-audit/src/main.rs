@@ -6,6 +6,7 @@
 
 mod cmd;
 mod config;
+mod signing;
 mod timearg;
 
 use std::io::ErrorKind;

@@ -195,6 +195,8 @@ pub struct ChainVerifier {
     from_genesis: bool,
     /// Per producer: the `producer_sequence` expected next.
     producers: std::collections::HashMap<String, u64>,
+    /// The Merkle tree of the events read so far, up to a checkpoint's size.
+    merkle: Option<(u64, crate::merkle::Frontier)>,
     report: VerificationReport,
 }
 
@@ -209,6 +211,7 @@ impl ChainVerifier {
             previous_timestamp: None,
             from_genesis: genesis,
             producers: std::collections::HashMap::new(),
+            merkle: None,
             report: VerificationReport {
                 valid: true,
                 organization_id: organization_id.to_owned(),
@@ -221,6 +224,24 @@ impl ChainVerifier {
                 producer_gaps: Vec::new(),
             },
         }
+    }
+
+    /// Also builds the Merkle tree of the first `size` events (to compare
+    /// with a checkpoint of that size). Only from genesis.
+    pub fn track_merkle_until(&mut self, size: u64) {
+        if self.from_genesis {
+            self.merkle = Some((size, crate::merkle::Frontier::new()));
+        }
+    }
+
+    /// The tree head over the events read, when tracking reached its size.
+    pub fn merkle_root(&self) -> Option<(u64, crate::Hash)> {
+        self.merkle.as_ref().filter(|(size, f)| f.size() == *size).map(|(size, f)| (*size, f.root()))
+    }
+
+    /// Events the Merkle tracking has taken in.
+    pub fn merkle_size(&self) -> Option<u64> {
+        self.merkle.as_ref().map(|(_, f)| f.size())
     }
 
     /// Tracks a producer's numbering; a jump is a gap (SPEC §6, completeness).
@@ -361,6 +382,12 @@ impl ChainVerifier {
         if let Some((producer, n)) = &event.producer {
             self.note_producer(producer, *n);
         }
+        if let Some((size, frontier)) = self.merkle.as_mut()
+            && frontier.size() < *size
+            && seq == frontier.size()
+        {
+            frontier.push(crate::merkle::leaf_hash(event.hash.as_bytes()));
+        }
         if self.report.first_sequence.is_none() {
             self.report.first_sequence = Some(seq);
         }
@@ -377,6 +404,11 @@ impl ChainVerifier {
             kind: "torn_tail",
             detail: format!("{bytes} bytes without a final newline at the end of {segment}; never acknowledged, the next writer removes them"),
         });
+    }
+
+    /// Adds a warning (something worth knowing that does not invalidate the log).
+    pub fn push_warning(&mut self, kind: &'static str, detail: String) {
+        self.report.warnings.push(Notice { kind, detail });
     }
 
     /// Adds an error found outside the chain (e.g. by the storage reader).

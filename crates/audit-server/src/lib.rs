@@ -52,6 +52,9 @@ struct StateInner {
     no_auth: bool,
     metrics: Option<PrometheusHandle>,
     verifications: Mutex<HashMap<VerificationKey, SharedReport>>,
+    /// The deployment's checkpoint key and origin prefix, to check
+    /// checkpoints during verification.
+    checkpoint_key: Option<(audit_core::note::SignerKey, String)>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -72,8 +75,22 @@ impl AppState {
                 no_auth,
                 metrics,
                 verifications: Mutex::new(HashMap::new()),
+                checkpoint_key: None,
             }),
         }
+    }
+
+    /// Verification also checks each organization's checkpoint signature,
+    /// under `<origin>/<organization_id>` with this key.
+    pub fn with_checkpoint_key(self, signer: audit_core::note::SignerKey, origin: String) -> AppState {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("configure the state before cloning it"));
+        inner.checkpoint_key = Some((signer, origin));
+        AppState { inner: Arc::new(inner) }
+    }
+
+    fn verifier_for(&self, org: &str) -> Option<audit_core::note::VerifierKey> {
+        let (signer, origin) = self.inner.checkpoint_key.as_ref()?;
+        signer.renamed(&format!("{origin}/{org}")).ok().map(|s| s.verifier())
     }
 
     /// The audit service.
@@ -111,9 +128,12 @@ impl AppState {
             Arc::clone(running.entry(key.clone()).or_default())
         };
         let store = Arc::clone(self.inner.service.store());
+        let checkpoint_key = self.verifier_for(org);
         let result = cell
             .get_or_init(|| async move {
-                audit_service::verify_log(store.as_ref(), org, range).await.map_err(|e| e.to_string())
+                audit_service::verify_log_with_key(store.as_ref(), org, range, checkpoint_key.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())
             })
             .await
             .clone();
@@ -157,6 +177,7 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/export", get(routes::get_export))
         .route("/v1/integrity", get(routes::get_integrity))
         .route("/v1/audit/health", get(routes::get_audit_health))
+        .route("/v1/checkpoint", get(routes::get_checkpoint))
         .route("/health", get(routes::get_health))
         .route("/openapi.json", get(openapi::serve_openapi))
         // Bodies are read by the handler with its own limit and JSON error.

@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::get_event,
         crate::routes::get_export,
         crate::routes::get_integrity,
+        crate::routes::get_checkpoint,
         crate::routes::get_health,
         crate::routes::get_audit_health,
     ),

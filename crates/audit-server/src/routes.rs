@@ -435,6 +435,34 @@ pub(crate) async fn get_integrity(
     Ok(json_response(StatusCode::OK, &report.to_value()))
 }
 
+/// `GET /v1/checkpoint`: the newest signed checkpoint of the organization's log.
+#[utoipa::path(get, path = "/v1/checkpoint", tag = "integrity",
+    params(("organization_id" = Option<String>, Query,)),
+    responses((status = 200, description = "C2SP signed note (text/plain): origin, tree size, base64 root hash, signature", content_type = "text/plain"),
+              (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_checkpoint(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::Read)?;
+    let p = params(raw, &["organization_id"])?;
+    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let latest = state
+        .service()
+        .store()
+        .latest_checkpoint(&org)
+        .await
+        .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the checkpoint", e))?;
+    match latest {
+        Some((_, note)) => {
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+        }
+        None => Err(ApiError::new(ErrorCode::NotFound, "no checkpoint yet")),
+    }
+}
+
 /// `GET /health`: liveness.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
 pub(crate) async fn get_health() -> Response {

@@ -13,6 +13,7 @@
 //!
 //! Reading back (`verify_log`, `export_jsonl`) goes straight to storage.
 
+mod checkpoint;
 mod clock;
 mod config;
 mod error;
@@ -26,13 +27,14 @@ mod sequencer;
 mod service;
 mod worker;
 
+pub use checkpoint::CheckpointConfig;
 pub use clock::{Clock, SystemClock};
 pub use config::{AuditConfig, FullQueuePolicy};
 pub use error::CaptureError;
 pub use export::{CSV_COLUMNS, ExportFormat, export_events};
 pub use helpers::{Actor, AuditHelper, EvaluationStage};
 pub use query::{QueryError, QueryPage, query_events};
-pub use read::{ExportError, TimeRange, export_jsonl, for_each_stored_line, verify_log};
+pub use read::{ExportError, TimeRange, export_jsonl, for_each_stored_line, verify_log, verify_log_with_key};
 pub use scope::{ScopeError, ScopeState};
 pub use service::{Accepted, AuditService, Counters, Health, OrganizationHealth, PendingReceipt, ServiceBuilder};
 pub use worker::DurableReceipt;

@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use audit_core::Timestamp;
+use audit_core::note::{Checkpoint, VerifierKey};
 use audit_core::stored::{StoredEvent, check_line};
 use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationReport};
 use audit_storage::{Chunk, LogStore, StorageError};
@@ -24,6 +25,34 @@ impl TimeRange {
     fn is_everything(&self) -> bool {
         self.since.is_none() && self.until.is_none()
     }
+}
+
+/// A stored checkpoint note: opened with `key` when there is one; without
+/// one, its text is read and a warning says the signature went unchecked.
+fn read_checkpoint(
+    note: &[u8],
+    key: Option<&VerifierKey>,
+) -> Result<(Checkpoint, Option<String>), (FindingKind, String)> {
+    let note =
+        std::str::from_utf8(note).map_err(|_| (FindingKind::BadSignature, "the checkpoint is not UTF-8".to_owned()))?;
+    let (text, warning) = match key {
+        Some(k) => (audit_core::note::open(note, k).map_err(|e| (FindingKind::BadSignature, e.to_string()))?, None),
+        None => {
+            let text = note
+                .rfind("\n\n")
+                .map(|i| &note[..i + 1])
+                .ok_or((FindingKind::BadSignature, "the checkpoint is not a signed note".to_owned()))?;
+            (
+                text,
+                Some(
+                    "no verifier key was given: the checkpoint's signature was not checked (use keys public / --key)"
+                        .to_owned(),
+                ),
+            )
+        }
+    };
+    let cp = Checkpoint::parse(text).map_err(|e| (FindingKind::CheckpointMismatch, e.to_string()))?;
+    Ok((cp, warning))
 }
 
 /// One chunk's lines, split; a final piece without its newline is `torn`.
@@ -94,9 +123,46 @@ pub async fn verify_log(
     organization_id: &str,
     range: TimeRange,
 ) -> Result<VerificationReport, StorageError> {
+    verify_log_with_key(store, organization_id, range, None).await
+}
+
+/// Like [`verify_log`]; for a whole log also checks the newest stored
+/// checkpoint: its signature under `key` (reported unchecked, as a warning,
+/// without one), and that the log's Merkle tree at the checkpoint's size has
+/// the checkpoint's root (`checkpoint_mismatch`) — a log shorter than its
+/// checkpoint was truncated (`truncated`).
+pub async fn verify_log_with_key(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+    key: Option<&VerifierKey>,
+) -> Result<VerificationReport, StorageError> {
     let chunks = read_chunks(store, organization_id).await?;
     if range.is_everything() {
         let mut v = ChainVerifier::new(organization_id, ChainStart::Genesis);
+        let checkpoint = match store.latest_checkpoint(organization_id).await? {
+            None => None,
+            Some((size, note)) => match read_checkpoint(&note, key) {
+                Ok((cp, warning)) => {
+                    if let Some(w) = warning {
+                        v.push_warning("checkpoint_unchecked", w);
+                    }
+                    if cp.size != size {
+                        v.push_finding(
+                            FindingKind::CheckpointMismatch,
+                            None,
+                            format!("checkpoint file of size {size} holds a checkpoint of size {}", cp.size),
+                        );
+                    }
+                    v.track_merkle_until(cp.size);
+                    Some(cp)
+                }
+                Err((kind, detail)) => {
+                    v.push_finding(kind, None, detail);
+                    None
+                }
+            },
+        };
         let last = chunks.len().saturating_sub(1);
         // Two buffers: the next chunk is read while the current one is checked.
         let mut current = Vec::new();
@@ -136,6 +202,27 @@ pub async fn verify_log(
                 }
             }
             current = std::mem::replace(&mut spare, bytes);
+        }
+        if let Some(cp) = checkpoint {
+            match v.merkle_root() {
+                Some((_, root)) if root == cp.root => {}
+                Some((size, root)) => v.push_finding(
+                    FindingKind::CheckpointMismatch,
+                    Some(size.saturating_sub(1)),
+                    format!(
+                        "the tree of the first {size} events has root {root}, the signed checkpoint says {}",
+                        cp.root
+                    ),
+                ),
+                None => {
+                    let held = v.merkle_size().unwrap_or(0);
+                    v.push_finding(
+                        FindingKind::Truncated,
+                        Some(held),
+                        format!("the signed checkpoint covers {} events but the log holds {held}", cp.size),
+                    );
+                }
+            }
         }
         return Ok(v.finish());
     }

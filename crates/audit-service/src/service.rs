@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     pub(crate) indexer_stop: AtomicBool,
     /// This service instance's id (a UUIDv7 taken at start).
     instance: String,
+    /// Checkpoint settings (none: no checkpoints are written).
+    pub(crate) checkpoints: Option<crate::checkpoint::CheckpointConfig>,
 }
 
 impl Shared {
@@ -180,9 +182,16 @@ pub struct ServiceBuilder {
     config: AuditConfig,
     clock: Arc<dyn Clock>,
     index: Option<Arc<dyn EventIndex>>,
+    checkpoints: Option<crate::checkpoint::CheckpointConfig>,
 }
 
 impl ServiceBuilder {
+    /// Sign and store checkpoints of every log (SPEC §6).
+    pub fn checkpoints(mut self, config: crate::checkpoint::CheckpointConfig) -> Self {
+        self.checkpoints = Some(config);
+        self
+    }
+
     /// The configuration (default: [`AuditConfig::default`]).
     pub fn config(mut self, config: AuditConfig) -> Self {
         self.config = config;
@@ -236,7 +245,13 @@ pub struct AuditService {
 impl AuditService {
     /// A builder over `store`.
     pub fn builder(store: Arc<dyn LogStore>) -> ServiceBuilder {
-        ServiceBuilder { store, config: AuditConfig::default(), clock: Arc::new(SystemClock), index: None }
+        ServiceBuilder {
+            store,
+            config: AuditConfig::default(),
+            clock: Arc::new(SystemClock),
+            index: None,
+            checkpoints: None,
+        }
     }
 
     /// Starts the service over `store` with the system clock and no index.
@@ -254,7 +269,7 @@ impl AuditService {
     }
 
     async fn start_from(parts: ServiceBuilder) -> AuditService {
-        let ServiceBuilder { store, config, clock, index } = parts;
+        let ServiceBuilder { store, config, clock, index, checkpoints } = parts;
         let permits = Arc::new(Semaphore::new(config.queue_capacity.max(1)));
         let shared = Arc::new(Shared {
             store,
@@ -278,6 +293,7 @@ impl AuditService {
             indexer: Mutex::new(None),
             indexer_stop: AtomicBool::new(false),
             instance: uuid::Uuid::now_v7().hyphenated().to_string(),
+            checkpoints,
         });
         if shared.index.is_some() {
             *lock(&shared.indexer) = Some(tokio::spawn(crate::indexer::run(Arc::clone(&shared))));

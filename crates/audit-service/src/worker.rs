@@ -16,6 +16,7 @@ use audit_core::stored::{Receipt, StoredEvent};
 use audit_storage::LogWriter;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+use crate::checkpoint::Checkpointer;
 use crate::error::CaptureError;
 use crate::sequencer::{Decision, Sequencer};
 use crate::service::Shared;
@@ -112,6 +113,25 @@ pub(crate) async fn run(
     if let Err(e) = remember_recent(&shared, &organization_id, &mut sequencer).await {
         tracing::error!(organization_id, error = %e, "cannot read recent events back; deduplication starts empty");
     }
+    let mut checkpointer = match Checkpointer::open(&shared, &organization_id, recovery.tail.next_sequence).await {
+        Ok(c) => c,
+        Err(why) => {
+            tracing::error!(organization_id, why, "refusing to append");
+            shared.note_poisoned(&organization_id, &why);
+            shared.retire_worker(&organization_id, generation);
+            rx.close();
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Msg::Event(p) => {
+                        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        reply(p, Err(CaptureError::Storage(why.clone())));
+                    }
+                    Msg::Flush(done) => drop(done.send(())),
+                }
+            }
+            return;
+        }
+    };
     shared.recent_events.fetch_add(sequencer.remembered() as i64, Ordering::Relaxed);
 
     let mut buffer: Vec<Pending> = Vec::new();
@@ -119,9 +139,24 @@ pub(crate) async fn run(
     let mut closing = false;
     while !closing || !buffer.is_empty() {
         if buffer.is_empty() && flush_waiters.is_empty() {
-            match rx.recv().await {
-                Some(msg) => take(msg, &mut buffer, &mut flush_waiters),
-                None => break,
+            // Idle: wait for work, or for the next checkpoint to fall due.
+            let due = checkpointer.as_ref().and_then(Checkpointer::due_at);
+            let next = match due {
+                Some(at) => tokio::select! {
+                    msg = rx.recv() => Some(msg),
+                    () = tokio::time::sleep_until(at) => None,
+                },
+                None => Some(rx.recv().await),
+            };
+            match next {
+                Some(Some(msg)) => take(msg, &mut buffer, &mut flush_waiters),
+                Some(None) => break,
+                None => {
+                    if let Some(c) = checkpointer.as_mut() {
+                        c.write_if_due(&shared, &organization_id, false).await;
+                    }
+                    continue;
+                }
             }
         }
         let deadline = tokio::time::Instant::now() + config.batch_interval;
@@ -145,8 +180,14 @@ pub(crate) async fn run(
             let n = batch_len(&buffer, config.max_batch_events, config.max_batch_bytes);
             let batch: Vec<Pending> = buffer.drain(..n).collect();
             let before = sequencer.remembered();
-            commit(&shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
+            let appended = commit(&shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
             shared.recent_events.fetch_add(sequencer.remembered() as i64 - before as i64, Ordering::Relaxed);
+            if let Some(c) = checkpointer.as_mut() {
+                appended.iter().for_each(|h| c.push(h));
+            }
+        }
+        if let Some(c) = checkpointer.as_mut() {
+            c.write_if_due(&shared, &organization_id, false).await;
         }
         for done in flush_waiters.drain(..) {
             let _ = done.send(());
@@ -154,6 +195,10 @@ pub(crate) async fn run(
         if rx.is_closed() && rx.is_empty() {
             closing = true;
         }
+    }
+    // A graceful stop always leaves a checkpoint of everything written.
+    if let Some(c) = checkpointer.as_mut() {
+        c.write_if_due(&shared, &organization_id, true).await;
     }
     shared.recent_events.fetch_sub(sequencer.remembered() as i64, Ordering::Relaxed);
 }
@@ -183,7 +228,7 @@ async fn commit(
     writer: &mut dyn LogWriter,
     sequencer: &mut Sequencer,
     batch: Vec<Pending>,
-) {
+) -> Vec<audit_core::Hash> {
     let now = shared.clock.now();
     sequencer.expire(now);
     let refs: Vec<(&ValidatedEvent, &str)> = batch.iter().map(|p| (&p.event, p.event_id.as_str())).collect();
@@ -209,7 +254,7 @@ async fn commit(
     }
     let Some(batch) = plan.batch.take() else {
         sequencer.commit(plan);
-        return;
+        return Vec::new();
     };
     let started = Instant::now();
     let count = batch.count;
@@ -220,9 +265,13 @@ async fn commit(
             counters.committed.fetch_add(count, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
             shared.note_flush(now, started.elapsed());
+            let mut appended = Vec::with_capacity(count as usize);
             for (p, decision) in waiting {
                 let outcome = match decision {
-                    Decision::Append(receipt) => DurableReceipt { receipt, deduplicated: false },
+                    Decision::Append(receipt) => {
+                        appended.push(receipt.hash);
+                        DurableReceipt { receipt, deduplicated: false }
+                    }
                     Decision::DuplicateInBatch(receipt) => {
                         counters.deduplicated.fetch_add(1, Ordering::Relaxed);
                         DurableReceipt { receipt, deduplicated: true }
@@ -231,6 +280,7 @@ async fn commit(
                 };
                 reply(p, Ok(outcome));
             }
+            appended
         }
         Err(e) => {
             let poisoned = e.kind == audit_storage::StorageErrorKind::Poisoned;
@@ -246,6 +296,7 @@ async fn commit(
                 }
                 reply(p, Err(CaptureError::Storage(why.clone())));
             }
+            Vec::new()
         }
     }
 }

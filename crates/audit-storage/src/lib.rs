@@ -112,6 +112,13 @@ pub trait LogStore: Send + Sync + Debug {
         Ok(all.get(offset as usize..).unwrap_or_default().to_vec())
     }
 
+    /// Stores a signed checkpoint of `organization_id`'s log at `size`
+    /// (write-once: an existing checkpoint of that size is never replaced).
+    async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError>;
+
+    /// The newest stored checkpoint (largest size), if any.
+    async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError>;
+
     /// Several `(offset, length)` ranges of one chunk (for fetching query results).
     async fn read_ranges(
         &self,

@@ -34,6 +34,8 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 const SEGMENT_SUFFIX: &str = ".jsonl";
 const LOCK_FILE: &str = ".lock";
+const CHECKPOINT_DIR: &str = "checkpoints";
+const CHECKPOINT_SUFFIX: &str = ".note";
 
 /// Local directory storage.
 #[derive(Debug, Clone)]
@@ -62,7 +64,7 @@ impl LocalStore {
     fn list_chunks(dir: &Path) -> Result<Vec<Chunk>, StorageError> {
         let mut chunks = Vec::new();
         for name in entry_names(dir)? {
-            if name == LOCK_FILE {
+            if name == LOCK_FILE || name == CHECKPOINT_DIR {
                 continue;
             }
             match parse_segment_name(&name) {
@@ -186,6 +188,49 @@ impl LogStore for LocalStore {
         let mut buf = Vec::new();
         self.read_chunk_into(organization_id, chunk, &mut buf).await?;
         Ok(buf)
+    }
+
+    async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError> {
+        let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
+        let note = note.to_vec();
+        blocking(move || {
+            create_dir_durably(&dir)?;
+            let path = dir.join(format!("{size:020}{CHECKPOINT_SUFFIX}"));
+            let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path) {
+                Ok(f) => f,
+                // Write-once: the first checkpoint of a size stands.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                Err(e) => return Err(StorageError::io(format!("cannot create {}", path.display()), e)),
+            };
+            file.write_all(&note)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| StorageError::io(format!("cannot write {}", path.display()), e))?;
+            fsync_dir(&dir)
+        })
+        .await
+    }
+
+    async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
+        blocking(move || {
+            let newest = entry_names(&dir)?
+                .into_iter()
+                .filter_map(|n| {
+                    let digits = n.strip_suffix(CHECKPOINT_SUFFIX)?;
+                    (digits.len() == 20).then(|| digits.parse::<u64>().ok().map(|s| (s, n.clone()))).flatten()
+                })
+                .max();
+            match newest {
+                None => Ok(None),
+                Some((size, name)) => {
+                    let path = dir.join(name);
+                    let bytes =
+                        fs::read(&path).map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
+                    Ok(Some((size, bytes)))
+                }
+            }
+        })
+        .await
     }
 
     async fn read_chunk_from(

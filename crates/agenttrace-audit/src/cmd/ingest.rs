@@ -170,7 +170,11 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
 
     // Pass 2: the same input again (standard input was kept in memory).
     let store = super::open_store(data_dir);
-    let service = AuditService::start(store, AuditConfig { limits, ..AuditConfig::default() }).await;
+    let service = AuditService::builder(store)
+        .config(AuditConfig { limits, ..AuditConfig::default() })
+        .checkpoints(crate::signing::checkpoint_config(data_dir)?)
+        .start()
+        .await;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut in_flight: VecDeque<(u64, PendingReceipt)> = VecDeque::new();
     let mut tally = Tally::default();

@@ -24,6 +24,12 @@ pub(crate) enum Command {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Print an organization's checkpoint verifier key (C2SP name+id+key form).
+    Public {
+        /// The organization.
+        #[arg(long)]
+        org: String,
+    },
     /// Revoke a token by id; takes effect on a running server within a second.
     Revoke {
         /// The key id (from `keys list`).
@@ -53,6 +59,15 @@ pub(crate) fn run(data_dir: &Path, command: Command) -> anyhow::Result<u8> {
                 });
                 writeln!(out, "{line}")?;
             }
+        }
+        Command::Public { org } => {
+            super::check_org(&org)?;
+            let key = crate::signing::verifier_for(data_dir, &org)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no signing key yet in this data directory (it is created by the first serve or ingest)"
+                )
+            })?;
+            writeln!(out, "{key}")?;
         }
         Command::Revoke { id } => {
             let k = keys.revoke(&id)?;

@@ -71,8 +71,13 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         ),
         None => None,
     };
-    let service = AuditService::builder(store).config(settings.service).index(index).start().await;
-    let state = AppState::new(service.clone(), &settings.data_dir, args.no_auth, Some(metrics));
+    let checkpoints = crate::signing::checkpoint_config(&settings.data_dir)?;
+    let signer = checkpoints.signer.clone();
+    let origin = checkpoints.origin.clone();
+    let service =
+        AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints).start().await;
+    let state = AppState::new(service.clone(), &settings.data_dir, args.no_auth, Some(metrics))
+        .with_checkpoint_key(signer, origin);
     if let Some(l) = metrics_listener {
         let m = metrics_app(state.clone());
         eprintln!("metrics on http://{}/metrics", l.local_addr()?);

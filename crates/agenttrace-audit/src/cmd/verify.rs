@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use audit_service::Clock as _;
-use audit_service::{SystemClock, TimeRange, verify_log};
+use audit_service::{SystemClock, TimeRange, verify_log_with_key};
 
 use crate::{exit, timearg};
 
@@ -22,6 +22,10 @@ pub(crate) struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// The checkpoint verifier key (`keys public --org ORG`); by default the
+    /// one derived from the data directory's signing key, if present.
+    #[arg(long)]
+    key: Option<String>,
 }
 
 /// Parses `--since`/`--until` into a range.
@@ -37,7 +41,11 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
     super::check_org(&args.org)?;
     let range = range(args.since.as_deref(), args.until.as_deref())?;
     let store = super::open_store(data_dir);
-    let report = verify_log(store.as_ref(), &args.org, range).await?;
+    let key = match &args.key {
+        Some(k) => Some(audit_core::note::VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}"))?),
+        None => crate::signing::verifier_for(data_dir, &args.org)?,
+    };
+    let report = verify_log_with_key(store.as_ref(), &args.org, range, key.as_ref()).await?;
     if args.json {
         let mut out = std::io::stdout().lock();
         out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;

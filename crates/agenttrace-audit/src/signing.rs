@@ -1,0 +1,77 @@
+//! The deployment's checkpoint signing key: `AUDIT_SIGNING_KEY_FILE`, else
+//! `<data dir>/signing.key`, generated on first use (mode 0600). One key per
+//! deployment; each organization's checkpoints are signed under the name
+//! `<origin>/<organization_id>`.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use audit_core::note::{SignerKey, VerifierKey};
+use audit_service::CheckpointConfig;
+
+/// Default origin prefix (`AUDIT_LOG_ORIGIN`).
+pub(crate) const DEFAULT_ORIGIN: &str = "agenttrace-audit.local";
+
+pub(crate) fn origin() -> anyhow::Result<String> {
+    let origin = std::env::var("AUDIT_LOG_ORIGIN").unwrap_or_else(|_| DEFAULT_ORIGIN.to_owned());
+    if origin.is_empty() || origin.contains(['+', ' ', '\n']) || origin.contains("://") {
+        bail!("AUDIT_LOG_ORIGIN: {origin:?} must be a schema-less URL without spaces or '+' (e.g. audit.example.com)");
+    }
+    Ok(origin)
+}
+
+fn key_path(data_dir: &Path) -> PathBuf {
+    std::env::var_os("AUDIT_SIGNING_KEY_FILE").map(PathBuf::from).unwrap_or_else(|| data_dir.join("signing.key"))
+}
+
+/// The signing key, created when `create` and absent.
+pub(crate) fn signer(data_dir: &Path, create: bool) -> anyhow::Result<Option<SignerKey>> {
+    let path = key_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            Ok(Some(SignerKey::parse(&text).with_context(|| format!("AUDIT_SIGNING_KEY_FILE {}", path.display()))?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a signing key: {e}"))?;
+            let key = SignerKey::from_seed(&origin()?, seed)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create the signing key {}", path.display()))?;
+            f.write_all(format!("{}\n", key.to_private_string()).as_bytes())?;
+            f.sync_data()?;
+            eprintln!("created a checkpoint signing key in {} (keep it secret; back it up)", path.display());
+            Ok(Some(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
+    }
+}
+
+/// Checkpoint settings for a service writing to `data_dir`.
+pub(crate) fn checkpoint_config(data_dir: &Path) -> anyhow::Result<CheckpointConfig> {
+    let interval = match std::env::var("AUDIT_CHECKPOINT_INTERVAL") {
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+            _ => bail!("AUDIT_CHECKPOINT_INTERVAL: {v:?} is not a positive number of seconds"),
+        },
+        Err(_) => Duration::from_secs(1),
+    };
+    let signer = signer(data_dir, true)?.expect("created when absent");
+    Ok(CheckpointConfig { origin: origin()?, signer, interval })
+}
+
+/// The verifier key of one organization's checkpoints, from the local signing key.
+pub(crate) fn verifier_for(data_dir: &Path, organization_id: &str) -> anyhow::Result<Option<VerifierKey>> {
+    let Some(key) = signer(data_dir, false)? else { return Ok(None) };
+    Ok(Some(key.renamed(&format!("{}/{organization_id}", origin()?))?.verifier()))
+}

@@ -1,0 +1,116 @@
+//! Signed checkpoints (SPEC §6): each organization's log is also an RFC 9162
+//! Merkle tree; after commits — at most once per interval, only when the log
+//! grew, and at every graceful stop — its head is signed as a C2SP
+//! `tlog-checkpoint` note and stored beside the log, write-once.
+
+use std::time::Duration;
+
+use audit_core::Hash;
+use audit_core::merkle::{Frontier, leaf_hash};
+use audit_core::note::{Checkpoint, SignerKey, sign};
+use audit_core::stored::hash_line;
+use tokio::time::Instant;
+
+use crate::service::Shared;
+
+/// Checkpoint settings of a service.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// The origin prefix (`AUDIT_LOG_ORIGIN`, a schema-less URL); each log's
+    /// origin line and key name is `<origin>/<organization_id>`.
+    pub origin: String,
+    /// The deployment's signing key (renamed per organization).
+    pub signer: SignerKey,
+    /// At most one checkpoint per interval (`AUDIT_CHECKPOINT_INTERVAL`).
+    pub interval: Duration,
+}
+
+/// One organization's tree and checkpoint schedule.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    origin_line: String,
+    signer: SignerKey,
+    interval: Duration,
+    frontier: Frontier,
+    written_size: u64,
+    written_at: Option<Instant>,
+}
+
+impl Checkpointer {
+    /// Rebuilds the tree from storage and checks the log is not behind its
+    /// newest checkpoint (a truncated or rolled-back store): then it must
+    /// not be appended to until an operator has looked.
+    pub(crate) async fn open(shared: &Shared, org: &str, next_sequence: u64) -> Result<Option<Checkpointer>, String> {
+        let Some(cfg) = &shared.checkpoints else { return Ok(None) };
+        let origin_line = format!("{}/{org}", cfg.origin);
+        let signer =
+            cfg.signer.renamed(&origin_line).map_err(|e| format!("cannot sign checkpoints as {origin_line}: {e}"))?;
+        let latest = shared.store.latest_checkpoint(org).await.map_err(|e| e.to_string())?;
+        if let Some((size, _)) = &latest
+            && *size > next_sequence
+        {
+            return Err(format!(
+                "the log of {org} holds {next_sequence} events but its newest checkpoint covers {size}: storage was truncated or rolled back; refusing to append until an operator acts (run verify)"
+            ));
+        }
+        let mut frontier = Frontier::new();
+        for chunk in shared.store.chunks(org).await.map_err(|e| e.to_string())? {
+            let bytes = shared.store.read_chunk(org, &chunk).await.map_err(|e| e.to_string())?;
+            let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
+            for line in bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let (_, claimed) = hash_line(line).ok_or_else(|| format!("{}: a line without a hash", chunk.name))?;
+                frontier.push(leaf_hash(claimed.as_bytes()));
+            }
+        }
+        if frontier.size() != next_sequence {
+            return Err(format!(
+                "read {} events of {org} for its Merkle tree, expected {next_sequence}",
+                frontier.size()
+            ));
+        }
+        Ok(Some(Checkpointer {
+            origin_line,
+            signer,
+            interval: cfg.interval,
+            frontier,
+            written_size: latest.map_or(0, |(size, _)| size),
+            written_at: None,
+        }))
+    }
+
+    /// Adds a committed event.
+    pub(crate) fn push(&mut self, hash: &Hash) {
+        self.frontier.push(leaf_hash(hash.as_bytes()));
+    }
+
+    /// When the next checkpoint is due (`None`: nothing new to sign).
+    pub(crate) fn due_at(&self) -> Option<Instant> {
+        (self.frontier.size() > self.written_size)
+            .then(|| self.written_at.map_or_else(Instant::now, |t| t + self.interval))
+    }
+
+    /// Signs and stores a checkpoint of the current tree if one is due (or
+    /// whenever the log grew, with `force`).
+    pub(crate) async fn write_if_due(&mut self, shared: &Shared, org: &str, force: bool) {
+        let Some(due) = self.due_at() else { return };
+        if !force && due > Instant::now() {
+            return;
+        }
+        let checkpoint =
+            Checkpoint { origin: self.origin_line.clone(), size: self.frontier.size(), root: self.frontier.root() };
+        let note = match sign(&checkpoint.to_text(), &self.signer) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(organization_id = org, error = %e, "cannot sign a checkpoint");
+                return;
+            }
+        };
+        match shared.store.put_checkpoint(org, checkpoint.size, note.as_bytes()).await {
+            Ok(()) => {
+                self.written_size = checkpoint.size;
+                self.written_at = Some(Instant::now());
+            }
+            Err(e) => tracing::error!(organization_id = org, error = %e, "cannot store a checkpoint; will retry"),
+        }
+    }
+}

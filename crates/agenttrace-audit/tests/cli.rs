@@ -480,3 +480,62 @@ fn serve_refuses_no_auth_off_loopback_and_bad_settings_by_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("colour"), "unknown settings are named: {}", stderr(&out));
 }
+
+/// Checkpoints: written by ingest, checked by verify; truncation and a
+/// forged checkpoint are caught; a store behind its checkpoint refuses appends.
+#[test]
+fn signed_checkpoints_catch_truncation_and_forgery() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = write_input(dir.path(), "in.jsonl", &input_lines(12));
+    assert!(run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]).status.success());
+    let public = run(&data, &["keys", "public", "--org", "org-1"]);
+    let key = String::from_utf8(public.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("agenttrace-audit.local/org-1+"), "{key}");
+    let checkpoint_dir = data.join("logs").join("org-1").join("checkpoints");
+    let note_path = checkpoint_dir.join("00000000000000000012.note");
+    let note = std::fs::read_to_string(&note_path).unwrap();
+    assert!(note.starts_with("agenttrace-audit.local/org-1\n12\n"), "{note}");
+
+    let report = |extra: &[&str]| {
+        let mut args = vec!["verify", "--org", "org-1", "--json"];
+        args.extend_from_slice(extra);
+        let out = run(&data, &args);
+        (out.status.code(), parse(std::str::from_utf8(&out.stdout).unwrap()))
+    };
+    let (code, r) = report(&["--key", &key]);
+    assert_eq!(code, Some(0));
+    assert_eq!(member(&r, "warnings"), &Value::Array(vec![]), "checked with the key");
+
+    // Another organization's key does not sign this checkpoint.
+    let other = String::from_utf8(run(&data, &["keys", "public", "--org", "org-2"]).stdout).unwrap();
+    let (code, r) = report(&["--key", other.trim()]);
+    assert_eq!(code, Some(1));
+    let Value::Array(errors) = member(&r, "errors") else { panic!() };
+    assert_eq!(member(&errors[0], "error"), &Value::String("bad_signature".into()));
+
+    // Cut the last three events off: the chain alone looks fine, the checkpoint does not.
+    let seg = segment(&data, "org-1");
+    let text = std::fs::read_to_string(&seg).unwrap();
+    let kept: Vec<&str> = text.lines().take(9).collect();
+    std::fs::write(&seg, kept.join("\n") + "\n").unwrap();
+    let (code, r) = report(&[]);
+    assert_eq!(code, Some(1));
+    let Value::Array(errors) = member(&r, "errors") else { panic!() };
+    assert_eq!(member(&errors[0], "error"), &Value::String("truncated".into()), "{r:?}");
+    // And nothing is appended to a store behind its checkpoint.
+    let more = write_input(dir.path(), "more.jsonl", &input_lines(1));
+    let out = run(&data, &["ingest", "--org", "org-1", more.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("newest checkpoint covers 12"), "{}", stderr(&out));
+
+    // Restore the log, forge the checkpoint's root: mismatch or bad signature.
+    std::fs::write(&seg, &text).unwrap();
+    let forged = note.replacen("\n12\n", "\n11\n", 1);
+    std::fs::set_permissions(&note_path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&note_path, forged).unwrap();
+    let (code, r) = report(&[]);
+    assert_eq!(code, Some(1));
+    let Value::Array(errors) = member(&r, "errors") else { panic!() };
+    assert_eq!(member(&errors[0], "error"), &Value::String("bad_signature".into()), "{r:?}");
+}

@@ -128,7 +128,15 @@ async fn every_route_works_for_its_scope() {
     let (s, body) = call(&f.router, Method::GET, "/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
     let doc = json(&body);
-    for path in ["/v1/events", "/v1/events/{event_id}", "/v1/export", "/v1/integrity", "/v1/audit/health", "/health"] {
+    for path in [
+        "/v1/events",
+        "/v1/events/{event_id}",
+        "/v1/export",
+        "/v1/integrity",
+        "/v1/checkpoint",
+        "/v1/audit/health",
+        "/health",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "openapi.json lacks {path}");
     }
 
@@ -178,6 +186,7 @@ async fn no_route_ever_shows_another_organization() {
         "/v1/export?format=jsonl&organization_id=org-a".to_owned(),
         "/v1/integrity?organization_id=org-a".to_owned(),
         "/v1/audit/health?organization_id=org-a".to_owned(),
+        "/v1/checkpoint?organization_id=org-a".to_owned(),
     ] {
         let (s, body) = call(&f.router, Method::GET, &uri, Some(&f.other_org), None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {body}");
@@ -303,4 +312,48 @@ async fn a_real_server_on_loopback_and_revocation_within_a_second() {
     let refused = post(new.token.clone()).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "revoked within a second: {refused}");
     f.service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_route_serves_the_signed_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LocalStore::new(dir.path()));
+    let signer = audit_core::note::SignerKey::from_seed("audit.test", [5; 32]).unwrap();
+    let service = AuditService::builder(store)
+        .checkpoints(audit_service::CheckpointConfig {
+            origin: "audit.test".into(),
+            signer: signer.clone(),
+            interval: std::time::Duration::from_millis(1),
+        })
+        .start()
+        .await;
+    let token = KeyStore::open(dir.path()).create("org-a", &[Scope::Ingest, Scope::Read, Scope::Verify]).unwrap().token;
+    let router = app(
+        AppState::new(service.clone(), dir.path(), false, None)
+            .with_checkpoint_key(signer.clone(), "audit.test".into()),
+        true,
+    );
+    let (s, _) = call(&router, Method::GET, "/v1/checkpoint", Some(&token), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no checkpoint before the first event");
+    let (s, _) =
+        call(&router, Method::POST, "/v1/events", Some(&token), Some(("application/json", EVENT.as_bytes()))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let mut note = String::new();
+    for _ in 0..200 {
+        let (s, body) = call(&router, Method::GET, "/v1/checkpoint", Some(&token), None).await;
+        if s == StatusCode::OK {
+            note = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let verifier = signer.renamed("audit.test/org-a").unwrap().verifier();
+    let text = audit_core::note::open(&note, &verifier).unwrap();
+    let cp = audit_core::note::Checkpoint::parse(text).unwrap();
+    assert_eq!((cp.origin.as_str(), cp.size), ("audit.test/org-a", 1));
+    let (s, body) = call(&router, Method::GET, "/v1/integrity", Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json(&body)["valid"], true, "{body}");
+    assert_eq!(json(&body)["warnings"].as_array().unwrap().len(), 0, "the signature was checked: {body}");
+    service.stop().await;
 }

@@ -41,13 +41,17 @@ fn baseline(dir: &std::path::Path, lines: &[Vec<u8>]) -> f64 {
 
 /// Events/s of durable ingest; with an index, also the events/s until the
 /// index has caught up with the last commit.
-async fn service_durable(dir: &std::path::Path, events: u64, callers: u64, with_index: bool) -> (f64, Option<f64>) {
+async fn service_durable(dir: &std::path::Path, events: u64, callers: u64, with_index: bool, checkpoints: bool) -> (f64, Option<f64>) {
     let data = dir.join("service");
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data).unwrap();
     let mut builder = AuditService::builder(Arc::new(LocalStore::new(&data)));
     if with_index {
         builder = builder.index(Arc::new(SqliteIndex::open(&data.join("index.sqlite3")).unwrap()));
+    }
+    if checkpoints {
+        let signer = audit_core::note::SignerKey::from_seed("bench.local", [1; 32]).unwrap();
+        builder = builder.checkpoints(audit_service::CheckpointConfig { origin: "bench.local".into(), signer, interval: std::time::Duration::from_secs(1) });
     }
     let service = builder.start().await;
     let start = Instant::now();
@@ -119,10 +123,14 @@ async fn main() {
     );
     let mut ratios = Vec::new();
     let mut index_ratios = Vec::new();
+    let mut checkpoint_ratios = Vec::new();
     for round in 1..=rounds {
         let base = baseline(&dir, &lines);
-        let (svc, _) = service_durable(&dir, events, callers, false).await;
-        let (with_index, caught_up) = service_durable(&dir, events, callers, true).await;
+        let (svc, _) = service_durable(&dir, events, callers, false, false).await;
+        let (with_checkpoints, _) = service_durable(&dir, events, callers, false, true).await;
+        let (with_index, caught_up) = service_durable(&dir, events, callers, true, false).await;
+        checkpoint_ratios.push(with_checkpoints / svc);
+        println!("round {round}: with signed checkpoints (1 s interval) {with_checkpoints:.0} events/s, ratio to without {:.2}", with_checkpoints / svc);
         let caught_up = caught_up.unwrap_or(0.0);
         ratios.push(svc / base);
         index_ratios.push(with_index / svc);
@@ -135,5 +143,6 @@ async fn main() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     println!("mean ratio capture_durable / baseline: {:.2}", mean(&ratios));
     println!("mean ratio ingest with index / without: {:.2}", mean(&index_ratios));
+    println!("mean ratio ingest with checkpoints / without: {:.2}", mean(&checkpoint_ratios));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,7 +41,13 @@ fn baseline(dir: &std::path::Path, lines: &[Vec<u8>]) -> f64 {
 
 /// Events/s of durable ingest; with an index, also the events/s until the
 /// index has caught up with the last commit.
-async fn service_durable(dir: &std::path::Path, events: u64, callers: u64, with_index: bool, checkpoints: bool) -> (f64, Option<f64>) {
+async fn service_durable(
+    dir: &std::path::Path,
+    events: u64,
+    callers: u64,
+    with_index: bool,
+    checkpoints: bool,
+) -> (f64, Option<f64>) {
     let data = dir.join("service");
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data).unwrap();
@@ -51,7 +57,11 @@ async fn service_durable(dir: &std::path::Path, events: u64, callers: u64, with_
     }
     if checkpoints {
         let signer = audit_core::note::SignerKey::from_seed("bench.local", [1; 32]).unwrap();
-        builder = builder.checkpoints(audit_service::CheckpointConfig { origin: "bench.local".into(), signer, interval: std::time::Duration::from_secs(1) });
+        builder = builder.checkpoints(audit_service::CheckpointConfig {
+            origin: "bench.local".into(),
+            signer,
+            interval: std::time::Duration::from_secs(1),
+        });
     }
     let service = builder.start().await;
     let start = Instant::now();
@@ -130,7 +140,10 @@ async fn main() {
         let (with_checkpoints, _) = service_durable(&dir, events, callers, false, true).await;
         let (with_index, caught_up) = service_durable(&dir, events, callers, true, false).await;
         checkpoint_ratios.push(with_checkpoints / svc);
-        println!("round {round}: with signed checkpoints (1 s interval) {with_checkpoints:.0} events/s, ratio to without {:.2}", with_checkpoints / svc);
+        println!(
+            "round {round}: with signed checkpoints (1 s interval) {with_checkpoints:.0} events/s, ratio to without {:.2}",
+            with_checkpoints / svc
+        );
         let caught_up = caught_up.unwrap_or(0.0);
         ratios.push(svc / base);
         index_ratios.push(with_index / svc);

@@ -65,6 +65,12 @@ const FILTER_PARAMS: &[&str] = &[
     "cursor",
 ];
 
+/// The organization of a route whose only parameter is `organization_id`.
+fn organization_only(raw: Option<String>, principal: &Principal) -> Result<String, ApiError> {
+    let p = params(raw, &["organization_id"])?;
+    principal.organization(p.get("organization_id").map(String::as_str))
+}
+
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::field(ErrorCode::InvalidParameter, field, message)
 }
@@ -343,8 +349,7 @@ pub(crate) async fn get_event(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
-    let p = params(raw, &["organization_id"])?;
-    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let org = organization_only(raw, &principal)?;
     if !audit_core::stored::is_uuid_v7(&event_id) {
         return Err(ApiError::new(ErrorCode::NotFound, "not found"));
     }
@@ -447,8 +452,7 @@ pub(crate) async fn get_checkpoint(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
-    let p = params(raw, &["organization_id"])?;
-    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let org = organization_only(raw, &principal)?;
     let latest = state
         .service()
         .store()
@@ -481,8 +485,7 @@ pub(crate) async fn get_audit_health(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
-    let p = params(raw, &["organization_id"])?;
-    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let org = organization_only(raw, &principal)?;
     let h = state.service().health();
     let mut o = Object::new();
     o.insert("running", Value::Bool(h.running));

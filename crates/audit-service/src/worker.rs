@@ -73,6 +73,28 @@ fn reply(p: Pending, outcome: Result<DurableReceipt, CaptureError>) {
     }
 }
 
+/// A worker that cannot write: it leaves the registry (so the next capture
+/// tries again with a new worker) and fails everything already sent to it.
+async fn refuse_all(
+    shared: &Shared,
+    organization_id: &str,
+    generation: u64,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    why: String,
+) {
+    shared.retire_worker(organization_id, generation);
+    rx.close();
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Event(p) => {
+                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                reply(p, Err(CaptureError::Storage(why.clone())));
+            }
+            Msg::Flush(done) => drop(done.send(())),
+        }
+    }
+}
+
 /// Runs one organization's worker until its channel closes and is drained.
 pub(crate) async fn run(
     organization_id: String,
@@ -84,19 +106,7 @@ pub(crate) async fn run(
         Ok(w) => w,
         Err(e) => {
             tracing::error!(organization_id, error = %e, "cannot open the log for writing");
-            shared.retire_worker(&organization_id, generation);
-            rx.close();
-            let why = e.to_string();
-            while let Some(msg) = rx.recv().await {
-                match msg {
-                    Msg::Event(p) => {
-                        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        reply(p, Err(CaptureError::Storage(why.clone())));
-                    }
-                    Msg::Flush(done) => drop(done.send(())),
-                }
-            }
-            return;
+            return refuse_all(&shared, &organization_id, generation, rx, e.to_string()).await;
         }
     };
     let recovery = writer.recovery().clone();
@@ -118,18 +128,7 @@ pub(crate) async fn run(
         Err(why) => {
             tracing::error!(organization_id, why, "refusing to append");
             shared.note_poisoned(&organization_id, &why);
-            shared.retire_worker(&organization_id, generation);
-            rx.close();
-            while let Some(msg) = rx.recv().await {
-                match msg {
-                    Msg::Event(p) => {
-                        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        reply(p, Err(CaptureError::Storage(why.clone())));
-                    }
-                    Msg::Flush(done) => drop(done.send(())),
-                }
-            }
-            return;
+            return refuse_all(&shared, &organization_id, generation, rx, why).await;
         }
     };
     shared.recent_events.fetch_add(sequencer.remembered() as i64, Ordering::Relaxed);

@@ -61,6 +61,7 @@ async fn service_durable(
             origin: "bench.local".into(),
             signer,
             interval: std::time::Duration::from_secs(1),
+            mirror: None,
         });
     }
     let service = builder.start().await;

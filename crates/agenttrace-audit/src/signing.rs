@@ -67,7 +67,20 @@ pub(crate) fn checkpoint_config(data_dir: &Path) -> anyhow::Result<CheckpointCon
         Err(_) => Duration::from_secs(1),
     };
     let signer = signer(data_dir, true)?.expect("created when absent");
-    Ok(CheckpointConfig { origin: origin()?, signer, interval })
+    Ok(CheckpointConfig { origin: origin()?, signer, interval, mirror: mirror()? })
+}
+
+/// The checkpoint mirror (`AUDIT_CHECKPOINT_MIRROR`): a directory outside the
+/// data directory (ideally on another machine or account).
+pub(crate) fn mirror() -> anyhow::Result<Option<std::sync::Arc<dyn audit_storage::LogStore>>> {
+    match std::env::var("AUDIT_CHECKPOINT_MIRROR") {
+        Err(_) => Ok(None),
+        Ok(v) if v.starts_with("s3://") => bail!(
+            "AUDIT_CHECKPOINT_MIRROR: S3 mirrors are not available in this build yet (open issue); use a directory"
+        ),
+        Ok(v) if v.trim().is_empty() => bail!("AUDIT_CHECKPOINT_MIRROR: empty"),
+        Ok(v) => Ok(Some(std::sync::Arc::new(audit_storage::local::LocalStore::new(v)))),
+    }
 }
 
 /// The verifier key of one organization's checkpoints, from the local signing key.

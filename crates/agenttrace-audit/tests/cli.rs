@@ -539,3 +539,76 @@ fn signed_checkpoints_catch_truncation_and_forgery() {
     let Value::Array(errors) = member(&r, "errors") else { panic!() };
     assert_eq!(member(&errors[0], "error"), &Value::String("bad_signature".into()), "{r:?}");
 }
+
+fn run_env(data: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
+    let mut c = Command::new(BIN);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.arg("--data-dir").arg(data).args(args).output().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    assert!(Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success());
+}
+
+fn first_error(out: &Output) -> String {
+    let r = parse(std::str::from_utf8(&out.stdout).unwrap());
+    let Value::Array(errors) = member(&r, "errors") else { panic!() };
+    let Value::String(kind) = member(&errors[0], "error") else { panic!("{r:?}") };
+    kind.clone()
+}
+
+/// Restoring an old copy of the whole data directory (its checkpoints too)
+/// is caught by the mirror and by a checkpoint the verifier saved; the
+/// service refuses to append to it; a rewritten history is inconsistent.
+#[test]
+fn rollback_of_the_whole_store_is_caught_by_the_mirror_and_a_saved_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mirror, backup) = (dir.path().join("data"), dir.path().join("mirror"), dir.path().join("backup"));
+    let env = [("AUDIT_CHECKPOINT_MIRROR", mirror.as_path())];
+    let first = write_input(dir.path(), "first.jsonl", &input_lines(5));
+    assert!(run_env(&data, &env, &["ingest", "--org", "org-1", first.to_str().unwrap()]).status.success());
+    copy_dir(&data, &backup);
+    let second = write_input(dir.path(), "second.jsonl", &input_lines(10));
+    assert!(run_env(&data, &env, &["ingest", "--org", "org-1", second.to_str().unwrap()]).status.success());
+    let saved = dir.path().join("saved.note");
+    std::fs::copy(mirror.join("logs/org-1/checkpoints/00000000000000000010.note"), &saved).unwrap();
+    let ok =
+        run_env(&data, &env, &["verify", "--org", "org-1", "--json", "--trusted-checkpoint", saved.to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+
+    // The whole store goes back to its old copy: chain and local checkpoints are self-consistent.
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(&backup, &data);
+    assert_eq!(
+        run(&data, &["verify", "--org", "org-1"]).status.code(),
+        Some(0),
+        "without an outside anchor the rollback is invisible"
+    );
+    let out = run_env(&data, &env, &["verify", "--org", "org-1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(first_error(&out), "truncated", "the mirror knows 10 events");
+    let out = run(&data, &["verify", "--org", "org-1", "--json", "--trusted-checkpoint", saved.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(first_error(&out), "truncated", "so does the saved checkpoint");
+    let more = write_input(dir.path(), "more.jsonl", &input_lines(1));
+    let out = run_env(&data, &env, &["ingest", "--org", "org-1", more.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("the checkpoint mirror covers 10"), "{}", stderr(&out));
+
+    // History rewritten past the rollback (appended without the mirror): inconsistent.
+    let other: String = (0..5)
+        .map(|n| {
+            format!(r#"{{"event_type":"user.logout","action":"logout","actor_type":"user","actor_id":"x{n}"}}"#) + "\n"
+        })
+        .collect();
+    let other = write_input(dir.path(), "other.jsonl", &other);
+    assert!(run(&data, &["ingest", "--org", "org-1", other.to_str().unwrap()]).status.success());
+    let out = run_env(&data, &env, &["verify", "--org", "org-1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(first_error(&out), "inconsistent_checkpoint");
+    let out = run_env(&data, &env, &["ingest", "--org", "org-1", more.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("storage was rewritten"), "{}", stderr(&out));
+}

@@ -174,6 +174,23 @@ impl VerificationReport {
 /// How many findings a report lists before it only counts them.
 pub const MAX_LISTED_FINDINGS: usize = 1000;
 
+#[derive(Debug)]
+struct MerkleTracking {
+    until: u64,
+    frontier: crate::merkle::Frontier,
+    wanted: std::collections::BTreeSet<u64>,
+    roots: std::collections::BTreeMap<u64, crate::Hash>,
+}
+
+impl MerkleTracking {
+    fn note_root(&mut self) {
+        let size = self.frontier.size();
+        if self.wanted.contains(&size) {
+            self.roots.insert(size, self.frontier.root());
+        }
+    }
+}
+
 /// Where the verifier picks up the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChainStart {
@@ -195,8 +212,9 @@ pub struct ChainVerifier {
     from_genesis: bool,
     /// Per producer: the `producer_sequence` expected next.
     producers: std::collections::HashMap<String, u64>,
-    /// The Merkle tree of the events read so far, up to a checkpoint's size.
-    merkle: Option<(u64, crate::merkle::Frontier)>,
+    /// The Merkle tree of the events read so far, up to the largest size
+    /// asked for, and its roots at the sizes asked for.
+    merkle: Option<MerkleTracking>,
     report: VerificationReport,
 }
 
@@ -226,22 +244,30 @@ impl ChainVerifier {
         }
     }
 
-    /// Also builds the Merkle tree of the first `size` events (to compare
-    /// with a checkpoint of that size). Only from genesis.
-    pub fn track_merkle_until(&mut self, size: u64) {
-        if self.from_genesis {
-            self.merkle = Some((size, crate::merkle::Frontier::new()));
+    /// Also builds the Merkle tree of the log and records its root at each of
+    /// `sizes` (to compare with checkpoints of those sizes). Only from genesis.
+    pub fn track_merkle_at(&mut self, sizes: &[u64]) {
+        if !self.from_genesis || sizes.is_empty() {
+            return;
         }
+        let mut t = MerkleTracking {
+            until: sizes.iter().copied().max().unwrap_or(0),
+            frontier: crate::merkle::Frontier::new(),
+            wanted: sizes.iter().copied().collect(),
+            roots: std::collections::BTreeMap::new(),
+        };
+        t.note_root();
+        self.merkle = Some(t);
     }
 
-    /// The tree head over the events read, when tracking reached its size.
-    pub fn merkle_root(&self) -> Option<(u64, crate::Hash)> {
-        self.merkle.as_ref().filter(|(size, f)| f.size() == *size).map(|(size, f)| (*size, f.root()))
+    /// The tree head of the first `size` events, if tracked and reached.
+    pub fn merkle_root_at(&self, size: u64) -> Option<crate::Hash> {
+        self.merkle.as_ref().and_then(|t| t.roots.get(&size).copied())
     }
 
     /// Events the Merkle tracking has taken in.
     pub fn merkle_size(&self) -> Option<u64> {
-        self.merkle.as_ref().map(|(_, f)| f.size())
+        self.merkle.as_ref().map(|t| t.frontier.size())
     }
 
     /// Tracks a producer's numbering; a jump is a gap (SPEC §6, completeness).
@@ -382,11 +408,12 @@ impl ChainVerifier {
         if let Some((producer, n)) = &event.producer {
             self.note_producer(producer, *n);
         }
-        if let Some((size, frontier)) = self.merkle.as_mut()
-            && frontier.size() < *size
-            && seq == frontier.size()
+        if let Some(t) = self.merkle.as_mut()
+            && t.frontier.size() < t.until
+            && seq == t.frontier.size()
         {
-            frontier.push(crate::merkle::leaf_hash(event.hash.as_bytes()));
+            t.frontier.push(crate::merkle::leaf_hash(event.hash.as_bytes()));
+            t.note_root();
         }
         if self.report.first_sequence.is_none() {
             self.report.first_sequence = Some(seq);

@@ -324,6 +324,7 @@ async fn the_checkpoint_route_serves_the_signed_note() {
             origin: "audit.test".into(),
             signer: signer.clone(),
             interval: std::time::Duration::from_millis(1),
+            mirror: None,
         })
         .start()
         .await;

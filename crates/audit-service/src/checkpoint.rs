@@ -23,6 +23,9 @@ pub struct CheckpointConfig {
     pub signer: SignerKey,
     /// At most one checkpoint per interval (`AUDIT_CHECKPOINT_INTERVAL`).
     pub interval: Duration,
+    /// Where checkpoints are published outside the log's own store
+    /// (`AUDIT_CHECKPOINT_MIRROR`): the anchor against rollback of the store.
+    pub mirror: Option<std::sync::Arc<dyn audit_storage::LogStore>>,
 }
 
 /// One organization's tree and checkpoint schedule.
@@ -46,20 +49,48 @@ impl Checkpointer {
         let signer =
             cfg.signer.renamed(&origin_line).map_err(|e| format!("cannot sign checkpoints as {origin_line}: {e}"))?;
         let latest = shared.store.latest_checkpoint(org).await.map_err(|e| e.to_string())?;
-        if let Some((size, _)) = &latest
-            && *size > next_sequence
-        {
-            return Err(format!(
-                "the log of {org} holds {next_sequence} events but its newest checkpoint covers {size}: storage was truncated or rolled back; refusing to append until an operator acts (run verify)"
-            ));
+        let mirrored = match &cfg.mirror {
+            Some(m) => m.latest_checkpoint(org).await.map_err(|e| format!("checkpoint mirror: {e}"))?,
+            None => None,
+        };
+        // Hold the log to both: behind either, or a different tree at either
+        // size, means the store was truncated, rolled back or rewritten.
+        let verifier = signer.verifier();
+        let mut anchors: Vec<(&str, Checkpoint)> = Vec::new();
+        for (label, found) in [("its newest checkpoint", &latest), ("the checkpoint mirror", &mirrored)] {
+            let Some((_, note)) = found else { continue };
+            let text = std::str::from_utf8(note).ok().and_then(|n| audit_core::note::open(n, &verifier).ok());
+            let cp = text
+                .and_then(|t| Checkpoint::parse(t).ok())
+                .ok_or_else(|| format!("{label} for {org} is not a checkpoint signed by this deployment's key"))?;
+            if cp.size > next_sequence {
+                return Err(format!(
+                    "the log of {org} holds {next_sequence} events but {label} covers {}: storage was truncated or rolled back; refusing to append until an operator acts (run verify)",
+                    cp.size
+                ));
+            }
+            anchors.push((label, cp));
         }
         let mut frontier = Frontier::new();
+        let check = |frontier: &Frontier, anchors: &[(&str, Checkpoint)]| -> Result<(), String> {
+            for (label, cp) in anchors {
+                if cp.size == frontier.size() && cp.root != frontier.root() {
+                    return Err(format!(
+                        "the first {} events of {org} do not have the root {label} signed: storage was rewritten; refusing to append until an operator acts (run verify)",
+                        cp.size
+                    ));
+                }
+            }
+            Ok(())
+        };
+        check(&frontier, &anchors)?;
         for chunk in shared.store.chunks(org).await.map_err(|e| e.to_string())? {
             let bytes = shared.store.read_chunk(org, &chunk).await.map_err(|e| e.to_string())?;
             let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
             for line in bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 let (_, claimed) = hash_line(line).ok_or_else(|| format!("{}: a line without a hash", chunk.name))?;
                 frontier.push(leaf_hash(claimed.as_bytes()));
+                check(&frontier, &anchors)?;
             }
         }
         if frontier.size() != next_sequence {
@@ -105,12 +136,17 @@ impl Checkpointer {
                 return;
             }
         };
-        match shared.store.put_checkpoint(org, checkpoint.size, note.as_bytes()).await {
-            Ok(()) => {
-                self.written_size = checkpoint.size;
-                self.written_at = Some(Instant::now());
-            }
-            Err(e) => tracing::error!(organization_id = org, error = %e, "cannot store a checkpoint; will retry"),
+        if let Err(e) = shared.store.put_checkpoint(org, checkpoint.size, note.as_bytes()).await {
+            tracing::error!(organization_id = org, error = %e, "cannot store a checkpoint; will retry");
+            return;
         }
+        // Published outside the store too; a mirror outage is retried with the next checkpoint.
+        if let Some(mirror) = shared.checkpoints.as_ref().and_then(|c| c.mirror.as_ref())
+            && let Err(e) = mirror.put_checkpoint(org, checkpoint.size, note.as_bytes()).await
+        {
+            tracing::error!(organization_id = org, error = %e, "cannot publish a checkpoint to the mirror");
+        }
+        self.written_size = checkpoint.size;
+        self.written_at = Some(Instant::now());
     }
 }

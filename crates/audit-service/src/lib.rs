@@ -34,7 +34,10 @@ pub use error::CaptureError;
 pub use export::{CSV_COLUMNS, ExportFormat, export_events};
 pub use helpers::{Actor, AuditHelper, EvaluationStage};
 pub use query::{QueryError, QueryPage, query_events};
-pub use read::{ExportError, TimeRange, export_jsonl, for_each_stored_line, verify_log, verify_log_with_key};
+pub use read::{
+    CheckpointSources, ExportError, TimeRange, export_jsonl, for_each_stored_line, verify_log, verify_log_checked,
+    verify_log_with_key,
+};
 pub use scope::{ScopeError, ScopeState};
 pub use service::{Accepted, AuditService, Counters, Health, OrganizationHealth, PendingReceipt, ServiceBuilder};
 pub use worker::DurableReceipt;

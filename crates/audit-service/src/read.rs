@@ -137,32 +137,64 @@ pub async fn verify_log_with_key(
     range: TimeRange,
     key: Option<&VerifierKey>,
 ) -> Result<VerificationReport, StorageError> {
+    verify_log_checked(store, organization_id, range, &CheckpointSources { key, mirror: None, trusted: None }).await
+}
+
+/// Where checkpoints to hold a log to come from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckpointSources<'a> {
+    /// The verifier key of the organization's checkpoints.
+    pub key: Option<&'a VerifierKey>,
+    /// The checkpoint mirror (outside the log's store).
+    pub mirror: Option<&'a dyn LogStore>,
+    /// A signed checkpoint the verifier saved earlier.
+    pub trusted: Option<&'a str>,
+}
+
+/// [`verify_log`], holding a whole log to every checkpoint `sources_of`
+/// yields: a signed checkpoint whose root the log's tree does not have at
+/// its size is `checkpoint_mismatch` (the log's own) or
+/// `inconsistent_checkpoint` (the mirror's, or a trusted one: the log was
+/// rewritten or rolled back); a log shorter than a checkpoint is `truncated`.
+pub async fn verify_log_checked(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+    sources_of: &CheckpointSources<'_>,
+) -> Result<VerificationReport, StorageError> {
     let chunks = read_chunks(store, organization_id).await?;
     if range.is_everything() {
         let mut v = ChainVerifier::new(organization_id, ChainStart::Genesis);
-        let checkpoint = match store.latest_checkpoint(organization_id).await? {
-            None => None,
-            Some((size, note)) => match read_checkpoint(&note, key) {
+        // Checkpoints to hold the log to: the newest beside it, the newest in
+        // the mirror, and one the verifier saved earlier.
+        let mut checkpoints: Vec<(&'static str, Checkpoint)> = Vec::new();
+        let mut sources: Vec<(&'static str, Option<(u64, Vec<u8>)>)> =
+            vec![("stored", store.latest_checkpoint(organization_id).await?)];
+        if let Some(mirror) = sources_of.mirror {
+            sources.push(("mirrored", mirror.latest_checkpoint(organization_id).await?));
+        }
+        if let Some(note) = sources_of.trusted {
+            sources.push(("trusted", Some((u64::MAX, note.as_bytes().to_vec()))));
+        }
+        for (label, found) in sources {
+            let Some((size, note)) = found else { continue };
+            match read_checkpoint(&note, sources_of.key) {
                 Ok((cp, warning)) => {
                     if let Some(w) = warning {
-                        v.push_warning("checkpoint_unchecked", w);
+                        v.push_warning("checkpoint_unchecked", format!("{label} checkpoint: {w}"));
                     }
-                    if cp.size != size {
-                        v.push_finding(
-                            FindingKind::CheckpointMismatch,
-                            None,
-                            format!("checkpoint file of size {size} holds a checkpoint of size {}", cp.size),
-                        );
+                    if size != u64::MAX && cp.size != size {
+                        let detail =
+                            format!("{label} checkpoint file of size {size} holds a checkpoint of size {}", cp.size);
+                        v.push_finding(FindingKind::CheckpointMismatch, None, detail);
                     }
-                    v.track_merkle_until(cp.size);
-                    Some(cp)
+                    checkpoints.push((label, cp));
                 }
-                Err((kind, detail)) => {
-                    v.push_finding(kind, None, detail);
-                    None
-                }
-            },
-        };
+                Err((kind, detail)) => v.push_finding(kind, None, format!("{label} checkpoint: {detail}")),
+            }
+        }
+        let sizes: Vec<u64> = checkpoints.iter().map(|(_, cp)| cp.size).collect();
+        v.track_merkle_at(&sizes);
         let last = chunks.len().saturating_sub(1);
         // Two buffers: the next chunk is read while the current one is checked.
         let mut current = Vec::new();
@@ -203,15 +235,19 @@ pub async fn verify_log_with_key(
             }
             current = std::mem::replace(&mut spare, bytes);
         }
-        if let Some(cp) = checkpoint {
-            match v.merkle_root() {
-                Some((_, root)) if root == cp.root => {}
-                Some((size, root)) => v.push_finding(
-                    FindingKind::CheckpointMismatch,
-                    Some(size.saturating_sub(1)),
+        for (label, cp) in checkpoints {
+            // The log's own checkpoint disagreeing is a mismatch; one kept
+            // elsewhere (mirror, verifier) disagreeing means the log was rewritten.
+            let differs =
+                if label == "stored" { FindingKind::CheckpointMismatch } else { FindingKind::InconsistentCheckpoint };
+            match v.merkle_root_at(cp.size) {
+                Some(root) if root == cp.root => {}
+                Some(root) => v.push_finding(
+                    differs,
+                    Some(cp.size.saturating_sub(1)),
                     format!(
-                        "the tree of the first {size} events has root {root}, the signed checkpoint says {}",
-                        cp.root
+                        "the tree of the first {} events has root {root}; the {label} checkpoint says {}",
+                        cp.size, cp.root
                     ),
                 ),
                 None => {
@@ -219,7 +255,7 @@ pub async fn verify_log_with_key(
                     v.push_finding(
                         FindingKind::Truncated,
                         Some(held),
-                        format!("the signed checkpoint covers {} events but the log holds {held}", cp.size),
+                        format!("the {label} checkpoint covers {} events but the log holds {held}", cp.size),
                     );
                 }
             }

@@ -72,6 +72,11 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         None => None,
     };
     let checkpoints = crate::signing::checkpoint_config(&settings.data_dir)?;
+    if checkpoints.mirror.is_none() {
+        eprintln!(
+            "warning: no AUDIT_CHECKPOINT_MIRROR: checkpoints are kept only beside the log, so restoring an old copy of the whole store cannot be detected"
+        );
+    }
     let signer = checkpoints.signer.clone();
     let origin = checkpoints.origin.clone();
     let service =

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use audit_service::Clock as _;
-use audit_service::{SystemClock, TimeRange, verify_log_with_key};
+use audit_service::{CheckpointSources, SystemClock, TimeRange, verify_log_checked};
 
 use crate::{exit, timearg};
 
@@ -26,6 +26,10 @@ pub(crate) struct Args {
     /// one derived from the data directory's signing key, if present.
     #[arg(long)]
     key: Option<String>,
+    /// A signed checkpoint saved earlier: the log must still have its tree
+    /// (else `inconsistent_checkpoint` or `truncated`).
+    #[arg(long)]
+    trusted_checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Parses `--since`/`--until` into a range.
@@ -45,7 +49,16 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
         Some(k) => Some(audit_core::note::VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}"))?),
         None => crate::signing::verifier_for(data_dir, &args.org)?,
     };
-    let report = verify_log_with_key(store.as_ref(), &args.org, range, key.as_ref()).await?;
+    let trusted = match &args.trusted_checkpoint {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--trusted-checkpoint {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mirror = crate::signing::mirror()?;
+    let sources = CheckpointSources { key: key.as_ref(), mirror: mirror.as_deref(), trusted: trusted.as_deref() };
+    let report = verify_log_checked(store.as_ref(), &args.org, range, &sources).await?;
     if args.json {
         let mut out = std::io::stdout().lock();
         out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;

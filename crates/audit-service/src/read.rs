@@ -140,6 +140,9 @@ pub async fn verify_log_with_key(
     verify_log_checked(store, organization_id, range, &CheckpointSources { key, mirror: None, trusted: None }).await
 }
 
+/// A stored checkpoint note with the size its file name says.
+type StoredCheckpoint = (u64, Vec<u8>);
+
 /// Where checkpoints to hold a log to come from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CheckpointSources<'a> {
@@ -168,7 +171,7 @@ pub async fn verify_log_checked(
         // Checkpoints to hold the log to: the newest beside it, the newest in
         // the mirror, and one the verifier saved earlier.
         let mut checkpoints: Vec<(&'static str, Checkpoint)> = Vec::new();
-        let mut sources: Vec<(&'static str, Option<(u64, Vec<u8>)>)> =
+        let mut sources: Vec<(&'static str, Option<StoredCheckpoint>)> =
             vec![("stored", store.latest_checkpoint(organization_id).await?)];
         if let Some(mirror) = sources_of.mirror {
             sources.push(("mirrored", mirror.latest_checkpoint(organization_id).await?));

@@ -66,6 +66,8 @@ enum Command {
     Query(cmd::query::Args),
     /// Rebuild the query index from storage.
     Reindex,
+    /// An inclusion or consistency proof (RFC 9162) as JSON.
+    Prove(cmd::prove::Args),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
             Command::Export(args) => cmd::export::run(&data_dir, args).await,
             Command::Query(args) => cmd::query::run(&data_dir, args).await,
             Command::Reindex => cmd::reindex::run(&data_dir).await,
+            Command::Prove(args) => cmd::prove::run(&data_dir, args).await,
         }
     });
     match result {

@@ -612,3 +612,63 @@ fn rollback_of_the_whole_store_is_caught_by_the_mirror_and_a_saved_checkpoint() 
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("storage was rewritten"), "{}", stderr(&out));
 }
+
+fn hex_list(v: &Value) -> Vec<audit_core::Hash> {
+    let Value::Array(items) = v else { panic!("not a list") };
+    items
+        .iter()
+        .map(|h| if let Value::String(s) = h { audit_core::Hash::from_hex(s).unwrap() } else { panic!() })
+        .collect()
+}
+
+fn hex(v: &Value) -> audit_core::Hash {
+    let Value::String(s) = v else { panic!("not a string") };
+    audit_core::Hash::from_hex(s).unwrap()
+}
+
+/// `prove` gives RFC 9162 proofs that check against the signed checkpoint.
+#[test]
+fn proofs_check_against_the_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = write_input(dir.path(), "in.jsonl", &input_lines(12));
+    assert!(run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]).status.success());
+    let note = std::fs::read_to_string(data.join("logs/org-1/checkpoints/00000000000000000012.note")).unwrap();
+    let key = audit_core::note::VerifierKey::parse(
+        String::from_utf8(run(&data, &["keys", "public", "--org", "org-1"]).stdout).unwrap().trim(),
+    )
+    .unwrap();
+    let checkpoint = audit_core::note::Checkpoint::parse(audit_core::note::open(&note, &key).unwrap()).unwrap();
+    let stored: Vec<StoredEvent> =
+        String::from_utf8(run(&data, &["export", "--org", "org-1", "--format", "jsonl"]).stdout)
+            .unwrap()
+            .lines()
+            .map(|l| StoredEvent::parse_line(l.as_bytes()).unwrap())
+            .collect();
+
+    for args in [vec!["--sequence", "5"], vec!["--event", stored[5].event_id.as_str()]] {
+        let mut all = vec!["prove", "--org", "org-1", "--tree-size", "12"];
+        all.extend(args);
+        let out = run(&data, &all);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let p = parse(std::str::from_utf8(&out.stdout).unwrap());
+        assert_eq!(hex(member(&p, "root")), checkpoint.root);
+        let leaf = audit_core::merkle::leaf_hash(stored[5].hash.as_bytes());
+        assert_eq!(hex(member(&p, "leaf_hash")), leaf);
+        audit_core::merkle::verify_inclusion(5, 12, &leaf, &hex_list(member(&p, "proof")), &checkpoint.root).unwrap();
+    }
+    let out = run(&data, &["prove", "--org", "org-1", "--from", "5", "--to", "12"]);
+    let p = parse(std::str::from_utf8(&out.stdout).unwrap());
+    assert_eq!(hex(member(&p, "to_root")), checkpoint.root);
+    audit_core::merkle::verify_consistency(
+        5,
+        12,
+        &hex_list(member(&p, "proof")),
+        &hex(member(&p, "from_root")),
+        &checkpoint.root,
+    )
+    .unwrap();
+    let out = run(&data, &["prove", "--org", "org-1", "--sequence", "3", "--tree-size", "13"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("fewer than tree_size 13"), "{}", stderr(&out));
+}

@@ -178,6 +178,8 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/integrity", get(routes::get_integrity))
         .route("/v1/audit/health", get(routes::get_audit_health))
         .route("/v1/checkpoint", get(routes::get_checkpoint))
+        .route("/v1/events/{event_id}/proof", get(routes::get_inclusion_proof))
+        .route("/v1/consistency", get(routes::get_consistency_proof))
         .route("/health", get(routes::get_health))
         .route("/openapi.json", get(openapi::serve_openapi))
         // Bodies are read by the handler with its own limit and JSON error.

@@ -15,6 +15,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::get_export,
         crate::routes::get_integrity,
         crate::routes::get_checkpoint,
+        crate::routes::get_inclusion_proof,
+        crate::routes::get_consistency_proof,
         crate::routes::get_health,
         crate::routes::get_audit_health,
     ),

@@ -467,6 +467,71 @@ pub(crate) async fn get_checkpoint(
     }
 }
 
+fn proof_error(e: audit_service::proofs::ProofRequestError) -> ApiError {
+    match e {
+        audit_service::proofs::ProofRequestError::OutOfRange(why) => {
+            ApiError::field(ErrorCode::InvalidParameter, "tree_size", why)
+        }
+        other => ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the log for a proof", other),
+    }
+}
+
+fn size_param(p: &HashMap<String, String>, field: &str) -> Result<u64, ApiError> {
+    let v = p.get(field).ok_or_else(|| bad(field, "is required"))?;
+    v.parse::<u64>().map_err(|_| bad(field, "must be a non-negative integer"))
+}
+
+/// `GET /v1/events/{event_id}/proof?tree_size=N`: the event's inclusion proof.
+#[utoipa::path(get, path = "/v1/events/{event_id}/proof", tag = "integrity",
+    params(("event_id" = String, Path,), ("tree_size" = u64, Query, description = "size of the tree, e.g. a checkpoint's"), ("organization_id" = Option<String>, Query,)),
+    responses((status = 200, description = "`{leaf_index, tree_size, leaf_hash, proof: [hex...], root}` (RFC 9162; leaf input = the event hash)"),
+              (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_inclusion_proof(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(event_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::Read)?;
+    let p = params(raw, &["organization_id", "tree_size"])?;
+    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let tree_size = size_param(&p, "tree_size")?;
+    if !audit_core::stored::is_uuid_v7(&event_id) {
+        return Err(ApiError::new(ErrorCode::NotFound, "not found"));
+    }
+    let event = state
+        .find_event(&org, &event_id)
+        .await
+        .map_err(query_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "not found"))?;
+    let proof =
+        audit_service::proofs::inclusion_proof(state.service().store().as_ref(), &org, event.sequence, tree_size)
+            .await
+            .map_err(proof_error)?;
+    Ok(json_response(StatusCode::OK, &proof))
+}
+
+/// `GET /v1/consistency?from=M&to=N`: the consistency proof between two tree sizes.
+#[utoipa::path(get, path = "/v1/consistency", tag = "integrity",
+    params(("from" = u64, Query,), ("to" = u64, Query,), ("organization_id" = Option<String>, Query,)),
+    responses((status = 200, description = "`{from, to, proof: [hex...], from_root, to_root}` (RFC 9162)"), (status = 400, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_consistency_proof(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::Read)?;
+    let p = params(raw, &["organization_id", "from", "to"])?;
+    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let (from, to) = (size_param(&p, "from")?, size_param(&p, "to")?);
+    let proof = audit_service::proofs::consistency_proof(state.service().store().as_ref(), &org, from, to)
+        .await
+        .map_err(proof_error)?;
+    Ok(json_response(StatusCode::OK, &proof))
+}
+
 /// `GET /health`: liveness.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
 pub(crate) async fn get_health() -> Response {

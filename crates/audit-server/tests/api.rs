@@ -320,6 +320,7 @@ async fn the_checkpoint_route_serves_the_signed_note() {
     let store = Arc::new(LocalStore::new(dir.path()));
     let signer = audit_core::note::SignerKey::from_seed("audit.test", [5; 32]).unwrap();
     let service = AuditService::builder(store)
+        .index(Arc::new(SqliteIndex::open(&dir.path().join("index.sqlite3")).unwrap()))
         .checkpoints(audit_service::CheckpointConfig {
             origin: "audit.test".into(),
             signer: signer.clone(),
@@ -356,5 +357,29 @@ async fn the_checkpoint_route_serves_the_signed_note() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(json(&body)["valid"], true, "{body}");
     assert_eq!(json(&body)["warnings"].as_array().unwrap().len(), 0, "the signature was checked: {body}");
+
+    // Proofs against the signed head.
+    let (_, body) = call(&router, Method::POST, "/v1/events", Some(&token), Some(("application/json", br#"[{"event_type":"user.logout","action":"logout","actor_type":"user","actor_id":"a"},{"event_type":"user.logout","action":"logout","actor_type":"user","actor_id":"b"}]"#))).await;
+    let id = json(&body)["receipts"][0]["event_id"].as_str().unwrap().to_owned();
+    let hash = audit_core::Hash::from_hex(json(&body)["receipts"][0]["hash"].as_str().unwrap()).unwrap();
+    // Reads are audited into the same log, so take the positions from the receipts.
+    let seq = json(&body)["receipts"][0]["sequence"].as_u64().unwrap();
+    let size = json(&body)["receipts"][1]["sequence"].as_u64().unwrap() + 1;
+    service.wait_for_index().await;
+    let hex = |v: &serde_json::Value| audit_core::Hash::from_hex(v.as_str().unwrap()).unwrap();
+    let list = |v: &serde_json::Value| v.as_array().unwrap().iter().map(hex).collect::<Vec<_>>();
+    let (s, body) =
+        call(&router, Method::GET, &format!("/v1/events/{id}/proof?tree_size={size}"), Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let p = json(&body);
+    let leaf = audit_core::merkle::leaf_hash(hash.as_bytes());
+    audit_core::merkle::verify_inclusion(seq, size, &leaf, &list(&p["proof"]), &hex(&p["root"])).unwrap();
+    let (s, body) = call(&router, Method::GET, &format!("/v1/consistency?from=1&to={size}"), Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let p = json(&body);
+    assert_eq!(hex(&p["from_root"]), cp.root, "the first checkpoint's tree is a prefix of the current one");
+    audit_core::merkle::verify_consistency(1, size, &list(&p["proof"]), &cp.root, &hex(&p["to_root"])).unwrap();
+    let (s, body) = call(&router, Method::GET, "/v1/consistency?from=1&to=99", Some(&token), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     service.stop().await;
 }

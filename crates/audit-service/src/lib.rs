@@ -20,6 +20,7 @@ mod error;
 pub mod export;
 mod helpers;
 mod indexer;
+pub mod proofs;
 pub mod query;
 pub mod read;
 mod scope;

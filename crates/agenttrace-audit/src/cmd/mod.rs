@@ -4,6 +4,7 @@ pub(crate) mod export;
 mod filter_args;
 pub(crate) mod ingest;
 pub(crate) mod keys;
+pub(crate) mod prove;
 pub(crate) mod query;
 pub(crate) mod reindex;
 pub(crate) mod serve;

@@ -536,10 +536,15 @@ impl AuditService {
         lock(&self.shared.committed).get(organization_id).copied()
     }
 
-    /// Waits until the index has caught up with every commit so far (tests, `reindex`).
+    /// Waits until the index has caught up with every commit so far (tests,
+    /// benchmarks). Returns early when indexing reports a failure (see
+    /// `Health::index_error`) rather than wait forever.
     pub async fn wait_for_index(&self) {
         let Some(_) = self.shared.index else { return };
         loop {
+            if lock(&self.shared.index_error).is_some() {
+                return;
+            }
             let behind = {
                 let committed = lock(&self.shared.committed);
                 let indexed = lock(&self.shared.indexed);

@@ -68,6 +68,8 @@ enum Command {
     Reindex,
     /// An inclusion or consistency proof (RFC 9162) as JSON.
     Prove(cmd::prove::Args),
+    /// Verify a jsonl export offline (no service, no data directory): exit 0 valid, 1 invalid, 2 cannot run.
+    VerifyExport(cmd::verify_export::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
             Command::Query(args) => cmd::query::run(&data_dir, args).await,
             Command::Reindex => cmd::reindex::run(&data_dir).await,
             Command::Prove(args) => cmd::prove::run(&data_dir, args).await,
+            Command::VerifyExport(args) => cmd::verify_export::run(&data_dir, args).await,
         }
     });
     match result {

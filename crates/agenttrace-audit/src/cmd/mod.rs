@@ -9,6 +9,7 @@ pub(crate) mod query;
 pub(crate) mod reindex;
 pub(crate) mod serve;
 pub(crate) mod verify;
+pub(crate) mod verify_export;
 
 use std::path::Path;
 use std::sync::Arc;

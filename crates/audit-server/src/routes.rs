@@ -65,6 +65,22 @@ const FILTER_PARAMS: &[&str] = &[
     "cursor",
 ];
 
+/// Scope check, parameters (`organization_id` plus `others`) and the
+/// organization of a request, in that order.
+fn scoped(
+    principal: &Principal,
+    scope: Scope,
+    raw: Option<String>,
+    others: &[&str],
+) -> Result<(HashMap<String, String>, String), ApiError> {
+    principal.require(scope)?;
+    let mut allowed = vec!["organization_id"];
+    allowed.extend_from_slice(others);
+    let p = params(raw, &allowed)?;
+    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    Ok((p, org))
+}
+
 /// The organization of a route whose only parameter is `organization_id`.
 fn organization_only(raw: Option<String>, principal: &Principal) -> Result<String, ApiError> {
     let p = params(raw, &["organization_id"])?;
@@ -425,9 +441,7 @@ pub(crate) async fn get_integrity(
     principal: Principal,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::Verify)?;
-    let p = params(raw, &["organization_id", "start_time", "end_time"])?;
-    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let (p, org) = scoped(&principal, Scope::Verify, raw, &["start_time", "end_time"])?;
     let range = TimeRange { since: time(&p, "start_time")?, until: time(&p, "end_time")? };
     let report = state.verify_shared(&org, range).await?;
     let mut details = Object::new();
@@ -493,9 +507,7 @@ pub(crate) async fn get_inclusion_proof(
     Path(event_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::Read)?;
-    let p = params(raw, &["organization_id", "tree_size"])?;
-    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let (p, org) = scoped(&principal, Scope::Read, raw, &["tree_size"])?;
     let tree_size = size_param(&p, "tree_size")?;
     if !audit_core::stored::is_uuid_v7(&event_id) {
         return Err(ApiError::new(ErrorCode::NotFound, "not found"));
@@ -522,9 +534,7 @@ pub(crate) async fn get_consistency_proof(
     principal: Principal,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::Read)?;
-    let p = params(raw, &["organization_id", "from", "to"])?;
-    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let (p, org) = scoped(&principal, Scope::Read, raw, &["from", "to"])?;
     let (from, to) = (size_param(&p, "from")?, size_param(&p, "to")?);
     let proof = audit_service::proofs::consistency_proof(state.service().store().as_ref(), &org, from, to)
         .await

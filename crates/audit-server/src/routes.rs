@@ -353,6 +353,22 @@ pub(crate) async fn get_events(
     Ok(json_response(StatusCode::OK, &Value::Object(o)))
 }
 
+/// The stored event with this id in `org`'s log, or a 404.
+async fn event_or_404(
+    state: &AppState,
+    org: &str,
+    event_id: &str,
+) -> Result<audit_core::stored::StoredEvent, ApiError> {
+    if !audit_core::stored::is_uuid_v7(event_id) {
+        return Err(ApiError::new(ErrorCode::NotFound, "not found"));
+    }
+    state
+        .find_event(org, event_id)
+        .await
+        .map_err(query_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "not found"))
+}
+
 /// `GET /v1/events/{event_id}`.
 #[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
     params(("event_id" = String, Path,), ("organization_id" = Option<String>, Query,)),
@@ -366,14 +382,7 @@ pub(crate) async fn get_event(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
     let org = organization_only(raw, &principal)?;
-    if !audit_core::stored::is_uuid_v7(&event_id) {
-        return Err(ApiError::new(ErrorCode::NotFound, "not found"));
-    }
-    let event = state
-        .find_event(&org, &event_id)
-        .await
-        .map_err(query_error)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "not found"))?;
+    let event = event_or_404(&state, &org, &event_id).await?;
     let mut details = Object::new();
     details.insert("event_id", Value::String(event_id));
     audit_read(&state, &principal, &org, "audit_log.queried", Action::Read, details).await;
@@ -509,14 +518,7 @@ pub(crate) async fn get_inclusion_proof(
 ) -> Result<Response, ApiError> {
     let (p, org) = scoped(&principal, Scope::Read, raw, &["tree_size"])?;
     let tree_size = size_param(&p, "tree_size")?;
-    if !audit_core::stored::is_uuid_v7(&event_id) {
-        return Err(ApiError::new(ErrorCode::NotFound, "not found"));
-    }
-    let event = state
-        .find_event(&org, &event_id)
-        .await
-        .map_err(query_error)?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "not found"))?;
+    let event = event_or_404(&state, &org, &event_id).await?;
     let proof =
         audit_service::proofs::inclusion_proof(state.service().store().as_ref(), &org, event.sequence, tree_size)
             .await

@@ -29,15 +29,11 @@ pub(crate) struct FileConfig {
     metrics_listen: Option<String>,
     retention_days: Option<toml::Value>,
     capture_api_access: Option<toml::Value>,
-    // Accepted so that one config file serves every backend; read by the S3 backend (open issue).
-    #[allow(dead_code)]
     s3_bucket: Option<String>,
-    #[allow(dead_code)]
     s3_region: Option<String>,
-    #[allow(dead_code)]
     s3_endpoint: Option<String>,
-    #[allow(dead_code)]
     s3_prefix: Option<String>,
+    s3_require_object_lock: Option<toml::Value>,
 }
 
 impl FileConfig {
@@ -103,13 +99,100 @@ pub(crate) fn data_dir(flag: Option<PathBuf>, file: &FileConfig) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("./audit_logs"))
 }
 
+/// Where the log is kept (`AUDIT_STORAGE_BACKEND`).
+#[derive(Debug, Clone)]
+pub(crate) enum StorageChoice {
+    /// Segment files in the data directory.
+    Local,
+    /// Objects in an S3 bucket with Object Lock.
+    S3(S3Settings),
+}
+
+/// The S3 backend's settings (`AUDIT_S3_*`, `AUDIT_RETENTION_DAYS`).
+#[derive(Debug, Clone)]
+pub(crate) struct S3Settings {
+    pub(crate) bucket: String,
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) prefix: String,
+    pub(crate) retention_days: u32,
+    pub(crate) require_object_lock: bool,
+}
+
+/// Where the query index is (`AUDIT_INDEX_URL`).
+#[derive(Debug, Clone)]
+pub(crate) enum IndexChoice {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (its URL).
+    Postgres(String),
+}
+
+/// The data directory and the storage and index every command uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Backends {
+    /// Keys, the signing key and (for local storage) the log and index.
+    pub(crate) data_dir: PathBuf,
+    pub(crate) storage: StorageChoice,
+    pub(crate) index: IndexChoice,
+}
+
+/// The default retention of S3 objects: 7 years, as the seed recommends.
+const DEFAULT_RETENTION_DAYS: u32 = 2555;
+
+impl Backends {
+    pub(crate) fn load(data_dir_flag: Option<PathBuf>, file: &FileConfig) -> anyhow::Result<Backends> {
+        let data_dir = data_dir(data_dir_flag, file);
+        let retention_days: u32 = parse(
+            pick(None, "AUDIT_RETENTION_DAYS", toml_text(file.retention_days.clone()), "retention_days"),
+            "a whole number of days",
+        )?
+        .unwrap_or(DEFAULT_RETENTION_DAYS);
+        if retention_days == 0 {
+            bail!("AUDIT_RETENTION_DAYS: must be at least 1");
+        }
+        let storage = match pick(None, "AUDIT_STORAGE_BACKEND", file.storage_backend.clone(), "storage_backend") {
+            None => StorageChoice::Local,
+            Some((v, _)) if v.eq_ignore_ascii_case("local") => StorageChoice::Local,
+            Some((v, _)) if v.eq_ignore_ascii_case("s3") => {
+                let bucket = pick(None, "AUDIT_S3_BUCKET", file.s3_bucket.clone(), "s3_bucket")
+                    .map(|(v, _)| v)
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| anyhow::anyhow!("AUDIT_STORAGE_BACKEND=s3 needs AUDIT_S3_BUCKET"))?;
+                let prefix = pick(None, "AUDIT_S3_PREFIX", file.s3_prefix.clone(), "s3_prefix").map(|(v, _)| v);
+                StorageChoice::S3(S3Settings {
+                    bucket,
+                    region: pick(None, "AUDIT_S3_REGION", file.s3_region.clone(), "s3_region").map(|(v, _)| v),
+                    endpoint: pick(None, "AUDIT_S3_ENDPOINT", file.s3_endpoint.clone(), "s3_endpoint").map(|(v, _)| v),
+                    prefix: prefix.unwrap_or_default(),
+                    retention_days,
+                    require_object_lock: parse_bool(pick(
+                        None,
+                        "AUDIT_S3_REQUIRE_OBJECT_LOCK",
+                        toml_text(file.s3_require_object_lock.clone()),
+                        "s3_require_object_lock",
+                    ))?
+                    .unwrap_or(true),
+                })
+            }
+            Some((v, source)) => bail!("{source}: {v:?} is not a storage backend (local or s3)"),
+        };
+        let index = match pick(None, "AUDIT_INDEX_URL", file.index_url.clone(), "index_url") {
+            None => IndexChoice::Sqlite(data_dir.join("index.sqlite3")),
+            Some((v, _)) if v.starts_with("sqlite://") => IndexChoice::Sqlite(PathBuf::from(&v["sqlite://".len()..])),
+            Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => IndexChoice::Postgres(v),
+            Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH or postgres://...)"),
+        };
+        Ok(Backends { data_dir, storage, index })
+    }
+}
+
 /// Everything `serve` runs with, validated.
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) metrics_listen: Option<SocketAddr>,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) index_path: PathBuf,
+    pub(crate) backends: Backends,
     pub(crate) service: AuditConfig,
 }
 
@@ -122,15 +205,7 @@ pub(crate) struct Flags {
 
 impl Settings {
     pub(crate) fn load(flags: Flags, file: FileConfig) -> anyhow::Result<Settings> {
-        let data_dir = data_dir(flags.data_dir, &file);
-        match pick(None, "AUDIT_STORAGE_BACKEND", file.storage_backend.clone(), "storage_backend") {
-            None => {}
-            Some((v, _)) if v.eq_ignore_ascii_case("local") => {}
-            Some((v, source)) if v.eq_ignore_ascii_case("s3") => {
-                bail!("{source}: the S3 backend is not available in this build yet (open issue); use local")
-            }
-            Some((v, source)) => bail!("{source}: {v:?} is not a storage backend (local or s3)"),
-        }
+        let backends = Backends::load(flags.data_dir, &file)?;
         let listen: SocketAddr = parse(
             pick(flags.listen, "AUDIT_LISTEN", file.listen.clone(), "listen"),
             "a socket address (127.0.0.1:8080)",
@@ -173,20 +248,6 @@ impl Settings {
                 })
                 .transpose()?
                 .unwrap_or(defaults.system_organization.clone());
-        let index_path = match pick(None, "AUDIT_INDEX_URL", file.index_url.clone(), "index_url") {
-            None => data_dir.join("index.sqlite3"),
-            Some((v, _)) if v.starts_with("sqlite://") => PathBuf::from(&v["sqlite://".len()..]),
-            Some((v, source)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => {
-                bail!(
-                    "{source}: the PostgreSQL index is not available in this build yet (open issue); use sqlite://PATH"
-                )
-            }
-            Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH)"),
-        };
-        let _retention: Option<u32> = parse(
-            pick(None, "AUDIT_RETENTION_DAYS", toml_text(file.retention_days), "retention_days"),
-            "a whole number of days",
-        )?;
         let _capture_api_access = parse_bool(pick(
             None,
             "AUDIT_CAPTURE_API_ACCESS",
@@ -218,6 +279,6 @@ impl Settings {
             record_lifecycle: true,
             ..defaults
         };
-        Ok(Settings { listen, metrics_listen, data_dir, index_path, service })
+        Ok(Settings { listen, metrics_listen, backends, service })
     }
 }

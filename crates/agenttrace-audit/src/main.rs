@@ -94,16 +94,17 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let file = config::FileConfig::load(cli.config.as_deref())?;
-        let data_dir = config::data_dir(cli.data_dir.clone(), &file);
+        let backends = config::Backends::load(cli.data_dir.clone(), &file)?;
+        let data_dir = backends.data_dir.clone();
         match cli.command {
             Command::Serve(args) => cmd::serve::run(cli.data_dir, file, args).await,
             Command::Keys(command) => cmd::keys::run(&data_dir, command),
-            Command::Ingest(args) => cmd::ingest::run(&data_dir, args).await,
-            Command::Verify(args) => cmd::verify::run(&data_dir, args).await,
-            Command::Export(args) => cmd::export::run(&data_dir, args).await,
-            Command::Query(args) => cmd::query::run(&data_dir, args).await,
-            Command::Reindex => cmd::reindex::run(&data_dir).await,
-            Command::Prove(args) => cmd::prove::run(&data_dir, args).await,
+            Command::Ingest(args) => cmd::ingest::run(&backends, args).await,
+            Command::Verify(args) => cmd::verify::run(&backends, args).await,
+            Command::Export(args) => cmd::export::run(&backends, args).await,
+            Command::Query(args) => cmd::query::run(&backends, args).await,
+            Command::Reindex => cmd::reindex::run(&backends).await,
+            Command::Prove(args) => cmd::prove::run(&backends, args).await,
             Command::VerifyExport(args) => cmd::verify_export::run(&data_dir, args).await,
         }
     });

@@ -310,9 +310,30 @@ fn a_torn_tail_is_a_warning_not_an_error_and_the_next_writer_cuts_it() {
 
 #[test]
 fn query_and_reindex_through_the_binary() {
+    query_and_reindex(None);
+}
+
+#[test]
+fn query_and_reindex_through_the_binary_on_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    if let Some(url) = rt.block_on(audit_testkit::fresh_postgres_schema("query_and_reindex_on_postgres")) {
+        query_and_reindex(Some(url));
+    }
+}
+
+/// Query, paging, refusals, reindex and a filtered export, with the index
+/// at `index_url` (`AUDIT_INDEX_URL`), or the default SQLite file.
+fn query_and_reindex(index_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let input = write_input(dir.path(), "in.jsonl", &input_lines(30));
+    let run = |data: &Path, args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        if let Some(url) = &index_url {
+            cmd.env("AUDIT_INDEX_URL", url);
+        }
+        cmd.arg("--data-dir").arg(data).args(args).output().unwrap()
+    };
     assert!(run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]).status.success());
 
     let page = |extra: &[&str]| {
@@ -342,7 +363,11 @@ fn query_and_reindex_through_the_binary() {
     let refused = run(&data, &["query", "--org", "org-1", "--action", "obliterate"]);
     assert_eq!(refused.status.code(), Some(2));
 
-    std::fs::remove_file(data.join("index.sqlite3")).unwrap();
+    if index_url.is_none() {
+        std::fs::remove_file(data.join("index.sqlite3")).unwrap();
+    } else {
+        assert!(!data.join("index.sqlite3").exists(), "AUDIT_INDEX_URL=postgres:// keeps no SQLite file");
+    }
     let rebuilt = run(&data, &["reindex"]);
     assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
     assert_eq!(page(&["--actor-id", "u-3"]), by_actor, "identical answers after reindex");

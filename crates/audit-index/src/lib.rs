@@ -13,7 +13,10 @@
 //! ```
 
 mod catch_up;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod row;
+mod sql;
 pub mod sqlite;
 
 use std::fmt::Debug;

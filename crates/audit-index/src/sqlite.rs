@@ -9,11 +9,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use audit_core::filter::{AuditEventFilter, Order};
+use audit_core::filter::AuditEventFilter;
 use audit_storage::Chunk;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
 
 use crate::row::hash_from_blob;
+use crate::sql::{
+    HIT_COLUMNS, Param, Placeholders, ROW_COLUMNS, SECONDARY_INDEXES, Statement, page_query, progress_upsert,
+};
 use crate::{EventIndex, Hit, IndexError, IndexRow, Location, Progress};
 
 const SCHEMA: &str = "
@@ -39,14 +42,6 @@ CREATE TABLE IF NOT EXISTS events (
     len INTEGER NOT NULL,
     PRIMARY KEY (org, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_ts ON events (org, ts, seq);
-CREATE INDEX IF NOT EXISTS events_event_id ON events (org, event_id);
-CREATE INDEX IF NOT EXISTS events_actor_email ON events (org, actor_email, seq);
-CREATE INDEX IF NOT EXISTS events_actor_id ON events (org, actor_id, seq);
-CREATE INDEX IF NOT EXISTS events_resource ON events (org, resource_id, seq);
-CREATE INDEX IF NOT EXISTS events_type ON events (org, event_type, seq);
-CREATE INDEX IF NOT EXISTS events_category ON events (org, event_category, seq);
-CREATE INDEX IF NOT EXISTS events_project ON events (org, project_id, seq);
 CREATE TABLE IF NOT EXISTS progress (
     org TEXT PRIMARY KEY,
     next_seq INTEGER NOT NULL,
@@ -60,6 +55,11 @@ CREATE TABLE IF NOT EXISTS progress (
 #[derive(Debug, Clone)]
 pub struct SqliteIndex {
     conn: Arc<Mutex<Connection>>,
+}
+
+fn create_schema(conn: &Connection) -> Result<(), IndexError> {
+    conn.execute_batch(SCHEMA).map_err(db)?;
+    conn.execute_batch(SECONDARY_INDEXES).map_err(db)
 }
 
 fn db(e: rusqlite::Error) -> IndexError {
@@ -76,14 +76,14 @@ impl SqliteIndex {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;",
         )
             .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        create_schema(&conn)?;
         Ok(SqliteIndex { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// An index held in memory (tests).
     pub fn in_memory() -> Result<SqliteIndex, IndexError> {
         let conn = Connection::open_in_memory().map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        create_schema(&conn)?;
         Ok(SqliteIndex { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -100,9 +100,6 @@ impl SqliteIndex {
         .map_err(|e| IndexError::Database(format!("index task failed: {e}")))?
     }
 }
-
-/// The columns every hit is read from, in this order.
-const HIT_COLUMNS: &str = "seq, hash, chunk_first, chunk_name, off, len";
 
 /// A [`Hit`] from a row selected with [`HIT_COLUMNS`].
 fn hit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Hit, IndexError>> {
@@ -144,39 +141,11 @@ fn index_hint(f: &AuditEventFilter) -> &'static str {
     }
 }
 
-/// The WHERE clause and parameters of a filter (paging aside).
-fn where_clause(f: &AuditEventFilter) -> (String, Vec<Value>) {
-    let mut sql = String::from("org = ?");
-    let mut params: Vec<Value> = vec![Value::Text(f.organization_id.clone())];
-    let mut eq = |column: &str, v: Option<String>| {
-        if let Some(v) = v {
-            sql.push_str(&format!(" AND {column} = ?"));
-            params.push(Value::Text(v));
-        }
-    };
-    eq("project_id", f.project_id.clone());
-    eq("event_category", f.event_category.map(|c| c.as_str().to_owned()));
-    eq("event_type", f.event_type.clone());
-    eq("action", f.action.map(|a| a.as_str().to_owned()));
-    eq("severity", f.severity.map(|s| s.as_str().to_owned()));
-    eq("actor_type", f.actor_type.map(|a| a.as_str().to_owned()));
-    eq("actor_id", f.actor_id.clone());
-    eq("actor_email", f.actor_email.clone());
-    eq("resource_type", f.resource_type.clone());
-    eq("resource_id", f.resource_id.clone());
-    // Timestamps never decrease along a log (the chain guarantees it), so a
-    // time range is a sequence range: bound `seq` through the time index,
-    // and the scan in sequence order touches only the range.
-    let org = Value::Text(f.organization_id.clone());
-    if let Some(s) = f.start_time {
-        sql.push_str(" AND ts >= ? AND seq >= coalesce((SELECT seq FROM events WHERE org = ? AND ts >= ? ORDER BY ts, seq LIMIT 1), 9223372036854775807)");
-        params.extend([Value::Integer(s.as_micros()), org.clone(), Value::Integer(s.as_micros())]);
-    }
-    if let Some(e) = f.end_time {
-        sql.push_str(" AND ts < ? AND seq < coalesce((SELECT seq FROM events WHERE org = ? AND ts >= ? ORDER BY ts, seq LIMIT 1), 9223372036854775807)");
-        params.extend([Value::Integer(e.as_micros()), org, Value::Integer(e.as_micros())]);
-    }
-    (sql, params)
+fn sqlite_params(params: Vec<Param>) -> impl Iterator<Item = Value> {
+    params.into_iter().map(|p| match p {
+        Param::Text(t) => Value::Text(t),
+        Param::Int(i) => Value::Integer(i),
+    })
 }
 
 #[async_trait]
@@ -208,9 +177,9 @@ impl EventIndex for SqliteIndex {
             {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO events (org, seq, event_id, ts, project_id, event_category, event_type, action, \
-                         severity, actor_type, actor_id, actor_email, resource_type, resource_id, hash, chunk_first, \
-                         chunk_name, off, len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        &format!(
+                        "INSERT OR IGNORE INTO events (org, {ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    ),
                     )
                     .map_err(db)?;
                 for r in &rows {
@@ -239,11 +208,8 @@ impl EventIndex for SqliteIndex {
                         .map_err(db)?;
                 }
             }
-            // Progress only moves forward (two indexers may race).
             tx.execute(
-                "INSERT INTO progress (org, next_seq, chunk_first, chunk_name, next_off) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (org) DO UPDATE SET next_seq = excluded.next_seq, chunk_first = excluded.chunk_first, \
-                 chunk_name = excluded.chunk_name, next_off = excluded.next_off WHERE excluded.next_seq > progress.next_seq",
+                &progress_upsert(Placeholders::Question),
                 params![
                     org,
                     progress.next_sequence as i64,
@@ -260,21 +226,10 @@ impl EventIndex for SqliteIndex {
 
     async fn query(&self, filter: &AuditEventFilter) -> Result<Vec<Hit>, IndexError> {
         filter.check()?;
-        let (mut sql, mut params) = where_clause(filter);
-        if let Some(c) = filter.cursor {
-            sql.push_str(if c.order == Order::Asc { " AND seq > ?" } else { " AND seq < ?" });
-            params.push(Value::Integer(c.after_sequence as i64));
-        }
-        let order = if filter.order == Order::Asc { "ASC" } else { "DESC" };
-        let sql = format!(
-            "SELECT {HIT_COLUMNS} FROM events {} WHERE {sql} ORDER BY seq {order} LIMIT ? OFFSET ?",
-            index_hint(filter)
-        );
-        params.push(Value::Integer(i64::from(filter.page_size())));
-        params.push(Value::Integer(i64::from(filter.offset.unwrap_or(0))));
+        let Statement { sql, params, .. } = page_query(filter, Placeholders::Question, index_hint(filter));
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
-            let rows = stmt.query_map(params_from_iter(params), hit_from_row).map_err(db)?;
+            let rows = stmt.query_map(params_from_iter(sqlite_params(params)), hit_from_row).map_err(db)?;
             rows.map(|row| row.map_err(db)?).collect()
         })
         .await

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use audit_service::ExportFormat;
@@ -33,7 +33,7 @@ pub(crate) struct Args {
     output: Option<PathBuf>,
 }
 
-pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
+pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
     let filter = args.filter.to_filter()?;
     filter.check()?;
     let format = match args.format {
@@ -41,7 +41,7 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
         Format::Json => ExportFormat::Json,
         Format::Csv => ExportFormat::Csv,
     };
-    let store = super::open_store(data_dir);
+    let store = super::open_store(backends).await?;
     let sink: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
         None => Box::new(std::io::stdout()),

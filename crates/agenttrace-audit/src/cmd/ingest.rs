@@ -145,7 +145,8 @@ impl Tally {
     }
 }
 
-pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
+pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
+    let data_dir = backends.data_dir.as_path();
     super::check_org(&args.org)?;
     let limits = Limits::default();
     // Pass 1: validate everything, store nothing.
@@ -169,7 +170,7 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
     }
 
     // Pass 2: the same input again (standard input was kept in memory).
-    let store = super::open_store(data_dir);
+    let store = super::open_store(backends).await?;
     let service = AuditService::builder(store)
         .config(AuditConfig { limits, ..AuditConfig::default() })
         .checkpoints(crate::signing::checkpoint_config(data_dir)?)

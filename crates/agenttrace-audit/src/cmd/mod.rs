@@ -11,26 +11,59 @@ pub(crate) mod serve;
 pub(crate) mod verify;
 pub(crate) mod verify_export;
 
-use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
+use audit_index::EventIndex;
 use audit_storage::LogStore;
 use audit_storage::local::LocalStore;
 
+use crate::config::{Backends, IndexChoice, StorageChoice};
+
 /// The store every command reads and writes.
-pub(crate) fn open_store(data_dir: &Path) -> Arc<dyn LogStore> {
-    Arc::new(LocalStore::new(data_dir))
+pub(crate) async fn open_store(backends: &Backends) -> anyhow::Result<Arc<dyn LogStore>> {
+    match &backends.storage {
+        StorageChoice::Local => Ok(Arc::new(LocalStore::new(&backends.data_dir))),
+        StorageChoice::S3(s3) => open_s3(s3).await,
+    }
 }
 
-/// The query index in the data directory (created on first use).
-pub(crate) fn open_index(data_dir: &Path) -> anyhow::Result<Arc<dyn audit_index::EventIndex>> {
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join(INDEX_FILE);
-    Ok(Arc::new(audit_index::sqlite::SqliteIndex::open(&path)?))
+#[cfg(feature = "s3")]
+async fn open_s3(s3: &crate::config::S3Settings) -> anyhow::Result<Arc<dyn LogStore>> {
+    let config = audit_storage_s3::S3Config {
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        endpoint: s3.endpoint.clone(),
+        prefix: s3.prefix.clone(),
+        retention_days: s3.retention_days,
+        require_object_lock: s3.require_object_lock,
+    };
+    let store = audit_storage_s3::S3Store::connect(config).await.context("AUDIT_STORAGE_BACKEND=s3")?;
+    Ok(Arc::new(store))
 }
 
-/// The SQLite index's file name inside the data directory.
-pub(crate) const INDEX_FILE: &str = "index.sqlite3";
+#[cfg(not(feature = "s3"))]
+async fn open_s3(_: &crate::config::S3Settings) -> anyhow::Result<Arc<dyn LogStore>> {
+    anyhow::bail!("AUDIT_STORAGE_BACKEND=s3: this build was made without the `s3` feature")
+}
+
+/// The query index (created on first use).
+pub(crate) async fn open_index(backends: &Backends) -> anyhow::Result<Arc<dyn EventIndex>> {
+    match &backends.index {
+        IndexChoice::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let index = audit_index::sqlite::SqliteIndex::open(path)
+                .with_context(|| format!("cannot open the index {}", path.display()))?;
+            Ok(Arc::new(index))
+        }
+        IndexChoice::Postgres(url) => {
+            let index = audit_index::postgres::PostgresIndex::connect(url).await.context("AUDIT_INDEX_URL")?;
+            Ok(Arc::new(index))
+        }
+    }
+}
 
 /// Refuses organization ids that cannot name a log, before touching storage.
 pub(crate) fn check_org(org: &str) -> anyhow::Result<()> {

@@ -2,7 +2,6 @@
 //! `prove --org ORG --from M --to N`: RFC 9162 proofs as JSON on stdout.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::bail;
 use audit_service::proofs::{consistency_proof, inclusion_proof};
@@ -32,9 +31,9 @@ pub(crate) struct Args {
     to: Option<u64>,
 }
 
-pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
+pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
     super::check_org(&args.org)?;
-    let store = super::open_store(data_dir);
+    let store = super::open_store(backends).await?;
     let proof = match (args.from, args.to) {
         (Some(from), Some(to)) => consistency_proof(store.as_ref(), &args.org, from, to).await?,
         _ => {

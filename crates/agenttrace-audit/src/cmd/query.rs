@@ -3,7 +3,6 @@
 //! event read from storage and checked.
 
 use std::io::Write;
-use std::path::Path;
 
 use audit_core::filter::{Cursor, Order};
 use audit_core::json::{Object, Value};
@@ -58,7 +57,7 @@ pub(crate) fn page_json(page: &QueryPage) -> Value {
     Value::Object(o)
 }
 
-pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
+pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
     let mut filter = args.filter.to_filter()?;
     filter.limit = args.limit;
     filter.offset = args.offset;
@@ -70,8 +69,8 @@ pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
         None => None,
     };
     filter.check()?;
-    let store = super::open_store(data_dir);
-    let index = super::open_index(data_dir)?;
+    let store = super::open_store(backends).await?;
+    let index = super::open_index(backends).await?;
     // The CLI has no background indexer: bring the index up to date first.
     catch_up(store.as_ref(), index.as_ref(), &filter.organization_id).await?;
     let page = audit_service::query_events(store.as_ref(), index.as_ref(), &filter).await?;

@@ -1,14 +1,13 @@
 //! `reindex`: rebuilds the query index from storage.
 
-use std::path::Path;
 
 use audit_index::catch_up;
 
 use crate::exit;
 
-pub(crate) async fn run(data_dir: &Path) -> anyhow::Result<u8> {
-    let store = super::open_store(data_dir);
-    let index = super::open_index(data_dir)?;
+pub(crate) async fn run(backends: &crate::config::Backends) -> anyhow::Result<u8> {
+    let store = super::open_store(backends).await?;
+    let index = super::open_index(backends).await?;
     index.clear(None).await?;
     let mut total = 0;
     let orgs = store.organizations().await?;

@@ -1,13 +1,10 @@
 //! `serve`: the HTTP service (SPEC §11) on `--listen` with `--data-dir`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use audit_index::sqlite::SqliteIndex;
 use audit_server::{AppState, app, metrics_app};
 use audit_service::AuditService;
-use audit_storage::local::LocalStore;
 
 use crate::config::{FileConfig, Flags, Settings};
 use crate::exit;
@@ -50,13 +47,10 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
             settings.listen
         );
     }
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-    let store = Arc::new(LocalStore::new(&settings.data_dir));
-    let index = Arc::new(
-        SqliteIndex::open(&settings.index_path)
-            .with_context(|| format!("cannot open the index {}", settings.index_path.display()))?,
-    );
+    let data_dir = settings.backends.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let store = super::open_store(&settings.backends).await?;
+    let index = super::open_index(&settings.backends).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot start the metrics recorder")?;
@@ -71,7 +65,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         ),
         None => None,
     };
-    let checkpoints = crate::signing::checkpoint_config(&settings.data_dir)?;
+    let checkpoints = crate::signing::checkpoint_config(&data_dir)?;
     if checkpoints.mirror.is_none() {
         eprintln!(
             "warning: no AUDIT_CHECKPOINT_MIRROR: checkpoints are kept only beside the log, so restoring an old copy of the whole store cannot be detected"
@@ -81,7 +75,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     let origin = checkpoints.origin.clone();
     let service =
         AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints).start().await;
-    let state = AppState::new(service.clone(), &settings.data_dir, args.no_auth, Some(metrics))
+    let state = AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics))
         .with_checkpoint_key(signer, origin);
     if let Some(l) = metrics_listener {
         let m = metrics_app(state.clone());
@@ -92,7 +86,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     eprintln!(
         "agenttrace-audit listening on http://{} (data in {}{})",
         listener.local_addr()?,
-        settings.data_dir.display(),
+        data_dir.display(),
         if args.no_auth { "; NO AUTHENTICATION" } else { "" }
     );
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

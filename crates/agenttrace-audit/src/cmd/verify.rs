@@ -1,7 +1,6 @@
 //! `verify --org ORG [--since T] [--until T] [--json]`: exit 0 valid, 1 invalid, 2 cannot run.
 
 use std::io::Write;
-use std::path::Path;
 
 use audit_service::Clock as _;
 use audit_service::{CheckpointSources, SystemClock, TimeRange, verify_log_checked};
@@ -41,10 +40,11 @@ pub(crate) fn range(since: Option<&str>, until: Option<&str>) -> anyhow::Result<
     Ok(TimeRange { since: parse("since", since)?, until: parse("until", until)? })
 }
 
-pub(crate) async fn run(data_dir: &Path, args: Args) -> anyhow::Result<u8> {
+pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
+    let data_dir = backends.data_dir.as_path();
     super::check_org(&args.org)?;
     let range = range(args.since.as_deref(), args.until.as_deref())?;
-    let store = super::open_store(data_dir);
+    let store = super::open_store(backends).await?;
     let key = match &args.key {
         Some(k) => Some(audit_core::note::VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}"))?),
         None => crate::signing::verifier_for(data_dir, &args.org)?,

@@ -1,0 +1,260 @@
+//! The production index: PostgreSQL, through a pool of connections.
+//!
+//! Same tables and semantics as the SQLite index (the shared statements are
+//! in `sql.rs`), so one test suite runs against both. Several service
+//! instances may share one database: rows are keyed by (organization,
+//! sequence) and inserted with `ON CONFLICT DO NOTHING`, and the progress
+//! mark only moves forward, so indexers racing over the same log agree.
+//! PostgreSQL's planner has statistics, so no index hints are needed.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use audit_core::filter::AuditEventFilter;
+use audit_storage::Chunk;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::row::hash_from_blob;
+use crate::sql::{HIT_COLUMNS, Param, Placeholders, ROW_COLUMNS, SECONDARY_INDEXES, page_query, progress_upsert};
+use crate::{EventIndex, Hit, IndexError, IndexRow, Location, Progress};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    org TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event_id TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    project_id TEXT,
+    event_category TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT,
+    actor_email TEXT,
+    resource_type TEXT,
+    resource_id TEXT,
+    hash BYTEA NOT NULL,
+    chunk_first BIGINT NOT NULL,
+    chunk_name TEXT NOT NULL,
+    off BIGINT NOT NULL,
+    len BIGINT NOT NULL,
+    PRIMARY KEY (org, seq)
+);
+CREATE TABLE IF NOT EXISTS progress (
+    org TEXT PRIMARY KEY,
+    next_seq BIGINT NOT NULL,
+    chunk_first BIGINT NOT NULL,
+    chunk_name TEXT NOT NULL,
+    next_off BIGINT NOT NULL
+);
+";
+
+/// Serializes schema creation between instances starting at once
+/// (`CREATE ... IF NOT EXISTS` is not safe against a concurrent creator).
+const SCHEMA_LOCK: i64 = 0x4147_5441_7564_6974; // "AGTAudit"
+
+/// Connections the pool keeps at most.
+const POOL_SIZE: usize = 16;
+
+/// PostgreSQL index (`AUDIT_INDEX_URL=postgres://...`).
+#[derive(Clone)]
+pub struct PostgresIndex {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresIndex").field("pool", &self.pool.status()).finish()
+    }
+}
+
+fn db(e: impl std::fmt::Display) -> IndexError {
+    IndexError::Database(e.to_string())
+}
+
+impl PostgresIndex {
+    /// Connects to the database named by `url` (a libpq URL or key=value
+    /// string; connections are unencrypted, so keep the database on a
+    /// trusted network) and creates the tables if they are missing.
+    pub async fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| IndexError::Database(format!("AUDIT_INDEX_URL is not a PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| IndexError::Database(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let index = PostgresIndex { pool };
+        let mut client = index.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(db)?;
+        tx.batch_execute(SCHEMA).await.map_err(db)?;
+        tx.batch_execute(SECONDARY_INDEXES).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(index)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, IndexError> {
+        self.pool.get().await.map_err(|e| IndexError::Database(format!("cannot connect to PostgreSQL: {e}")))
+    }
+}
+
+fn hit_from_row(r: &Row) -> Result<Hit, IndexError> {
+    let seq: i64 = r.try_get(0).map_err(db)?;
+    let blob: Vec<u8> = r.try_get(1).map_err(db)?;
+    let location = Location {
+        chunk: Chunk { first_sequence: r.try_get::<_, i64>(2).map_err(db)? as u64, name: r.try_get(3).map_err(db)? },
+        offset: r.try_get::<_, i64>(4).map_err(db)? as u64,
+        len: r.try_get::<_, i64>(5).map_err(db)? as u64,
+    };
+    let hash = hash_from_blob(&blob).map_err(|_| IndexError::Database(format!("bad hash at sequence {seq}")))?;
+    Ok(Hit { sequence: seq as u64, hash, location })
+}
+
+fn boxed(params: Vec<Param>) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .into_iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Text(t) => Box::new(t),
+                Param::Int(i) => Box::new(i),
+            }
+        })
+        .collect()
+}
+
+/// One column of a batch of rows, as an array for `UNNEST`.
+fn column<'a, T>(rows: &'a [IndexRow], f: impl Fn(&'a IndexRow) -> T) -> Vec<T> {
+    rows.iter().map(f).collect()
+}
+
+#[async_trait]
+impl EventIndex for PostgresIndex {
+    async fn progress(&self, organization_id: &str) -> Result<Option<Progress>, IndexError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT next_seq, chunk_first, chunk_name, next_off FROM progress WHERE org = $1",
+                &[&organization_id],
+            )
+            .await
+            .map_err(db)?;
+        row.map(|r| {
+            Ok(Progress {
+                next_sequence: r.try_get::<_, i64>(0).map_err(db)? as u64,
+                chunk: Chunk {
+                    first_sequence: r.try_get::<_, i64>(1).map_err(db)? as u64,
+                    name: r.try_get(2).map_err(db)?,
+                },
+                offset: r.try_get::<_, i64>(3).map_err(db)? as u64,
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply(&self, organization_id: &str, rows: Vec<IndexRow>, progress: Progress) -> Result<(), IndexError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        if !rows.is_empty() {
+            // One statement per batch: every column travels as an array.
+            let insert = format!(
+                "INSERT INTO events (org, {ROW_COLUMNS}) SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], \
+                 $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+                 $12::text[], $13::text[], $14::text[], $15::bytea[], $16::bigint[], $17::text[], $18::bigint[], \
+                 $19::bigint[]) ON CONFLICT (org, seq) DO NOTHING"
+            );
+            let seq = column(&rows, |r| r.sequence as i64);
+            let event_id = column(&rows, |r| r.event_id.as_str());
+            let ts = column(&rows, |r| r.timestamp.as_micros());
+            let project = column(&rows, |r| r.project_id.as_deref());
+            let category = column(&rows, |r| r.event_category.as_str());
+            let event_type = column(&rows, |r| r.event_type.as_str());
+            let action = column(&rows, |r| r.action.as_str());
+            let severity = column(&rows, |r| r.severity.as_str());
+            let actor_type = column(&rows, |r| r.actor_type.as_str());
+            let actor_id = column(&rows, |r| r.actor_id.as_deref());
+            let actor_email = column(&rows, |r| r.actor_email.as_deref());
+            let resource_type = column(&rows, |r| r.resource_type.as_deref());
+            let resource_id = column(&rows, |r| r.resource_id.as_deref());
+            let hash = column(&rows, |r| &r.hash.as_bytes()[..]);
+            let chunk_first = column(&rows, |r| r.location.chunk.first_sequence as i64);
+            let chunk_name = column(&rows, |r| r.location.chunk.name.as_str());
+            let off = column(&rows, |r| r.location.offset as i64);
+            let len = column(&rows, |r| r.location.len as i64);
+            tx.execute(
+                &insert,
+                &[
+                    &organization_id,
+                    &seq,
+                    &event_id,
+                    &ts,
+                    &project,
+                    &category,
+                    &event_type,
+                    &action,
+                    &severity,
+                    &actor_type,
+                    &actor_id,
+                    &actor_email,
+                    &resource_type,
+                    &resource_id,
+                    &hash,
+                    &chunk_first,
+                    &chunk_name,
+                    &off,
+                    &len,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.execute(
+            &progress_upsert(Placeholders::Dollar),
+            &[
+                &organization_id,
+                &(progress.next_sequence as i64),
+                &(progress.chunk.first_sequence as i64),
+                &progress.chunk.name,
+                &(progress.offset as i64),
+            ],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn query(&self, filter: &AuditEventFilter) -> Result<Vec<Hit>, IndexError> {
+        filter.check()?;
+        let statement = page_query(filter, Placeholders::Dollar, "");
+        let params = boxed(statement.params);
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let client = self.client().await?;
+        let prepared = client.prepare_cached(&statement.sql).await.map_err(db)?;
+        let rows = client.query(&prepared, &refs).await.map_err(db)?;
+        rows.iter().map(hit_from_row).collect()
+    }
+
+    async fn find_event(&self, organization_id: &str, event_id: &str) -> Result<Option<Hit>, IndexError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {HIT_COLUMNS} FROM events WHERE org = $1 AND event_id = $2");
+        let row = client.query_opt(&sql, &[&organization_id, &event_id]).await.map_err(db)?;
+        row.as_ref().map(hit_from_row).transpose()
+    }
+
+    async fn clear(&self, organization_id: Option<&str>) -> Result<(), IndexError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        match organization_id {
+            Some(o) => {
+                tx.execute("DELETE FROM events WHERE org = $1", &[&o]).await.map_err(db)?;
+                tx.execute("DELETE FROM progress WHERE org = $1", &[&o]).await.map_err(db)?;
+            }
+            None => tx.batch_execute("DELETE FROM events; DELETE FROM progress;").await.map_err(db)?,
+        }
+        tx.commit().await.map_err(db)
+    }
+}

@@ -1,0 +1,64 @@
+//! # audit-testkit
+//!
+//! The external services some tests need, found or skipped. On a developer's
+//! machine without PostgreSQL or an S3 API, those tests print why they
+//! skipped and pass; with `AUDIT_REQUIRE_SERVICES=1` (set by `.ci/run`) a
+//! missing service fails the test instead, so CI always runs them.
+
+use std::sync::Arc;
+
+use audit_index::EventIndex;
+use audit_index::postgres::PostgresIndex;
+
+/// The PostgreSQL the tests use: `AUDIT_TEST_POSTGRES_URL`, or the local
+/// server on 127.0.0.1:5432 (database `test`).
+pub fn postgres_url() -> String {
+    std::env::var("AUDIT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?connect_timeout=5".to_owned())
+}
+
+/// Whether a missing service must fail the test (`AUDIT_REQUIRE_SERVICES=1`).
+pub fn services_required() -> bool {
+    std::env::var("AUDIT_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Reports a missing service: panics when services are required, otherwise
+/// prints the reason the caller is about to skip.
+pub fn missing_service(test: &str, why: &str) {
+    if services_required() {
+        panic!("{test}: {why} (AUDIT_REQUIRE_SERVICES=1 makes this a failure)");
+    }
+    eprintln!("SKIPPED {test}: {why} (set AUDIT_REQUIRE_SERVICES=1 to make this a failure)");
+}
+
+/// A new, empty schema in the test PostgreSQL and the URL that puts
+/// connections in it, or `None` (after [`missing_service`]) when the
+/// server cannot be reached.
+pub async fn fresh_postgres_schema(test: &str) -> Option<String> {
+    let url = postgres_url();
+    let (client, connection) = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok(c) => c,
+        Err(e) => {
+            missing_service(test, &format!("no PostgreSQL at {url}: {e}"));
+            return None;
+        }
+    };
+    tokio::spawn(connection);
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("create a test schema");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// The index backends a shared index test runs against: SQLite in `dir`
+/// always, PostgreSQL (in a fresh schema) when reachable.
+pub async fn index_backends(test: &str, dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn EventIndex>)> {
+    let sqlite = audit_index::sqlite::SqliteIndex::open(&dir.join(format!("index-{}.sqlite3", uuid::Uuid::now_v7())))
+        .expect("open a SQLite index");
+    let mut out: Vec<(&'static str, Arc<dyn EventIndex>)> = vec![("sqlite", Arc::new(sqlite))];
+    if let Some(url) = fresh_postgres_schema(test).await {
+        let pg = PostgresIndex::connect(&url).await.expect("connect the PostgreSQL index");
+        out.push(("postgres", Arc::new(pg)));
+    }
+    out
+}

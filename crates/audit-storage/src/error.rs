@@ -14,6 +14,10 @@ pub enum StorageErrorKind {
     Unexpected,
     /// A previous failure could not be cleaned up; this writer refuses to append.
     Poisoned,
+    /// Another writer appended at this position first (a shared store whose
+    /// fence is a conditional write): nothing of the batch was stored; the
+    /// writer is stale and must be reopened to learn the new tail.
+    Conflict,
 }
 
 /// A storage failure.

@@ -51,6 +51,44 @@ impl Tail {
     pub const GENESIS: Tail = Tail { next_sequence: 0, last_hash: Hash::GENESIS, last_timestamp: None };
 }
 
+/// The tail a log has when `bytes` (whole `\n`-terminated stored lines,
+/// the first at `first_sequence`) is its last chunk; `None` when the chunk
+/// is empty. The tail is trusted only when the last line is a well-formed,
+/// correctly hashed event at the position the chunk implies; anything else
+/// is [`StorageErrorKind::Unexpected`] naming `place`.
+pub fn tail_of_chunk(first_sequence: u64, bytes: &[u8], place: &str) -> Result<Option<Tail>, StorageError> {
+    use audit_core::stored::{StoredEvent, hash_line};
+    let Some(body) = bytes.strip_suffix(b"\n") else {
+        return if bytes.is_empty() {
+            Ok(None)
+        } else {
+            Err(StorageError::new(StorageErrorKind::Unexpected, format!("{place}: the last line is not terminated")))
+        };
+    };
+    let lines = memchr::memchr_iter(b'\n', bytes).count() as u64;
+    let last_line = &body[memchr::memrchr(b'\n', body).map_or(0, |i| i + 1)..];
+    let unexpected = |why: String| {
+        StorageError::new(
+            StorageErrorKind::Unexpected,
+            format!("{place}: {why}; refusing to append until an operator has run verify"),
+        )
+    };
+    let event = StoredEvent::parse_line(last_line)
+        .map_err(|e| unexpected(format!("the last line is not a valid stored event ({e})")))?;
+    match hash_line(last_line) {
+        Some((computed, claimed)) if computed == claimed => {}
+        _ => return Err(unexpected("the last event does not match its hash".into())),
+    }
+    let expected = first_sequence + lines - 1;
+    if event.sequence != expected {
+        return Err(unexpected(format!(
+            "the last event has sequence {} but its position implies {expected}",
+            event.sequence
+        )));
+    }
+    Ok(Some(Tail { next_sequence: event.sequence + 1, last_hash: event.hash, last_timestamp: Some(event.timestamp) }))
+}
+
 /// What opening a writer found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {

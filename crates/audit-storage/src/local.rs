@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use audit_core::stored::{StoredEvent, hash_line};
+
 
 use crate::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail, org_dir};
 
@@ -427,36 +427,9 @@ fn find_tail(dir: &Path, chunks: &[Chunk]) -> Result<Tail, StorageError> {
     for chunk in chunks.iter().rev() {
         let path = dir.join(&chunk.name);
         let bytes = fs::read(&path).map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?;
-        if bytes.is_empty() {
-            continue;
+        if let Some(tail) = crate::tail_of_chunk(chunk.first_sequence, &bytes, &path.display().to_string())? {
+            return Ok(tail);
         }
-        let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
-        let body = &bytes[..bytes.len() - 1];
-        let last_line = &body[memchr::memrchr(b'\n', body).map_or(0, |i| i + 1)..];
-        let unexpected = |why: String| {
-            StorageError::new(
-                StorageErrorKind::Unexpected,
-                format!("{}: {why}; refusing to append until an operator has run verify", path.display()),
-            )
-        };
-        let event = StoredEvent::parse_line(last_line)
-            .map_err(|e| unexpected(format!("the last line is not a valid stored event ({e})")))?;
-        match hash_line(last_line) {
-            Some((computed, claimed)) if computed == claimed => {}
-            _ => return Err(unexpected("the last event does not match its hash".into())),
-        }
-        let expected = chunk.first_sequence + lines - 1;
-        if event.sequence != expected {
-            return Err(unexpected(format!(
-                "the last event has sequence {} but its position implies {expected}",
-                event.sequence
-            )));
-        }
-        return Ok(Tail {
-            next_sequence: event.sequence + 1,
-            last_hash: event.hash,
-            last_timestamp: Some(event.timestamp),
-        });
     }
     match chunks.first() {
         Some(c) if c.first_sequence != 0 => Err(StorageError::new(

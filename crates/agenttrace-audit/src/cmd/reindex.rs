@@ -1,6 +1,5 @@
 //! `reindex`: rebuilds the query index from storage.
 
-
 use audit_index::catch_up;
 
 use crate::exit;

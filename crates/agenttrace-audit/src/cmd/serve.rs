@@ -75,8 +75,8 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     let origin = checkpoints.origin.clone();
     let service =
         AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints).start().await;
-    let state = AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics))
-        .with_checkpoint_key(signer, origin);
+    let state =
+        AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics)).with_checkpoint_key(signer, origin);
     if let Some(l) = metrics_listener {
         let m = metrics_app(state.clone());
         eprintln!("metrics on http://{}/metrics", l.local_addr()?);

@@ -1,0 +1,628 @@
+//! # audit-storage-s3
+//!
+//! Organization logs in an S3 bucket (or any S3 API with Object Lock).
+//!
+//! ```text
+//! <prefix>logs/<org>/<first sequence, 20 digits>.jsonl        one committed batch
+//! <prefix>logs/<org>/checkpoints/<size, 20 digits>.note       one signed checkpoint
+//! ```
+//!
+//! Every object is written once, with `If-None-Match: *` and (when the bucket
+//! has Object Lock, which is required unless explicitly waived) retention
+//! mode COMPLIANCE until commit time + the retention period. The
+//! conditional write is the fence between writers (SPEC §4): a batch's key
+//! is the sequence right after the previous object's last event, so two
+//! writers that read the same tail race for the same key and exactly one
+//! wins; the loser gets [`StorageErrorKind::Conflict`] and must re-read the
+//! tail. A writer paused for an hour that wakes up still names the key it
+//! read, finds it taken, and loses: it cannot fork the chain.
+//!
+//! A PUT whose outcome is unknown (timeout, connection reset) is resolved by
+//! reading the key back — our bytes there mean success, other bytes mean
+//! another writer won — and never by writing different bytes under another
+//! key. Reads go by object version: the version that holds a key's events is
+//! the first one written, which Object Lock keeps; delete markers and extra
+//! versions cannot hide or replace it, and [`S3Store::unexpected_versions`]
+//! reports them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use audit_storage::org_dir;
+use audit_storage::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
+
+type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
+
+/// How an S3 backend is set up (`AUDIT_S3_*`).
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// The bucket (`AUDIT_S3_BUCKET`).
+    pub bucket: String,
+    /// Its region (`AUDIT_S3_REGION`; else the AWS chain's, else us-east-1).
+    pub region: Option<String>,
+    /// An S3-compatible endpoint (`AUDIT_S3_ENDPOINT`); path-style addressing.
+    pub endpoint: Option<String>,
+    /// Key prefix for everything this deployment writes (`AUDIT_S3_PREFIX`).
+    pub prefix: String,
+    /// Object Lock retention of each object, in days (`AUDIT_RETENTION_DAYS`).
+    pub retention_days: u32,
+    /// Refuse a bucket without Object Lock (`AUDIT_S3_REQUIRE_OBJECT_LOCK`, default true).
+    pub require_object_lock: bool,
+    /// How long an append keeps retrying through an outage before the batch
+    /// fails (nothing of it acknowledged).
+    pub append_deadline: Duration,
+}
+
+impl S3Config {
+    /// Settings for `bucket` with the defaults: 2555 days (7 years) of
+    /// COMPLIANCE retention, Object Lock required, 30 s of retries.
+    pub fn new(bucket: impl Into<String>) -> S3Config {
+        S3Config {
+            bucket: bucket.into(),
+            region: None,
+            endpoint: None,
+            prefix: String::new(),
+            retention_days: 2555,
+            require_object_lock: true,
+            append_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A log store in an S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    retention: Duration,
+    object_lock: bool,
+    append_deadline: Duration,
+    /// What listing found so far, per organization: objects are never
+    /// removed (Object Lock), so later listings only ask for newer keys.
+    listings: Mutex<HashMap<String, Listing>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Listing {
+    chunks: Vec<Chunk>,
+    /// Chunk name → the version that holds it (the first written).
+    versions: HashMap<String, String>,
+}
+
+const CHUNK_SUFFIX: &str = ".jsonl";
+const CHECKPOINT_DIR: &str = "checkpoints/";
+const CHECKPOINT_SUFFIX: &str = ".note";
+
+fn chunk_name(first_sequence: u64) -> String {
+    format!("{first_sequence:020}{CHUNK_SUFFIX}")
+}
+
+fn parse_numbered(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// What a failed S3 call means for the caller.
+#[derive(Debug)]
+enum Failure {
+    /// 412: `If-None-Match` found the key taken.
+    Taken,
+    /// 404: no such key.
+    Missing,
+    /// 409 (a concurrent conditional write), 429, 5xx, timeouts, dropped
+    /// connections: worth retrying; for a write, the outcome is unknown.
+    Transient(String),
+    /// Anything else (credentials, permissions, a bad request).
+    Permanent(String),
+}
+
+fn classify<E>(e: SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = match &e {
+        SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
+        _ => None,
+    };
+    let code = e.code().map(str::to_owned);
+    let why = DisplayErrorContext(&e).to_string();
+    match (&e, status) {
+        (_, Some(412)) => Failure::Taken,
+        (_, Some(404)) => Failure::Missing,
+        _ if code.as_deref() == Some("NoSuchKey") => Failure::Missing,
+        (_, Some(409 | 429 | 500..=599)) => Failure::Transient(why),
+        (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_), _) => {
+            Failure::Transient(why)
+        }
+        _ => Failure::Permanent(why),
+    }
+}
+
+fn io_error(what: impl std::fmt::Display, why: impl std::fmt::Display) -> StorageError {
+    StorageError::new(StorageErrorKind::Io, format!("{what}: {why}"))
+}
+
+/// How a write-once object ended up.
+#[derive(Debug, PartialEq, Eq)]
+enum Created {
+    /// Our bytes are there (written now, or found there after an uncertain attempt).
+    Ours,
+    /// Another writer's bytes are there.
+    Theirs,
+}
+
+impl S3Store {
+    /// Connects with the standard AWS credential chain and checks the
+    /// bucket: it must have Object Lock enabled unless
+    /// `require_object_lock` is false (then objects carry no retention, and
+    /// a warning says so).
+    pub async fn connect(config: S3Config) -> Result<S3Store, StorageError> {
+        // rustls with ring: no C toolchain beyond what ring needs, no OpenSSL.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http).timeout_config(timeouts);
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            builder = builder.region(Region::new("us-east-1"));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint).force_path_style(true);
+        }
+        let client = Client::from_conf(builder.build());
+        let bucket = config.bucket.clone();
+        let object_lock = match client.get_object_lock_configuration().bucket(&bucket).send().await {
+            Ok(out) => out.object_lock_configuration().and_then(|c| c.object_lock_enabled())
+                == Some(&ObjectLockEnabled::Enabled),
+            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => false,
+            Err(e) => {
+                return Err(io_error(
+                    format!("cannot read the Object Lock configuration of bucket {bucket}"),
+                    DisplayErrorContext(&e),
+                ));
+            }
+        };
+        if !object_lock {
+            if config.require_object_lock {
+                return Err(StorageError::new(
+                    StorageErrorKind::Unexpected,
+                    format!(
+                        "bucket {bucket} does not have Object Lock enabled, so stored events could be deleted or overwritten; \
+                         create it with Object Lock (README, Production) or set AUDIT_S3_REQUIRE_OBJECT_LOCK=false to run without"
+                    ),
+                ));
+            }
+            tracing::warn!(bucket, "bucket has no Object Lock: objects are written without retention");
+        }
+        let mut prefix = config.prefix.trim_start_matches('/').to_owned();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(S3Store {
+            inner: Arc::new(Inner {
+                client,
+                bucket,
+                prefix,
+                retention: Duration::from_secs(u64::from(config.retention_days) * 86_400),
+                object_lock,
+                append_deadline: config.append_deadline,
+                listings: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Whether objects are written with COMPLIANCE retention.
+    pub fn object_lock(&self) -> bool {
+        self.inner.object_lock
+    }
+
+    /// The key of a chunk or checkpoint `name` in `organization_id`'s log.
+    pub fn key(&self, organization_id: &str, name: &str) -> String {
+        format!("{}{name}", self.log_prefix(organization_id))
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+
+    /// The SDK client (tests inspect retention and try forbidden calls with it).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    fn log_prefix(&self, organization_id: &str) -> String {
+        format!("{}logs/{}/", self.inner.prefix, org_dir::encode(organization_id))
+    }
+
+    /// Versions under a log's keys that should not exist: Object Lock
+    /// protects versions, not key names, so a delete marker or a second
+    /// version under a key is evidence of an attempt to hide or replace an
+    /// object (reported by verify as `unexpected_object_version`).
+    pub async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = self.log_prefix(organization_id);
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        let mut versions: HashMap<String, usize> = HashMap::new();
+        let mut found = Vec::new();
+        loop {
+            let out = self
+                .inner
+                .client
+                .list_object_versions()
+                .bucket(&self.inner.bucket)
+                .prefix(&prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| io_error(format!("cannot list versions under {prefix}"), DisplayErrorContext(&e)))?;
+            for v in out.versions() {
+                *versions.entry(v.key().unwrap_or_default().to_owned()).or_default() += 1;
+            }
+            for m in out.delete_markers() {
+                found.push(format!(
+                    "{} has a delete marker (version {})",
+                    m.key().unwrap_or_default(),
+                    m.version_id().unwrap_or("?")
+                ));
+            }
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+        }
+        let mut extra: Vec<_> = versions.into_iter().filter(|(_, n)| *n > 1).collect();
+        extra.sort();
+        found.extend(extra.into_iter().map(|(key, n)| format!("{key} has {n} versions; only the first is the log's")));
+        Ok(found)
+    }
+
+    /// Brings `organization_id`'s listing up to date (only keys after the
+    /// last one known are asked for) and returns it.
+    async fn refresh(&self, organization_id: &str) -> Result<Listing, StorageError> {
+        let prefix = self.log_prefix(organization_id);
+        let mut listing = self.lock_listings().get(organization_id).cloned().unwrap_or_default();
+        let mut key_marker = listing.chunks.last().map(|c| format!("{prefix}{}", c.name));
+        let mut version_marker = None::<String>;
+        let mut new: Vec<(String, String)> = Vec::new();
+        loop {
+            let out = self
+                .inner
+                .client
+                .list_object_versions()
+                .bucket(&self.inner.bucket)
+                .prefix(&prefix)
+                .delimiter("/")
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| io_error(format!("cannot list the log under {prefix}"), DisplayErrorContext(&e)))?;
+            // Versions come newest first within a key: the last one seen is the first written.
+            for v in out.versions() {
+                let (Some(key), Some(version)) = (v.key(), v.version_id()) else { continue };
+                let Some(name) = key.strip_prefix(&prefix) else { continue };
+                match new.last_mut() {
+                    Some((n, ver)) if n == name => *ver = version.to_owned(),
+                    _ => new.push((name.to_owned(), version.to_owned())),
+                }
+            }
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+        }
+        for (name, version) in new {
+            let Some(first_sequence) = parse_numbered(&name, CHUNK_SUFFIX) else {
+                tracing::warn!(organization_id, name, "ignoring an object that is not a log chunk");
+                continue;
+            };
+            listing.versions.insert(name.clone(), version);
+            listing.chunks.push(Chunk { first_sequence, name });
+        }
+        self.lock_listings().insert(organization_id.to_owned(), listing.clone());
+        Ok(listing)
+    }
+
+    fn lock_listings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Listing>> {
+        self.inner.listings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn get(&self, key: &str, version: Option<&str>) -> Result<Option<Vec<u8>>, Failure> {
+        let out = self
+            .inner
+            .client
+            .get_object()
+            .bucket(&self.inner.bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await;
+        match out {
+            Ok(out) => match out.body.collect().await {
+                Ok(data) => Ok(Some(data.into_bytes().to_vec())),
+                Err(e) => Err(Failure::Transient(format!("reading the body of {key}: {e}"))),
+            },
+            Err(e) => match classify(e) {
+                Failure::Missing => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), Failure> {
+        let mut put = self
+            .inner
+            .client
+            .put_object()
+            .bucket(&self.inner.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes.to_vec()))
+            .if_none_match("*");
+        if self.inner.object_lock {
+            let until = SystemTime::now() + self.inner.retention;
+            let secs = until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            put = put
+                .object_lock_mode(ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(DateTime::from_secs(secs as i64));
+        }
+        put.send().await.map(drop).map_err(classify)
+    }
+
+    /// Writes `bytes` at `key` unless the key exists, retrying transient
+    /// failures with exponential backoff and jitter until the append
+    /// deadline. An attempt whose outcome is unknown is settled by reading
+    /// the key back before anything is written again.
+    async fn create_once(&self, key: &str, bytes: &[u8]) -> Result<Created, StorageError> {
+        let deadline = tokio::time::Instant::now() + self.inner.append_deadline;
+        let mut backoff = Duration::from_millis(50);
+        let mut last_error = String::new();
+        let mut must_read_back = false;
+        loop {
+            if must_read_back {
+                match self.get(key, None).await {
+                    Ok(Some(existing)) if existing == bytes => return Ok(Created::Ours),
+                    Ok(Some(_)) => return Ok(Created::Theirs),
+                    Ok(None) => must_read_back = false,
+                    Err(Failure::Permanent(why)) => return Err(io_error(format!("cannot read back {key}"), why)),
+                    Err(Failure::Transient(why)) => last_error = why,
+                    Err(other) => last_error = format!("{other:?}"),
+                }
+            }
+            if !must_read_back {
+                match self.put_if_absent(key, bytes).await {
+                    Ok(()) => return Ok(Created::Ours),
+                    Err(Failure::Taken) => must_read_back = true,
+                    Err(Failure::Transient(why)) => {
+                        last_error = why;
+                        must_read_back = true;
+                    }
+                    Err(Failure::Permanent(why)) => return Err(io_error(format!("cannot write {key}"), why)),
+                    Err(Failure::Missing) => return Err(io_error(format!("cannot write {key}"), "the bucket is missing")),
+                }
+                // A 412 is settled by the read at the top of the loop at once.
+                if must_read_back && last_error.is_empty() {
+                    continue;
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(io_error(
+                    format!("S3 did not accept {key} within {:?}", self.inner.append_deadline),
+                    if last_error.is_empty() { "no answer".to_owned() } else { last_error },
+                ));
+            }
+            let jitter = Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64));
+            tokio::time::sleep((backoff / 2 + jitter).min(deadline - now)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            last_error.clear();
+        }
+    }
+
+    async fn list_checkpoints(&self, organization_id: &str, after: Option<u64>) -> Result<Option<u64>, StorageError> {
+        let prefix = format!("{}{CHECKPOINT_DIR}", self.log_prefix(organization_id));
+        let mut pages = self
+            .inner
+            .client
+            .list_objects_v2()
+            .bucket(&self.inner.bucket)
+            .prefix(&prefix)
+            .set_start_after(after.map(|size| format!("{prefix}{size:020}{CHECKPOINT_SUFFIX}")))
+            .into_paginator()
+            .send();
+        let mut newest = None;
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| io_error(format!("cannot list checkpoints under {prefix}"), DisplayErrorContext(&e)))?;
+            for object in page.contents() {
+                let name = object.key().and_then(|k| k.strip_prefix(&prefix)).unwrap_or_default();
+                if let Some(size) = parse_numbered(name, CHECKPOINT_SUFFIX) {
+                    newest = newest.max(Some(size));
+                }
+            }
+        }
+        Ok(newest)
+    }
+}
+
+#[async_trait]
+impl LogStore for S3Store {
+    async fn open_writer(&self, organization_id: &str) -> Result<Box<dyn LogWriter>, StorageError> {
+        let listing = self.refresh(organization_id).await?;
+        let mut tail = Tail::GENESIS;
+        if let Some(last) = listing.chunks.last() {
+            let bytes = self.read_chunk(organization_id, last).await?;
+            let place = format!("s3://{}/{}", self.inner.bucket, self.key(organization_id, &last.name));
+            tail = audit_storage::tail_of_chunk(last.first_sequence, &bytes, &place)?.ok_or_else(|| {
+                StorageError::new(StorageErrorKind::Unexpected, format!("{place} is empty; no batch object is"))
+            })?;
+        }
+        Ok(Box::new(S3Writer {
+            store: self.clone(),
+            organization_id: organization_id.to_owned(),
+            recovery: Recovery { tail, torn_bytes_removed: 0 },
+            tail,
+            stale: None,
+        }))
+    }
+
+    async fn organizations(&self) -> Result<Vec<String>, StorageError> {
+        let prefix = format!("{}logs/", self.inner.prefix);
+        let mut pages = self
+            .inner
+            .client
+            .list_objects_v2()
+            .bucket(&self.inner.bucket)
+            .prefix(&prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| io_error(format!("cannot list {prefix}"), DisplayErrorContext(&e)))?;
+            for p in page.common_prefixes() {
+                let dir = p.prefix().and_then(|p| p.strip_prefix(&prefix)).and_then(|p| p.strip_suffix('/'));
+                if let Some(org) = dir.and_then(org_dir::decode) {
+                    out.push(org);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn chunks(&self, organization_id: &str) -> Result<Vec<Chunk>, StorageError> {
+        Ok(self.refresh(organization_id).await?.chunks)
+    }
+
+    async fn read_chunk(&self, organization_id: &str, chunk: &Chunk) -> Result<Vec<u8>, StorageError> {
+        let known = |store: &S3Store| {
+            store.lock_listings().get(organization_id).and_then(|l| l.versions.get(&chunk.name).cloned())
+        };
+        let version = match known(self) {
+            Some(v) => v,
+            None => {
+                self.refresh(organization_id).await?;
+                known(self).ok_or_else(|| {
+                    StorageError::new(
+                        StorageErrorKind::Unexpected,
+                        format!("{} is not in the log of {organization_id}", chunk.name),
+                    )
+                })?
+            }
+        };
+        let key = self.key(organization_id, &chunk.name);
+        match self.get(&key, Some(&version)).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(StorageError::new(
+                StorageErrorKind::Unexpected,
+                format!("version {version} of {key} is gone although Object Lock should keep it"),
+            )),
+            Err(f) => Err(io_error(format!("cannot read {key}"), format!("{f:?}"))),
+        }
+    }
+
+    async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError> {
+        let key = self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}{CHECKPOINT_SUFFIX}"));
+        // Write-once: the first checkpoint of a size stands (another instance
+        // signing the same tree with the same key writes the same bytes).
+        self.create_once(&key, note).await.map(drop)
+    }
+
+    async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        // Checkpoints are listed in size order and there is one per interval,
+        // so listing them all would grow with the log's age. Search back from
+        // the start of the newest chunk in growing steps instead.
+        let near = self.refresh(organization_id).await?.chunks.last().map_or(0, |c| c.first_sequence);
+        let mut step = 4096u64;
+        let newest = loop {
+            let after = near.checked_sub(step);
+            if let Some(size) = self.list_checkpoints(organization_id, after).await? {
+                break Some(size);
+            }
+            if after.is_none() {
+                break None;
+            }
+            step = step.saturating_mul(16);
+        };
+        let Some(size) = newest else { return Ok(None) };
+        let key = self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}{CHECKPOINT_SUFFIX}"));
+        match self.get(&key, None).await {
+            Ok(Some(bytes)) => Ok(Some((size, bytes))),
+            Ok(None) => Err(StorageError::new(StorageErrorKind::Unexpected, format!("{key} was listed but is gone"))),
+            Err(f) => Err(io_error(format!("cannot read {key}"), format!("{f:?}"))),
+        }
+    }
+}
+
+/// A writer of one log on S3. It holds no lock: the conditional write of
+/// each batch is the fence.
+#[derive(Debug)]
+struct S3Writer {
+    store: S3Store,
+    organization_id: String,
+    recovery: Recovery,
+    tail: Tail,
+    /// Set once another writer has won a key: this writer's tail is old.
+    stale: Option<String>,
+}
+
+#[async_trait]
+impl LogWriter for S3Writer {
+    fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError> {
+        if let Some(why) = &self.stale {
+            return Err(StorageError::new(StorageErrorKind::Conflict, why.clone()));
+        }
+        if batch.first_sequence != self.tail.next_sequence {
+            return Err(StorageError::new(
+                StorageErrorKind::Unexpected,
+                format!("a batch at sequence {} does not follow the tail {}", batch.first_sequence, self.tail.next_sequence),
+            ));
+        }
+        let key = self.store.key(&self.organization_id, &chunk_name(batch.first_sequence));
+        match self.store.create_once(&key, &batch.bytes).await? {
+            Created::Ours => {
+                let tail = audit_storage::tail_of_chunk(batch.first_sequence, &batch.bytes, &key)?;
+                self.tail = tail.unwrap_or(self.tail);
+                Ok(())
+            }
+            Created::Theirs => {
+                let why = format!(
+                    "another writer stored sequence {} of {} first; nothing of this batch was stored",
+                    batch.first_sequence, self.organization_id
+                );
+                self.stale = Some(why.clone());
+                Err(StorageError::new(StorageErrorKind::Conflict, why))
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ pub(crate) enum Placeholders {
     /// `?` (SQLite).
     Question,
     /// `$1`, `$2`, … (PostgreSQL).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Dollar,
 }
 

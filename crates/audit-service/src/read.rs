@@ -196,6 +196,9 @@ pub async fn verify_log_checked(
                 Err((kind, detail)) => v.push_finding(kind, None, format!("{label} checkpoint: {detail}")),
             }
         }
+        for evidence in store.unexpected_versions(organization_id).await? {
+            v.push_finding(FindingKind::UnexpectedObjectVersion, None, evidence);
+        }
         let sizes: Vec<u64> = checkpoints.iter().map(|(_, cp)| cp.size).collect();
         v.track_merkle_at(&sizes);
         let last = chunks.len().saturating_sub(1);

@@ -110,7 +110,7 @@ impl Sequencer {
         self.tail.next_sequence
     }
 
-    #[cfg(test)]
+    /// Where the log ends, as far as this sequencer knows.
     pub(crate) fn tail(&self) -> Tail {
         self.tail
     }
@@ -135,6 +135,23 @@ impl Sequencer {
             receipt,
         };
         self.insert(r);
+    }
+
+    /// Takes an event another writer appended at this sequencer's tail (a
+    /// shared store): it becomes the new tail and is remembered as if this
+    /// instance had stored it. Returns false, changing nothing, when it does
+    /// not sit right at the tail.
+    pub(crate) fn adopt_stored(&mut self, event: &ValidatedEvent, receipt: Receipt) -> bool {
+        if receipt.sequence != self.tail.next_sequence {
+            return false;
+        }
+        self.tail = Tail {
+            next_sequence: receipt.sequence + 1,
+            last_hash: receipt.hash,
+            last_timestamp: Some(receipt.timestamp),
+        };
+        self.remember_stored(event, receipt);
+        true
     }
 
     fn insert(&mut self, r: Remembered) {

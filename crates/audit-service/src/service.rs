@@ -42,6 +42,9 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// Writes (batches) committed.
     pub batches: AtomicU64,
+    /// Batches another instance beat to the log's tail (shared stores);
+    /// each was re-sequenced after the winner's events and written again.
+    pub write_conflicts: AtomicU64,
 }
 
 /// A snapshot of the service's state (the seed's `/audit/health`, and more).
@@ -592,6 +595,7 @@ impl AuditService {
                 ("rejected_invalid", c.rejected_invalid.load(Ordering::Relaxed)),
                 ("rejected_queue_full", c.rejected_queue_full.load(Ordering::Relaxed)),
                 ("idempotency_conflicts", c.idempotency_conflicts.load(Ordering::Relaxed)),
+                ("write_conflicts", c.write_conflicts.load(Ordering::Relaxed)),
                 ("failed", c.failed.load(Ordering::Relaxed)),
                 ("batches", c.batches.load(Ordering::Relaxed)),
             ],

@@ -175,15 +175,54 @@ pub(crate) async fn run(
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
+        let mut conflicts_in_a_row = 0;
         while !buffer.is_empty() {
             let n = batch_len(&buffer, config.max_batch_events, config.max_batch_bytes);
             let batch: Vec<Pending> = buffer.drain(..n).collect();
             let before = sequencer.remembered();
-            let appended = commit(&shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
-            shared.recent_events.fetch_add(sequencer.remembered() as i64 - before as i64, Ordering::Relaxed);
-            if let Some(c) = checkpointer.as_mut() {
-                appended.iter().for_each(|h| c.push(h));
+            let outcome = commit(&shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
+            match outcome {
+                Committed::Appended(appended) => {
+                    conflicts_in_a_row = 0;
+                    if let Some(c) = checkpointer.as_mut() {
+                        appended.iter().for_each(|h| c.push(h));
+                    }
+                }
+                Committed::Lost(retry) => {
+                    // Another instance wrote at our tail first (a shared store
+                    // fenced by conditional writes): take its events as ours
+                    // would have been taken, then seal this batch after them.
+                    shared.counters.write_conflicts.fetch_add(1, Ordering::Relaxed);
+                    conflicts_in_a_row += 1;
+                    let caught_up = if conflicts_in_a_row > MAX_CONFLICTS_IN_A_ROW {
+                        Err(format!("lost the log's tail to other writers {MAX_CONFLICTS_IN_A_ROW} times in a row"))
+                    } else {
+                        follow_other_writers(
+                            &shared,
+                            &organization_id,
+                            writer.as_mut(),
+                            &mut sequencer,
+                            checkpointer.as_mut(),
+                        )
+                        .await
+                    };
+                    match caught_up {
+                        Ok(()) => drop(buffer.splice(0..0, retry)),
+                        Err(why) => {
+                            tracing::error!(organization_id, why, "cannot follow the log's other writers");
+                            for p in retry.into_iter().chain(buffer.drain(..)) {
+                                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                                reply(p, Err(CaptureError::Storage(why.clone())));
+                            }
+                            // The sequencer stands at an old tail: this worker retires and
+                            // the next capture starts a new one from what storage holds.
+                            shared.recent_events.fetch_sub(before as i64, Ordering::Relaxed);
+                            return refuse_all(&shared, &organization_id, generation, rx, why).await;
+                        }
+                    }
+                }
             }
+            shared.recent_events.fetch_add(sequencer.remembered() as i64 - before as i64, Ordering::Relaxed);
         }
         if let Some(c) = checkpointer.as_mut() {
             c.write_if_due(&shared, &organization_id, false).await;
@@ -221,13 +260,72 @@ fn batch_len(buffer: &[Pending], max_events: usize, max_bytes: usize) -> usize {
     buffer.len().min(max_events)
 }
 
+/// How many times in a row a batch may lose the tail to other writers
+/// before it fails (each loss means another instance made progress, so
+/// this only trips under extreme contention).
+const MAX_CONFLICTS_IN_A_ROW: u32 = 64;
+
+/// What became of a batch handed to [`commit`].
+enum Committed {
+    /// Written (or answered without a write); the hashes appended, in order.
+    Appended(Vec<audit_core::Hash>),
+    /// Another writer took the tail first: nothing was written, nobody was
+    /// answered yet; these must be sequenced again after its events.
+    Lost(Vec<Pending>),
+}
+
+/// After another writer appended at our tail, adopts its events: the
+/// sequencer moves past them remembering them (so deduplication and
+/// idempotency span instances), the Merkle tree takes their hashes, and the
+/// writer resumes after them. Optimistic: if yet more was appended
+/// meanwhile, the next append's fence says so and this runs again.
+async fn follow_other_writers(
+    shared: &Shared,
+    organization_id: &str,
+    writer: &mut dyn LogWriter,
+    sequencer: &mut Sequencer,
+    mut checkpointer: Option<&mut Checkpointer>,
+) -> Result<(), String> {
+    // Chunks are named by their first sequence: follow them one by one.
+    loop {
+        let from = sequencer.next_sequence();
+        let read = shared.store.read_chunk_at(organization_id, from).await.map_err(|e| e.to_string())?;
+        let Some(bytes) = read else { break };
+        let chunk = format!("the chunk at {from}");
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let event = StoredEvent::parse_line(line)
+                .map_err(|e| format!("{chunk}: an event written by another instance is invalid ({e}); run verify"))?;
+            let receipt = event.receipt();
+            if receipt.sequence == sequencer.next_sequence() && event.previous_hash != sequencer.tail().last_hash {
+                return Err(format!(
+                    "{}: sequence {} does not link to the event before it (run verify)",
+                    chunk, receipt.sequence
+                ));
+            }
+            if !sequencer.adopt_stored(&event.body, receipt.clone()) {
+                return Err(format!(
+                    "{chunk}: sequence {} does not follow {} (fork or gap; run verify)",
+                    receipt.sequence,
+                    sequencer.next_sequence()
+                ));
+            }
+            if let Some(c) = checkpointer.as_deref_mut() {
+                c.push(&receipt.hash);
+            }
+        }
+    }
+    writer.resume_at(sequencer.tail()).map_err(|e| e.to_string())?;
+    shared.note_committed(organization_id, sequencer.next_sequence());
+    Ok(())
+}
+
 async fn commit(
     shared: &Shared,
     organization_id: &str,
     writer: &mut dyn LogWriter,
     sequencer: &mut Sequencer,
     batch: Vec<Pending>,
-) -> Vec<audit_core::Hash> {
+) -> Committed {
     let now = shared.clock.now();
     sequencer.expire(now);
     let refs: Vec<(&ValidatedEvent, &str)> = batch.iter().map(|p| (&p.event, p.event_id.as_str())).collect();
@@ -253,7 +351,7 @@ async fn commit(
     }
     let Some(batch) = plan.batch.take() else {
         sequencer.commit(plan);
-        return Vec::new();
+        return Committed::Appended(Vec::new());
     };
     let started = Instant::now();
     let count = batch.count;
@@ -279,7 +377,11 @@ async fn commit(
                 };
                 reply(p, Ok(outcome));
             }
-            appended
+            Committed::Appended(appended)
+        }
+        Err(e) if e.kind == audit_storage::StorageErrorKind::Conflict => {
+            tracing::info!(organization_id, events = count, "another instance appended first; re-sequencing the batch");
+            Committed::Lost(waiting.into_iter().map(|(p, _)| p).collect())
         }
         Err(e) => {
             let poisoned = e.kind == audit_storage::StorageErrorKind::Poisoned;
@@ -295,7 +397,7 @@ async fn commit(
                 }
                 reply(p, Err(CaptureError::Storage(why.clone())));
             }
-            Vec::new()
+            Committed::Appended(Vec::new())
         }
     }
 }

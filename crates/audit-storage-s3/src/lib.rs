@@ -22,7 +22,7 @@
 //! another writer won — and never by writing different bytes under another
 //! key. Reads go by object version: the version that holds a key's events is
 //! the first one written, which Object Lock keeps; delete markers and extra
-//! versions cannot hide or replace it, and [`S3Store::unexpected_versions`]
+//! versions cannot hide or replace it, and `LogStore::unexpected_versions`
 //! reports them.
 
 use std::collections::HashMap;
@@ -58,6 +58,9 @@ pub struct S3Config {
     /// How long an append keeps retrying through an outage before the batch
     /// fails (nothing of it acknowledged).
     pub append_deadline: Duration,
+    /// A static access key id and secret; `None` (the default) uses the
+    /// standard AWS chain (environment, profile, SSO, instance role).
+    pub credentials: Option<(String, String)>,
 }
 
 impl S3Config {
@@ -72,6 +75,7 @@ impl S3Config {
             retention_days: 2555,
             require_object_lock: true,
             append_deadline: Duration::from_secs(30),
+            credentials: None,
         }
     }
 }
@@ -184,6 +188,10 @@ impl S3Store {
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }
+        if let Some((id, secret)) = &config.credentials {
+            loader =
+                loader.credentials_provider(aws_sdk_s3::config::Credentials::new(id, secret, None, None, "static"));
+        }
         let shared = loader.load().await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared);
         if shared.region().is_none() {
@@ -195,8 +203,10 @@ impl S3Store {
         let client = Client::from_conf(builder.build());
         let bucket = config.bucket.clone();
         let object_lock = match client.get_object_lock_configuration().bucket(&bucket).send().await {
-            Ok(out) => out.object_lock_configuration().and_then(|c| c.object_lock_enabled())
-                == Some(&ObjectLockEnabled::Enabled),
+            Ok(out) => {
+                out.object_lock_configuration().and_then(|c| c.object_lock_enabled())
+                    == Some(&ObjectLockEnabled::Enabled)
+            }
             Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => false,
             Err(e) => {
                 return Err(io_error(
@@ -256,49 +266,6 @@ impl S3Store {
 
     fn log_prefix(&self, organization_id: &str) -> String {
         format!("{}logs/{}/", self.inner.prefix, org_dir::encode(organization_id))
-    }
-
-    /// Versions under a log's keys that should not exist: Object Lock
-    /// protects versions, not key names, so a delete marker or a second
-    /// version under a key is evidence of an attempt to hide or replace an
-    /// object (reported by verify as `unexpected_object_version`).
-    pub async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError> {
-        let prefix = self.log_prefix(organization_id);
-        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
-        let mut versions: HashMap<String, usize> = HashMap::new();
-        let mut found = Vec::new();
-        loop {
-            let out = self
-                .inner
-                .client
-                .list_object_versions()
-                .bucket(&self.inner.bucket)
-                .prefix(&prefix)
-                .set_key_marker(key_marker.take())
-                .set_version_id_marker(version_marker.take())
-                .send()
-                .await
-                .map_err(|e| io_error(format!("cannot list versions under {prefix}"), DisplayErrorContext(&e)))?;
-            for v in out.versions() {
-                *versions.entry(v.key().unwrap_or_default().to_owned()).or_default() += 1;
-            }
-            for m in out.delete_markers() {
-                found.push(format!(
-                    "{} has a delete marker (version {})",
-                    m.key().unwrap_or_default(),
-                    m.version_id().unwrap_or("?")
-                ));
-            }
-            if out.is_truncated() != Some(true) {
-                break;
-            }
-            key_marker = out.next_key_marker().map(str::to_owned);
-            version_marker = out.next_version_id_marker().map(str::to_owned);
-        }
-        let mut extra: Vec<_> = versions.into_iter().filter(|(_, n)| *n > 1).collect();
-        extra.sort();
-        found.extend(extra.into_iter().map(|(key, n)| format!("{key} has {n} versions; only the first is the log's")));
-        Ok(found)
     }
 
     /// Brings `organization_id`'s listing up to date (only keys after the
@@ -423,7 +390,9 @@ impl S3Store {
                         must_read_back = true;
                     }
                     Err(Failure::Permanent(why)) => return Err(io_error(format!("cannot write {key}"), why)),
-                    Err(Failure::Missing) => return Err(io_error(format!("cannot write {key}"), "the bucket is missing")),
+                    Err(Failure::Missing) => {
+                        return Err(io_error(format!("cannot write {key}"), "the bucket is missing"));
+                    }
                 }
                 // A 412 is settled by the read at the top of the loop at once.
                 if must_read_back && last_error.is_empty() {
@@ -516,6 +485,49 @@ impl LogStore for S3Store {
         Ok(out)
     }
 
+    /// Versions under a log's keys that should not exist: Object Lock
+    /// protects versions, not key names, so a delete marker or a second
+    /// version under a key is evidence of an attempt to hide or replace an
+    /// object (reported by verify as `unexpected_object_version`).
+    async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = self.log_prefix(organization_id);
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        let mut versions: HashMap<String, usize> = HashMap::new();
+        let mut found = Vec::new();
+        loop {
+            let out = self
+                .inner
+                .client
+                .list_object_versions()
+                .bucket(&self.inner.bucket)
+                .prefix(&prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| io_error(format!("cannot list versions under {prefix}"), DisplayErrorContext(&e)))?;
+            for v in out.versions() {
+                *versions.entry(v.key().unwrap_or_default().to_owned()).or_default() += 1;
+            }
+            for m in out.delete_markers() {
+                found.push(format!(
+                    "{} has a delete marker (version {})",
+                    m.key().unwrap_or_default(),
+                    m.version_id().unwrap_or("?")
+                ));
+            }
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+        }
+        let mut extra: Vec<_> = versions.into_iter().filter(|(_, n)| *n > 1).collect();
+        extra.sort();
+        found.extend(extra.into_iter().map(|(key, n)| format!("{key} has {n} versions; only the first is the log's")));
+        Ok(found)
+    }
+
     async fn chunks(&self, organization_id: &str) -> Result<Vec<Chunk>, StorageError> {
         Ok(self.refresh(organization_id).await?.chunks)
     }
@@ -545,6 +557,11 @@ impl LogStore for S3Store {
             )),
             Err(f) => Err(io_error(format!("cannot read {key}"), format!("{f:?}"))),
         }
+    }
+
+    async fn read_chunk_at(&self, organization_id: &str, first_sequence: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = self.key(organization_id, &chunk_name(first_sequence));
+        self.get(&key, None).await.map_err(|f| io_error(format!("cannot read {key}"), format!("{f:?}")))
     }
 
     async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError> {
@@ -598,6 +615,18 @@ impl LogWriter for S3Writer {
         &self.recovery
     }
 
+    fn resume_at(&mut self, tail: Tail) -> Result<(), StorageError> {
+        if tail.next_sequence < self.tail.next_sequence {
+            return Err(StorageError::new(
+                StorageErrorKind::Unexpected,
+                format!("cannot resume at {} behind the tail {}", tail.next_sequence, self.tail.next_sequence),
+            ));
+        }
+        self.tail = tail;
+        self.stale = None;
+        Ok(())
+    }
+
     async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError> {
         if let Some(why) = &self.stale {
             return Err(StorageError::new(StorageErrorKind::Conflict, why.clone()));
@@ -605,7 +634,10 @@ impl LogWriter for S3Writer {
         if batch.first_sequence != self.tail.next_sequence {
             return Err(StorageError::new(
                 StorageErrorKind::Unexpected,
-                format!("a batch at sequence {} does not follow the tail {}", batch.first_sequence, self.tail.next_sequence),
+                format!(
+                    "a batch at sequence {} does not follow the tail {}",
+                    batch.first_sequence, self.tail.next_sequence
+                ),
             ));
         }
         let key = self.store.key(&self.organization_id, &chunk_name(batch.first_sequence));

@@ -150,12 +150,32 @@ pub trait LogStore: Send + Sync + Debug {
         Ok(all.get(offset as usize..).unwrap_or_default().to_vec())
     }
 
+    /// The bytes of the chunk that starts at `first_sequence`, if there is
+    /// one (for a writer following other writers of a shared log: one
+    /// request per chunk on object stores, no listing).
+    async fn read_chunk_at(&self, organization_id: &str, first_sequence: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let chunks = self.chunks(organization_id).await?;
+        match chunks.iter().find(|c| c.first_sequence == first_sequence) {
+            Some(chunk) => self.read_chunk(organization_id, chunk).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Stores a signed checkpoint of `organization_id`'s log at `size`
     /// (write-once: an existing checkpoint of that size is never replaced).
     async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError>;
 
     /// The newest stored checkpoint (largest size), if any.
     async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError>;
+
+    /// Evidence that something tried to hide or replace part of the log
+    /// behind the store's own rules, one sentence each (S3: delete markers
+    /// and extra versions under a log's keys; Object Lock protects
+    /// versions, not key names). Stores that cannot have any say none.
+    async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError> {
+        let _ = organization_id;
+        Ok(Vec::new())
+    }
 
     /// Several `(offset, length)` ranges of one chunk (for fetching query results).
     async fn read_ranges(
@@ -190,4 +210,14 @@ pub trait LogWriter: Send + Sync + Debug {
     /// back whatever reached the file), or the writer is poisoned and
     /// refuses further appends.
     async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError>;
+
+    /// After a [`StorageErrorKind::Conflict`], continues from `tail`: the
+    /// caller has read the other writers' events up to there. The next
+    /// append is still fenced, so a tail that is already old again only
+    /// costs another conflict. Stores with an exclusive fence never
+    /// conflict and refuse this.
+    fn resume_at(&mut self, tail: Tail) -> Result<(), StorageError> {
+        let _ = tail;
+        Err(StorageError::new(StorageErrorKind::Unexpected, "this store's writer cannot be repositioned"))
+    }
 }

@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-
 use crate::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail, org_dir};
 
 /// Segments roll over once they reach this size (a batch never straddles two).

@@ -135,6 +135,15 @@ pub(crate) struct Backends {
     pub(crate) data_dir: PathBuf,
     pub(crate) storage: StorageChoice,
     pub(crate) index: IndexChoice,
+    /// Where checkpoints are published outside the store (`AUDIT_CHECKPOINT_MIRROR`).
+    pub(crate) mirror: Option<StorageChoiceAt>,
+}
+
+/// A checkpoint mirror: a directory, or a bucket reached with the `AUDIT_S3_*` settings.
+#[derive(Debug, Clone)]
+pub(crate) enum StorageChoiceAt {
+    Dir(PathBuf),
+    S3(S3Settings),
 }
 
 /// The default retention of S3 objects: 7 years, as the seed recommends.
@@ -151,6 +160,22 @@ impl Backends {
         if retention_days == 0 {
             bail!("AUDIT_RETENTION_DAYS: must be at least 1");
         }
+        let s3_for = |bucket: String, prefix: Option<String>| -> anyhow::Result<S3Settings> {
+            Ok(S3Settings {
+                bucket,
+                region: pick(None, "AUDIT_S3_REGION", file.s3_region.clone(), "s3_region").map(|(v, _)| v),
+                endpoint: pick(None, "AUDIT_S3_ENDPOINT", file.s3_endpoint.clone(), "s3_endpoint").map(|(v, _)| v),
+                prefix: prefix.unwrap_or_default(),
+                retention_days,
+                require_object_lock: parse_bool(pick(
+                    None,
+                    "AUDIT_S3_REQUIRE_OBJECT_LOCK",
+                    toml_text(file.s3_require_object_lock.clone()),
+                    "s3_require_object_lock",
+                ))?
+                .unwrap_or(true),
+            })
+        };
         let storage = match pick(None, "AUDIT_STORAGE_BACKEND", file.storage_backend.clone(), "storage_backend") {
             None => StorageChoice::Local,
             Some((v, _)) if v.eq_ignore_ascii_case("local") => StorageChoice::Local,
@@ -160,22 +185,23 @@ impl Backends {
                     .filter(|b| !b.is_empty())
                     .ok_or_else(|| anyhow::anyhow!("AUDIT_STORAGE_BACKEND=s3 needs AUDIT_S3_BUCKET"))?;
                 let prefix = pick(None, "AUDIT_S3_PREFIX", file.s3_prefix.clone(), "s3_prefix").map(|(v, _)| v);
-                StorageChoice::S3(S3Settings {
-                    bucket,
-                    region: pick(None, "AUDIT_S3_REGION", file.s3_region.clone(), "s3_region").map(|(v, _)| v),
-                    endpoint: pick(None, "AUDIT_S3_ENDPOINT", file.s3_endpoint.clone(), "s3_endpoint").map(|(v, _)| v),
-                    prefix: prefix.unwrap_or_default(),
-                    retention_days,
-                    require_object_lock: parse_bool(pick(
-                        None,
-                        "AUDIT_S3_REQUIRE_OBJECT_LOCK",
-                        toml_text(file.s3_require_object_lock.clone()),
-                        "s3_require_object_lock",
-                    ))?
-                    .unwrap_or(true),
-                })
+                StorageChoice::S3(s3_for(bucket, prefix)?)
             }
             Some((v, source)) => bail!("{source}: {v:?} is not a storage backend (local or s3)"),
+        };
+        let mirror = match std::env::var("AUDIT_CHECKPOINT_MIRROR") {
+            Err(_) => None,
+            Ok(v) if v.trim().is_empty() => bail!("AUDIT_CHECKPOINT_MIRROR: empty"),
+            Ok(v) => match v.strip_prefix("s3://") {
+                Some(rest) => {
+                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    if bucket.is_empty() {
+                        bail!("AUDIT_CHECKPOINT_MIRROR: {v:?} names no bucket (s3://BUCKET/PREFIX)");
+                    }
+                    Some(StorageChoiceAt::S3(s3_for(bucket.to_owned(), Some(prefix.to_owned()))?))
+                }
+                None => Some(StorageChoiceAt::Dir(PathBuf::from(v))),
+            },
         };
         let index = match pick(None, "AUDIT_INDEX_URL", file.index_url.clone(), "index_url") {
             None => IndexChoice::Sqlite(data_dir.join("index.sqlite3")),
@@ -183,7 +209,7 @@ impl Backends {
             Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => IndexChoice::Postgres(v),
             Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH or postgres://...)"),
         };
-        Ok(Backends { data_dir, storage, index })
+        Ok(Backends { data_dir, storage, index, mirror })
     }
 }
 

@@ -57,8 +57,8 @@ pub(crate) fn signer(data_dir: &Path, create: bool) -> anyhow::Result<Option<Sig
     }
 }
 
-/// Checkpoint settings for a service writing to `data_dir`.
-pub(crate) fn checkpoint_config(data_dir: &Path) -> anyhow::Result<CheckpointConfig> {
+/// Checkpoint settings for a service (signing key in the data directory).
+pub(crate) async fn checkpoint_config(backends: &crate::config::Backends) -> anyhow::Result<CheckpointConfig> {
     let interval = match std::env::var("AUDIT_CHECKPOINT_INTERVAL") {
         Ok(v) => match v.trim().parse::<f64>() {
             Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
@@ -66,21 +66,9 @@ pub(crate) fn checkpoint_config(data_dir: &Path) -> anyhow::Result<CheckpointCon
         },
         Err(_) => Duration::from_secs(1),
     };
-    let signer = signer(data_dir, true)?.expect("created when absent");
-    Ok(CheckpointConfig { origin: origin()?, signer, interval, mirror: mirror()? })
-}
-
-/// The checkpoint mirror (`AUDIT_CHECKPOINT_MIRROR`): a directory outside the
-/// data directory (ideally on another machine or account).
-pub(crate) fn mirror() -> anyhow::Result<Option<std::sync::Arc<dyn audit_storage::LogStore>>> {
-    match std::env::var("AUDIT_CHECKPOINT_MIRROR") {
-        Err(_) => Ok(None),
-        Ok(v) if v.starts_with("s3://") => bail!(
-            "AUDIT_CHECKPOINT_MIRROR: S3 mirrors are not available in this build yet (open issue); use a directory"
-        ),
-        Ok(v) if v.trim().is_empty() => bail!("AUDIT_CHECKPOINT_MIRROR: empty"),
-        Ok(v) => Ok(Some(std::sync::Arc::new(audit_storage::local::LocalStore::new(v)))),
-    }
+    let signer = signer(&backends.data_dir, true)?.expect("created when absent");
+    let mirror = crate::cmd::open_mirror(backends).await?;
+    Ok(CheckpointConfig { origin: origin()?, signer, interval, mirror })
 }
 
 /// The verifier key of one organization's checkpoints, from the local signing key.

@@ -28,6 +28,13 @@ pub struct CheckpointConfig {
     pub mirror: Option<std::sync::Arc<dyn audit_storage::LogStore>>,
 }
 
+/// The checkpoints found for a log before its writer opened.
+#[derive(Debug, Default)]
+pub(crate) struct Anchors {
+    stored: Option<(u64, Vec<u8>)>,
+    mirrored: Option<(u64, Vec<u8>)>,
+}
+
 /// One organization's tree and checkpoint schedule.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
@@ -40,19 +47,35 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Rebuilds the tree from storage and checks the log is not behind its
-    /// newest checkpoint (a truncated or rolled-back store): then it must
-    /// not be appended to until an operator has looked.
-    pub(crate) async fn open(shared: &Shared, org: &str, next_sequence: u64) -> Result<Option<Checkpointer>, String> {
-        let Some(cfg) = &shared.checkpoints else { return Ok(None) };
-        let origin_line = format!("{}/{org}", cfg.origin);
-        let signer =
-            cfg.signer.renamed(&origin_line).map_err(|e| format!("cannot sign checkpoints as {origin_line}: {e}"))?;
-        let latest = shared.store.latest_checkpoint(org).await.map_err(|e| e.to_string())?;
+    /// Reads the checkpoints a log must not fall behind (its newest stored
+    /// one and the mirror's). Called *before* the writer reads the log's
+    /// tail: on a store shared by several instances the log only grows, so
+    /// a tail read afterwards that is behind them means truncation, never a
+    /// race with another instance's newer checkpoint.
+    pub(crate) async fn anchors(shared: &Shared, org: &str) -> Result<Anchors, String> {
+        let Some(cfg) = &shared.checkpoints else { return Ok(Anchors::default()) };
+        let stored = shared.store.latest_checkpoint(org).await.map_err(|e| e.to_string())?;
         let mirrored = match &cfg.mirror {
             Some(m) => m.latest_checkpoint(org).await.map_err(|e| format!("checkpoint mirror: {e}"))?,
             None => None,
         };
+        Ok(Anchors { stored, mirrored })
+    }
+
+    /// Rebuilds the tree from storage and checks the log is not behind the
+    /// `anchors` (a truncated or rolled-back store): then it must not be
+    /// appended to until an operator has looked.
+    pub(crate) async fn open(
+        shared: &Shared,
+        org: &str,
+        found: Anchors,
+        next_sequence: u64,
+    ) -> Result<Option<Checkpointer>, String> {
+        let Some(cfg) = &shared.checkpoints else { return Ok(None) };
+        let origin_line = format!("{}/{org}", cfg.origin);
+        let signer =
+            cfg.signer.renamed(&origin_line).map_err(|e| format!("cannot sign checkpoints as {origin_line}: {e}"))?;
+        let Anchors { stored: latest, mirrored } = found;
         // Hold the log to both: behind either, or a different tree at either
         // size, means the store was truncated, rolled back or rewritten.
         let verifier = signer.verifier();
@@ -85,9 +108,15 @@ impl Checkpointer {
         };
         check(&frontier, &anchors)?;
         for chunk in shared.store.chunks(org).await.map_err(|e| e.to_string())? {
+            if chunk.first_sequence >= next_sequence {
+                break;
+            }
             let bytes = shared.store.read_chunk(org, &chunk).await.map_err(|e| e.to_string())?;
             let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
             for line in bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                if frontier.size() == next_sequence {
+                    break; // appended by another instance since the tail was read
+                }
                 let (_, claimed) = hash_line(line).ok_or_else(|| format!("{}: a line without a hash", chunk.name))?;
                 frontier.push(leaf_hash(claimed.as_bytes()));
                 check(&frontier, &anchors)?;

@@ -102,6 +102,13 @@ pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     shared: Arc<Shared>,
 ) {
+    let anchors = match Checkpointer::anchors(&shared, &organization_id).await {
+        Ok(a) => a,
+        Err(why) => {
+            tracing::error!(organization_id, why, "cannot read the log's checkpoints");
+            return refuse_all(&shared, &organization_id, generation, rx, why).await;
+        }
+    };
     let mut writer = match shared.store.open_writer(&organization_id).await {
         Ok(w) => w,
         Err(e) => {
@@ -123,14 +130,15 @@ pub(crate) async fn run(
     if let Err(e) = remember_recent(&shared, &organization_id, &mut sequencer).await {
         tracing::error!(organization_id, error = %e, "cannot read recent events back; deduplication starts empty");
     }
-    let mut checkpointer = match Checkpointer::open(&shared, &organization_id, recovery.tail.next_sequence).await {
-        Ok(c) => c,
-        Err(why) => {
-            tracing::error!(organization_id, why, "refusing to append");
-            shared.note_poisoned(&organization_id, &why);
-            return refuse_all(&shared, &organization_id, generation, rx, why).await;
-        }
-    };
+    let mut checkpointer =
+        match Checkpointer::open(&shared, &organization_id, anchors, recovery.tail.next_sequence).await {
+            Ok(c) => c,
+            Err(why) => {
+                tracing::error!(organization_id, why, "refusing to append");
+                shared.note_poisoned(&organization_id, &why);
+                return refuse_all(&shared, &organization_id, generation, rx, why).await;
+            }
+        };
     shared.recent_events.fetch_add(sequencer.remembered() as i64, Ordering::Relaxed);
 
     let mut buffer: Vec<Pending> = Vec::new();

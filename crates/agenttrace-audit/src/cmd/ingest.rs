@@ -146,7 +146,6 @@ impl Tally {
 }
 
 pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
-    let data_dir = backends.data_dir.as_path();
     super::check_org(&args.org)?;
     let limits = Limits::default();
     // Pass 1: validate everything, store nothing.
@@ -173,7 +172,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     let store = super::open_store(backends).await?;
     let service = AuditService::builder(store)
         .config(AuditConfig { limits, ..AuditConfig::default() })
-        .checkpoints(crate::signing::checkpoint_config(data_dir)?)
+        .checkpoints(crate::signing::checkpoint_config(backends).await?)
         .start()
         .await;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

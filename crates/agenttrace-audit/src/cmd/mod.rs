@@ -18,27 +18,35 @@ use audit_index::EventIndex;
 use audit_storage::LogStore;
 use audit_storage::local::LocalStore;
 
-use crate::config::{Backends, IndexChoice, StorageChoice};
+use crate::config::{Backends, IndexChoice, StorageChoice, StorageChoiceAt};
 
 /// The store every command reads and writes.
 pub(crate) async fn open_store(backends: &Backends) -> anyhow::Result<Arc<dyn LogStore>> {
     match &backends.storage {
         StorageChoice::Local => Ok(Arc::new(LocalStore::new(&backends.data_dir))),
-        StorageChoice::S3(s3) => open_s3(s3).await,
+        StorageChoice::S3(s3) => open_s3(s3).await.context("AUDIT_STORAGE_BACKEND=s3"),
+    }
+}
+
+/// The checkpoint mirror (`AUDIT_CHECKPOINT_MIRROR`): a directory or a
+/// bucket outside the log's store (ideally another account).
+pub(crate) async fn open_mirror(backends: &Backends) -> anyhow::Result<Option<Arc<dyn LogStore>>> {
+    match &backends.mirror {
+        None => Ok(None),
+        Some(StorageChoiceAt::Dir(dir)) => Ok(Some(Arc::new(LocalStore::new(dir)))),
+        Some(StorageChoiceAt::S3(s3)) => Ok(Some(open_s3(s3).await.context("AUDIT_CHECKPOINT_MIRROR")?)),
     }
 }
 
 #[cfg(feature = "s3")]
 async fn open_s3(s3: &crate::config::S3Settings) -> anyhow::Result<Arc<dyn LogStore>> {
-    let config = audit_storage_s3::S3Config {
-        bucket: s3.bucket.clone(),
-        region: s3.region.clone(),
-        endpoint: s3.endpoint.clone(),
-        prefix: s3.prefix.clone(),
-        retention_days: s3.retention_days,
-        require_object_lock: s3.require_object_lock,
-    };
-    let store = audit_storage_s3::S3Store::connect(config).await.context("AUDIT_STORAGE_BACKEND=s3")?;
+    let mut config = audit_storage_s3::S3Config::new(&s3.bucket);
+    config.region = s3.region.clone();
+    config.endpoint = s3.endpoint.clone();
+    config.prefix = s3.prefix.clone();
+    config.retention_days = s3.retention_days;
+    config.require_object_lock = s3.require_object_lock;
+    let store = audit_storage_s3::S3Store::connect(config).await.with_context(|| format!("S3 bucket {}", s3.bucket))?;
     Ok(Arc::new(store))
 }
 

@@ -65,7 +65,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         ),
         None => None,
     };
-    let checkpoints = crate::signing::checkpoint_config(&data_dir)?;
+    let checkpoints = crate::signing::checkpoint_config(&settings.backends).await?;
     if checkpoints.mirror.is_none() {
         eprintln!(
             "warning: no AUDIT_CHECKPOINT_MIRROR: checkpoints are kept only beside the log, so restoring an old copy of the whole store cannot be detected"

@@ -56,7 +56,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         ),
         None => None,
     };
-    let mirror = crate::signing::mirror()?;
+    let mirror = super::open_mirror(backends).await?;
     let sources = CheckpointSources { key: key.as_ref(), mirror: mirror.as_deref(), trusted: trusted.as_deref() };
     let report = verify_log_checked(store.as_ref(), &args.org, range, &sources).await?;
     if args.json {

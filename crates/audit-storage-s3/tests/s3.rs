@@ -269,3 +269,32 @@ async fn verify_reports_delete_markers_and_extra_versions() {
     assert!(details.iter().any(|d| d.contains("delete marker") && d.contains(&key)), "{details:?}");
     assert!(details.iter().any(|d| d.contains("2 versions") && d.contains(&key)), "{details:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_bucket_setup_works_unchanged() {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+    };
+    let Some(bucket) = fresh_bucket("the_seed_bucket_setup_works_unchanged", true).await else { return };
+    // The seed's `aws s3api put-object-lock-configuration`: COMPLIANCE, 2555 days by default.
+    let rule = ObjectLockRule::builder()
+        .default_retention(DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).days(2555).build())
+        .build();
+    let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).rule(rule).build();
+    bucket
+        .client
+        .put_object_lock_configuration()
+        .bucket(&bucket.bucket)
+        .object_lock_configuration(lock)
+        .send()
+        .await
+        .unwrap();
+    let store = store(&bucket).await;
+    let service = AuditService::start(Arc::new(store.clone()), config()).await;
+    service.capture_durable(draft(0)).await.unwrap();
+    service.stop().await;
+    let key = store.key(ORG, "00000000000000000000.jsonl");
+    let head = bucket.client.head_object().bucket(&bucket.bucket).key(&key).send().await.unwrap();
+    assert_eq!(head.object_lock_mode().map(|m| m.as_str()), Some("COMPLIANCE"));
+    assert!(verify_log(&store, ORG, TimeRange::default()).await.unwrap().valid);
+}

@@ -366,7 +366,7 @@ fn query_and_reindex(index_url: Option<String>) {
     if index_url.is_none() {
         std::fs::remove_file(data.join("index.sqlite3")).unwrap();
     } else {
-        assert!(!data.join("index.sqlite3").exists(), "AUDIT_INDEX_URL=postgres:// keeps no SQLite file");
+        assert!(!data.join("index.sqlite3").try_exists().unwrap(), "AUDIT_INDEX_URL=postgres:// keeps no SQLite file");
     }
     let rebuilt = run(&data, &["reindex"]);
     assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));

@@ -17,40 +17,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::row::hash_from_blob;
-use crate::sql::{HIT_COLUMNS, Param, Placeholders, ROW_COLUMNS, SECONDARY_INDEXES, page_query, progress_upsert};
+use crate::sql::{
+    HIT_COLUMNS, Param, Placeholders, ROW_COLUMNS, SECONDARY_INDEXES, page_query, progress_upsert, tables,
+};
 use crate::{EventIndex, Hit, IndexError, IndexRow, Location, Progress};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    org TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    event_id TEXT NOT NULL,
-    ts BIGINT NOT NULL,
-    project_id TEXT,
-    event_category TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    action TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    actor_type TEXT NOT NULL,
-    actor_id TEXT,
-    actor_email TEXT,
-    resource_type TEXT,
-    resource_id TEXT,
-    hash BYTEA NOT NULL,
-    chunk_first BIGINT NOT NULL,
-    chunk_name TEXT NOT NULL,
-    off BIGINT NOT NULL,
-    len BIGINT NOT NULL,
-    PRIMARY KEY (org, seq)
-);
-CREATE TABLE IF NOT EXISTS progress (
-    org TEXT PRIMARY KEY,
-    next_seq BIGINT NOT NULL,
-    chunk_first BIGINT NOT NULL,
-    chunk_name TEXT NOT NULL,
-    next_off BIGINT NOT NULL
-);
-";
 
 /// Serializes schema creation between instances starting at once
 /// (`CREATE ... IF NOT EXISTS` is not safe against a concurrent creator).
@@ -92,7 +62,7 @@ impl PostgresIndex {
         let mut client = index.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(db)?;
-        tx.batch_execute(SCHEMA).await.map_err(db)?;
+        tx.batch_execute(&tables("BIGINT", "BYTEA", "")).await.map_err(db)?;
         tx.batch_execute(SECONDARY_INDEXES).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(index)

@@ -125,6 +125,42 @@ pub(crate) const HIT_COLUMNS: &str = "seq, hash, chunk_first, chunk_name, off, l
 pub(crate) const ROW_COLUMNS: &str = "seq, event_id, ts, project_id, event_category, event_type, action, severity, \
      actor_type, actor_id, actor_email, resource_type, resource_id, hash, chunk_first, chunk_name, off, len";
 
+/// The two tables, with the database's spelling of a 64-bit integer, a
+/// byte string, and what ends the events table (`WITHOUT ROWID` in SQLite).
+pub(crate) fn tables(int: &str, bytes: &str, events_suffix: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS events (
+    org TEXT NOT NULL,
+    seq {int} NOT NULL,
+    event_id TEXT NOT NULL,
+    ts {int} NOT NULL,
+    project_id TEXT,
+    event_category TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT,
+    actor_email TEXT,
+    resource_type TEXT,
+    resource_id TEXT,
+    hash {bytes} NOT NULL,
+    chunk_first {int} NOT NULL,
+    chunk_name TEXT NOT NULL,
+    off {int} NOT NULL,
+    len {int} NOT NULL,
+    PRIMARY KEY (org, seq)
+){events_suffix};
+CREATE TABLE IF NOT EXISTS progress (
+    org TEXT PRIMARY KEY,
+    next_seq {int} NOT NULL,
+    chunk_first {int} NOT NULL,
+    chunk_name TEXT NOT NULL,
+    next_off {int} NOT NULL
+);"
+    )
+}
+
 /// The secondary indexes: each leads with the organization and ends with
 /// the sequence, so an equality on its column yields rows in log order.
 pub(crate) const SECONDARY_INDEXES: &str = "

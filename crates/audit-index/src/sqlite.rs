@@ -15,41 +15,9 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::V
 
 use crate::row::hash_from_blob;
 use crate::sql::{
-    HIT_COLUMNS, Param, Placeholders, ROW_COLUMNS, SECONDARY_INDEXES, Statement, page_query, progress_upsert,
+    HIT_COLUMNS, Param, Placeholders, ROW_COLUMNS, SECONDARY_INDEXES, Statement, page_query, progress_upsert, tables,
 };
 use crate::{EventIndex, Hit, IndexError, IndexRow, Location, Progress};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    org TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    project_id TEXT,
-    event_category TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    action TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    actor_type TEXT NOT NULL,
-    actor_id TEXT,
-    actor_email TEXT,
-    resource_type TEXT,
-    resource_id TEXT,
-    hash BLOB NOT NULL,
-    chunk_first INTEGER NOT NULL,
-    chunk_name TEXT NOT NULL,
-    off INTEGER NOT NULL,
-    len INTEGER NOT NULL,
-    PRIMARY KEY (org, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS progress (
-    org TEXT PRIMARY KEY,
-    next_seq INTEGER NOT NULL,
-    chunk_first INTEGER NOT NULL,
-    chunk_name TEXT NOT NULL,
-    next_off INTEGER NOT NULL
-);
-";
 
 /// SQLite index (the embedded default).
 #[derive(Debug, Clone)]
@@ -58,7 +26,7 @@ pub struct SqliteIndex {
 }
 
 fn create_schema(conn: &Connection) -> Result<(), IndexError> {
-    conn.execute_batch(SCHEMA).map_err(db)?;
+    conn.execute_batch(&tables("INTEGER", "BLOB", " WITHOUT ROWID")).map_err(db)?;
     conn.execute_batch(SECONDARY_INDEXES).map_err(db)
 }
 

@@ -273,22 +273,9 @@ impl S3Store {
     async fn refresh(&self, organization_id: &str) -> Result<Listing, StorageError> {
         let prefix = self.log_prefix(organization_id);
         let mut listing = self.lock_listings().get(organization_id).cloned().unwrap_or_default();
-        let mut key_marker = listing.chunks.last().map(|c| format!("{prefix}{}", c.name));
-        let mut version_marker = None::<String>;
+        let after = listing.chunks.last().map(|c| format!("{prefix}{}", c.name));
         let mut new: Vec<(String, String)> = Vec::new();
-        loop {
-            let out = self
-                .inner
-                .client
-                .list_object_versions()
-                .bucket(&self.inner.bucket)
-                .prefix(&prefix)
-                .delimiter("/")
-                .set_key_marker(key_marker.take())
-                .set_version_id_marker(version_marker.take())
-                .send()
-                .await
-                .map_err(|e| io_error(format!("cannot list the log under {prefix}"), DisplayErrorContext(&e)))?;
+        self.for_each_version_page(&prefix, Some("/"), after, |out| {
             // Versions come newest first within a key: the last one seen is the first written.
             for v in out.versions() {
                 let (Some(key), Some(version)) = (v.key(), v.version_id()) else { continue };
@@ -298,12 +285,8 @@ impl S3Store {
                     _ => new.push((name.to_owned(), version.to_owned())),
                 }
             }
-            if out.is_truncated() != Some(true) {
-                break;
-            }
-            key_marker = out.next_key_marker().map(str::to_owned);
-            version_marker = out.next_version_id_marker().map(str::to_owned);
-        }
+        })
+        .await?;
         for (name, version) in new {
             let Some(first_sequence) = parse_numbered(&name, CHUNK_SUFFIX) else {
                 tracing::warn!(organization_id, name, "ignoring an object that is not a log chunk");
@@ -314,6 +297,38 @@ impl S3Store {
         }
         self.lock_listings().insert(organization_id.to_owned(), listing.clone());
         Ok(listing)
+    }
+
+    /// Lists object versions under `prefix` (keys after `after_key`), one
+    /// page at a time.
+    async fn for_each_version_page(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after_key: Option<String>,
+        mut page: impl FnMut(&aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput),
+    ) -> Result<(), StorageError> {
+        let (mut key_marker, mut version_marker) = (after_key, None::<String>);
+        loop {
+            let out = self
+                .inner
+                .client
+                .list_object_versions()
+                .bucket(&self.inner.bucket)
+                .prefix(prefix)
+                .set_delimiter(delimiter.map(str::to_owned))
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| io_error(format!("cannot list versions under {prefix}"), DisplayErrorContext(&e)))?;
+            page(&out);
+            if out.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+        }
     }
 
     fn lock_listings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Listing>> {
@@ -491,21 +506,9 @@ impl LogStore for S3Store {
     /// object (reported by verify as `unexpected_object_version`).
     async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError> {
         let prefix = self.log_prefix(organization_id);
-        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
         let mut versions: HashMap<String, usize> = HashMap::new();
         let mut found = Vec::new();
-        loop {
-            let out = self
-                .inner
-                .client
-                .list_object_versions()
-                .bucket(&self.inner.bucket)
-                .prefix(&prefix)
-                .set_key_marker(key_marker.take())
-                .set_version_id_marker(version_marker.take())
-                .send()
-                .await
-                .map_err(|e| io_error(format!("cannot list versions under {prefix}"), DisplayErrorContext(&e)))?;
+        self.for_each_version_page(&prefix, None, None, |out| {
             for v in out.versions() {
                 *versions.entry(v.key().unwrap_or_default().to_owned()).or_default() += 1;
             }
@@ -516,12 +519,8 @@ impl LogStore for S3Store {
                     m.version_id().unwrap_or("?")
                 ));
             }
-            if out.is_truncated() != Some(true) {
-                break;
-            }
-            key_marker = out.next_key_marker().map(str::to_owned);
-            version_marker = out.next_version_id_marker().map(str::to_owned);
-        }
+        })
+        .await?;
         let mut extra: Vec<_> = versions.into_iter().filter(|(_, n)| *n > 1).collect();
         extra.sort();
         found.extend(extra.into_iter().map(|(key, n)| format!("{key} has {n} versions; only the first is the log's")));

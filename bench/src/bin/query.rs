@@ -3,7 +3,9 @@
 //! Indexes the log (reports the indexing rate), then runs `--queries` of
 //! each shape and prints p50/p99 latency of `query_events` (index lookup +
 //! reading each event back from storage + checking it), beside the time of
-//! the storage reads alone for the same events (the baseline).
+//! the storage reads alone for the same events (the baseline). With
+//! `--index-url postgres://...` the index is PostgreSQL instead of the SQLite
+//! file in the data directory.
 
 use std::time::Instant;
 
@@ -25,11 +27,16 @@ async fn main() {
     let org = audit_bench::arg_str("--org").unwrap_or_else(|| "bench-org".into());
     let queries = audit_bench::arg("--queries", 500);
     let store = LocalStore::new(&data_dir);
-    let index = SqliteIndex::open(&std::path::Path::new(&data_dir).join("index.sqlite3")).unwrap();
+    // `--index-url postgres://...` measures the PostgreSQL index on the same log.
+    let index: Box<dyn EventIndex> = match audit_bench::arg_str("--index-url") {
+        Some(url) => Box::new(audit_index::postgres::PostgresIndex::connect(&url).await.unwrap()),
+        None => Box::new(SqliteIndex::open(&std::path::Path::new(&data_dir).join("index.sqlite3")).unwrap()),
+    };
+    let index = index.as_ref();
 
     let before = index.progress(&org).await.unwrap().map_or(0, |p| p.next_sequence);
     let start = Instant::now();
-    let total = catch_up(&store, &index, &org).await.unwrap();
+    let total = catch_up(&store, index, &org).await.unwrap();
     let secs = start.elapsed().as_secs_f64();
     if total > before {
         println!("indexed {} events in {secs:.1} s ({:.0} events/s)", total - before, (total - before) as f64 / secs);
@@ -102,7 +109,7 @@ async fn main() {
         for _ in 0..queries {
             let filter = make(&mut next);
             let t = Instant::now();
-            let page = audit_service::query_events(&store, &index, &filter).await.unwrap();
+            let page = audit_service::query_events(&store, index, &filter).await.unwrap();
             full.push(t.elapsed().as_secs_f64() * 1000.0);
             returned += page.events.len();
             // Baseline: just reading the same events' bytes from storage.

@@ -127,54 +127,140 @@ pub enum ProofError {
 
 /// The audit path of leaf `index` in the tree of `leaves` (RFC 9162 §2.1.3.1).
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, ProofError> {
-    if index >= leaves.len() {
-        return Err(ProofError::IndexOutOfRange);
-    }
-    fn path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
-        if d.len() <= 1 {
-            return;
-        }
-        let k = split(d.len());
-        if m < k {
-            path(m, &d[..k], out);
-            out.push(root(&d[k..]));
-        } else {
-            path(m - k, &d[k..], out);
-            out.push(root(&d[..k]));
-        }
-    }
-    let mut out = Vec::new();
-    path(index, leaves, &mut out);
-    Ok(out)
+    inclusion_path(leaves.len(), index, &|start, len| root(&leaves[start..start + len]))
 }
 
 /// The proof that the tree of the first `first` leaves is a prefix of the
 /// tree of all `leaves` (RFC 9162 §2.1.4.1).
 pub fn consistency_proof(leaves: &[Hash], first: usize) -> Result<Vec<Hash>, ProofError> {
-    if first > leaves.len() {
-        return Err(ProofError::SizesOutOfOrder);
+    consistency_path(leaves.len(), first, &|start, len| root(&leaves[start..start + len]))
+}
+
+/// RFC 9162's PATH over a tree of `size` leaves, with `mth(start, len)`
+/// giving the root of the leaves `start..start + len`.
+fn inclusion_path(size: usize, index: usize, mth: &dyn Fn(usize, usize) -> Hash) -> Result<Vec<Hash>, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange);
     }
-    fn subproof(m: usize, d: &[Hash], complete: bool, out: &mut Vec<Hash>) {
-        if m == d.len() {
-            if !complete {
-                out.push(root(d));
-            }
+    fn path(m: usize, start: usize, len: usize, mth: &dyn Fn(usize, usize) -> Hash, out: &mut Vec<Hash>) {
+        if len <= 1 {
             return;
         }
-        let k = split(d.len());
-        if m <= k {
-            subproof(m, &d[..k], complete, out);
-            out.push(root(&d[k..]));
+        let k = split(len);
+        if m < k {
+            path(m, start, k, mth, out);
+            out.push(mth(start + k, len - k));
         } else {
-            subproof(m - k, &d[k..], false, out);
-            out.push(root(&d[..k]));
+            path(m - k, start + k, len - k, mth, out);
+            out.push(mth(start, k));
         }
     }
     let mut out = Vec::new();
-    if first > 0 && first < leaves.len() {
-        subproof(first, leaves, true, &mut out);
+    path(index, 0, size, mth, &mut out);
+    Ok(out)
+}
+
+/// RFC 9162's PROOF over a tree of `size` leaves (see [`inclusion_path`]).
+fn consistency_path(size: usize, first: usize, mth: &dyn Fn(usize, usize) -> Hash) -> Result<Vec<Hash>, ProofError> {
+    if first > size {
+        return Err(ProofError::SizesOutOfOrder);
+    }
+    fn subproof(
+        m: usize,
+        start: usize,
+        len: usize,
+        complete: bool,
+        mth: &dyn Fn(usize, usize) -> Hash,
+        out: &mut Vec<Hash>,
+    ) {
+        if m == len {
+            if !complete {
+                out.push(mth(start, len));
+            }
+            return;
+        }
+        let k = split(len);
+        if m <= k {
+            subproof(m, start, k, complete, mth, out);
+            out.push(mth(start + k, len - k));
+        } else {
+            subproof(m - k, start + k, len - k, false, mth, out);
+            out.push(mth(start, k));
+        }
+    }
+    let mut out = Vec::new();
+    if first > 0 && first < size {
+        subproof(first, 0, size, true, mth, &mut out);
     }
     Ok(out)
+}
+
+/// Leaves per cached block of a [`ProofTree`].
+const BLOCK: usize = 256;
+
+/// A tree over fixed leaf hashes that answers many proofs quickly: it keeps
+/// the root of every complete, aligned block of 256 leaves, so the root of
+/// a complete subtree of 256 or more leaves costs O(its size / 256) instead
+/// of O(its size). RFC 9162's recursion only ever asks for subtrees whose
+/// start is a multiple of their largest power-of-two part, so every large
+/// complete subtree it meets is a whole number of blocks.
+#[derive(Debug, Clone)]
+pub struct ProofTree<'a> {
+    leaves: &'a [Hash],
+    blocks: Vec<Hash>,
+}
+
+impl<'a> ProofTree<'a> {
+    /// Builds the block cache: one pass over the leaves.
+    pub fn new(leaves: &'a [Hash]) -> ProofTree<'a> {
+        let blocks = leaves.chunks_exact(BLOCK).map(root).collect();
+        ProofTree { leaves, blocks }
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// The leaf hash at `index`.
+    pub fn leaf(&self, index: usize) -> Option<&Hash> {
+        self.leaves.get(index)
+    }
+
+    /// The tree head.
+    pub fn root(&self) -> Hash {
+        self.mth(0, self.leaves.len())
+    }
+
+    /// The root of the first `size` leaves (a smaller tree head).
+    pub fn root_at(&self, size: usize) -> Hash {
+        self.mth(0, size.min(self.leaves.len()))
+    }
+
+    fn mth(&self, start: usize, len: usize) -> Hash {
+        if len >= BLOCK && len.is_power_of_two() && start.is_multiple_of(BLOCK) {
+            let first = start / BLOCK;
+            return root(&self.blocks[first..first + len / BLOCK]);
+        }
+        match len {
+            0 => empty_root(),
+            1 => self.leaves[start],
+            _ => {
+                let k = split(len);
+                node_hash(&self.mth(start, k), &self.mth(start + k, len - k))
+            }
+        }
+    }
+
+    /// The audit path of leaf `index` (as [`inclusion_proof`]).
+    pub fn inclusion_proof(&self, index: usize) -> Result<Vec<Hash>, ProofError> {
+        inclusion_path(self.leaves.len(), index, &|start, len| self.mth(start, len))
+    }
+
+    /// The consistency proof from the first `first` leaves (as [`consistency_proof`]).
+    pub fn consistency_proof(&self, first: usize) -> Result<Vec<Hash>, ProofError> {
+        consistency_path(self.leaves.len(), first, &|start, len| self.mth(start, len))
+    }
 }
 
 /// Verifies that `leaf` is at `index` in the tree of `size` with head `root`

@@ -8,7 +8,8 @@
 //!
 //! The leaf input is the event's `hash` (32 raw bytes), so `leaf_hash` is
 //! `SHA-256(0x00 || event hash)`. Proofs are computed from the leaf hashes
-//! read back from storage (O(n) per proof until a node cache exists).
+//! read back from storage and a block cache over them (`merkle::ProofTree`):
+//! O(n) to read and hash, then O(n / 256) per proof.
 
 use audit_core::Hash;
 use audit_core::json::{Object, Value};
@@ -29,7 +30,7 @@ pub enum ProofRequestError {
 }
 
 /// The leaf hashes of the first `size` events.
-async fn leaves(store: &dyn LogStore, org: &str, size: u64) -> Result<Vec<Hash>, ProofRequestError> {
+pub(crate) async fn leaves(store: &dyn LogStore, org: &str, size: u64) -> Result<Vec<Hash>, ProofRequestError> {
     let mut out = Vec::with_capacity(size.min(1 << 24) as usize);
     'chunks: for chunk in store.chunks(org).await? {
         let bytes = store.read_chunk(org, &chunk).await?;
@@ -71,14 +72,14 @@ pub async fn inclusion_proof(
         return Err(ProofRequestError::OutOfRange(format!("event {sequence} is not in a tree of size {tree_size}")));
     }
     let leaves = leaves(store, org, tree_size).await?;
-    let proof = merkle::inclusion_proof(&leaves, sequence as usize)
-        .map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
+    let tree = merkle::ProofTree::new(&leaves);
+    let proof = tree.inclusion_proof(sequence as usize).map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
     let mut o = Object::new();
     o.insert("leaf_index", Value::Number(sequence as f64));
     o.insert("tree_size", Value::Number(tree_size as f64));
     o.insert("leaf_hash", Value::String(leaves[sequence as usize].to_hex()));
     o.insert("proof", hashes(&proof));
-    o.insert("root", Value::String(merkle::root(&leaves).to_hex()));
+    o.insert("root", Value::String(tree.root().to_hex()));
     Ok(Value::Object(o))
 }
 
@@ -93,13 +94,13 @@ pub async fn consistency_proof(
         return Err(ProofRequestError::OutOfRange(format!("from ({from}) is larger than to ({to})")));
     }
     let leaves = leaves(store, org, to).await?;
-    let proof =
-        merkle::consistency_proof(&leaves, from as usize).map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
+    let tree = merkle::ProofTree::new(&leaves);
+    let proof = tree.consistency_proof(from as usize).map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
     let mut o = Object::new();
     o.insert("from", Value::Number(from as f64));
     o.insert("to", Value::Number(to as f64));
     o.insert("proof", hashes(&proof));
-    o.insert("from_root", Value::String(merkle::root(&leaves[..from as usize]).to_hex()));
-    o.insert("to_root", Value::String(merkle::root(&leaves).to_hex()));
+    o.insert("from_root", Value::String(tree.root_at(from as usize).to_hex()));
+    o.insert("to_root", Value::String(tree.root().to_hex()));
     Ok(Value::Object(o))
 }

@@ -31,6 +31,13 @@ pub(crate) struct Args {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
+    /// An evidence bundle (jsonl only): the newest signed checkpoint, then
+    /// each event followed by its inclusion proof in that checkpoint's tree,
+    /// so that even a filtered export can be checked offline with
+    /// `verify-export FILE --key KEY`. Events newer than the checkpoint are
+    /// left out (and counted on stderr).
+    #[arg(long)]
+    with_proof: bool,
 }
 
 pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
@@ -61,7 +68,26 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let mut progress = |n: u64| bar.set_position(n);
-    let count = audit_service::export_events(store.as_ref(), &filter, format, &mut out, &mut progress).await?;
+    let count = if args.with_proof {
+        anyhow::ensure!(format == ExportFormat::Jsonl, "--with-proof goes with --format jsonl");
+        let key = crate::signing::verifier_for(&backends.data_dir, &filter.organization_id)?;
+        if key.is_none() {
+            eprintln!(
+                "warning: no signing key in the data directory: the checkpoint's signature is not checked before export"
+            );
+        }
+        let summary =
+            audit_service::export_evidence(store.as_ref(), &filter, key.as_ref(), &mut out, &mut progress).await?;
+        if summary.newer_than_checkpoint > 0 {
+            eprintln!(
+                "left out {} matching events newer than the checkpoint (tree size {}); export again after the next checkpoint",
+                summary.newer_than_checkpoint, summary.tree_size
+            );
+        }
+        summary.events
+    } else {
+        audit_service::export_events(store.as_ref(), &filter, format, &mut out, &mut progress).await?
+    };
     bar.finish_and_clear();
     out.flush()?;
     if let Some(path) = &args.output {

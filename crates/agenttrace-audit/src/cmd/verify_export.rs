@@ -4,6 +4,8 @@
 //! one before (the first line's own link cannot be checked unless the export
 //! starts at sequence 0). With a signed checkpoint and its key, an export
 //! that starts at 0 and reaches the checkpoint's size must have its root.
+//! An evidence bundle (`export --with-proof`) carries its checkpoint and a
+//! proof per event: each event is checked against the signed root.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +37,24 @@ pub(crate) async fn run(_data_dir: &Path, args: Args) -> anyhow::Result<u8> {
     let mut lines = std::io::BufReader::with_capacity(1 << 20, file).split(b'\n');
     let Some(first) = lines.next() else { bail!("{} is empty", args.file.display()) };
     let first = first.with_context(|| format!("cannot read {}", args.file.display()))?;
+    if audit_service::evidence::is_evidence_header(&first) {
+        anyhow::ensure!(
+            args.checkpoint.is_none(),
+            "--checkpoint: {} is an evidence bundle, which carries its own checkpoint",
+            args.file.display()
+        );
+        let key = match &args.key {
+            Some(k) => Some(VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}"))?),
+            None => None,
+        };
+        let mut all = vec![first];
+        for line in lines {
+            all.push(line.with_context(|| format!("cannot read {}", args.file.display()))?);
+        }
+        let report = audit_service::verify_evidence(all.iter().map(Vec::as_slice), key.as_ref())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        return print_report(&report, args.json);
+    }
     let facts = check_line(&first).map_err(|e| anyhow::anyhow!("line 1 is not a stored event: {e}"))?;
     let org = facts.organization_id.into_owned();
     let from_genesis = facts.sequence == 0;
@@ -87,7 +107,12 @@ pub(crate) async fn run(_data_dir: &Path, args: Args) -> anyhow::Result<u8> {
         }
     }
     let report = v.finish();
-    if args.json {
+    print_report(&report, args.json)
+}
+
+fn print_report(report: &audit_core::verify::VerificationReport, json: bool) -> anyhow::Result<u8> {
+    let org = &report.organization_id;
+    if json {
         let mut out = std::io::stdout().lock();
         out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;
         out.write_all(b"\n")?;

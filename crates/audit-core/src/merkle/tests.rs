@@ -246,3 +246,25 @@ proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// The block-cached tree gives exactly the proofs and roots of the plain
+    /// recursion, across block boundaries and odd sizes.
+    #[test]
+    fn proof_tree_agrees_with_the_plain_recursion(size in 1usize..1300, picks in proptest::collection::vec(0usize..1300, 6)) {
+        let leaves: Vec<Hash> = (0..size as u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let tree = ProofTree::new(&leaves);
+        proptest::prop_assert_eq!(tree.root(), root(&leaves));
+        for p in picks {
+            let i = p % size;
+            proptest::prop_assert_eq!(tree.inclusion_proof(i).unwrap(), inclusion_proof(&leaves, i).unwrap());
+            proptest::prop_assert_eq!(tree.consistency_proof(i + 1).unwrap(), consistency_proof(&leaves, i + 1).unwrap());
+            proptest::prop_assert_eq!(tree.root_at(i + 1), root(&leaves[..i + 1]));
+            let proof = tree.inclusion_proof(i).unwrap();
+            proptest::prop_assert!(verify_inclusion(i as u64, size as u64, &leaves[i], &proof, &tree.root()).is_ok());
+        }
+        proptest::prop_assert_eq!(tree.inclusion_proof(size), Err(ProofError::IndexOutOfRange));
+    }
+}

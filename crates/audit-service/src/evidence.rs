@@ -1,0 +1,360 @@
+//! Evidence bundles (`export --with-proof`, SPEC §8): a `jsonl` export that
+//! an auditor can check offline even when it holds only some events (one
+//! data subject, one project).
+//!
+//! ```text
+//! {"checkpoint":"<signed note>","format":"agenttrace-evidence/1","organization_id":"…"}
+//! <stored event, byte for byte as stored>
+//! {"inclusion_proof":{"hashes":["<hex>",…],"leaf_index":S,"tree_size":N}}
+//! <stored event>
+//! {"inclusion_proof":{…}}
+//! …
+//! ```
+//!
+//! Every event is followed by its RFC 9162 inclusion proof in the tree of
+//! the signed checkpoint (leaf = SHA-256(0x00 ‖ event hash), leaf index =
+//! `sequence`). Checking a bundle needs only the organization's verifier
+//! key: the checkpoint's signature, each event's hash, each proof against
+//! the signed root, and the links between events that follow each other.
+//! `jq -c 'select(.event_id)'` yields the plain events.
+
+use std::io::Write;
+
+use audit_core::Hash;
+use audit_core::filter::AuditEventFilter;
+use audit_core::json::{Object, Value};
+use audit_core::merkle::{ProofTree, leaf_hash, verify_inclusion};
+use audit_core::note::{Checkpoint, VerifierKey};
+use audit_core::stored::check_line;
+use audit_core::verify::{Finding, FindingKind, Notice, VerificationReport};
+use audit_storage::{LogStore, StorageError};
+
+use crate::export::ExportFormat;
+use crate::proofs::leaves;
+
+/// The `format` of the bundle's first line.
+pub const EVIDENCE_FORMAT: &str = "agenttrace-evidence/1";
+
+/// What an evidence export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceSummary {
+    /// Events written, each with its proof.
+    pub events: u64,
+    /// The checkpoint's tree size (events at or after it are left out).
+    pub tree_size: u64,
+    /// Matching events left out because no checkpoint covers them yet.
+    pub newer_than_checkpoint: u64,
+}
+
+/// Why an evidence export could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    /// The log has no checkpoint to prove against.
+    #[error("the log of {0} has no signed checkpoint yet (a running service writes one within a second of a commit)")]
+    NoCheckpoint(String),
+    /// The checkpoint is unreadable or its signature does not verify.
+    #[error("the newest checkpoint of {organization_id}: {detail}")]
+    BadCheckpoint {
+        /// The log.
+        organization_id: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The log's tree does not have the checkpoint's root: run verify.
+    #[error("the log of {0} does not match its newest checkpoint; run verify")]
+    Mismatch(String),
+    /// Reading storage or the export failed.
+    #[error(transparent)]
+    Export(#[from] crate::read::ExportError),
+    /// Reading storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Writing the output failed.
+    #[error("cannot write the export: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes an evidence bundle of the events matching `filter` that the
+/// newest stored checkpoint covers. With `key`, the checkpoint's signature
+/// is checked first (a bundle is only as good as its checkpoint).
+pub async fn export_evidence(
+    store: &dyn LogStore,
+    filter: &AuditEventFilter,
+    key: Option<&VerifierKey>,
+    out: &mut (dyn Write + Send),
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<EvidenceSummary, EvidenceError> {
+    let org = filter.organization_id.clone();
+    let (_, note_bytes) =
+        store.latest_checkpoint(&org).await?.ok_or_else(|| EvidenceError::NoCheckpoint(org.clone()))?;
+    let bad = |detail: String| EvidenceError::BadCheckpoint { organization_id: org.clone(), detail };
+    let note = String::from_utf8(note_bytes).map_err(|_| bad("not UTF-8".into()))?;
+    let body = match key {
+        Some(k) => audit_core::note::open(&note, k).map_err(|e| bad(e.to_string()))?.to_owned(),
+        None => {
+            note.split_once("\n\n").map(|(b, _)| format!("{b}\n")).ok_or_else(|| bad("not a signed note".into()))?
+        }
+    };
+    let checkpoint = Checkpoint::parse(&body).map_err(|e| bad(e.to_string()))?;
+    let leaves = leaves(store, &org, checkpoint.size).await.map_err(|e| match e {
+        crate::proofs::ProofRequestError::Storage(s) => EvidenceError::Storage(s),
+        crate::proofs::ProofRequestError::OutOfRange(_) => EvidenceError::Mismatch(org.clone()),
+    })?;
+    let tree = ProofTree::new(&leaves);
+    if tree.root() != checkpoint.root {
+        return Err(EvidenceError::Mismatch(org));
+    }
+    let mut header = Object::new();
+    header.insert("checkpoint", Value::String(note));
+    header.insert("format", Value::String(EVIDENCE_FORMAT.into()));
+    header.insert("organization_id", Value::String(org.clone()));
+    out.write_all(&audit_core::canonical::to_canonical(&Value::Object(header)))?;
+    out.write_all(b"\n")?;
+    let mut writer = ProofInterleaver { out, tree: &tree, partial: Vec::new(), events: 0, newer: 0, failure: None };
+    crate::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, progress).await?;
+    if let Some(e) = writer.failure.take() {
+        return Err(e);
+    }
+    Ok(EvidenceSummary { events: writer.events, tree_size: checkpoint.size, newer_than_checkpoint: writer.newer })
+}
+
+/// Passes exported lines through, each followed by its proof line; drops
+/// events the checkpoint does not cover.
+struct ProofInterleaver<'a, 't> {
+    out: &'a mut (dyn Write + Send),
+    tree: &'a ProofTree<'t>,
+    partial: Vec<u8>,
+    events: u64,
+    newer: u64,
+    failure: Option<EvidenceError>,
+}
+
+impl ProofInterleaver<'_, '_> {
+    fn line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+        let facts = check_line(line).map_err(|e| invalid(format!("an exported line is not a stored event: {e}")))?;
+        let sequence = facts.sequence;
+        let Some(leaf) = self.tree.leaf(sequence as usize) else {
+            self.newer += 1;
+            return Ok(());
+        };
+        if *leaf != leaf_hash(facts.hash.as_bytes()) {
+            self.failure = Some(EvidenceError::Mismatch(facts.organization_id.into_owned()));
+            return Err(invalid(format!("event {sequence} is not the one the checkpoint's tree holds")));
+        }
+        let proof = self.tree.inclusion_proof(sequence as usize).map_err(|e| invalid(e.to_string()))?;
+        self.out.write_all(line)?;
+        self.out.write_all(b"\n")?;
+        self.out.write_all(&proof_line(sequence, self.tree.size() as u64, &proof))?;
+        self.events += 1;
+        Ok(())
+    }
+}
+
+impl Write for ProofInterleaver<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(nl) = memchr_newline(rest) {
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&rest[..nl]);
+            if !line.is_empty() {
+                self.line(&line)?;
+            }
+            rest = &rest[nl + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+fn proof_line(sequence: u64, tree_size: u64, proof: &[Hash]) -> Vec<u8> {
+    let mut p = Object::new();
+    p.insert("hashes", Value::Array(proof.iter().map(|h| Value::String(h.to_hex())).collect()));
+    p.insert("leaf_index", Value::Number(sequence as f64));
+    p.insert("tree_size", Value::Number(tree_size as f64));
+    let mut o = Object::new();
+    o.insert("inclusion_proof", Value::Object(p));
+    let mut line = audit_core::canonical::to_canonical(&Value::Object(o));
+    line.push(b'\n');
+    line
+}
+
+/// Whether `first_line` opens an evidence bundle.
+pub fn is_evidence_header(first_line: &[u8]) -> bool {
+    matches!(
+        audit_core::json::parse(first_line, audit_core::json::NumberPolicy::Exact),
+        Ok(Value::Object(o)) if o.get("format") == Some(&Value::String(EVIDENCE_FORMAT.into()))
+    )
+}
+
+/// Checks an evidence bundle given as its lines. `key` checks the
+/// checkpoint's signature (without one, the report warns that only the
+/// bundle's internal consistency was checked).
+pub fn verify_evidence<'l>(
+    mut lines: impl Iterator<Item = &'l [u8]>,
+    key: Option<&VerifierKey>,
+) -> Result<VerificationReport, String> {
+    let header = lines.next().ok_or("the bundle is empty")?;
+    let Ok(Value::Object(h)) = audit_core::json::parse(header, audit_core::json::NumberPolicy::Exact) else {
+        return Err("line 1 is not the bundle's header".into());
+    };
+    let text = |name: &str| match h.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(format!("line 1: the header has no {name}")),
+    };
+    let (note, org) = (text("checkpoint")?, text("organization_id")?);
+    let mut errors: Vec<Finding> = Vec::new();
+    let mut warnings: Vec<Notice> = Vec::new();
+    let finding = |kind, sequence, event_id: Option<&str>, detail: String| Finding {
+        event_id: event_id.map(str::to_owned),
+        sequence,
+        kind,
+        detail,
+    };
+    let body = match key {
+        Some(k) => match audit_core::note::open(&note, k) {
+            Ok(b) => b.to_owned(),
+            Err(e) => {
+                errors.push(finding(FindingKind::BadSignature, None, None, format!("the bundle's checkpoint: {e}")));
+                note.split_once("\n\n").map(|(b, _)| format!("{b}\n")).unwrap_or_default()
+            }
+        },
+        None => {
+            warnings.push(Notice {
+                kind: "checkpoint_unchecked",
+                detail: "no --key: the checkpoint's signature was not checked, only that the events agree with it"
+                    .into(),
+            });
+            note.split_once("\n\n").map(|(b, _)| format!("{b}\n")).unwrap_or_default()
+        }
+    };
+    let checkpoint = Checkpoint::parse(&body).map_err(|e| format!("the bundle's checkpoint: {e}"))?;
+    if !checkpoint.origin.ends_with(&format!("/{org}")) {
+        errors.push(finding(
+            FindingKind::CheckpointMismatch,
+            None,
+            None,
+            format!("the checkpoint is for {}, not for {org}", checkpoint.origin),
+        ));
+    }
+    let (mut total, mut first, mut last) = (0u64, None, None::<u64>);
+    let mut previous: Option<(u64, Hash)> = None;
+    let mut n = 1usize;
+    while let Some(line) = lines.next() {
+        n += 1;
+        let facts = match check_line(line) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(finding(FindingKind::Malformed, None, None, format!("line {n}: {e}")));
+                let _ = lines.next();
+                n += 1;
+                continue;
+            }
+        };
+        total += 1;
+        let seq = facts.sequence;
+        first = first.or(Some(seq));
+        let id = Some(facts.event_id);
+        if facts.computed_hash != facts.hash {
+            errors.push(finding(
+                FindingKind::HashMismatch,
+                Some(seq),
+                id,
+                format!("line {n}: the content does not have its hash"),
+            ));
+        }
+        if facts.organization_id != org.as_str() {
+            errors.push(finding(
+                FindingKind::Malformed,
+                Some(seq),
+                id,
+                format!("line {n}: an event of {}", facts.organization_id),
+            ));
+        }
+        match (last, previous) {
+            (Some(l), _) if seq <= l => errors.push(finding(
+                FindingKind::SequenceGap,
+                Some(seq),
+                id,
+                format!("line {n}: sequence {seq} after {l} (events out of order or repeated)"),
+            )),
+            (_, Some((p, hash))) if p + 1 == seq && facts.previous_hash != hash => errors.push(finding(
+                FindingKind::ChainBreak,
+                Some(seq),
+                id,
+                format!("line {n}: previous_hash is not the hash of event {p}"),
+            )),
+            _ => {}
+        }
+        last = Some(seq);
+        previous = Some((seq, facts.hash));
+        n += 1;
+        let proof = lines.next().and_then(parse_proof_line);
+        match proof {
+            None => errors.push(finding(
+                FindingKind::Malformed,
+                Some(seq),
+                id,
+                format!("line {n}: no inclusion proof after event {seq}"),
+            )),
+            Some((index, size, hashes)) => {
+                let ok = index == seq
+                    && size == checkpoint.size
+                    && verify_inclusion(index, size, &leaf_hash(facts.hash.as_bytes()), &hashes, &checkpoint.root)
+                        .is_ok();
+                if !ok {
+                    errors.push(finding(
+                        FindingKind::CheckpointMismatch,
+                        Some(seq),
+                        id,
+                        format!(
+                            "line {n}: the inclusion proof does not place event {seq} in the signed tree of size {}",
+                            checkpoint.size
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(VerificationReport {
+        valid: errors.is_empty(),
+        organization_id: org,
+        total_events: total,
+        first_sequence: first,
+        last_sequence: last,
+        errors,
+        errors_not_listed: 0,
+        warnings,
+        producer_gaps: Vec::new(),
+    })
+}
+
+/// `(leaf_index, tree_size, hashes)` of a proof line.
+fn parse_proof_line(line: &[u8]) -> Option<(u64, u64, Vec<Hash>)> {
+    let Ok(Value::Object(o)) = audit_core::json::parse(line, audit_core::json::NumberPolicy::Exact) else {
+        return None;
+    };
+    let Some(Value::Object(p)) = o.get("inclusion_proof") else { return None };
+    let number = |name: &str| match p.get(name) {
+        Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as u64),
+        _ => None,
+    };
+    let Some(Value::Array(items)) = p.get("hashes") else { return None };
+    let hashes = items
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => Hash::from_hex(s).ok(),
+            _ => None,
+        })
+        .collect::<Option<Vec<Hash>>>()?;
+    Some((number("leaf_index")?, number("tree_size")?, hashes))
+}

@@ -837,3 +837,83 @@ fn a_filtered_evidence_export_verifies_offline_and_tampering_is_caught() {
     let refused = run(&data, &["export", "--org", "org-1", "--format", "csv", "--with-proof"]);
     assert_eq!(refused.status.code(), Some(2));
 }
+
+/// A time-range verification anchors both ends of its range in the newest
+/// signed checkpoint: a history rewritten consistently from some event on
+/// (every hash and link recomputed) passes a bare range check, but its
+/// events are not in the tree the deployment signed.
+#[test]
+fn a_range_check_anchors_its_ends_in_the_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Three ingests, so that the range has timestamps of its own: events 0-9, 10-14, 15-19.
+    let all = input_lines(20);
+    let all: Vec<&str> = all.lines().collect();
+    for (name, part) in [("a", &all[..10]), ("b", &all[10..15]), ("c", &all[15..])] {
+        let input = write_input(dir.path(), name, &(part.join("\n") + "\n"));
+        assert!(run(&data, &["ingest", "--org", "org-1", input.to_str().unwrap()]).status.success());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stored: Vec<StoredEvent> = std::fs::read_to_string(segment(&data, "org-1"))
+        .unwrap()
+        .lines()
+        .map(|l| StoredEvent::parse_line(l.as_bytes()).unwrap())
+        .collect();
+    // The range: events 10..=14, by time.
+    let since = stored[10].timestamp.to_string();
+    let until = stored[15].timestamp.to_string();
+    let range_check = |data: &Path| {
+        let out = run(data, &["verify", "--org", "org-1", "--since", &since, "--until", &until, "--json"]);
+        (out.status.code(), parse(std::str::from_utf8(&out.stdout).unwrap()))
+    };
+    let (code, report) = range_check(&data);
+    assert_eq!(code, Some(0), "{report:?}");
+    assert_eq!(member(&report, "total_events"), &Value::Number(5.0));
+
+    // Rewrite history from event 5 on: event 5 changes, every later event is re-sealed onto it.
+    let mut lines: Vec<String> = Vec::new();
+    let mut previous = None;
+    for (n, event) in stored.iter().enumerate() {
+        if n < 5 {
+            lines.push(
+                String::from_utf8(
+                    seal(
+                        &event.body,
+                        &Seal {
+                            event_id: event.event_id.clone(),
+                            sequence: event.sequence,
+                            timestamp: event.timestamp,
+                            previous_hash: event.previous_hash,
+                        },
+                    )
+                    .line,
+                )
+                .unwrap(),
+            );
+            previous = Some(event.hash);
+            continue;
+        }
+        let mut draft = event.body.draft().clone();
+        if n == 5 {
+            draft.actor_id = Some("someone-innocent".into());
+        }
+        let sealed = seal(
+            &draft.validate(&Default::default()).unwrap(),
+            &Seal {
+                event_id: event.event_id.clone(),
+                sequence: event.sequence,
+                timestamp: event.timestamp,
+                previous_hash: previous.unwrap(),
+            },
+        );
+        previous = Some(sealed.hash);
+        lines.push(String::from_utf8(sealed.line).unwrap());
+    }
+    std::fs::write(segment(&data, "org-1"), lines.join("\n") + "\n").unwrap();
+    let (code, report) = range_check(&data);
+    assert_eq!(code, Some(1), "the rewritten range is not the signed history: {report:?}");
+    assert_eq!(
+        first_error(&run(&data, &["verify", "--org", "org-1", "--since", &since, "--until", &until, "--json"])),
+        "checkpoint_mismatch"
+    );
+}

@@ -5,10 +5,11 @@
 
 use std::io::Write;
 
-use audit_core::Timestamp;
+use audit_core::merkle::{ProofTree, leaf_hash, verify_inclusion};
 use audit_core::note::{Checkpoint, VerifierKey};
 use audit_core::stored::{StoredEvent, check_line};
 use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationReport};
+use audit_core::{Hash, Timestamp};
 use audit_storage::{Chunk, LogStore, StorageError};
 
 /// A time range over `timestamp` (the service's time): `since` inclusive,
@@ -273,12 +274,15 @@ pub async fn verify_log_checked(
     // event in it, linked to the anchor.
     let mut v: Option<ChainVerifier> = None;
     let mut anchor: Option<Vec<u8>> = None;
+    // The first and last events checked: (sequence, hash).
+    let mut ends: Option<((u64, Hash), (u64, Hash))> = None;
     'chunks: for chunk in chunks {
         let bytes = store.read_chunk(organization_id, &chunk).await?;
         let cl = ChunkLines { chunk, bytes };
         let (lines, torn) = cl.lines();
         for line in lines {
-            let ts = StoredEvent::parse_line(line).ok().map(|e| e.timestamp);
+            let event = StoredEvent::parse_line(line).ok();
+            let ts = event.as_ref().map(|e| e.timestamp);
             let before = matches!((ts, range.since), (Some(t), Some(s)) if t < s);
             if v.is_none() && before {
                 anchor = Some(line.to_vec());
@@ -296,12 +300,85 @@ pub async fn verify_log_checked(
                 None => ChainVerifier::new(organization_id, ChainStart::Genesis),
             });
             verifier.push_line(line);
+            if let Some(e) = event {
+                let here = (e.sequence, e.hash);
+                ends = Some(ends.map_or((here, here), |(first, _)| (first, here)));
+            }
         }
         if let (Some(torn), Some(verifier)) = (torn, v.as_mut()) {
             verifier.torn_tail(&cl.chunk.name, torn.len());
         }
     }
-    Ok(v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Genesis)).finish())
+    let mut v = v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Genesis));
+    if let Some((first, last)) = ends {
+        anchor_range_ends(store, organization_id, sources_of, &mut v, [first, last]).await?;
+    }
+    Ok(v.finish())
+}
+
+/// Anchors a verified range's first and last events in the newest signed
+/// checkpoint (the store's or the mirror's, whichever is larger): each must
+/// have an inclusion proof, in the tree over the stored hashes, that leads
+/// to the signed root. This costs a pass over the whole log's hashes (not a
+/// check of its events), and catches a range that verifies on its own but
+/// is not part of the history the deployment signed.
+async fn anchor_range_ends(
+    store: &dyn LogStore,
+    organization_id: &str,
+    sources_of: &CheckpointSources<'_>,
+    v: &mut ChainVerifier,
+    ends: [(u64, Hash); 2],
+) -> Result<(), StorageError> {
+    let mut newest = store.latest_checkpoint(organization_id).await?;
+    if let Some(mirror) = sources_of.mirror
+        && let Some(m) = mirror.latest_checkpoint(organization_id).await?
+        && newest.as_ref().is_none_or(|(size, _)| m.0 > *size)
+    {
+        newest = Some(m);
+    }
+    let Some((_, note)) = newest else {
+        v.push_warning("range_not_anchored", "the log has no checkpoint: the range's ends are not anchored".into());
+        return Ok(());
+    };
+    let cp = match read_checkpoint(&note, sources_of.key) {
+        Ok((cp, warning)) => {
+            if let Some(w) = warning {
+                v.push_warning("checkpoint_unchecked", w);
+            }
+            cp
+        }
+        Err((kind, detail)) => {
+            v.push_finding(kind, None, format!("newest checkpoint: {detail}"));
+            return Ok(());
+        }
+    };
+    let leaves = match crate::proofs::leaves(store, organization_id, cp.size).await {
+        Ok(l) => l,
+        Err(crate::proofs::ProofRequestError::Storage(e)) => return Err(e),
+        Err(crate::proofs::ProofRequestError::OutOfRange(detail)) => {
+            v.push_finding(FindingKind::Truncated, None, detail);
+            return Ok(());
+        }
+    };
+    let tree = ProofTree::new(&leaves);
+    for (sequence, hash) in ends {
+        if sequence >= cp.size {
+            v.push_warning(
+                "range_end_not_anchored",
+                format!("event {sequence} is newer than the newest checkpoint ({} events)", cp.size),
+            );
+            continue;
+        }
+        let proof = tree.inclusion_proof(sequence as usize).unwrap_or_default();
+        if verify_inclusion(sequence, cp.size, &leaf_hash(hash.as_bytes()), &proof, &cp.root).is_err() {
+            v.push_finding(
+                FindingKind::CheckpointMismatch,
+                Some(sequence),
+                format!("event {sequence} is not in the tree of {} events the checkpoint signed", cp.size),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes an organization's stored events (or a time range of them) as JSON

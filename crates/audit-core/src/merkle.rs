@@ -195,6 +195,34 @@ fn consistency_path(size: usize, first: usize, mth: &dyn Fn(usize, usize) -> Has
     Ok(out)
 }
 
+/// `f` over `items` on every core, in order (hashing millions of leaves is
+/// the cost of a proof over a large log).
+fn par_map<T: Sync, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U>
+where
+    T: Send,
+{
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || items.len() < 4096 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut parts: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter();
+    loop {
+        let part: Vec<T> = items.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            parts.into_iter().map(|p| s.spawn(move || p.into_iter().map(f).collect::<Vec<U>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a hashing thread panicked")).collect()
+    })
+}
+
 /// Leaves per cached block of a [`ProofTree`].
 const BLOCK: usize = 256;
 
@@ -211,9 +239,9 @@ pub struct ProofTree<'a> {
 }
 
 impl<'a> ProofTree<'a> {
-    /// Builds the block cache: one pass over the leaves.
+    /// Builds the block cache: one pass over the leaves, on every core.
     pub fn new(leaves: &'a [Hash]) -> ProofTree<'a> {
-        let blocks = leaves.chunks_exact(BLOCK).map(root).collect();
+        let blocks = par_map(leaves.chunks_exact(BLOCK).collect(), root);
         ProofTree { leaves, blocks }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use audit_core::Hash;
 use audit_core::merkle::{Frontier, leaf_hash};
 use audit_core::note::{Checkpoint, SignerKey, sign};
-use audit_core::stored::hash_line;
+use audit_core::stored::claimed_hash;
 use tokio::time::Instant;
 
 use crate::service::Shared;
@@ -117,7 +117,7 @@ impl Checkpointer {
                 if frontier.size() == next_sequence {
                     break; // appended by another instance since the tail was read
                 }
-                let (_, claimed) = hash_line(line).ok_or_else(|| format!("{}: a line without a hash", chunk.name))?;
+                let claimed = claimed_hash(line).ok_or_else(|| format!("{}: a line without a hash", chunk.name))?;
                 frontier.push(leaf_hash(claimed.as_bytes()));
                 check(&frontier, &anchors)?;
             }

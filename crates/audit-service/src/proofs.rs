@@ -13,8 +13,8 @@
 
 use audit_core::Hash;
 use audit_core::json::{Object, Value};
-use audit_core::merkle::{self, leaf_hash};
-use audit_core::stored::hash_line;
+use audit_core::merkle;
+use audit_core::stored::claimed_hash;
 use audit_storage::{LogStore, StorageError};
 
 /// Why a proof cannot be given.
@@ -29,24 +29,42 @@ pub enum ProofRequestError {
     Storage(#[from] StorageError),
 }
 
-/// The leaf hashes of the first `size` events.
+/// The leaf hashes of the first `size` events (the stored hashes are read
+/// without rechecking the events: `verify` does that). Each chunk's lines
+/// are hashed on a blocking thread while the next chunk is read.
 pub(crate) async fn leaves(store: &dyn LogStore, org: &str, size: u64) -> Result<Vec<Hash>, ProofRequestError> {
-    let mut out = Vec::with_capacity(size.min(1 << 24) as usize);
-    'chunks: for chunk in store.chunks(org).await? {
-        let bytes = store.read_chunk(org, &chunk).await?;
-        let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
-        for line in bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            if out.len() as u64 == size {
-                break 'chunks;
-            }
-            let (_, claimed) = hash_line(line).ok_or_else(|| {
+    type Hashed = tokio::task::JoinHandle<Result<(Vec<Hash>, Vec<u8>), StorageError>>;
+    let mut out: Vec<Hash> = Vec::with_capacity(size.min(1 << 24) as usize);
+    let mut spare = Vec::new();
+    let mut pending: Option<Hashed> = None;
+    let finish = |pending: Hashed| async move {
+        pending
+            .await
+            .map_err(|e| StorageError::new(audit_storage::StorageErrorKind::Io, format!("hashing task failed: {e}")))?
+    };
+    for chunk in store.chunks(org).await? {
+        if out.len() as u64 >= size {
+            break;
+        }
+        let mut bytes = std::mem::take(&mut spare);
+        store.read_chunk_into(org, &chunk, &mut bytes).await?;
+        if let Some(p) = pending.take() {
+            let (hashes, buffer) = finish(p).await?;
+            out.extend(hashes);
+            spare = buffer;
+        }
+        pending = Some(tokio::task::spawn_blocking(move || {
+            let hashes = chunk_leaves(&bytes).ok_or_else(|| {
                 StorageError::new(
                     audit_storage::StorageErrorKind::Unexpected,
-                    format!("{}: an unreadable line; run verify", chunk.name),
+                    format!("{}: a line without a hash; run verify", chunk.name),
                 )
             })?;
-            out.push(leaf_hash(claimed.as_bytes()));
-        }
+            Ok((hashes, bytes))
+        }));
+    }
+    if let Some(p) = pending.take() {
+        out.extend(finish(p).await?.0);
     }
     if (out.len() as u64) < size {
         return Err(ProofRequestError::OutOfRange(format!(
@@ -54,7 +72,22 @@ pub(crate) async fn leaves(store: &dyn LogStore, org: &str, size: u64) -> Result
             out.len()
         )));
     }
+    out.truncate(size as usize);
     Ok(out)
+}
+
+/// The leaf hashes of a chunk's complete lines (`None`: a line has no hash).
+fn chunk_leaves(bytes: &[u8]) -> Option<Vec<Hash>> {
+    let mut out = Vec::with_capacity(bytes.len() / 512);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes) {
+        let line = &bytes[start..end];
+        start = end + 1;
+        if !line.is_empty() {
+            out.push(merkle::leaf_hash(claimed_hash(line)?.as_bytes()));
+        }
+    }
+    Some(out)
 }
 
 fn hashes(list: &[Hash]) -> Value {

@@ -121,6 +121,20 @@ const HASH_MARKER: &[u8] = b",\"hash\":\"";
 /// form no string can contain a raw `"` so the first marker is the member,
 /// and `hash` is preceded by at least `action`.
 pub fn hash_line(line: &[u8]) -> Option<(Hash, Hash)> {
+    let (at, claimed, hex_end) = hash_member(line)?;
+    let computed = Hash::of_parts(&[&line[..at], &line[hex_end + 1..]]);
+    Some((computed, claimed))
+}
+
+/// The hash a canonical stored line claims, without recomputing it (for
+/// readers that only need the leaf of the Merkle tree: proofs, the
+/// checkpointer; the content is checked by `verify`).
+pub fn claimed_hash(line: &[u8]) -> Option<Hash> {
+    hash_member(line).map(|(_, claimed, _)| claimed)
+}
+
+/// Where the top-level `hash` member starts, the hash it holds, and where its hex ends.
+fn hash_member(line: &[u8]) -> Option<(usize, Hash, usize)> {
     static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memmem::Finder::new(HASH_MARKER));
     let at = FINDER.find(line)?;
@@ -130,8 +144,7 @@ pub fn hash_line(line: &[u8]) -> Option<(Hash, Hash)> {
         return None;
     }
     let claimed = Hash::from_hex(std::str::from_utf8(&line[hex_start..hex_end]).ok()?).ok()?;
-    let computed = Hash::of_parts(&[&line[..at], &line[hex_end + 1..]]);
-    Some((computed, claimed))
+    Some((at, claimed, hex_end))
 }
 
 /// A stored event read back from its line.

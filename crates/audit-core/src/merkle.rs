@@ -195,12 +195,9 @@ fn consistency_path(size: usize, first: usize, mth: &dyn Fn(usize, usize) -> Has
     Ok(out)
 }
 
-/// `f` over `items` on every core, in order (hashing millions of leaves is
-/// the cost of a proof over a large log).
-fn par_map<T: Sync, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U>
-where
-    T: Send,
-{
+/// `f` over `items` on every core, in order (the block roots of a large
+/// log are millions of hashes).
+fn par_map<T: Send + Sync, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads == 1 || items.len() < 4096 {
         return items.into_iter().map(f).collect();

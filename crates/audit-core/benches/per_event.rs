@@ -29,6 +29,13 @@ fn per_event(c: &mut Criterion) {
         b.iter(|| StoredEvent::parse_line(black_box(&line)).unwrap().sequence)
     });
     g.bench_function("seal", |b| b.iter(|| seal(black_box(&event), black_box(&s)).hash));
+    // What a checkpointing service adds per event: the leaf hash and the
+    // amortised merges of the Merkle frontier.
+    g.bench_function("merkle leaf + frontier push", |b| {
+        let mut frontier = audit_core::merkle::Frontier::new();
+        let hash = Hash::of(&line);
+        b.iter(|| frontier.push(audit_core::merkle::leaf_hash(black_box(hash.as_bytes()))))
+    });
     g.bench_function("from_json + validate", |b| {
         b.iter(|| {
             EventDraft::from_json(black_box(input_json.as_bytes()))

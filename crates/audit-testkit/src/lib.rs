@@ -31,6 +31,9 @@ pub fn missing_service(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why} (set AUDIT_REQUIRE_SERVICES=1 to make this a failure)");
 }
 
+/// Every test schema's name starts with this (`.ci/run` drops leftovers).
+pub const TEST_SCHEMA_PREFIX: &str = "audit_test_";
+
 /// A new, empty schema in the test PostgreSQL and the URL that puts
 /// connections in it, or `None` (after [`missing_service`]) when the
 /// server cannot be reached.
@@ -44,7 +47,7 @@ pub async fn fresh_postgres_schema(test: &str) -> Option<String> {
         }
     };
     tokio::spawn(connection);
-    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let schema = format!("{TEST_SCHEMA_PREFIX}{}", uuid::Uuid::now_v7().simple());
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("create a test schema");
     let sep = if url.contains('?') { '&' } else { '?' };
     Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))

@@ -28,6 +28,9 @@ pub enum ErrorCode {
     NotFound,
     /// The idempotency key was used for different content.
     IdempotencyConflict,
+    /// Proofs were asked for but the log has no signed checkpoint yet
+    /// (a running service writes one within a second of a commit).
+    NoCheckpoint,
     /// The queue is full (reject policy); retry after the given seconds.
     QueueFull,
     /// Storage failed; nothing was acknowledged.
@@ -50,7 +53,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
+            ErrorCode::IdempotencyConflict | ErrorCode::NoCheckpoint => StatusCode::CONFLICT,
             ErrorCode::QueueFull
             | ErrorCode::StorageUnavailable
             | ErrorCode::ServiceStopped

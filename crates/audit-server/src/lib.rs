@@ -88,7 +88,7 @@ impl AppState {
         AppState { inner: Arc::new(inner) }
     }
 
-    fn verifier_for(&self, org: &str) -> Option<audit_core::note::VerifierKey> {
+    pub(crate) fn verifier_for(&self, org: &str) -> Option<audit_core::note::VerifierKey> {
         let (signer, origin) = self.inner.checkpoint_key.as_ref()?;
         signer.renamed(&format!("{origin}/{org}")).ok().map(|s| s.verifier())
     }

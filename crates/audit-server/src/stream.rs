@@ -45,15 +45,41 @@ impl Write for ChunkWriter {
 
 /// A response body that streams the export of `filter` in `format`.
 pub(crate) fn export_body(state: AppState, filter: AuditEventFilter, format: ExportFormat) -> Body {
+    streamed(move |out, handle| {
+        let result = handle.block_on(state.service().export_events(&filter, format, out));
+        finish(&filter, result.map_err(|e| e.to_string()), out);
+    })
+}
+
+/// A response body that streams an evidence bundle of `filter` (the
+/// checkpoint's signature checked with `key` first, when there is one).
+pub(crate) fn evidence_body(
+    state: AppState,
+    filter: AuditEventFilter,
+    key: Option<audit_core::note::VerifierKey>,
+) -> Body {
+    streamed(move |out, handle| {
+        let store = std::sync::Arc::clone(state.service().store());
+        let result =
+            handle.block_on(audit_service::export_evidence(store.as_ref(), &filter, key.as_ref(), out, &mut |_| {}));
+        finish(&filter, result.map(|s| s.events).map_err(|e| e.to_string()), out);
+    })
+}
+
+fn finish(filter: &AuditEventFilter, result: Result<u64, String>, out: &mut ChunkWriter) {
+    match result.and_then(|n| out.flush().map(|()| n).map_err(|e| e.to_string())) {
+        Ok(n) => metrics::counter!("audit_exported_events_total").increment(n),
+        Err(e) => tracing::warn!(organization_id = %filter.organization_id, error = %e, "export ended early"),
+    }
+}
+
+/// Runs `write` on a blocking thread and streams what it writes.
+fn streamed(write: impl FnOnce(&mut ChunkWriter, &tokio::runtime::Handle) + Send + 'static) -> Body {
     let (tx, rx) = sync_channel::<Bytes>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut out = ChunkWriter { tx, buf: Vec::with_capacity(CHUNK) };
-        let result = handle.block_on(state.service().export_events(&filter, format, &mut out));
-        match result.and_then(|n| out.flush().map(|()| n).map_err(Into::into)) {
-            Ok(n) => metrics::counter!("audit_exported_events_total").increment(n),
-            Err(e) => tracing::warn!(organization_id = %filter.organization_id, error = %e, "export ended early"),
-        }
+        write(&mut out, &handle);
     });
     let rx: Arc<Mutex<Receiver<Bytes>>> = Arc::new(Mutex::new(rx));
     let stream = futures_util::stream::unfold(rx, |rx| async move {

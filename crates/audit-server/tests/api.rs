@@ -330,6 +330,7 @@ async fn the_checkpoint_route_serves_the_signed_note() {
         .start()
         .await;
     let token = KeyStore::open(dir.path()).create("org-a", &[Scope::Ingest, Scope::Read, Scope::Verify]).unwrap().token;
+    let exporter = KeyStore::open(dir.path()).create("org-a", &[Scope::Export]).unwrap().token;
     let router = app(
         AppState::new(service.clone(), dir.path(), false, None)
             .with_checkpoint_key(signer.clone(), "audit.test".into()),
@@ -337,6 +338,9 @@ async fn the_checkpoint_route_serves_the_signed_note() {
     );
     let (s, _) = call(&router, Method::GET, "/v1/checkpoint", Some(&token), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "no checkpoint before the first event");
+    let (s, body) = call(&router, Method::GET, "/v1/export?format=jsonl&with_proof=true", Some(&exporter), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "no_checkpoint");
     let (s, _) =
         call(&router, Method::POST, "/v1/events", Some(&token), Some(("application/json", EVENT.as_bytes()))).await;
     assert_eq!(s, StatusCode::CREATED);
@@ -381,5 +385,26 @@ async fn the_checkpoint_route_serves_the_signed_note() {
     audit_core::merkle::verify_consistency(1, size, &list(&p["proof"]), &cp.root, &hex(&p["to_root"])).unwrap();
     let (s, body) = call(&router, Method::GET, "/v1/consistency?from=1&to=99", Some(&token), None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+
+    // An evidence bundle of one actor's events, checked with the verifier key alone.
+    for _ in 0..200 {
+        let (_, body) = call(&router, Method::GET, "/v1/checkpoint", Some(&token), None).await;
+        let text = audit_core::note::open(&body, &verifier).unwrap().to_owned();
+        if audit_core::note::Checkpoint::parse(&text).unwrap().size >= size {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (s, bundle) =
+        call(&router, Method::GET, "/v1/export?format=jsonl&with_proof=true&actor_id=b", Some(&exporter), None).await;
+    assert_eq!(s, StatusCode::OK, "{bundle}");
+    let report = audit_service::verify_evidence(bundle.lines().map(str::as_bytes), Some(&verifier)).unwrap();
+    assert!(report.valid, "{report:?}");
+    assert_eq!((report.total_events, report.first_sequence), (1, Some(size - 1)));
+    let forged = bundle.replacen("\"actor_id\":\"b\"", "\"actor_id\":\"c\"", 1);
+    let report = audit_service::verify_evidence(forged.lines().map(str::as_bytes), Some(&verifier)).unwrap();
+    assert!(!report.valid);
+    let (s, body) = call(&router, Method::GET, "/v1/export?format=csv&with_proof=true", Some(&exporter), None).await;
+    assert_eq!((s, json(&body)["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("with_proof")));
     service.stop().await;
 }

@@ -97,6 +97,19 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// The roots of the complete subtrees, largest first (one per set bit
+    /// of the size): all that is needed to keep appending.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
+    }
+
+    /// The frontier of a tree of `size` leaves from its peaks, or `None`
+    /// when their number does not match the size. Nothing here proves the
+    /// peaks right: compare [`Frontier::root`] with a signed root.
+    pub fn from_peaks(size: u64, peaks: Vec<Hash>) -> Option<Frontier> {
+        (peaks.len() == size.count_ones() as usize).then_some(Frontier { size, peaks })
+    }
+
     /// The tree head.
     pub fn root(&self) -> Hash {
         let mut peaks = self.peaks.iter().rev();

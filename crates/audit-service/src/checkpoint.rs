@@ -107,13 +107,27 @@ impl Checkpointer {
             Ok(())
         };
         check(&frontier, &anchors)?;
-        for chunk in shared.store.chunks(org).await.map_err(|e| e.to_string())? {
+        // Resume from the frontier stored with the newest checkpoint when its
+        // root is the signed one (then its peaks are right) and no anchor
+        // lies before it; otherwise rebuild the tree from the whole log.
+        if let Some(resumed) = Self::stored_frontier(shared, org, &anchors).await {
+            frontier = resumed;
+            check(&frontier, &anchors)?;
+        }
+        let start = frontier.size();
+        let chunks = shared.store.chunks(org).await.map_err(|e| e.to_string())?;
+        for (i, chunk) in chunks.iter().enumerate() {
             if chunk.first_sequence >= next_sequence {
                 break;
             }
-            let bytes = shared.store.read_chunk(org, &chunk).await.map_err(|e| e.to_string())?;
+            if chunks.get(i + 1).is_some_and(|next| next.first_sequence <= start) {
+                continue; // entirely inside the resumed tree
+            }
+            let bytes = shared.store.read_chunk(org, chunk).await.map_err(|e| e.to_string())?;
             let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
-            for line in bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let lines = bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty());
+            let skip = start.saturating_sub(chunk.first_sequence) as usize;
+            for line in lines.skip(skip) {
                 if frontier.size() == next_sequence {
                     break; // appended by another instance since the tail was read
                 }
@@ -136,6 +150,36 @@ impl Checkpointer {
             written_size: latest.map_or(0, |(size, _)| size),
             written_at: None,
         }))
+    }
+
+    /// The frontier stored beside the log's newest checkpoint, if it can be
+    /// trusted: its root is that checkpoint's signed root, and every other
+    /// anchor is at least as large (so none goes unchecked).
+    async fn stored_frontier(shared: &Shared, org: &str, anchors: &[(&str, Checkpoint)]) -> Option<Frontier> {
+        let newest = anchors.iter().find(|(label, _)| *label == "its newest checkpoint").map(|(_, cp)| cp)?;
+        if anchors.iter().any(|(_, cp)| cp.size < newest.size) {
+            return None;
+        }
+        let bytes = match shared.store.checkpoint_frontier(org, newest.size).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(organization_id = org, error = %e, "cannot read the stored frontier; rebuilding the tree");
+                return None;
+            }
+        };
+        let peaks: Option<Vec<Hash>> = (bytes.len() % 32 == 0)
+            .then(|| bytes.chunks_exact(32).map(|c| Hash::from_bytes(c.try_into().expect("32 bytes"))).collect());
+        let frontier = Frontier::from_peaks(newest.size, peaks?)?;
+        if frontier.root() != newest.root {
+            tracing::warn!(
+                organization_id = org,
+                size = newest.size,
+                "the stored frontier does not have the signed root; rebuilding the tree"
+            );
+            return None;
+        }
+        Some(frontier)
     }
 
     /// Adds a committed event.
@@ -168,6 +212,11 @@ impl Checkpointer {
         if let Err(e) = shared.store.put_checkpoint(org, checkpoint.size, note.as_bytes()).await {
             tracing::error!(organization_id = org, error = %e, "cannot store a checkpoint; will retry");
             return;
+        }
+        // The peaks let the next writer resume the tree here (a cache: losing it costs a full read).
+        let peaks: Vec<u8> = self.frontier.peaks().iter().flat_map(|h| *h.as_bytes()).collect();
+        if let Err(e) = shared.store.put_checkpoint_frontier(org, checkpoint.size, &peaks).await {
+            tracing::warn!(organization_id = org, error = %e, "cannot store the checkpoint's frontier");
         }
         // Published outside the store too; a mirror outage is retried with the next checkpoint.
         if let Some(mirror) = shared.checkpoints.as_ref().and_then(|c| c.mirror.as_ref())

@@ -320,3 +320,120 @@ async fn the_log_records_its_own_start_and_stop_in_the_system_organization() {
         "lifecycle events stay out of tenant logs"
     );
 }
+
+/// A local store that counts chunk reads (to see what a restart reads).
+#[derive(Debug)]
+struct CountingStore {
+    inner: LocalStore,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl audit_storage::LogStore for CountingStore {
+    async fn open_writer(&self, org: &str) -> Result<Box<dyn audit_storage::LogWriter>, audit_storage::StorageError> {
+        self.inner.open_writer(org).await
+    }
+    async fn organizations(&self) -> Result<Vec<String>, audit_storage::StorageError> {
+        self.inner.organizations().await
+    }
+    async fn chunks(&self, org: &str) -> Result<Vec<audit_storage::Chunk>, audit_storage::StorageError> {
+        self.inner.chunks(org).await
+    }
+    async fn read_chunk(
+        &self,
+        org: &str,
+        chunk: &audit_storage::Chunk,
+    ) -> Result<Vec<u8>, audit_storage::StorageError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_chunk(org, chunk).await
+    }
+    async fn put_checkpoint(&self, org: &str, size: u64, note: &[u8]) -> Result<(), audit_storage::StorageError> {
+        self.inner.put_checkpoint(org, size, note).await
+    }
+    async fn latest_checkpoint(&self, org: &str) -> Result<Option<(u64, Vec<u8>)>, audit_storage::StorageError> {
+        self.inner.latest_checkpoint(org).await
+    }
+    async fn put_checkpoint_frontier(
+        &self,
+        org: &str,
+        size: u64,
+        peaks: &[u8],
+    ) -> Result<(), audit_storage::StorageError> {
+        self.inner.put_checkpoint_frontier(org, size, peaks).await
+    }
+    async fn checkpoint_frontier(&self, org: &str, size: u64) -> Result<Option<Vec<u8>>, audit_storage::StorageError> {
+        self.inner.checkpoint_frontier(org, size).await
+    }
+}
+
+/// A restarted writer resumes the Merkle tree from the frontier stored with
+/// the newest checkpoint (reading only what follows it), and a frontier
+/// that does not have the signed root is ignored, not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_the_tree_from_the_checkpoint_frontier() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = audit_core::note::SignerKey::from_seed("audit.test", [9; 32]).unwrap();
+    let checkpoints = audit_service::CheckpointConfig {
+        origin: "audit.test".into(),
+        signer,
+        interval: Duration::from_secs(3600),
+        mirror: None,
+    };
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_764_000_000_000_000)));
+    let start = |reads: Arc<CountingStore>| {
+        AuditService::builder(reads)
+            .config(AuditConfig { enable_deduplication: false, ..AuditConfig::default() })
+            .clock(clock.clone())
+            .checkpoints(checkpoints.clone())
+            .start()
+    };
+    let counting = || {
+        Arc::new(CountingStore {
+            inner: LocalStore::new(dir.path()).with_segment_bytes(2048),
+            reads: std::sync::atomic::AtomicUsize::new(0),
+        })
+    };
+    let first = start(counting()).await;
+    for n in 0..200 {
+        first.capture_durable(sample_draft("org-1", n)).await.unwrap();
+    }
+    first.stop().await; // writes the checkpoint of 200 events and its frontier
+    let segments = audit_storage::LogStore::chunks(&LocalStore::new(dir.path()), "org-1").await.unwrap().len();
+    assert!(segments > 20, "{segments} segments");
+    // Two days later: nothing is recent enough for deduplication to read back.
+    clock.0.fetch_add(2 * 86_400 * 1_000_000, Ordering::SeqCst);
+
+    let store = counting();
+    let second = start(store.clone()).await;
+    second.capture_durable(sample_draft("org-1", 200)).await.unwrap();
+    second.stop().await;
+    let reads = store.reads.load(Ordering::SeqCst);
+    assert!(reads <= 3, "resumed from the frontier: {reads} of {segments} segments read");
+
+    // A frontier that lies (someone replaced the file) is not trusted: the
+    // tree is rebuilt from the log, and the log still verifies.
+    let frontier = dir.path().join("logs/org-1/checkpoints/00000000000000000201.frontier");
+    let mut perms = std::fs::metadata(&frontier).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&frontier, perms).unwrap();
+    let mut bytes = std::fs::read(&frontier).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&frontier, bytes).unwrap();
+    let store = counting();
+    let third = start(store.clone()).await;
+    third.capture_durable(sample_draft("org-1", 201)).await.unwrap();
+    third.stop().await;
+    assert!(store.reads.load(Ordering::SeqCst) >= segments, "rebuilt from the whole log");
+    let key = audit_core::note::SignerKey::from_seed("audit.test", [9; 32])
+        .unwrap()
+        .renamed("audit.test/org-1")
+        .unwrap()
+        .verifier();
+    let report =
+        audit_service::verify_log_with_key(&LocalStore::new(dir.path()), "org-1", TimeRange::default(), Some(&key))
+            .await
+            .unwrap();
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.total_events, 202);
+}

@@ -5,6 +5,7 @@
 //! ```text
 //! <prefix>logs/<org>/<first sequence, 20 digits>.jsonl        one committed batch
 //! <prefix>logs/<org>/checkpoints/<size, 20 digits>.note       one signed checkpoint
+//! <prefix>logs/<org>/checkpoints/<size, 20 digits>.frontier   its tree's peaks (a cache for writers)
 //! ```
 //!
 //! Every object is written once, with `If-None-Match: *` and (when the bucket
@@ -109,6 +110,7 @@ struct Listing {
 const CHUNK_SUFFIX: &str = ".jsonl";
 const CHECKPOINT_DIR: &str = "checkpoints/";
 const CHECKPOINT_SUFFIX: &str = ".note";
+const FRONTIER_SUFFIX: &str = ".frontier";
 
 fn chunk_name(first_sequence: u64) -> String {
     format!("{first_sequence:020}{CHUNK_SUFFIX}")
@@ -568,6 +570,21 @@ impl LogStore for S3Store {
         // Write-once: the first checkpoint of a size stands (another instance
         // signing the same tree with the same key writes the same bytes).
         self.create_once(&key, note).await.map(drop)
+    }
+
+    async fn put_checkpoint_frontier(
+        &self,
+        organization_id: &str,
+        size: u64,
+        peaks: &[u8],
+    ) -> Result<(), StorageError> {
+        let key = self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}{FRONTIER_SUFFIX}"));
+        self.create_once(&key, peaks).await.map(drop)
+    }
+
+    async fn checkpoint_frontier(&self, organization_id: &str, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}{FRONTIER_SUFFIX}"));
+        self.get(&key, None).await.map_err(|f| io_error(format!("cannot read {key}"), format!("{f:?}")))
     }
 
     async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError> {

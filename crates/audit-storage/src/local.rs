@@ -35,6 +35,26 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 const LOCK_FILE: &str = ".lock";
 const CHECKPOINT_DIR: &str = "checkpoints";
 const CHECKPOINT_SUFFIX: &str = ".note";
+const FRONTIER_SUFFIX: &str = ".frontier";
+
+/// Creates `dir/name` holding `bytes` unless it exists (the first one
+/// stands), durably: data and directory entry synced.
+async fn write_once(dir: PathBuf, name: String, bytes: Vec<u8>) -> Result<(), StorageError> {
+    blocking(move || {
+        create_dir_durably(&dir)?;
+        let path = dir.join(name);
+        let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(StorageError::io(format!("cannot create {}", path.display()), e)),
+        };
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StorageError::io(format!("cannot write {}", path.display()), e))?;
+        fsync_dir(&dir)
+    })
+    .await
+}
 
 /// Local directory storage.
 #[derive(Debug, Clone)]
@@ -191,20 +211,25 @@ impl LogStore for LocalStore {
 
     async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError> {
         let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
-        let note = note.to_vec();
-        blocking(move || {
-            create_dir_durably(&dir)?;
-            let path = dir.join(format!("{size:020}{CHECKPOINT_SUFFIX}"));
-            let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path) {
-                Ok(f) => f,
-                // Write-once: the first checkpoint of a size stands.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-                Err(e) => return Err(StorageError::io(format!("cannot create {}", path.display()), e)),
-            };
-            file.write_all(&note)
-                .and_then(|()| file.sync_data())
-                .map_err(|e| StorageError::io(format!("cannot write {}", path.display()), e))?;
-            fsync_dir(&dir)
+        write_once(dir, format!("{size:020}{CHECKPOINT_SUFFIX}"), note.to_vec()).await
+    }
+
+    async fn put_checkpoint_frontier(
+        &self,
+        organization_id: &str,
+        size: u64,
+        peaks: &[u8],
+    ) -> Result<(), StorageError> {
+        let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
+        write_once(dir, format!("{size:020}{FRONTIER_SUFFIX}"), peaks.to_vec()).await
+    }
+
+    async fn checkpoint_frontier(&self, organization_id: &str, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.log_dir(organization_id).join(CHECKPOINT_DIR).join(format!("{size:020}{FRONTIER_SUFFIX}"));
+        blocking(move || match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(format!("cannot read {}", path.display()), e)),
         })
         .await
     }

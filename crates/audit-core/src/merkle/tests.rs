@@ -268,3 +268,23 @@ proptest::proptest! {
         proptest::prop_assert_eq!(tree.inclusion_proof(size), Err(ProofError::IndexOutOfRange));
     }
 }
+
+#[test]
+fn a_frontier_rebuilt_from_its_peaks_keeps_growing_the_same_tree() {
+    let leaves: Vec<Hash> = (0..77u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let mut whole = Frontier::new();
+    let mut resumed = None;
+    for (i, leaf) in leaves.iter().enumerate() {
+        if i == 45 {
+            resumed = Frontier::from_peaks(whole.size(), whole.peaks().to_vec());
+        }
+        whole.push(*leaf);
+        if let Some(r) = resumed.as_mut() {
+            r.push(*leaf);
+        }
+    }
+    let resumed = resumed.unwrap();
+    assert_eq!(resumed.root(), root(&leaves));
+    assert_eq!(resumed, whole);
+    assert_eq!(Frontier::from_peaks(44, whole.peaks().to_vec()), None, "44 has three set bits, 77 has four");
+}

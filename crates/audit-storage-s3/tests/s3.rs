@@ -298,3 +298,28 @@ async fn the_seed_bucket_setup_works_unchanged() {
     assert_eq!(head.object_lock_mode().map(|m| m.as_str()), Some("COMPLIANCE"));
     assert!(verify_log(&store, ORG, TimeRange::default()).await.unwrap().valid);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_reported_failed_that_landed_is_adopted_not_forked() {
+    let Some(bucket) = fresh_bucket("a_write_reported_failed_that_landed", true).await else { return };
+    let proxy = FlakyProxy::start(&bucket.endpoint).await;
+    let mut cfg = bucket.config_via(&proxy.endpoint);
+    cfg.append_deadline = Duration::from_millis(800);
+    let service = AuditService::start(Arc::new(S3Store::connect(cfg).await.unwrap()), config()).await;
+    service.capture_durable(draft(0)).await.unwrap();
+    // Every answer is lost for longer than the deadline: the PUT lands, the
+    // capture is reported failed (no receipt was given).
+    proxy.set(ProxyMode::SwallowAnswers);
+    let lost = service.capture_durable(draft(1)).await;
+    assert!(lost.is_err(), "no receipt while no answer comes back");
+    proxy.set(ProxyMode::Up);
+    // The next batch finds its key taken by those bytes, adopts them and follows.
+    let next = service.capture_durable(draft(2)).await.unwrap().receipt;
+    assert_eq!(next.sequence, 2, "sealed after the landed event, not over it");
+    service.stop().await;
+    let direct = S3Store::connect(bucket.config()).await.unwrap();
+    let report = verify_log(&direct, ORG, TimeRange::default()).await.unwrap();
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(report.total_events, 3, "at least once: the event reported failed is stored, once");
+    assert_eq!(objects(&bucket).await.len(), 3);
+}

@@ -146,6 +146,28 @@ pub(crate) enum StorageChoiceAt {
     S3(S3Settings),
 }
 
+impl Backends {
+    /// Where the log is, for people (no secrets: URLs lose their user info).
+    pub(crate) fn describe_storage(&self) -> String {
+        match &self.storage {
+            StorageChoice::Local => self.data_dir.join("logs").display().to_string(),
+            StorageChoice::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+        }
+    }
+
+    /// Where the index is, for people (the password of a URL is not shown).
+    pub(crate) fn describe_index(&self) -> String {
+        match &self.index {
+            IndexChoice::Sqlite(path) => path.display().to_string(),
+            IndexChoice::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
+            }
+        }
+    }
+}
+
 /// The default retention of S3 objects: 7 years, as the seed recommends.
 const DEFAULT_RETENTION_DAYS: u32 = 2555;
 
@@ -306,5 +328,35 @@ impl Settings {
             ..defaults
         };
         Ok(Settings { listen, metrics_listen, backends, service })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_line_never_shows_a_database_password() {
+        let b = Backends {
+            data_dir: PathBuf::from("/data"),
+            storage: StorageChoice::S3(S3Settings {
+                bucket: "audit-logs".into(),
+                region: None,
+                endpoint: None,
+                prefix: "prod/".into(),
+                retention_days: 2555,
+                require_object_lock: true,
+            }),
+            index: IndexChoice::Postgres("postgres://audit:s3cret@db.internal:5432/audit?sslmode=disable".into()),
+            mirror: None,
+        };
+        assert_eq!(b.describe_storage(), "s3://audit-logs/prod/");
+        assert_eq!(b.describe_index(), "postgres://db.internal:5432/audit");
+        let local =
+            Backends { storage: StorageChoice::Local, index: IndexChoice::Sqlite("/data/i.sqlite3".into()), ..b };
+        assert_eq!(
+            (local.describe_storage().as_str(), local.describe_index().as_str()),
+            ("/data/logs", "/data/i.sqlite3")
+        );
     }
 }

@@ -84,9 +84,10 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     }
     let router = app(state, settings.metrics_listen.is_none());
     eprintln!(
-        "agenttrace-audit listening on http://{} (data in {}{})",
+        "agenttrace-audit listening on http://{} (log: {}; index: {}{})",
         listener.local_addr()?,
-        data_dir.display(),
+        settings.backends.describe_storage(),
+        settings.backends.describe_index(),
         if args.no_auth { "; NO AUTHENTICATION" } else { "" }
     );
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

@@ -420,29 +420,53 @@ async fn remember_recent(
     let span = sequencer.memory_span();
     let cutoff = shared.clock.now().add_micros(-(span.as_micros() as i64));
     let chunks = shared.store.chunks(organization_id).await?;
-    let mut recent: Vec<(ValidatedEvent, Receipt)> = Vec::new();
-    for chunk in chunks.iter().rev() {
-        let bytes = shared.store.read_chunk(organization_id, chunk).await?;
-        let mut oldest = None;
-        let mut in_chunk = Vec::new();
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(event) = StoredEvent::parse_line(line) else {
-                continue;
-            };
-            oldest = oldest.or(Some(event.timestamp));
-            if event.timestamp >= cutoff {
-                let receipt = event.receipt();
-                in_chunk.push((event.body, receipt));
+    // One list per chunk, newest chunk first.
+    let mut recent: Vec<Vec<(ValidatedEvent, Receipt)>> = Vec::new();
+    // Newest first, more reads in flight the further back the window
+    // reaches (1, 2, 4, … 16): on an object store each chunk is one small
+    // object and round trips, not bytes, are the cost; a short window
+    // still reads one chunk.
+    let mut newest_first = chunks.iter().rev().peekable();
+    let mut in_flight = 1;
+    'groups: while newest_first.peek().is_some() {
+        let group: Vec<_> = newest_first.by_ref().take(in_flight).collect();
+        in_flight = (in_flight * 2).min(READ_BACK_IN_FLIGHT);
+        let reads = group.iter().map(|chunk| shared.store.read_chunk(organization_id, chunk));
+        for bytes in futures_util::future::try_join_all(reads).await? {
+            if remember_chunk(&bytes, cutoff, &mut recent) {
+                break 'groups;
             }
         }
-        in_chunk.extend(recent);
-        recent = in_chunk;
-        if oldest.is_some_and(|t| t < cutoff) {
-            break;
-        }
     }
-    for (event, receipt) in recent {
+    for (event, receipt) in recent.into_iter().rev().flatten() {
         sequencer.remember_stored(&event, receipt);
     }
     Ok(())
+}
+
+/// Chunks read back at once, at most, when rebuilding deduplication memory.
+const READ_BACK_IN_FLIGHT: usize = 16;
+
+/// Adds a chunk's events at or after `cutoff` to `recent` (one list per
+/// chunk, newest chunk first); true when the chunk reaches back past the
+/// cutoff, so older chunks need not be read.
+fn remember_chunk(
+    bytes: &[u8],
+    cutoff: audit_core::Timestamp,
+    recent: &mut Vec<Vec<(ValidatedEvent, Receipt)>>,
+) -> bool {
+    let mut oldest = None;
+    let mut in_chunk = Vec::new();
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(event) = StoredEvent::parse_line(line) else {
+            continue;
+        };
+        oldest = oldest.or(Some(event.timestamp));
+        if event.timestamp >= cutoff {
+            let receipt = event.receipt();
+            in_chunk.push((event.body, receipt));
+        }
+    }
+    recent.push(in_chunk);
+    oldest.is_some_and(|t| t < cutoff)
 }

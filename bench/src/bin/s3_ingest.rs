@@ -98,10 +98,10 @@ async fn main() {
         service.stop().await;
         // A restart: the first durable capture opens the log again (listing,
         // tail, and reading back the deduplication/idempotency window).
-        let restarted = AuditService::start(Arc::new(S3Store::connect(b.config()).await.unwrap()), AuditConfig {
-            enable_deduplication: false,
-            ..AuditConfig::default()
-        })
+        let restarted = AuditService::start(
+            Arc::new(S3Store::connect(b.config()).await.unwrap()),
+            AuditConfig { enable_deduplication: false, ..AuditConfig::default() },
+        )
         .await;
         let t = Instant::now();
         restarted.capture_durable(sample_draft("bench-org", u64::MAX / 2)).await.unwrap();

@@ -25,6 +25,7 @@ pub(crate) struct FileConfig {
     queue_capacity: Option<toml::Value>,
     full_queue_policy: Option<String>,
     index_url: Option<String>,
+    index_ca_file: Option<String>,
     system_organization: Option<String>,
     metrics_listen: Option<String>,
     retention_days: Option<toml::Value>,
@@ -124,8 +125,9 @@ pub(crate) struct S3Settings {
 pub(crate) enum IndexChoice {
     /// A SQLite file.
     Sqlite(PathBuf),
-    /// A PostgreSQL database (its URL).
-    Postgres(String),
+    /// A PostgreSQL database: its URL, and the CA that signs its TLS
+    /// certificate (`AUDIT_INDEX_CA_FILE`; with `sslmode=require`).
+    Postgres(String, Option<PathBuf>),
 }
 
 /// The data directory and the storage and index every command uses.
@@ -159,7 +161,7 @@ impl Backends {
     pub(crate) fn describe_index(&self) -> String {
         match &self.index {
             IndexChoice::Sqlite(path) => path.display().to_string(),
-            IndexChoice::Postgres(url) => {
+            IndexChoice::Postgres(url, _) => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
                 let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
                 format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
@@ -228,7 +230,10 @@ impl Backends {
         let index = match pick(None, "AUDIT_INDEX_URL", file.index_url.clone(), "index_url") {
             None => IndexChoice::Sqlite(data_dir.join("index.sqlite3")),
             Some((v, _)) if v.starts_with("sqlite://") => IndexChoice::Sqlite(PathBuf::from(&v["sqlite://".len()..])),
-            Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => IndexChoice::Postgres(v),
+            Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => {
+                let ca = pick(None, "AUDIT_INDEX_CA_FILE", file.index_ca_file.clone(), "index_ca_file");
+                IndexChoice::Postgres(v, ca.map(|(path, _)| PathBuf::from(path)))
+            }
             Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH or postgres://...)"),
         };
         Ok(Backends { data_dir, storage, index, mirror })
@@ -347,7 +352,7 @@ mod tests {
                 retention_days: 2555,
                 require_object_lock: true,
             }),
-            index: IndexChoice::Postgres("postgres://audit:s3cret@db.internal:5432/audit?sslmode=disable".into()),
+            index: IndexChoice::Postgres("postgres://audit:s3cret@db.internal:5432/audit?sslmode=disable".into(), None),
             mirror: None,
         };
         assert_eq!(b.describe_storage(), "s3://audit-logs/prod/");

@@ -6,6 +6,7 @@
 //! sequence) and inserted with `ON CONFLICT DO NOTHING`, and the progress
 //! mark only moves forward, so indexers racing over the same log agree.
 //! PostgreSQL's planner has statistics, so no index hints are needed.
+//! `sslmode=require` in the URL turns on TLS with certificate verification.
 
 use std::str::FromStr;
 
@@ -47,12 +48,20 @@ fn db(e: impl std::fmt::Display) -> IndexError {
 
 impl PostgresIndex {
     /// Connects to the database named by `url` (a libpq URL or key=value
-    /// string; connections are unencrypted, so keep the database on a
-    /// trusted network) and creates the tables if they are missing.
-    pub async fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
+    /// string) and creates the tables if they are missing. With
+    /// `sslmode=require` connections use TLS and the server's certificate
+    /// is verified (chain and host name) against the Mozilla roots, or
+    /// against `ca_pem` (PEM certificates of a private CA) when given;
+    /// otherwise they are unencrypted.
+    pub async fn connect_with(url: &str, ca_pem: Option<&[u8]>) -> Result<PostgresIndex, IndexError> {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| IndexError::Database(format!("AUDIT_INDEX_URL is not a PostgreSQL URL: {e}")))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            Manager::from_config(config, tls_connector(ca_pem)?, recycling)
+        } else {
+            Manager::from_config(config, NoTls, recycling)
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -68,9 +77,59 @@ impl PostgresIndex {
         Ok(index)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, IndexError> {
-        self.pool.get().await.map_err(|e| IndexError::Database(format!("cannot connect to PostgreSQL: {e}")))
+    /// [`PostgresIndex::connect_with`] with the Mozilla roots.
+    pub async fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
+        PostgresIndex::connect_with(url, None).await
     }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, IndexError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| IndexError::Database(format!("cannot connect to PostgreSQL: {}", with_causes(&e))))
+    }
+}
+
+/// An error and its causes, `: `-separated (pool and TLS errors keep the
+/// useful part — "invalid peer certificate" — in their sources).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// A TLS connector (rustls with ring) that trusts `ca_pem`, or the Mozilla roots.
+fn tls_connector(ca_pem: Option<&[u8]>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, IndexError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert =
+                    cert.map_err(|e| IndexError::Database(format!("AUDIT_INDEX_CA_FILE: not PEM certificates: {e}")))?;
+                roots.add(cert).map_err(|e| IndexError::Database(format!("AUDIT_INDEX_CA_FILE: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(IndexError::Database("AUDIT_INDEX_CA_FILE holds no certificate".into()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| IndexError::Database(format!("TLS: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 fn hit_from_row(r: &Row) -> Result<Hit, IndexError> {

@@ -66,8 +66,17 @@ pub(crate) async fn open_index(backends: &Backends) -> anyhow::Result<Arc<dyn Ev
                 .with_context(|| format!("cannot open the index {}", path.display()))?;
             Ok(Arc::new(index))
         }
-        IndexChoice::Postgres(url) => {
-            let index = audit_index::postgres::PostgresIndex::connect(url).await.context("AUDIT_INDEX_URL")?;
+        IndexChoice::Postgres(url, ca_file) => {
+            let ca = match ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .with_context(|| format!("AUDIT_INDEX_CA_FILE: cannot read {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let index = audit_index::postgres::PostgresIndex::connect_with(url, ca.as_deref())
+                .await
+                .context("AUDIT_INDEX_URL")?;
             Ok(Arc::new(index))
         }
     }

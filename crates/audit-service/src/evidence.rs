@@ -24,13 +24,14 @@ use audit_core::Hash;
 use audit_core::filter::AuditEventFilter;
 use audit_core::json::{Object, Value};
 use audit_core::merkle::{ProofTree, leaf_hash, verify_inclusion};
-use audit_core::note::{Checkpoint, VerifierKey};
+use audit_core::note::VerifierKey;
 use audit_core::stored::check_line;
 use audit_core::verify::{Finding, FindingKind, Notice, VerificationReport};
 use audit_storage::{LogStore, StorageError};
 
 use crate::export::ExportFormat;
 use crate::proofs::leaves;
+use crate::read::read_checkpoint;
 
 /// The `format` of the bundle's first line.
 pub const EVIDENCE_FORMAT: &str = "agenttrace-evidence/1";
@@ -89,14 +90,8 @@ pub async fn export_evidence(
     let (_, note_bytes) =
         store.latest_checkpoint(&org).await?.ok_or_else(|| EvidenceError::NoCheckpoint(org.clone()))?;
     let bad = |detail: String| EvidenceError::BadCheckpoint { organization_id: org.clone(), detail };
+    let (checkpoint, _) = read_checkpoint(&note_bytes, key).map_err(|(_, detail)| bad(detail))?;
     let note = String::from_utf8(note_bytes).map_err(|_| bad("not UTF-8".into()))?;
-    let body = match key {
-        Some(k) => audit_core::note::open(&note, k).map_err(|e| bad(e.to_string()))?.to_owned(),
-        None => {
-            note.split_once("\n\n").map(|(b, _)| format!("{b}\n")).ok_or_else(|| bad("not a signed note".into()))?
-        }
-    };
-    let checkpoint = Checkpoint::parse(&body).map_err(|e| bad(e.to_string()))?;
     let leaves = leaves(store, &org, checkpoint.size).await.map_err(|e| match e {
         crate::proofs::ProofRequestError::Storage(s) => EvidenceError::Storage(s),
         crate::proofs::ProofRequestError::OutOfRange(_) => EvidenceError::Mismatch(org.clone()),
@@ -155,7 +150,7 @@ impl ProofInterleaver<'_, '_> {
 impl Write for ProofInterleaver<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut rest = buf;
-        while let Some(nl) = memchr_newline(rest) {
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             let mut line = std::mem::take(&mut self.partial);
             line.extend_from_slice(&rest[..nl]);
             if !line.is_empty() {
@@ -170,10 +165,6 @@ impl Write for ProofInterleaver<'_, '_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
-}
-
-fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
 }
 
 fn proof_line(sequence: u64, tree_size: u64, proof: &[Hash]) -> Vec<u8> {
@@ -220,24 +211,19 @@ pub fn verify_evidence<'l>(
         kind,
         detail,
     };
-    let body = match key {
-        Some(k) => match audit_core::note::open(&note, k) {
-            Ok(b) => b.to_owned(),
-            Err(e) => {
-                errors.push(finding(FindingKind::BadSignature, None, None, format!("the bundle's checkpoint: {e}")));
-                note.split_once("\n\n").map(|(b, _)| format!("{b}\n")).unwrap_or_default()
+    // A bad signature is a finding; the events are still checked against the unchecked body.
+    let checkpoint = match read_checkpoint(note.as_bytes(), key) {
+        Ok((cp, warning)) => {
+            if let Some(detail) = warning {
+                warnings.push(Notice { kind: "checkpoint_unchecked", detail });
             }
-        },
-        None => {
-            warnings.push(Notice {
-                kind: "checkpoint_unchecked",
-                detail: "no --key: the checkpoint's signature was not checked, only that the events agree with it"
-                    .into(),
-            });
-            note.split_once("\n\n").map(|(b, _)| format!("{b}\n")).unwrap_or_default()
+            cp
+        }
+        Err((kind, detail)) => {
+            errors.push(finding(kind, None, None, format!("the bundle's checkpoint: {detail}")));
+            read_checkpoint(note.as_bytes(), None).map_err(|(_, d)| format!("the bundle's checkpoint: {d}"))?.0
         }
     };
-    let checkpoint = Checkpoint::parse(&body).map_err(|e| format!("the bundle's checkpoint: {e}"))?;
     if !checkpoint.origin.ends_with(&format!("/{org}")) {
         errors.push(finding(
             FindingKind::CheckpointMismatch,

@@ -30,7 +30,7 @@ impl TimeRange {
 
 /// A stored checkpoint note: opened with `key` when there is one; without
 /// one, its text is read and a warning says the signature went unchecked.
-fn read_checkpoint(
+pub(crate) fn read_checkpoint(
     note: &[u8],
     key: Option<&VerifierKey>,
 ) -> Result<(Checkpoint, Option<String>), (FindingKind, String)> {

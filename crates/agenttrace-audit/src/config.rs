@@ -240,6 +240,81 @@ impl Backends {
     }
 }
 
+/// How events are batched, deduplicated and queued (`AUDIT_BATCH_*`,
+/// `AUDIT_*DEDUPLICATION*`, `AUDIT_QUEUE_CAPACITY`, …): the same for `serve`
+/// and for the commands that write (`ingest`). Lifecycle events are off;
+/// `serve` turns them on.
+pub(crate) fn service_config(file: &FileConfig) -> anyhow::Result<AuditConfig> {
+    let defaults = AuditConfig::default();
+    let batch_size: usize =
+        parse(pick(None, "AUDIT_BATCH_SIZE", toml_text(file.batch_size.clone()), "batch_size"), "a whole number")?
+            .unwrap_or(defaults.batch_size);
+    if batch_size == 0 {
+        bail!("AUDIT_BATCH_SIZE: must be at least 1");
+    }
+    let queue_capacity: usize = parse(
+        pick(None, "AUDIT_QUEUE_CAPACITY", toml_text(file.queue_capacity.clone()), "queue_capacity"),
+        "a whole number",
+    )?
+    .unwrap_or(defaults.queue_capacity);
+    if queue_capacity == 0 {
+        bail!("AUDIT_QUEUE_CAPACITY: must be at least 1");
+    }
+    let full_queue_policy =
+        match pick(None, "AUDIT_FULL_QUEUE_POLICY", file.full_queue_policy.clone(), "full_queue_policy") {
+            None => FullQueuePolicy::Backpressure,
+            Some((v, _)) if v.eq_ignore_ascii_case("backpressure") => FullQueuePolicy::Backpressure,
+            Some((v, _)) if v.eq_ignore_ascii_case("reject") => FullQueuePolicy::Reject,
+            Some((v, source)) => bail!("{source}: {v:?} is not a queue policy (backpressure or reject)"),
+        };
+    let system_organization =
+        pick(None, "AUDIT_SYSTEM_ORGANIZATION", file.system_organization.clone(), "system_organization")
+            .map(|(v, source)| {
+                if audit_core::event::is_valid_tenant_id(&v) {
+                    Ok(v)
+                } else {
+                    Err(anyhow::anyhow!("{source}: {v:?} is not a valid organization id"))
+                }
+            })
+            .transpose()?
+            .unwrap_or(defaults.system_organization.clone());
+    let _capture_api_access = parse_bool(pick(
+        None,
+        "AUDIT_CAPTURE_API_ACCESS",
+        toml_text(file.capture_api_access.clone()),
+        "capture_api_access",
+    ))?;
+    Ok(AuditConfig {
+        batch_size,
+        batch_interval: parse_seconds(
+            pick(None, "AUDIT_BATCH_INTERVAL", toml_text(file.batch_interval.clone()), "batch_interval"),
+            false,
+        )?
+        .unwrap_or(defaults.batch_interval),
+        enable_deduplication: parse_bool(pick(
+            None,
+            "AUDIT_ENABLE_DEDUPLICATION",
+            toml_text(file.enable_deduplication.clone()),
+            "enable_deduplication",
+        ))?
+        .unwrap_or(defaults.enable_deduplication),
+        deduplication_window: parse_seconds(
+            pick(
+                None,
+                "AUDIT_DEDUPLICATION_WINDOW",
+                toml_text(file.deduplication_window.clone()),
+                "deduplication_window",
+            ),
+            true,
+        )?
+        .unwrap_or(defaults.deduplication_window),
+        queue_capacity,
+        full_queue_policy,
+        system_organization,
+        ..defaults
+    })
+}
+
 /// Everything `serve` runs with, validated.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -268,70 +343,7 @@ impl Settings {
             pick(None, "AUDIT_METRICS_LISTEN", file.metrics_listen.clone(), "metrics_listen"),
             "a socket address",
         )?;
-        let defaults = AuditConfig::default();
-        let batch_size: usize =
-            parse(pick(None, "AUDIT_BATCH_SIZE", toml_text(file.batch_size), "batch_size"), "a whole number")?
-                .unwrap_or(defaults.batch_size);
-        if batch_size == 0 {
-            bail!("AUDIT_BATCH_SIZE: must be at least 1");
-        }
-        let queue_capacity: usize = parse(
-            pick(None, "AUDIT_QUEUE_CAPACITY", toml_text(file.queue_capacity), "queue_capacity"),
-            "a whole number",
-        )?
-        .unwrap_or(defaults.queue_capacity);
-        if queue_capacity == 0 {
-            bail!("AUDIT_QUEUE_CAPACITY: must be at least 1");
-        }
-        let full_queue_policy =
-            match pick(None, "AUDIT_FULL_QUEUE_POLICY", file.full_queue_policy.clone(), "full_queue_policy") {
-                None => FullQueuePolicy::Backpressure,
-                Some((v, _)) if v.eq_ignore_ascii_case("backpressure") => FullQueuePolicy::Backpressure,
-                Some((v, _)) if v.eq_ignore_ascii_case("reject") => FullQueuePolicy::Reject,
-                Some((v, source)) => bail!("{source}: {v:?} is not a queue policy (backpressure or reject)"),
-            };
-        let system_organization =
-            pick(None, "AUDIT_SYSTEM_ORGANIZATION", file.system_organization.clone(), "system_organization")
-                .map(|(v, source)| {
-                    if audit_core::event::is_valid_tenant_id(&v) {
-                        Ok(v)
-                    } else {
-                        Err(anyhow::anyhow!("{source}: {v:?} is not a valid organization id"))
-                    }
-                })
-                .transpose()?
-                .unwrap_or(defaults.system_organization.clone());
-        let _capture_api_access = parse_bool(pick(
-            None,
-            "AUDIT_CAPTURE_API_ACCESS",
-            toml_text(file.capture_api_access),
-            "capture_api_access",
-        ))?;
-        let service = AuditConfig {
-            batch_size,
-            batch_interval: parse_seconds(
-                pick(None, "AUDIT_BATCH_INTERVAL", toml_text(file.batch_interval), "batch_interval"),
-                false,
-            )?
-            .unwrap_or(defaults.batch_interval),
-            enable_deduplication: parse_bool(pick(
-                None,
-                "AUDIT_ENABLE_DEDUPLICATION",
-                toml_text(file.enable_deduplication),
-                "enable_deduplication",
-            ))?
-            .unwrap_or(defaults.enable_deduplication),
-            deduplication_window: parse_seconds(
-                pick(None, "AUDIT_DEDUPLICATION_WINDOW", toml_text(file.deduplication_window), "deduplication_window"),
-                true,
-            )?
-            .unwrap_or(defaults.deduplication_window),
-            queue_capacity,
-            full_queue_policy,
-            system_organization,
-            record_lifecycle: true,
-            ..defaults
-        };
+        let service = AuditConfig { record_lifecycle: true, ..service_config(&file)? };
         Ok(Settings { listen, metrics_listen, backends, service })
     }
 }

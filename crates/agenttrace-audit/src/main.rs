@@ -99,7 +99,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => cmd::serve::run(cli.data_dir, file, args).await,
             Command::Keys(command) => cmd::keys::run(&data_dir, command),
-            Command::Ingest(args) => cmd::ingest::run(&backends, args).await,
+            Command::Ingest(args) => cmd::ingest::run(&backends, config::service_config(&file)?, args).await,
             Command::Verify(args) => cmd::verify::run(&backends, args).await,
             Command::Export(args) => cmd::export::run(&backends, args).await,
             Command::Query(args) => cmd::query::run(&backends, args).await,

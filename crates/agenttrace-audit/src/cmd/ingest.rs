@@ -2,17 +2,26 @@
 //!
 //! All lines are validated before anything is stored: a file with invalid
 //! lines stores nothing and every bad line is named (unless
-//! `--skip-invalid`). Lines without an `idempotency_key` get one derived from
-//! their line number and content (`ingest:<line>:<sha256 prefix>`), so
-//! re-running the same file after a crash stores nothing twice: lines already
-//! stored come back with their original receipts, marked `deduplicated`.
+//! `--skip-invalid`). Standard input is spooled to an anonymous temporary
+//! file first, so that both passes read the same bytes with flat memory.
+//!
+//! Lines without an `idempotency_key` get one derived from the input's
+//! identity, their line number and their content
+//! (`ingest:<input id>:<line>:<sha256 prefix>`). The input id is a SHA-256
+//! prefix of the whole input (or `--input-id`): re-running the same input
+//! after a crash stores nothing twice, while another input whose line 1
+//! happens to equal this one's is a different event and is stored.
+//!
+//! Invariant: the run exits 0 only when every valid line it read is stored
+//! or answered with an earlier event's receipt (`deduplicated`).
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, Write};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use audit_core::event::{EventDraft, Limits};
+use audit_core::event::EventDraft;
 use audit_core::json::{self, NumberPolicy, Value};
 use audit_service::{AuditConfig, AuditService, CaptureError, DurableReceipt, PendingReceipt};
 use sha2::{Digest, Sha256};
@@ -25,28 +34,34 @@ pub(crate) struct Args {
     /// `organization_id`; lines naming another organization are refused.
     #[arg(long)]
     org: String,
-    /// JSON Lines file of event inputs, or `-` for standard input.
+    /// JSON Lines file of event inputs, or `-` (the default) for standard input.
     #[arg(default_value = "-")]
     input: PathBuf,
     /// Store the valid lines even if some are invalid (invalid ones are still reported).
     #[arg(long)]
     skip_invalid: bool,
+    /// Names this input in the idempotency keys derived for its lines
+    /// (default: a SHA-256 prefix of its content). Re-running with the same
+    /// id stores nothing twice; give each distinct input its own id.
+    #[arg(long, value_name = "ID")]
+    input_id: Option<String>,
 }
 
-fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
-    if path == Path::new("-") {
-        // Standard input is read once; keep it to validate before storing.
-        let mut all = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut all).context("cannot read standard input")?;
-        Ok(Box::new(std::io::Cursor::new(all)))
+/// The input as a seekable file: the named file, or standard input spooled
+/// to an anonymous temporary file (deleted when closed).
+fn open_input(path: &std::path::Path) -> anyhow::Result<File> {
+    if path == std::path::Path::new("-") {
+        let mut spool = tempfile::tempfile().context("cannot create a temporary file for standard input")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool).context("cannot read standard input")?;
+        spool.rewind().context("cannot read back standard input")?;
+        Ok(spool)
     } else {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+        File::open(path).with_context(|| format!("cannot open {}", path.display()))
     }
 }
 
 /// One input line turned into a draft for `org`, or why not.
-fn draft_for(org: &str, line_no: u64, line: &[u8]) -> Result<EventDraft, String> {
+fn draft_for(org: &str, line: &[u8]) -> Result<EventDraft, String> {
     let value = json::parse(line, NumberPolicy::Exact).map_err(|e| format!("invalid JSON: {e}"))?;
     let Value::Object(mut obj) = value else {
         return Err(format!("must be a JSON object, not {}", value.type_name()));
@@ -59,32 +74,46 @@ fn draft_for(org: &str, line_no: u64, line: &[u8]) -> Result<EventDraft, String>
         }
         Some(_) => {}
     }
-    let mut draft = EventDraft::from_value(Value::Object(obj)).map_err(|e| e.to_string())?;
-    if draft.idempotency_key.is_none() {
-        let digest = hex::encode(&Sha256::digest(line)[..8]);
-        draft.idempotency_key = Some(format!("ingest:{line_no}:{digest}"));
-    }
-    Ok(draft)
+    EventDraft::from_value(Value::Object(obj)).map_err(|e| e.to_string())
+}
+
+/// The idempotency key of a line that brings none: bound to the input, the
+/// line's position and its bytes.
+fn derived_key(input_id: &str, line_no: u64, line: &[u8]) -> String {
+    let digest = hex::encode(&Sha256::digest(line)[..8]);
+    format!("ingest:{input_id}:{line_no}:{digest}")
 }
 
 /// Numbered, non-blank lines of the input (line numbers count from 1 and
 /// include blank lines, so they match what an editor shows).
 struct Lines {
-    reader: Box<dyn BufRead>,
+    reader: BufReader<File>,
     line_no: u64,
     buf: Vec<u8>,
 }
 
 impl Lines {
-    fn new(reader: Box<dyn BufRead>) -> Self {
-        Lines { reader, line_no: 0, buf: Vec::new() }
+    fn new(file: File) -> Self {
+        Lines { reader: BufReader::with_capacity(1 << 20, file), line_no: 0, buf: Vec::new() }
     }
 
-    fn next_line(&mut self) -> anyhow::Result<Option<(u64, &[u8])>> {
+    /// Back to the first line.
+    fn rewind(&mut self) -> anyhow::Result<()> {
+        self.reader.rewind().context("cannot read the input again")?;
+        self.line_no = 0;
+        Ok(())
+    }
+
+    /// The next non-blank line; every byte read (blank lines and line ends
+    /// included) also goes to `seen`, so the whole input can be hashed.
+    fn next_line(&mut self, mut seen: Option<&mut Sha256>) -> anyhow::Result<Option<(u64, &[u8])>> {
         loop {
             self.buf.clear();
             if self.reader.read_until(b'\n', &mut self.buf).context("cannot read input")? == 0 {
                 return Ok(None);
+            }
+            if let Some(h) = seen.as_deref_mut() {
+                h.update(&self.buf);
             }
             self.line_no += 1;
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
@@ -145,15 +174,24 @@ impl Tally {
     }
 }
 
-pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
+/// The `--input-id` given, checked, or the content's SHA-256 prefix.
+fn input_id(given: Option<String>, content: Sha256) -> anyhow::Result<String> {
+    match given {
+        Some(id) if audit_core::event::is_valid_tenant_id(&id) => Ok(id),
+        Some(id) => anyhow::bail!("--input-id {id:?} is not a valid id (^[A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}$)"),
+        None => Ok(hex::encode(&content.finalize()[..8])),
+    }
+}
+
+pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig, args: Args) -> anyhow::Result<u8> {
     super::check_org(&args.org)?;
-    let limits = Limits::default();
-    // Pass 1: validate everything, store nothing.
+    let limits = config.limits;
+    // Pass 1: validate everything, store nothing; hash the whole input.
     let (mut invalid, mut valid) = (0u64, 0u64);
     let mut lines = Lines::new(open_input(&args.input)?);
-    while let Some((line_no, line)) = lines.next_line()? {
-        match draft_for(&args.org, line_no, line).and_then(|d| d.validate(&limits).map(drop).map_err(|e| e.to_string()))
-        {
+    let mut content = Sha256::new();
+    while let Some((line_no, line)) = lines.next_line(Some(&mut content))? {
+        match draft_for(&args.org, line).and_then(|d| d.validate(&limits).map(drop).map_err(|e| e.to_string())) {
             Ok(()) => valid += 1,
             Err(why) => {
                 invalid += 1;
@@ -167,11 +205,12 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         );
         return Ok(exit::FAILED);
     }
+    let input_id = input_id(args.input_id, content)?;
 
-    // Pass 2: the same input again (standard input was kept in memory).
+    // Pass 2: the same bytes again.
     let store = super::open_store(backends).await?;
     let service = AuditService::builder(store)
-        .config(AuditConfig { limits, ..AuditConfig::default() })
+        .config(config)
         .checkpoints(crate::signing::checkpoint_config(backends).await?)
         .start()
         .await;
@@ -181,12 +220,15 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     // Up to WINDOW captures are in flight so that they share writes; their
     // receipts are printed in input order.
     const WINDOW: usize = 4096;
-    let mut lines = Lines::new(open_input(&args.input)?);
+    lines.rewind()?;
     let result: anyhow::Result<()> = async {
-        while let Some((line_no, line)) = lines.next_line()? {
-            let Ok(draft) = draft_for(&args.org, line_no, line) else {
+        while let Some((line_no, line)) = lines.next_line(None)? {
+            let Ok(mut draft) = draft_for(&args.org, line) else {
                 continue;
             };
+            if draft.idempotency_key.is_none() {
+                draft.idempotency_key = Some(derived_key(&input_id, line_no, line));
+            }
             match service.submit_durable(draft).await {
                 Ok(pending) => in_flight.push_back((line_no, pending)),
                 Err(CaptureError::Invalid(_)) => {} // reported in pass 1 (--skip-invalid)
@@ -213,5 +255,13 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         "ingest: {} stored, {} already stored (deduplicated), {} failed, {invalid} invalid",
         tally.stored, tally.already, tally.failed
     );
+    let answered = tally.stored + tally.already;
+    if answered != valid {
+        // Whatever the cause, a run that did not store what it read must not look like success.
+        eprintln!(
+            "error: {answered} of {valid} valid line(s) were stored or found already stored; run the same command again to store the rest"
+        );
+        return Ok(exit::FAILED);
+    }
     Ok(if tally.failed > 0 || invalid > 0 { exit::FAILED } else { exit::OK })
 }

@@ -435,10 +435,32 @@ impl ValidatedEvent {
     pub fn canonical_input(&self) -> &[u8] {
         &self.canonical
     }
-    /// SHA-256 of [`Self::canonical_input`]: what deduplication and
-    /// idempotency compare (SPEC §5). `occurred_at` is included.
+    /// SHA-256 of [`Self::canonical_input`] without its `idempotency_key`
+    /// member: what deduplication and idempotency compare (SPEC §5).
+    /// `occurred_at` is included. The key is left out because it is retry
+    /// bookkeeping, not content: two inputs that differ only in their keys
+    /// describe the same event (and `ingest` derives a key per line, which
+    /// must not hide a repeated line from deduplication).
     pub fn fingerprint(&self) -> Hash {
-        Hash::of(&self.canonical)
+        match self.idempotency_key_member() {
+            Some(range) => Hash::of_parts(&[&self.canonical[..range.start], &self.canonical[range.end..]]),
+            None => Hash::of(&self.canonical),
+        }
+    }
+
+    /// Where `,"idempotency_key":"…"` sits in the canonical input. Members
+    /// are sorted and every member that sorts before `idempotency_key`
+    /// (`action`, `actor_*`, `event_*`) is a string, so the first occurrence
+    /// of the member name followed by a colon is the top-level member (a
+    /// quote inside a string value is always escaped).
+    fn idempotency_key_member(&self) -> Option<std::ops::Range<usize>> {
+        let key = self.draft.idempotency_key.as_deref()?;
+        const NAME: &[u8] = b",\"idempotency_key\":";
+        let start = memchr::memmem::find(&self.canonical, NAME)?;
+        let value_len = crate::canonical::to_canonical(&Value::String(key.to_owned())).len();
+        let end = start + NAME.len() + value_len;
+        debug_assert!(self.canonical.get(end).is_some_and(|b| matches!(b, b',' | b'}')));
+        Some(start..end)
     }
 
     /// The caller's members as a JSON object (unset members omitted).

@@ -144,6 +144,22 @@ fn fingerprint_covers_occurred_at_and_ignores_member_order_and_case() {
 }
 
 #[test]
+fn fingerprint_leaves_the_idempotency_key_out() {
+    let plain = input(MINIMAL).unwrap();
+    let keyed = |k: &str| input(&MINIMAL.replacen('{', &format!(r#"{{"idempotency_key":{k},"#), 1)).unwrap();
+    // A key is retry bookkeeping: the same content under any key is one event.
+    assert_eq!(keyed(r#""ingest:a:1:00""#).fingerprint(), plain.fingerprint());
+    assert_eq!(keyed(r#""k\"\\,\"idempotency_key\":\"x""#).fingerprint(), plain.fingerprint());
+    // Content still counts, also beside a key, and a key-like text in the
+    // metadata is content, not a key.
+    let other = input(&MINIMAL.replacen('{', r#"{"idempotency_key":"k","resource_id":"r2","#, 1)).unwrap();
+    assert_ne!(other.fingerprint(), plain.fingerprint());
+    let meta =
+        input(&MINIMAL.replacen('{', r#"{"idempotency_key":"k","metadata":{"idempotency_key":"k"},"#, 1)).unwrap();
+    assert_ne!(meta.fingerprint(), plain.fingerprint());
+}
+
+#[test]
 fn depth_limit_is_exact() {
     let nested =
         |k: usize| MINIMAL.replacen('{', &format!(r#"{{"metadata":{{"d":{}1{}}},"#, "[".repeat(k), "]".repeat(k)), 1);

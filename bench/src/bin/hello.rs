@@ -39,6 +39,6 @@ async fn main() {
         .unwrap();
     if let Some(a) = audit {
         a.stop().await;
-        eprintln!("audited {:?}", a.health().counters.iter().find(|(n, _)| *n == "committed"));
+        eprintln!("audited {:?}", a.health().counters.committed);
     }
 }

@@ -93,7 +93,7 @@ async fn main() {
         }
         let secs = start.elapsed().as_secs_f64();
         let health = service.health();
-        let count = |name: &str| health.counters.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v);
+        let count = |name: &str| health.counters.named().iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v);
         let (committed, objects) = (count("committed"), count("batches"));
         service.stop().await;
         // A restart: the first durable capture opens the log again (listing,

@@ -156,9 +156,10 @@ async fn get_metrics(axum::extract::State(state): axum::extract::State<AppState>
     if let Some(micros) = h.last_flush_micros {
         metrics::gauge!("audit_last_flush_seconds").set(micros as f64 / 1e6);
     }
-    metrics::gauge!("audit_poisoned_logs").set(h.poisoned_logs.len() as f64);
-    for (name, value) in &h.counters {
-        metrics::gauge!("audit_events", "counter" => *name).set(*value as f64);
+    metrics::gauge!("audit_poisoned_logs").set(h.refusing_appends().count() as f64);
+    metrics::gauge!("audit_open_logs").set(h.open_logs as f64);
+    for (name, value) in h.counters.named() {
+        metrics::gauge!("audit_events", "counter" => name).set(value as f64);
     }
     match &state.inner.metrics {
         Some(handle) => {

@@ -580,7 +580,7 @@ pub(crate) async fn get_health() -> Response {
 
 /// `GET /v1/audit/health`: the service's state, for the token's organization.
 #[utoipa::path(get, path = "/v1/audit/health", tag = "health",
-    responses((status = 200, description = "`{running, queue_size, recent_events, last_flush, storage, index, indexed_through, committed_through, counters}`")),
+    responses((status = 200, description = "`{running, queue_size, recent_events, last_flush, storage, index, indexed_through, committed_through}` for the token's organization; admin tokens also get `counters` and `service` (service-wide `queue_size`, `recent_events`, `last_flush`, `open_logs`, `refusing_appends`)")),
     security(("bearer" = [])))]
 pub(crate) async fn get_audit_health(
     State(state): State<AppState>,
@@ -590,26 +590,36 @@ pub(crate) async fn get_audit_health(
     principal.require(Scope::Read)?;
     let org = organization_only(raw, &principal)?;
     let h = state.service().health();
+    // Everything a tenant sees is its own organization's: keyed by its id, exactly.
+    let mine = h.organization(&org);
+    let num = |v: Option<u64>| v.map_or(Value::Null, |n| Value::Number(n as f64));
+    let time = |t: Option<Timestamp>| t.map_or(Value::Null, |t| Value::String(t.to_string()));
     let mut o = Object::new();
     o.insert("running", Value::Bool(h.running));
-    o.insert("queue_size", Value::Number(h.queue_size as f64));
-    o.insert("recent_events", Value::Number(h.recent_events as f64));
-    o.insert("last_flush", h.last_flush.map_or(Value::Null, |t| Value::String(t.to_string())));
-    let poisoned = h.poisoned_logs.iter().any(|l| l.starts_with(&format!("{org}:")));
-    o.insert("storage", Value::String(if poisoned { "refusing_appends".into() } else { "ok".into() }));
+    o.insert("queue_size", Value::Number(mine.queue_size as f64));
+    o.insert("recent_events", Value::Number(mine.recent_events as f64));
+    o.insert("last_flush", time(mine.last_flush));
+    let storage = if mine.refusing_appends.is_some() { "refusing_appends" } else { "ok" };
+    o.insert("storage", Value::String(storage.into()));
     o.insert("index", Value::String(if h.index_error.is_some() { "degraded".into() } else { "ok".into() }));
-    let mine = h.organizations.iter().find(|x| x.organization_id == org);
-    let num = |v: Option<u64>| v.map_or(Value::Null, |n| Value::Number(n as f64));
-    o.insert("committed_through", num(mine.and_then(|m| m.committed_through)));
-    o.insert("indexed_through", num(mine.and_then(|m| m.indexed_through).or(state.indexed_through(&org).await)));
-    // Counters are service-wide: only an operator (admin scope) sees them,
-    // so one tenant learns nothing of another's volume.
+    o.insert("committed_through", num(mine.committed_through));
+    o.insert("indexed_through", num(mine.indexed_through.or(state.indexed_through(&org).await)));
+    // Service-wide figures are an operator's (admin scope): one tenant
+    // learns nothing of another's volume or timing.
     if principal.require(Scope::Admin).is_ok() {
         let mut counters = Object::new();
-        for (name, value) in h.counters {
+        for (name, value) in h.counters.named() {
             counters.insert(name, Value::Number(value as f64));
         }
         o.insert("counters", Value::Object(counters));
+        let mut service = Object::new();
+        service.insert("queue_size", Value::Number(h.queue_size as f64));
+        service.insert("recent_events", Value::Number(h.recent_events as f64));
+        service.insert("last_flush", time(h.last_flush));
+        service.insert("open_logs", Value::Number(h.open_logs as f64));
+        let refusing: Vec<Value> = h.refusing_appends().map(|(org, _)| Value::String(org.to_owned())).collect();
+        service.insert("refusing_appends", Value::Array(refusing));
+        o.insert("service", Value::Object(service));
     }
     Ok(json_response(StatusCode::OK, &Value::Object(o)))
 }

@@ -47,6 +47,15 @@ pub struct AuditConfig {
     pub limits: Limits,
     /// Where the service's own events go (`audit_log.started`, …).
     pub system_organization: String,
+    /// A log's worker that received nothing for this long retires: it
+    /// writes a last checkpoint and releases the log's files (lock and open
+    /// segment). The next event starts a new one (default 2 minutes).
+    pub worker_idle_timeout: Duration,
+    /// Logs open for writing at once, at most (each holds ~3 file
+    /// descriptors: its lock, its open segment, a directory during syncs).
+    /// A new log waits for the least recently idle one to retire. The
+    /// binary derives it from `RLIMIT_NOFILE` (see docs/PRODUCTION.md).
+    pub max_open_logs: usize,
     /// Record `audit_log.started`/`stopped` (on for the server, off for
     /// one-shot CLI commands, which must not hold the system log's fence).
     pub record_lifecycle: bool,
@@ -67,6 +76,8 @@ impl Default for AuditConfig {
             max_batch_bytes: 8 * 1024 * 1024,
             limits: Limits::default(),
             system_organization: "agenttrace-system".into(),
+            worker_idle_timeout: Duration::from_secs(120),
+            max_open_logs: 128,
             record_lifecycle: false,
         }
     }

@@ -23,10 +23,12 @@ mod helpers;
 mod indexer;
 pub mod proofs;
 pub mod query;
+mod queue;
 pub mod read;
 mod scope;
 mod sequencer;
 mod service;
+mod state;
 mod worker;
 
 pub use checkpoint::CheckpointConfig;
@@ -42,5 +44,8 @@ pub use read::{
     verify_log_with_key,
 };
 pub use scope::{ScopeError, ScopeState};
-pub use service::{Accepted, AuditService, Counters, Health, OrganizationHealth, PendingReceipt, ServiceBuilder};
+pub use service::{
+    Accepted, AuditService, CounterValues, Counters, Health, OrganizationHealth, PendingReceipt, Reservation,
+    ServiceBuilder,
+};
 pub use worker::DurableReceipt;

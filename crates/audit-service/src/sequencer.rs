@@ -82,6 +82,15 @@ pub(crate) struct Sequencer {
     key_order: VecDeque<(Timestamp, Box<str>, u64)>,
 }
 
+/// Whether deduplication may answer for this event: never for `critical`
+/// events (repeated failed logins are evidence, SPEC §5), nor for the
+/// service's own records (`audit_log.*`: three identical reads are three
+/// reads). Decided from the event alone, so the rule is the same for
+/// events read back from storage after a restart.
+fn dedupable(event: &ValidatedEvent) -> bool {
+    event.severity() != Severity::Critical && !event.draft().event_type.starts_with("audit_log.")
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -131,7 +140,7 @@ impl Sequencer {
             at: receipt.timestamp,
             fingerprint: event.fingerprint(),
             key: event.idempotency_key().map(str::to_owned),
-            dedupable: event.severity() != Severity::Critical,
+            dedupable: dedupable(event),
             receipt,
         };
         self.insert(r);
@@ -222,7 +231,7 @@ impl Sequencer {
 
         for (event, event_id) in events {
             let fingerprint = event.fingerprint();
-            let dedupable = event.severity() != Severity::Critical;
+            let dedupable = dedupable(event);
             if let Some(key) = event.idempotency_key() {
                 if let Some(&i) = staged_key.get(key) {
                     let r = &remembered[i];

@@ -1,7 +1,7 @@
 //! The `AuditService` handle: capture, flush, stop, health.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +19,12 @@ use crate::config::{AuditConfig, FullQueuePolicy};
 use crate::error::CaptureError;
 use crate::export::ExportFormat;
 use crate::query::{QueryError, QueryPage};
+use crate::queue::{Msg, Pending, QueueSlot, Reply};
 use crate::read::ExportError;
-use crate::worker::{self, DurableReceipt, Msg, Pending};
+pub use crate::state::OrganizationHealth;
+use crate::state::State;
+pub(crate) use crate::state::lock;
+use crate::worker::{self, DurableReceipt};
 
 /// Counts of everything that happened to captured events. Nothing is
 /// dropped, rejected or deduplicated without being counted here.
@@ -38,8 +42,12 @@ pub struct Counters {
     pub rejected_queue_full: AtomicU64,
     /// Captures refused for reusing an idempotency key with other content.
     pub idempotency_conflicts: AtomicU64,
-    /// Accepted events that storage failed to write (no receipt given).
+    /// Events that storage failed to write (no receipt given), durable or not.
     pub failed: AtomicU64,
+    /// Accepted events (no caller waiting) lost for good: storage failed
+    /// them, or the queue refused them in reject mode. Each is recorded in
+    /// an `audit_log.events_dropped` event.
+    pub dropped: AtomicU64,
     /// Writes (batches) committed.
     pub batches: AtomicU64,
     /// Batches another instance beat to the log's tail (shared stores);
@@ -47,39 +55,108 @@ pub struct Counters {
     pub write_conflicts: AtomicU64,
 }
 
+/// The values of [`Counters`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CounterValues {
+    /// Events accepted into the queue.
+    pub captured: u64,
+    /// Events written durably.
+    pub committed: u64,
+    /// Captures answered with an earlier event's receipt.
+    pub deduplicated: u64,
+    /// Captures refused as invalid.
+    pub rejected_invalid: u64,
+    /// Captures refused because the queue was full (reject policy).
+    pub rejected_queue_full: u64,
+    /// Captures refused for reusing an idempotency key with other content.
+    pub idempotency_conflicts: u64,
+    /// Batches re-sequenced after another instance's events.
+    pub write_conflicts: u64,
+    /// Events storage failed to write.
+    pub failed: u64,
+    /// Accepted events lost for good (recorded as `audit_log.events_dropped`).
+    pub dropped: u64,
+    /// Writes committed.
+    pub batches: u64,
+}
+
+impl CounterValues {
+    /// Name and value of each counter (metrics, the health route).
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        [
+            ("captured", self.captured),
+            ("committed", self.committed),
+            ("deduplicated", self.deduplicated),
+            ("rejected_invalid", self.rejected_invalid),
+            ("rejected_queue_full", self.rejected_queue_full),
+            ("idempotency_conflicts", self.idempotency_conflicts),
+            ("write_conflicts", self.write_conflicts),
+            ("failed", self.failed),
+            ("dropped", self.dropped),
+            ("batches", self.batches),
+        ]
+    }
+}
+
+impl Counters {
+    /// The current values.
+    pub fn values(&self) -> CounterValues {
+        let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterValues {
+            captured: v(&self.captured),
+            committed: v(&self.committed),
+            deduplicated: v(&self.deduplicated),
+            rejected_invalid: v(&self.rejected_invalid),
+            rejected_queue_full: v(&self.rejected_queue_full),
+            idempotency_conflicts: v(&self.idempotency_conflicts),
+            write_conflicts: v(&self.write_conflicts),
+            failed: v(&self.failed),
+            dropped: v(&self.dropped),
+            batches: v(&self.batches),
+        }
+    }
+}
+
 /// A snapshot of the service's state (the seed's `/audit/health`, and more).
+/// Service-wide figures are for operators; [`Health::organizations`] holds
+/// each tenant's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
     /// Accepting events.
     pub running: bool,
-    /// Events accepted but not yet committed.
+    /// Events accepted but not yet committed, all organizations.
     pub queue_size: usize,
-    /// Events remembered for deduplication and idempotency.
+    /// Events remembered for deduplication and idempotency, all organizations.
     pub recent_events: u64,
-    /// When the last batch was committed.
+    /// When the last batch was committed, any organization.
     pub last_flush: Option<Timestamp>,
     /// How long its write + sync took, in microseconds.
     pub last_flush_micros: Option<u64>,
-    /// Logs whose writer refused further appends after a failed cleanup.
-    pub poisoned_logs: Vec<String>,
-    /// Counter values, by name.
-    pub counters: Vec<(&'static str, u64)>,
-    /// Per organization: events committed to storage by this service, and
-    /// events indexed (queries may miss events past the latter).
+    /// Logs open for writing now (bounded by `max_open_logs`).
+    pub open_logs: usize,
+    /// Counter values.
+    pub counters: CounterValues,
+    /// Per organization, keyed by its id: progress, queue, memory, last
+    /// flush and whether its log refuses appends.
     pub organizations: Vec<OrganizationHealth>,
     /// The last indexing failure, if any.
     pub index_error: Option<String>,
 }
 
-/// One organization's progress, in [`Health`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrganizationHealth {
-    /// The organization.
-    pub organization_id: String,
-    /// Events in its log that this service committed through (the next sequence).
-    pub committed_through: Option<u64>,
-    /// Events indexed (the next sequence to index).
-    pub indexed_through: Option<u64>,
+impl Health {
+    /// One organization's figures (default, all empty, for one this service has not seen).
+    pub fn organization(&self, organization_id: &str) -> OrganizationHealth {
+        self.organizations.iter().find(|o| o.organization_id == organization_id).cloned().unwrap_or_else(|| {
+            OrganizationHealth { organization_id: organization_id.to_owned(), ..OrganizationHealth::default() }
+        })
+    }
+
+    /// Organizations whose logs refuse appends, with why.
+    pub fn refusing_appends(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.organizations
+            .iter()
+            .filter_map(|o| o.refusing_appends.as_deref().map(|why| (o.organization_id.as_str(), why)))
+    }
 }
 
 /// A capture accepted into the queue (not yet durable).
@@ -109,23 +186,31 @@ struct WorkerHandle {
     join: JoinHandle<()>,
 }
 
+/// The live workers, and one turn-taking lock per organization: a new
+/// worker for an organization waits until the one before it (retiring) has
+/// released the log's files, so the two never meet at the storage fence.
+#[derive(Debug, Default)]
+struct Workers {
+    live: HashMap<String, WorkerHandle>,
+    turns: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn LogStore>,
     pub(crate) config: AuditConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) counters: Counters,
-    pub(crate) recent_events: AtomicI64,
+    pub(crate) state: State,
     permits: Arc<Semaphore>,
-    workers: Mutex<HashMap<String, WorkerHandle>>,
+    workers: Mutex<Workers>,
+    /// One permit per log open for writing (`max_open_logs`).
+    pub(crate) open_logs: Arc<Semaphore>,
+    /// Wakes an idle worker to retire when a new log needs a permit.
+    pub(crate) log_pressure: Notify,
     next_generation: AtomicU64,
     running: AtomicBool,
-    last_flush: Mutex<Option<(Timestamp, Duration)>>,
-    poisoned: Mutex<Vec<String>>,
-    drops_reported: AtomicU64,
     pub(crate) index: Option<Arc<dyn EventIndex>>,
-    /// Per organization: events committed to storage (the next sequence).
-    pub(crate) committed: Mutex<HashMap<String, u64>>,
     /// Per organization: events indexed.
     pub(crate) indexed: Mutex<HashMap<String, u64>>,
     /// Organizations with commits the index has not seen yet.
@@ -142,38 +227,51 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn retire_worker(&self, organization_id: &str, generation: u64) {
-        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        if workers.get(organization_id).is_some_and(|w| w.generation == generation) {
-            workers.remove(organization_id);
+    /// Removes a worker from the registry, only if it is still the one
+    /// registered and nothing is waiting in its channel (sends happen under
+    /// the same lock, so none can arrive after this). True when it left.
+    pub(crate) fn retire_worker(
+        &self,
+        organization_id: &str,
+        generation: u64,
+        idle_only: Option<&mpsc::UnboundedReceiver<Msg>>,
+    ) -> bool {
+        let mut workers = lock(&self.workers);
+        if idle_only.is_some_and(|rx| !rx.is_empty()) {
+            return false;
         }
+        if workers.live.get(organization_id).is_some_and(|w| w.generation == generation) {
+            workers.live.remove(organization_id);
+        }
+        true
     }
 
-    pub(crate) fn note_flush(&self, at: Timestamp, took: Duration) {
-        *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, took));
+    /// Forgets an organization's turn lock once no worker holds or awaits it.
+    pub(crate) fn release_turn(&self, organization_id: &str) {
+        let mut workers = lock(&self.workers);
+        if !workers.live.contains_key(organization_id)
+            && workers.turns.get(organization_id).is_some_and(|t| Arc::strong_count(t) == 1)
+        {
+            workers.turns.remove(organization_id);
+        }
     }
 
     /// Called by a worker after a commit: storage now holds `next_sequence` events.
     pub(crate) fn note_committed(&self, organization_id: &str, next_sequence: u64) {
-        lock(&self.committed).insert(organization_id.to_owned(), next_sequence);
+        self.state.note_committed(organization_id, next_sequence);
         if self.index.is_some() {
             lock(&self.index_dirty).insert(organization_id.to_owned());
             self.index_wake.notify_one();
         }
     }
 
-    pub(crate) fn note_poisoned(&self, organization_id: &str, why: &str) {
-        let mut p = self.poisoned.lock().unwrap_or_else(|p| p.into_inner());
-        if !p.iter().any(|o| o.starts_with(organization_id)) {
-            p.push(format!("{organization_id}: {why}"));
-        }
+    /// An accepted event (no caller waiting) that will never be stored:
+    /// counted, and recorded as `audit_log.events_dropped` by the reporter.
+    pub(crate) fn note_lost(&self, p: &Pending, reason: &'static str) {
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        self.state.note_dropped(p.event.organization_id(), reason, p.producer());
+        tracing::error!(organization_id = p.event.organization_id(), event_id = %p.event_id, reason, "accepted event lost; recorded as audit_log.events_dropped");
     }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it
-/// (every critical section here leaves the data consistent).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Builds an [`AuditService`]: storage is required; configuration, clock
@@ -274,21 +372,20 @@ impl AuditService {
     async fn start_from(parts: ServiceBuilder) -> AuditService {
         let ServiceBuilder { store, config, clock, index, checkpoints } = parts;
         let permits = Arc::new(Semaphore::new(config.queue_capacity.max(1)));
+        let open_logs = Arc::new(Semaphore::new(config.max_open_logs.max(1)));
         let shared = Arc::new(Shared {
             store,
             config,
             clock,
             counters: Counters::default(),
-            recent_events: AtomicI64::new(0),
+            state: State::default(),
             permits,
-            workers: Mutex::new(HashMap::new()),
+            workers: Mutex::new(Workers::default()),
+            open_logs,
+            log_pressure: Notify::new(),
             next_generation: AtomicU64::new(0),
             running: AtomicBool::new(true),
-            last_flush: Mutex::new(None),
-            poisoned: Mutex::new(Vec::new()),
-            drops_reported: AtomicU64::new(0),
             index,
-            committed: Mutex::new(HashMap::new()),
             indexed: Mutex::new(HashMap::new()),
             index_dirty: Mutex::new(HashSet::new()),
             index_wake: Notify::new(),
@@ -313,7 +410,7 @@ impl AuditService {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             while reporter.is_running() {
                 tick.tick().await;
-                reporter.report_drops();
+                reporter.report_drops().await;
             }
         });
         service
@@ -351,26 +448,61 @@ impl AuditService {
         }
     }
 
-    /// Records rejections the queue made since the last report as one
-    /// `audit_log.events_dropped` event in the system log.
-    fn report_drops(&self) {
-        let total = self.shared.counters.rejected_queue_full.load(Ordering::Relaxed);
-        let reported = self.shared.drops_reported.swap(total, Ordering::Relaxed);
-        if total > reported {
+    /// Records the events lost since the last report, per organization, as
+    /// `audit_log.events_dropped` events — in the system organization's log
+    /// and in the organization's own (where verification shows the
+    /// producer ranges as known losses, SPEC §6). A report that cannot be
+    /// written is kept and tried again at the next tick.
+    async fn report_drops(&self) {
+        for (org, dropped) in self.shared.state.take_dropped() {
             let mut metadata = Object::new();
-            metadata.insert("count", Value::Number((total - reported) as f64));
-            metadata.insert("reason", Value::String("queue_full".into()));
-            let draft = self.system_event("audit_log.events_dropped", Action::Other, metadata);
-            match draft.validate(&self.shared.config.limits) {
-                // Bypasses the queue bound: this record must not be dropped in turn.
-                Ok(event) => {
-                    if let Err(e) = self.enqueue(event, None, None) {
-                        tracing::error!(error = %e, "cannot record audit_log.events_dropped");
-                    }
+            metadata.insert("organization_id", Value::String(org.clone()));
+            metadata.insert("count", Value::Number(dropped.count as f64));
+            let reasons = dropped.reasons.iter().map(|r| Value::String((*r).into())).collect();
+            metadata.insert("reasons", Value::Array(reasons));
+            let producers: Vec<Value> = dropped
+                .producers
+                .iter()
+                .flat_map(|(id, ranges)| {
+                    ranges.iter().map(move |(from, to)| {
+                        let mut p = Object::new();
+                        p.insert("producer_id", Value::String(id.clone()));
+                        p.insert("from", Value::Number(*from as f64));
+                        p.insert("to", Value::Number(*to as f64));
+                        Value::Object(p)
+                    })
+                })
+                .collect();
+            if !producers.is_empty() {
+                metadata.insert("producers", Value::Array(producers));
+            }
+            let mut logs = vec![self.shared.config.system_organization.clone()];
+            if org != self.shared.config.system_organization {
+                logs.push(org.clone());
+            }
+            let mut recorded = true;
+            for log in logs {
+                let mut draft = self.system_event("audit_log.events_dropped", Action::Other, metadata.clone());
+                draft.organization_id = log;
+                if let Err(e) = self.record_service_event(draft).await {
+                    tracing::error!(organization_id = %org, error = %e, "cannot record audit_log.events_dropped; will retry");
+                    recorded = false;
                 }
-                Err(e) => tracing::error!(error = %e, "audit_log.events_dropped is invalid"),
+            }
+            if !recorded {
+                // Retried whole: the system log may then hold the report twice, never zero times.
+                self.shared.state.restore_dropped(org, dropped);
             }
         }
+    }
+
+    /// Writes one of the service's own records durably, bypassing the queue
+    /// bound (such a record must not be refused in turn).
+    async fn record_service_event(&self, draft: EventDraft) -> Result<DurableReceipt, CaptureError> {
+        let event = draft.validate(&self.shared.config.limits)?;
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(event, Some(tx), None)?;
+        PendingReceipt { rx }.wait().await
     }
 
     fn validate(&self, draft: EventDraft) -> Result<ValidatedEvent, CaptureError> {
@@ -389,7 +521,10 @@ impl AuditService {
             FullQueuePolicy::Backpressure => permits.acquire_owned().await.map_err(|_| CaptureError::Stopped),
             FullQueuePolicy::Reject => permits.try_acquire_owned().map_err(|_| {
                 self.shared.counters.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
-                CaptureError::QueueFull { event: Box::new(event.draft().clone()) }
+                let d = event.draft();
+                let producer = d.producer_id.as_deref().zip(d.producer_sequence);
+                self.shared.state.note_dropped(event.organization_id(), "queue_full", producer);
+                CaptureError::QueueFull { event: Box::new(d.clone()) }
             }),
         }
     }
@@ -397,25 +532,60 @@ impl AuditService {
     fn enqueue(
         &self,
         event: ValidatedEvent,
-        reply: Option<worker::Reply>,
+        reply: Option<Reply>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<String, CaptureError> {
         let event_id = uuid::Uuid::now_v7().hyphenated().to_string();
         let org = event.organization_id().to_owned();
-        let pending = Pending { event, event_id: event_id.clone(), reply, _permit: permit };
-        let mut workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.is_running() && workers.is_empty() {
+        let slot = QueueSlot::new(permit, self.shared.state.queued_counter(&org));
+        let pending = Pending { event, event_id: event_id.clone(), reply, _slot: slot };
+        let mut workers = lock(&self.shared.workers);
+        if !self.is_running() && workers.live.is_empty() {
             return Err(CaptureError::Stopped);
         }
-        let handle = workers.entry(org.clone()).or_insert_with(|| {
+        let Workers { live, turns } = &mut *workers;
+        let handle = live.entry(org.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
-            let join = tokio::spawn(worker::run(org.clone(), generation, rx, Arc::clone(&self.shared)));
+            let turn = Arc::clone(turns.entry(org.clone()).or_default());
+            let join = tokio::spawn(worker::run(org.clone(), generation, turn, rx, Arc::clone(&self.shared)));
             WorkerHandle { tx, generation, join }
         });
         handle.tx.send(Msg::Event(pending)).map_err(|_| CaptureError::Stopped)?;
         self.shared.counters.captured.fetch_add(1, Ordering::Relaxed);
         Ok(event_id)
+    }
+
+    /// True when `organization_id` has a log (this service wrote to it, or
+    /// storage holds events for it). Reads of an organization without one
+    /// create nothing.
+    pub async fn has_log(&self, organization_id: &str) -> Result<bool, audit_storage::StorageError> {
+        if self.shared.state.committed_through(organization_id).is_some_and(|n| n > 0) {
+            return Ok(true);
+        }
+        Ok(!self.shared.store.chunks(organization_id).await?.is_empty())
+    }
+
+    /// Whether a capture would be taken now without waiting: running and
+    /// the queue has room (the closed failure policy asks this).
+    pub fn can_accept(&self) -> bool {
+        self.is_running() && self.shared.permits.available_permits() > 0
+    }
+
+    /// Takes a queue slot now, or fails at once (`QueueFull`) when there is
+    /// none: a promise that one event can be captured later without
+    /// waiting or being refused for room. `AuditLayer`'s closed policy
+    /// reserves before the handler runs, so that no request is served
+    /// whose event could not be queued.
+    pub fn try_reserve(&self) -> Result<Reservation, CaptureError> {
+        if !self.is_running() {
+            return Err(CaptureError::Stopped);
+        }
+        let permit = Arc::clone(&self.shared.permits).try_acquire_owned().map_err(|_| {
+            self.shared.counters.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+            CaptureError::QueueFull { event: Box::default() }
+        })?;
+        Ok(Reservation { service: self.clone(), permit })
     }
 
     /// Validates the event and queues it. Returns once it is accepted — not
@@ -447,8 +617,9 @@ impl AuditService {
     /// Writes everything queued so far and waits until it is written.
     pub async fn flush(&self) {
         let waiters: Vec<oneshot::Receiver<()>> = {
-            let workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+            let workers = lock(&self.shared.workers);
             workers
+                .live
                 .values()
                 .filter_map(|w| {
                     let (tx, rx) = oneshot::channel();
@@ -470,11 +641,11 @@ impl AuditService {
                 tracing::error!(error = %e, "cannot record audit_log.stopped");
             }
         }
-        self.report_drops();
+        self.report_drops().await;
         self.shared.running.store(false, Ordering::Release);
         let handles: Vec<WorkerHandle> = {
-            let mut workers = self.shared.workers.lock().unwrap_or_else(|p| p.into_inner());
-            workers.drain().map(|(_, h)| h).collect()
+            let mut workers = lock(&self.shared.workers);
+            workers.live.drain().map(|(_, h)| h).collect()
         };
         for h in handles {
             drop(h.tx);
@@ -536,7 +707,7 @@ impl AuditService {
 
     /// Events committed to storage per organization, by this service.
     pub fn committed_through(&self, organization_id: &str) -> Option<u64> {
-        lock(&self.shared.committed).get(organization_id).copied()
+        self.shared.state.committed_through(organization_id)
     }
 
     /// Waits until the index has caught up with every commit so far (tests,
@@ -549,7 +720,7 @@ impl AuditService {
                 return;
             }
             let behind = {
-                let committed = lock(&self.shared.committed);
+                let committed = self.shared.state.committed();
                 let indexed = lock(&self.shared.indexed);
                 committed.iter().any(|(org, n)| indexed.get(org).is_none_or(|i| i < n))
             };
@@ -563,42 +734,45 @@ impl AuditService {
 
     /// A snapshot of the service's state and counters.
     pub fn health(&self) -> Health {
-        let c = &self.shared.counters;
         let capacity = self.shared.config.queue_capacity.max(1);
-        let last = *self.shared.last_flush.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self.shared.state.last_flush();
+        let (_, remembered) = self.shared.state.totals();
+        let max_open = self.shared.config.max_open_logs.max(1);
         Health {
             running: self.is_running(),
             queue_size: capacity.saturating_sub(self.shared.permits.available_permits()),
-            recent_events: self.shared.recent_events.load(Ordering::Relaxed).max(0) as u64,
+            recent_events: remembered,
             last_flush: last.map(|(t, _)| t),
             last_flush_micros: last.map(|(_, d)| d.as_micros() as u64),
-            poisoned_logs: self.shared.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            organizations: {
-                let committed = lock(&self.shared.committed);
-                let indexed = lock(&self.shared.indexed);
-                let mut orgs: Vec<&String> = committed.keys().chain(indexed.keys()).collect();
-                orgs.sort();
-                orgs.dedup();
-                orgs.into_iter()
-                    .map(|o| OrganizationHealth {
-                        organization_id: o.clone(),
-                        committed_through: committed.get(o).copied(),
-                        indexed_through: indexed.get(o).copied(),
-                    })
-                    .collect()
-            },
+            open_logs: max_open.saturating_sub(self.shared.open_logs.available_permits()),
+            organizations: self.shared.state.organizations(&lock(&self.shared.indexed)),
             index_error: lock(&self.shared.index_error).clone(),
-            counters: vec![
-                ("captured", c.captured.load(Ordering::Relaxed)),
-                ("committed", c.committed.load(Ordering::Relaxed)),
-                ("deduplicated", c.deduplicated.load(Ordering::Relaxed)),
-                ("rejected_invalid", c.rejected_invalid.load(Ordering::Relaxed)),
-                ("rejected_queue_full", c.rejected_queue_full.load(Ordering::Relaxed)),
-                ("idempotency_conflicts", c.idempotency_conflicts.load(Ordering::Relaxed)),
-                ("write_conflicts", c.write_conflicts.load(Ordering::Relaxed)),
-                ("failed", c.failed.load(Ordering::Relaxed)),
-                ("batches", c.batches.load(Ordering::Relaxed)),
-            ],
+            counters: self.shared.counters.values(),
         }
+    }
+}
+
+/// A queue slot taken ahead of time ([`AuditService::try_reserve`]).
+#[derive(Debug)]
+pub struct Reservation {
+    service: AuditService,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Reservation {
+    /// Validates and queues the event in the reserved slot (not yet durable).
+    pub fn capture(self, draft: EventDraft) -> Result<Accepted, CaptureError> {
+        let event = self.service.validate(draft)?;
+        let event_id = self.service.enqueue(event, None, Some(self.permit))?;
+        Ok(Accepted { event_id })
+    }
+
+    /// Validates and queues the event in the reserved slot; the receipt
+    /// resolves once it is durable.
+    pub fn submit_durable(self, draft: EventDraft) -> Result<PendingReceipt, CaptureError> {
+        let event = self.service.validate(draft)?;
+        let (tx, rx) = oneshot::channel();
+        self.service.enqueue(event, Some(tx), Some(self.permit))?;
+        Ok(PendingReceipt { rx })
     }
 }

@@ -2,6 +2,12 @@
 //! batches what arrives, seals it through the [`Sequencer`] and resolves
 //! receipts once storage confirmed the write.
 //!
+//! Bounded files: a worker holds one of `max_open_logs` permits while its
+//! log is open, and retires — last checkpoint written, files released —
+//! after `worker_idle_timeout` without work, or at once when idle while
+//! another log waits for a permit. A new worker for the same organization
+//! waits for its turn, so it never meets the retiring one at the fence.
+//!
 //! Group commit: while one write is being synced, new events pile up in the
 //! channel; the next write takes all of them. A durable waiter or an
 //! explicit flush makes the batch go at once; otherwise a batch waits for
@@ -9,15 +15,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use audit_core::event::ValidatedEvent;
 use audit_core::stored::{Receipt, StoredEvent};
-use audit_storage::LogWriter;
+use audit_storage::{LogWriter, StorageError, StorageErrorKind};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::checkpoint::Checkpointer;
 use crate::error::CaptureError;
+use crate::queue::{Msg, Pending};
 use crate::sequencer::{Decision, Sequencer};
 use crate::service::Shared;
 
@@ -47,30 +54,22 @@ impl DurableReceipt {
     }
 }
 
-pub(crate) type Reply = oneshot::Sender<Result<DurableReceipt, CaptureError>>;
-
-/// An event on its way to the log.
-#[derive(Debug)]
-pub(crate) struct Pending {
-    pub(crate) event: ValidatedEvent,
-    pub(crate) event_id: String,
-    pub(crate) reply: Option<Reply>,
-    /// The queue slot; released when the event is done with.
-    pub(crate) _permit: Option<OwnedSemaphorePermit>,
-}
-
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // events are the common case; boxing them costs an allocation each
-pub(crate) enum Msg {
-    Event(Pending),
-    Flush(oneshot::Sender<()>),
-}
-
 fn reply(p: Pending, outcome: Result<DurableReceipt, CaptureError>) {
     if let Some(tx) = p.reply {
         // The caller may have given up waiting; the outcome stands regardless.
         let _ = tx.send(outcome);
     }
+}
+
+/// Fails an event storage could not take: the durable caller gets the
+/// error; an accepted event (nobody waiting) is counted as lost and
+/// recorded (`audit_log.events_dropped`), never silently gone.
+fn fail(shared: &Shared, p: Pending, why: &str) {
+    shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+    if p.reply.is_none() {
+        shared.note_lost(&p, "storage_failed");
+    }
+    reply(p, Err(CaptureError::Storage(why.to_owned())));
 }
 
 /// A worker that cannot write: it leaves the registry (so the next capture
@@ -79,41 +78,103 @@ async fn refuse_all(
     shared: &Shared,
     organization_id: &str,
     generation: u64,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
     why: String,
 ) {
-    shared.retire_worker(organization_id, generation);
+    shared.retire_worker(organization_id, generation, None);
     rx.close();
     while let Some(msg) = rx.recv().await {
         match msg {
-            Msg::Event(p) => {
-                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                reply(p, Err(CaptureError::Storage(why.clone())));
-            }
+            Msg::Event(p) => fail(shared, p, &why),
             Msg::Flush(done) => drop(done.send(())),
         }
     }
 }
 
-/// Runs one organization's worker until its channel closes and is drained.
+/// Runs one organization's worker until its channel closes and is drained,
+/// or it retires.
 pub(crate) async fn run(
     organization_id: String,
     generation: u64,
+    turn: Arc<tokio::sync::Mutex<()>>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     shared: Arc<Shared>,
 ) {
-    let anchors = match Checkpointer::anchors(&shared, &organization_id).await {
+    // The previous worker of this log (retiring) has released its files once this is ours.
+    let my_turn = turn.lock_owned().await;
+    let open_permit = open_log_permit(&shared).await;
+    serve_log(&organization_id, generation, &mut rx, &shared).await;
+    drop(open_permit);
+    drop(my_turn);
+    shared.release_turn(&organization_id);
+}
+
+/// One of the `max_open_logs` permits; while none is free, idle workers are
+/// asked (one at a time, longest waiting first) to retire.
+async fn open_log_permit(shared: &Shared) -> OwnedSemaphorePermit {
+    loop {
+        if let Ok(p) = Arc::clone(&shared.open_logs).try_acquire_owned() {
+            return p;
+        }
+        shared.log_pressure.notify_one();
+        tokio::select! {
+            p = Arc::clone(&shared.open_logs).acquire_owned() => {
+                if let Ok(p) = p { return p; }
+            }
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
+
+/// Opens the log's writer, retrying a busy lock or an I/O failure (file
+/// descriptors running out, a CLI command holding the log for a moment)
+/// for up to two seconds before giving up.
+async fn open_writer(shared: &Shared, organization_id: &str) -> Result<Box<dyn LogWriter>, StorageError> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut delay = Duration::from_millis(25);
+    loop {
+        match shared.store.open_writer(organization_id).await {
+            Ok(w) => return Ok(w),
+            Err(e)
+                if matches!(e.kind, StorageErrorKind::Locked | StorageErrorKind::Io)
+                    && Instant::now() + delay < deadline =>
+            {
+                tracing::debug!(organization_id, error = %e, "cannot open the log yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Why an idle worker stopped waiting.
+enum Idle {
+    Message(Option<Msg>),
+    CheckpointDue,
+    Retire,
+}
+
+async fn serve_log(
+    organization_id: &str,
+    generation: u64,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    shared: &Arc<Shared>,
+) {
+    let shared: &Shared = shared;
+    let organization_id = organization_id.to_owned();
+    let anchors = match Checkpointer::anchors(shared, &organization_id).await {
         Ok(a) => a,
         Err(why) => {
             tracing::error!(organization_id, why, "cannot read the log's checkpoints");
-            return refuse_all(&shared, &organization_id, generation, rx, why).await;
+            return refuse_all(shared, &organization_id, generation, rx, why).await;
         }
     };
-    let mut writer = match shared.store.open_writer(&organization_id).await {
+    let mut writer = match open_writer(shared, &organization_id).await {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(organization_id, error = %e, "cannot open the log for writing");
-            return refuse_all(&shared, &organization_id, generation, rx, e.to_string()).await;
+            return refuse_all(shared, &organization_id, generation, rx, e.to_string()).await;
         }
     };
     let recovery = writer.recovery().clone();
@@ -127,42 +188,56 @@ pub(crate) async fn run(
     let config = &shared.config;
     let dedup_window = config.enable_deduplication.then_some(config.deduplication_window);
     let mut sequencer = Sequencer::new(recovery.tail, dedup_window, config.dedup_capacity, config.idempotency_window);
-    if let Err(e) = remember_recent(&shared, &organization_id, &mut sequencer).await {
+    if let Err(e) = remember_recent(shared, &organization_id, &mut sequencer).await {
         tracing::error!(organization_id, error = %e, "cannot read recent events back; deduplication starts empty");
     }
     let mut checkpointer =
-        match Checkpointer::open(&shared, &organization_id, anchors, recovery.tail.next_sequence).await {
+        match Checkpointer::open(shared, &organization_id, anchors, recovery.tail.next_sequence).await {
             Ok(c) => c,
             Err(why) => {
                 tracing::error!(organization_id, why, "refusing to append");
-                shared.note_poisoned(&organization_id, &why);
-                return refuse_all(&shared, &organization_id, generation, rx, why).await;
+                shared.state.note_refusing(&organization_id, &why);
+                return refuse_all(shared, &organization_id, generation, rx, why).await;
             }
         };
-    shared.recent_events.fetch_add(sequencer.remembered() as i64, Ordering::Relaxed);
+    shared.state.note_committed(&organization_id, recovery.tail.next_sequence);
+    shared.state.note_remembered(&organization_id, sequencer.remembered() as i64);
+    let mut idle_since = tokio::time::Instant::now();
 
     let mut buffer: Vec<Pending> = Vec::new();
     let mut flush_waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let mut closing = false;
     while !closing || !buffer.is_empty() {
         if buffer.is_empty() && flush_waiters.is_empty() {
-            // Idle: wait for work, or for the next checkpoint to fall due.
+            // Idle: wait for work, the next checkpoint, or the time to retire.
             let due = checkpointer.as_ref().and_then(Checkpointer::due_at);
-            let next = match due {
-                Some(at) => tokio::select! {
-                    msg = rx.recv() => Some(msg),
-                    () = tokio::time::sleep_until(at) => None,
-                },
-                None => Some(rx.recv().await),
+            let retire_at = idle_since + config.worker_idle_timeout;
+            let next = tokio::select! {
+                msg = rx.recv() => Idle::Message(msg),
+                () = sleep_until_some(due) => Idle::CheckpointDue,
+                () = tokio::time::sleep_until(retire_at) => Idle::Retire,
+                () = shared.log_pressure.notified() => Idle::Retire,
             };
             match next {
-                Some(Some(msg)) => take(msg, &mut buffer, &mut flush_waiters),
-                Some(None) => break,
-                None => {
+                Idle::Message(Some(msg)) => take(msg, &mut buffer, &mut flush_waiters),
+                Idle::Message(None) => break,
+                Idle::CheckpointDue => {
                     if let Some(c) = checkpointer.as_mut() {
-                        c.write_if_due(&shared, &organization_id, false).await;
+                        c.write_if_due(shared, &organization_id, false).await;
                     }
                     continue;
+                }
+                Idle::Retire => {
+                    // A retiring log leaves a checkpoint of everything written, as a stop does.
+                    if let Some(c) = checkpointer.as_mut() {
+                        c.write_if_due(shared, &organization_id, true).await;
+                    }
+                    if shared.retire_worker(&organization_id, generation, Some(rx)) {
+                        tracing::debug!(organization_id, "idle log worker retired");
+                        shared.state.note_remembered(&organization_id, -(sequencer.remembered() as i64));
+                        return;
+                    }
+                    continue; // work arrived meanwhile
                 }
             }
         }
@@ -188,7 +263,7 @@ pub(crate) async fn run(
             let n = batch_len(&buffer, config.max_batch_events, config.max_batch_bytes);
             let batch: Vec<Pending> = buffer.drain(..n).collect();
             let before = sequencer.remembered();
-            let outcome = commit(&shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
+            let outcome = commit(shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
             match outcome {
                 Committed::Appended(appended) => {
                     conflicts_in_a_row = 0;
@@ -206,7 +281,7 @@ pub(crate) async fn run(
                         Err(format!("lost the log's tail to other writers {MAX_CONFLICTS_IN_A_ROW} times in a row"))
                     } else {
                         follow_other_writers(
-                            &shared,
+                            shared,
                             &organization_id,
                             writer.as_mut(),
                             &mut sequencer,
@@ -219,22 +294,22 @@ pub(crate) async fn run(
                         Err(why) => {
                             tracing::error!(organization_id, why, "cannot follow the log's other writers");
                             for p in retry.into_iter().chain(buffer.drain(..)) {
-                                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                                reply(p, Err(CaptureError::Storage(why.clone())));
+                                fail(shared, p, &why);
                             }
                             // The sequencer stands at an old tail: this worker retires and
                             // the next capture starts a new one from what storage holds.
-                            shared.recent_events.fetch_sub(before as i64, Ordering::Relaxed);
-                            return refuse_all(&shared, &organization_id, generation, rx, why).await;
+                            shared.state.note_remembered(&organization_id, -(before as i64));
+                            return refuse_all(shared, &organization_id, generation, rx, why).await;
                         }
                     }
                 }
             }
-            shared.recent_events.fetch_add(sequencer.remembered() as i64 - before as i64, Ordering::Relaxed);
+            shared.state.note_remembered(&organization_id, sequencer.remembered() as i64 - before as i64);
         }
         if let Some(c) = checkpointer.as_mut() {
-            c.write_if_due(&shared, &organization_id, false).await;
+            c.write_if_due(shared, &organization_id, false).await;
         }
+        idle_since = tokio::time::Instant::now();
         for done in flush_waiters.drain(..) {
             let _ = done.send(());
         }
@@ -244,9 +319,17 @@ pub(crate) async fn run(
     }
     // A graceful stop always leaves a checkpoint of everything written.
     if let Some(c) = checkpointer.as_mut() {
-        c.write_if_due(&shared, &organization_id, true).await;
+        c.write_if_due(shared, &organization_id, true).await;
     }
-    shared.recent_events.fetch_sub(sequencer.remembered() as i64, Ordering::Relaxed);
+    shared.state.note_remembered(&organization_id, -(sequencer.remembered() as i64));
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn take(msg: Msg, buffer: &mut Vec<Pending>, flush_waiters: &mut Vec<oneshot::Sender<()>>) {
@@ -369,7 +452,7 @@ async fn commit(
             shared.note_committed(organization_id, sequencer.next_sequence());
             counters.committed.fetch_add(count, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
-            shared.note_flush(now, started.elapsed());
+            shared.state.note_flush(organization_id, now, started.elapsed());
             let mut appended = Vec::with_capacity(count as usize);
             for (p, decision) in waiting {
                 let outcome = match decision {
@@ -395,15 +478,11 @@ async fn commit(
             let poisoned = e.kind == audit_storage::StorageErrorKind::Poisoned;
             tracing::error!(organization_id, events = count, error = %e, "append failed; no event of the batch is acknowledged");
             if poisoned {
-                shared.note_poisoned(organization_id, &e.to_string());
+                shared.state.note_refusing(organization_id, &e.to_string());
             }
             let why = e.to_string();
             for (p, _) in waiting {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                if p.reply.is_none() {
-                    tracing::error!(organization_id, event_id = %p.event_id, "accepted event lost to a storage failure");
-                }
-                reply(p, Err(CaptureError::Storage(why.clone())));
+                fail(shared, p, &why);
             }
             Committed::Appended(Vec::new())
         }

@@ -169,9 +169,7 @@ async fn two_services_on_one_log_never_fork_it() {
     };
     let (a, b) = tokio::join!(tokio::spawn(run(a, 0)), tokio::spawn(run(b, 1000)));
     let ((a, sa), (b, sb)) = (a.unwrap(), b.unwrap());
-    let conflicts_of = |s: &AuditService| {
-        s.health().counters.iter().find(|(name, _)| *name == "write_conflicts").map_or(0, |(_, n)| *n)
-    };
+    let conflicts_of = |s: &AuditService| s.health().counters.write_conflicts;
     let conflicts = conflicts_of(&a) + conflicts_of(&b);
     a.stop().await;
     b.stop().await;

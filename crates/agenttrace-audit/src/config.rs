@@ -35,6 +35,8 @@ pub(crate) struct FileConfig {
     s3_endpoint: Option<String>,
     s3_prefix: Option<String>,
     s3_require_object_lock: Option<toml::Value>,
+    worker_idle_timeout: Option<toml::Value>,
+    max_open_logs: Option<toml::Value>,
 }
 
 impl FileConfig {
@@ -311,6 +313,11 @@ pub(crate) fn service_config(file: &FileConfig) -> anyhow::Result<AuditConfig> {
         queue_capacity,
         full_queue_policy,
         system_organization,
+        worker_idle_timeout: parse_seconds(
+            pick(None, "AUDIT_WORKER_IDLE_TIMEOUT", toml_text(file.worker_idle_timeout.clone()), "worker_idle_timeout"),
+            false,
+        )?
+        .unwrap_or(defaults.worker_idle_timeout),
         ..defaults
     })
 }
@@ -322,6 +329,8 @@ pub(crate) struct Settings {
     pub(crate) metrics_listen: Option<SocketAddr>,
     pub(crate) backends: Backends,
     pub(crate) service: AuditConfig,
+    /// `AUDIT_MAX_OPEN_LOGS` when given (else derived from the open-file limit).
+    pub(crate) max_open_logs: Option<usize>,
 }
 
 /// Flags of `serve` that are also settings.
@@ -343,8 +352,18 @@ impl Settings {
             pick(None, "AUDIT_METRICS_LISTEN", file.metrics_listen.clone(), "metrics_listen"),
             "a socket address",
         )?;
-        let service = AuditConfig { record_lifecycle: true, ..service_config(&file)? };
-        Ok(Settings { listen, metrics_listen, backends, service })
+        let mut service = AuditConfig { record_lifecycle: true, ..service_config(&file)? };
+        let max_open_logs: Option<usize> = parse(
+            pick(None, "AUDIT_MAX_OPEN_LOGS", toml_text(file.max_open_logs.clone()), "max_open_logs"),
+            "a whole number",
+        )?;
+        if let Some(n) = max_open_logs {
+            if n == 0 {
+                bail!("AUDIT_MAX_OPEN_LOGS: must be at least 1");
+            }
+            service.max_open_logs = n;
+        }
+        Ok(Settings { listen, metrics_listen, backends, service, max_open_logs })
     }
 }
 

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
         let data_dir = backends.data_dir.clone();
         match cli.command {
             Command::Serve(args) => cmd::serve::run(cli.data_dir, file, args).await,
-            Command::Keys(command) => cmd::keys::run(&data_dir, command),
+            Command::Keys(command) => cmd::keys::run(&backends, config::service_config(&file)?, command).await,
             Command::Ingest(args) => cmd::ingest::run(&backends, config::service_config(&file)?, args).await,
             Command::Verify(args) => cmd::verify::run(&backends, args).await,
             Command::Export(args) => cmd::export::run(&backends, args).await,

@@ -152,6 +152,57 @@ struct Cache {
     keys: Vec<KeyRecord>,
     stamp: Option<(SystemTime, u64)>,
     checked: Option<Instant>,
+    /// What [`KeyStore::poll_changes`] last saw: key id → revoked.
+    seen: Option<std::collections::HashMap<String, bool>>,
+}
+
+/// A key created or revoked, as [`KeyStore::poll_changes`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The key after the change.
+    pub record: KeyRecord,
+    /// True for a revocation, false for a creation.
+    pub revoked: bool,
+}
+
+impl KeyChange {
+    /// The audit events of this change: one in `system_organization`'s log
+    /// and one in the key's organization's (the same when they are one).
+    /// Their content and idempotency key depend only on the change, so the
+    /// CLI and a running server recording the same change store it once.
+    pub fn events(&self, system_organization: &str) -> Vec<audit_core::event::EventDraft> {
+        use audit_core::event::{Action, ActorType, EventDraft};
+        use audit_core::json::{Object, Value};
+        let r = &self.record;
+        let (event_type, action, at, what) = if self.revoked {
+            ("api_key.revoked", Action::Delete, r.revoked_at.as_deref(), "revoked")
+        } else {
+            ("api_key.created", Action::Create, Some(r.created_at.as_str()), "created")
+        };
+        let mut metadata = Object::new();
+        metadata.insert("key_id", Value::String(r.id.clone()));
+        metadata.insert("key_organization_id", Value::String(r.organization_id.clone()));
+        metadata.insert("scopes", Value::Array(r.scopes.iter().map(|s| Value::String(s.as_str().into())).collect()));
+        let mut orgs = vec![system_organization.to_owned()];
+        if r.organization_id != system_organization {
+            orgs.push(r.organization_id.clone());
+        }
+        orgs.into_iter()
+            .map(|organization_id| EventDraft {
+                organization_id,
+                event_type: event_type.into(),
+                action: Some(action),
+                actor_type: Some(ActorType::System),
+                actor_id: Some("agenttrace-audit:keys".into()),
+                resource_type: Some("api_key".into()),
+                resource_id: Some(r.id.clone()),
+                occurred_at: at.and_then(|t| audit_core::Timestamp::parse_rfc3339(t).ok()),
+                metadata: Some(metadata.clone()),
+                idempotency_key: Some(format!("api_key:{}:{what}", r.id)),
+                ..Default::default()
+            })
+            .collect()
+    }
 }
 
 /// How often a server looks at the key file for changes.
@@ -162,7 +213,7 @@ impl KeyStore {
     pub fn open(data_dir: &Path) -> KeyStore {
         KeyStore {
             path: data_dir.join("keys.json"),
-            cache: Arc::new(Mutex::new(Cache { keys: Vec::new(), stamp: None, checked: None })),
+            cache: Arc::new(Mutex::new(Cache { keys: Vec::new(), stamp: None, checked: None, seen: None })),
         }
     }
 
@@ -262,8 +313,8 @@ impl KeyStore {
         })
     }
 
-    fn refresh(&self, cache: &mut Cache) {
-        let due = cache.checked.is_none_or(|t| t.elapsed() >= RELOAD_EVERY);
+    fn refresh(&self, cache: &mut Cache, force: bool) {
+        let due = force || cache.checked.is_none_or(|t| t.elapsed() >= RELOAD_EVERY);
         if !due {
             return;
         }
@@ -283,16 +334,49 @@ impl KeyStore {
         }
     }
 
-    /// Checks a bearer token; returns the live key it belongs to.
+    /// Checks a bearer token; returns the live key it belongs to. A key id
+    /// the cached view does not know makes it look at the file again (by
+    /// its modification time and length, cheaply), so a key created a
+    /// moment ago works at once.
     pub fn authenticate(&self, token: &str) -> Option<KeyRecord> {
         let rest = token.strip_prefix("agta_")?;
         let (id, secret) = rest.split_once('_')?;
         let presented = sha256_hex(secret);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        self.refresh(&mut cache);
+        self.refresh(&mut cache, false);
+        if !cache.keys.iter().any(|k| k.id == id) {
+            self.refresh(&mut cache, true);
+        }
         let key = cache.keys.iter().find(|k| k.id == id)?;
         let matches: bool = key.secret_sha256.as_bytes().ct_eq(presented.as_bytes()).into();
         (matches && key.revoked_at.is_none()).then(|| key.clone())
+    }
+
+    /// Keys created or revoked since the previous call (the first call
+    /// only takes note of what exists). A running server records these as
+    /// audited events.
+    pub fn poll_changes(&self) -> Vec<KeyChange> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        self.refresh(&mut cache, true);
+        let now: std::collections::HashMap<String, bool> =
+            cache.keys.iter().map(|k| (k.id.clone(), k.revoked_at.is_some())).collect();
+        let changes = match &cache.seen {
+            None => Vec::new(),
+            Some(seen) => cache
+                .keys
+                .iter()
+                .flat_map(|k| {
+                    let created = !seen.contains_key(&k.id);
+                    let newly_revoked = k.revoked_at.is_some() && seen.get(&k.id) != Some(&true);
+                    [(created, false), (newly_revoked, true)]
+                        .into_iter()
+                        .filter(|(happened, _)| *happened)
+                        .map(|(_, revoked)| KeyChange { record: k.clone(), revoked })
+                })
+                .collect(),
+        };
+        cache.seen = Some(now);
+        changes
     }
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::OnceCell;
 
 pub use auth::Principal;
 pub use error::{ApiError, ErrorCode};
-pub use keys::{KeyStore, Scope};
+pub use keys::{KeyChange, KeyStore, Scope};
 pub use openapi::openapi_json;
 pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 
@@ -112,6 +112,67 @@ impl AppState {
         event_id: &str,
     ) -> Result<Option<audit_core::stored::StoredEvent>, audit_service::QueryError> {
         self.inner.service.find_event(org, event_id).await
+    }
+
+    /// Records a read of `org`'s log (`audit_log.queried`, `…exported`,
+    /// `…verified`): one event per call, never deduplicated, without
+    /// waiting for durability (reads never fail because writes do). An
+    /// organization without a log gets none created by a read: the record
+    /// goes to the system organization's log, naming it.
+    pub(crate) async fn record_read(
+        &self,
+        principal: &Principal,
+        org: &str,
+        event_type: &str,
+        action: audit_core::event::Action,
+        mut details: audit_core::json::Object,
+    ) {
+        use audit_core::event::{ActorType, EventDraft};
+        use audit_core::json::Value;
+        let service = self.service();
+        let log = match service.has_log(org).await {
+            Ok(true) => org.to_owned(),
+            _ => {
+                details.insert("organization_id", Value::String(org.to_owned()));
+                service.config().system_organization.clone()
+            }
+        };
+        let draft = EventDraft {
+            organization_id: log,
+            event_type: event_type.into(),
+            action: Some(action),
+            actor_type: Some(if principal.key_id.is_some() { ActorType::ApiKey } else { ActorType::Anonymous }),
+            actor_id: Some(principal.actor_id()),
+            metadata: (!details.is_empty()).then_some(details),
+            ..Default::default()
+        };
+        if let Err(e) = service.capture(draft).await {
+            tracing::warn!(organization_id = org, error = %e, "cannot record a read of the audit log");
+            metrics::counter!("audit_read_records_failed_total").increment(1);
+        }
+    }
+
+    /// Records every key created or revoked (with the CLI, while this
+    /// server runs) as `api_key.created`/`api_key.revoked` in the system
+    /// organization's log and the key's organization's. Runs until the
+    /// service stops; the CLI records the same changes with the same
+    /// idempotency keys when it can, so each is stored once.
+    pub fn spawn_key_auditor(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            state.keys().poll_changes();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            while state.service().is_running() {
+                tick.tick().await;
+                for change in state.keys().poll_changes() {
+                    for draft in change.events(&state.service().config().system_organization) {
+                        if let Err(e) = state.service().capture_durable(draft).await {
+                            tracing::error!(key_id = %change.record.id, error = %e, "cannot record a key change");
+                        }
+                    }
+                }
+            }
+        })
     }
 
     pub(crate) async fn indexed_through(&self, org: &str) -> Option<u64> {

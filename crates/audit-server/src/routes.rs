@@ -167,32 +167,9 @@ fn capture_error(e: CaptureError, index: Option<usize>) -> ApiError {
     }
 }
 
-/// Records a read of the log in the organization's own log, without
-/// waiting (reads never fail because writes do).
-async fn audit_read(
-    state: &AppState,
-    principal: &Principal,
-    org: &str,
-    event_type: &str,
-    action: Action,
-    details: Object,
-) {
-    let draft = EventDraft {
-        organization_id: org.to_owned(),
-        event_type: event_type.into(),
-        action: Some(action),
-        actor_type: Some(if principal.key_id.is_some() { ActorType::ApiKey } else { ActorType::Anonymous }),
-        actor_id: Some(principal.actor_id()),
-        metadata: (!details.is_empty()).then_some(details),
-        ..Default::default()
-    };
-    if let Err(e) = state.service().capture(draft).await {
-        tracing::warn!(organization_id = org, error = %e, "cannot record a read of the audit log");
-        metrics::counter!("audit_read_records_failed_total").increment(1);
-    }
-}
-
-fn filter_details(f: &AuditEventFilter, count: usize) -> Object {
+/// What a read record says of its filter, and how many events it returned
+/// (`None` while an export is still streaming).
+pub(crate) fn filter_details(f: &AuditEventFilter, count: Option<u64>) -> Object {
     let mut o = Object::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -208,8 +185,81 @@ fn filter_details(f: &AuditEventFilter, count: usize) -> Object {
     put("resource_id", f.resource_id.clone());
     put("start_time", f.start_time.map(|t| t.to_string()));
     put("end_time", f.end_time.map(|t| t.to_string()));
-    o.insert("result_count", Value::Number(count as f64));
+    put("severity", f.severity.map(|s| s.to_string()));
+    put("actor_type", f.actor_type.map(|a| a.to_string()));
+    put("resource_type", f.resource_type.clone());
+    if let Some(n) = count {
+        o.insert("result_count", Value::Number(n as f64));
+    }
     o
+}
+
+/// The events of a `POST /v1/events`, all validated, whether to wait for
+/// durability, and whether the body was an array; or the error and how
+/// many events it refused.
+async fn parse_post(
+    state: &AppState,
+    principal: &Principal,
+    raw: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<EventDraft>, bool, bool), (u64, ApiError)> {
+    let one = |e: ApiError| (1, e);
+    let p = params(raw, &["wait"]).map_err(one)?;
+    let durable = match p.get("wait").map(String::as_str) {
+        None | Some("durable") => true,
+        Some("none") => false,
+        Some(_) => return Err(one(bad("wait", "must be durable or none"))),
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) {
+        return Err(one(ApiError::new(ErrorCode::UnsupportedMediaType, "the body must be application/json")));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        one(ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))
+    })?;
+    let value = json::parse(&bytes, NumberPolicy::Exact)
+        .map_err(|e| one(ApiError::new(ErrorCode::InvalidJson, e.to_string())))?;
+    let (items, batch) = match value {
+        Value::Array(items) => (items, true),
+        other => (vec![other], false),
+    };
+    if items.is_empty() {
+        return Err(one(ApiError::field(ErrorCode::InvalidEvent, "events", "the array is empty")));
+    }
+    let refused = items.len() as u64;
+    if items.len() > MAX_BATCH_EVENTS {
+        return Err((
+            refused,
+            ApiError::field(
+                ErrorCode::PayloadTooLarge,
+                "events",
+                format!("at most {MAX_BATCH_EVENTS} events per request"),
+            ),
+        ));
+    }
+    // Everything is checked before anything is stored.
+    let limits = state.service().config().limits;
+    let mut drafts = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let index = batch.then_some(i);
+        let mut item = item;
+        if let Value::Object(obj) = &mut item {
+            match obj.get("organization_id") {
+                None => obj
+                    .insert("organization_id", Value::String(principal.organization(None).map_err(|e| (refused, e))?)),
+                Some(Value::String(named)) => {
+                    principal.organization(Some(named)).map_err(|e| (refused, e))?;
+                }
+                Some(_) => {}
+            }
+        }
+        let invalid = |e| (refused, capture_error(CaptureError::Invalid(e), index));
+        let draft = EventDraft::from_value(item).map_err(invalid)?;
+        draft.clone().validate(&limits).map_err(invalid)?;
+        drafts.push(draft);
+    }
+    Ok((drafts, durable, batch))
 }
 
 /// `POST /v1/events`: one event or an array; all validated before any is stored.
@@ -231,54 +281,14 @@ pub(crate) async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Ingest)?;
-    let p = params(raw, &["wait"])?;
-    let durable = match p.get("wait").map(String::as_str) {
-        None | Some("durable") => true,
-        Some("none") => false,
-        Some(_) => return Err(bad("wait", "must be durable or none")),
-    };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) {
-        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "the body must be application/json"));
-    }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))?;
-    let value =
-        json::parse(&bytes, NumberPolicy::Exact).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
-    let (items, batch) = match value {
-        Value::Array(items) => (items, true),
-        other => (vec![other], false),
-    };
-    if items.is_empty() {
-        return Err(ApiError::field(ErrorCode::InvalidEvent, "events", "the array is empty"));
-    }
-    if items.len() > MAX_BATCH_EVENTS {
-        return Err(ApiError::field(
-            ErrorCode::PayloadTooLarge,
-            "events",
-            format!("at most {MAX_BATCH_EVENTS} events per request"),
-        ));
-    }
-    // Everything is checked before anything is stored.
-    let limits = state.service().config().limits;
-    let mut drafts = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let index = batch.then_some(i);
-        let mut item = item;
-        if let Value::Object(obj) = &mut item {
-            match obj.get("organization_id") {
-                None => obj.insert("organization_id", Value::String(principal.organization(None)?)),
-                Some(Value::String(named)) => {
-                    principal.organization(Some(named))?;
-                }
-                Some(_) => {}
-            }
+    let (drafts, durable, batch) = match parse_post(&state, &principal, raw, &headers, body).await {
+        Ok(parsed) => parsed,
+        Err((refused, e)) => {
+            // Every refusal is counted (SPEC §4), like the service's own.
+            state.service().note_rejected_invalid(refused);
+            return Err(e);
         }
-        let draft = EventDraft::from_value(item).map_err(|e| capture_error(CaptureError::Invalid(e), index))?;
-        draft.clone().validate(&limits).map_err(|e| capture_error(CaptureError::Invalid(e), index))?;
-        drafts.push(draft);
-    }
+    };
     let started = Instant::now();
     if !durable {
         let mut accepted = Vec::new();
@@ -341,15 +351,15 @@ pub(crate) async fn get_events(
     o.insert("events", Value::Array(events));
     o.insert("next_cursor", page.next_cursor.clone().map_or(Value::Null, Value::String));
     o.insert("indexed_through", Value::Number(page.indexed_through as f64));
-    audit_read(
-        &state,
-        &principal,
-        &filter.organization_id,
-        "audit_log.queried",
-        Action::Read,
-        filter_details(&filter, page.events.len()),
-    )
-    .await;
+    state
+        .record_read(
+            &principal,
+            &filter.organization_id,
+            "audit_log.queried",
+            Action::Read,
+            filter_details(&filter, Some(page.events.len() as u64)),
+        )
+        .await;
     Ok(json_response(StatusCode::OK, &Value::Object(o)))
 }
 
@@ -385,7 +395,7 @@ pub(crate) async fn get_event(
     let event = event_or_404(&state, &org, &event_id).await?;
     let mut details = Object::new();
     details.insert("event_id", Value::String(event_id));
-    audit_read(&state, &principal, &org, "audit_log.queried", Action::Read, details).await;
+    state.record_read(&principal, &org, "audit_log.queried", Action::Read, details).await;
     let value = json::parse(&event.to_line(), NumberPolicy::Exact).unwrap_or(Value::Null);
     Ok(json_response(StatusCode::OK, &value))
 }
@@ -433,26 +443,23 @@ pub(crate) async fn get_export(
             ));
         }
     }
-    audit_read(
-        &state,
-        &principal,
-        &filter.organization_id,
-        "audit_log.exported",
-        Action::Export,
-        filter_details(&filter, 0),
-    )
-    .await;
     let ext = match format {
         ExportFormat::Json => "json",
         ExportFormat::Jsonl => "jsonl",
         ExportFormat::Csv => "csv",
     };
     let filename = format!("audit-{}.{ext}", filter.organization_id.replace(':', "_"));
+    let mut details = filter_details(&filter, None);
+    details.insert("format", Value::String(ext.into()));
+    if with_proof {
+        details.insert("with_proof", Value::Bool(true));
+    }
+    let record = crate::stream::ReadRecord { principal, details };
     let body = if with_proof {
         let key = state.verifier_for(&filter.organization_id);
-        crate::stream::evidence_body(state.clone(), filter, key)
+        crate::stream::evidence_body(state.clone(), filter, key, record)
     } else {
-        crate::stream::export_body(state.clone(), filter, format)
+        crate::stream::export_body(state.clone(), filter, format, record)
     };
     Ok((
         StatusCode::OK,
@@ -482,7 +489,7 @@ pub(crate) async fn get_integrity(
     let mut details = Object::new();
     details.insert("valid", Value::Bool(report.valid));
     details.insert("total_events", Value::Number(report.total_events as f64));
-    audit_read(&state, &principal, &org, "audit_log.verified", Action::Read, details).await;
+    state.record_read(&principal, &org, "audit_log.verified", Action::Read, details).await;
     if !report.valid {
         metrics::counter!("audit_verify_failures_total").increment(1);
     }

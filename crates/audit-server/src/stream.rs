@@ -43,11 +43,19 @@ impl Write for ChunkWriter {
     }
 }
 
+/// Who exported what: recorded as `audit_log.exported` once the export
+/// has ended, with the number of events it sent.
+pub(crate) struct ReadRecord {
+    pub(crate) principal: crate::auth::Principal,
+    pub(crate) details: audit_core::json::Object,
+}
+
 /// A response body that streams the export of `filter` in `format`.
-pub(crate) fn export_body(state: AppState, filter: AuditEventFilter, format: ExportFormat) -> Body {
+pub(crate) fn export_body(state: AppState, filter: AuditEventFilter, format: ExportFormat, record: ReadRecord) -> Body {
     streamed(move |out, handle| {
         let result = handle.block_on(state.service().export_events(&filter, format, out));
-        finish(&filter, result.map_err(|e| e.to_string()), out);
+        let result = finish(&filter, result.map_err(|e| e.to_string()), out);
+        handle.block_on(record_export(&state, &filter, record, result));
     })
 }
 
@@ -57,20 +65,45 @@ pub(crate) fn evidence_body(
     state: AppState,
     filter: AuditEventFilter,
     key: Option<audit_core::note::VerifierKey>,
+    record: ReadRecord,
 ) -> Body {
     streamed(move |out, handle| {
         let store = std::sync::Arc::clone(state.service().store());
         let result =
             handle.block_on(audit_service::export_evidence(store.as_ref(), &filter, key.as_ref(), out, &mut |_| {}));
-        finish(&filter, result.map(|s| s.events).map_err(|e| e.to_string()), out);
+        let result = finish(&filter, result.map(|s| s.events).map_err(|e| e.to_string()), out);
+        handle.block_on(record_export(&state, &filter, record, result));
     })
 }
 
-fn finish(filter: &AuditEventFilter, result: Result<u64, String>, out: &mut ChunkWriter) {
-    match result.and_then(|n| out.flush().map(|()| n).map_err(|e| e.to_string())) {
-        Ok(n) => metrics::counter!("audit_exported_events_total").increment(n),
+fn finish(filter: &AuditEventFilter, result: Result<u64, String>, out: &mut ChunkWriter) -> Result<u64, String> {
+    let result = result.and_then(|n| out.flush().map(|()| n).map_err(|e| e.to_string()));
+    match &result {
+        Ok(n) => metrics::counter!("audit_exported_events_total").increment(*n),
         Err(e) => tracing::warn!(organization_id = %filter.organization_id, error = %e, "export ended early"),
     }
+    result
+}
+
+async fn record_export(state: &AppState, filter: &AuditEventFilter, record: ReadRecord, result: Result<u64, String>) {
+    use audit_core::json::Value;
+    let ReadRecord { principal, mut details } = record;
+    match result {
+        Ok(n) => details.insert("result_count", Value::Number(n as f64)),
+        Err(e) => {
+            details.insert("outcome", Value::String("failure".into()));
+            details.insert("error", Value::String(e));
+        }
+    }
+    state
+        .record_read(
+            &principal,
+            &filter.organization_id,
+            "audit_log.exported",
+            audit_core::event::Action::Export,
+            details,
+        )
+        .await;
 }
 
 /// Runs `write` on a blocking thread and streams what it writes.

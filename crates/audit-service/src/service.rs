@@ -556,6 +556,12 @@ impl AuditService {
         Ok(event_id)
     }
 
+    /// Counts events refused before they reached the service (e.g. by the
+    /// HTTP API's parsing), so that every refusal shows in `rejected_invalid`.
+    pub fn note_rejected_invalid(&self, events: u64) {
+        self.shared.counters.rejected_invalid.fetch_add(events, Ordering::Relaxed);
+    }
+
     /// True when `organization_id` has a log (this service wrote to it, or
     /// storage holds events for it). Reads of an organization without one
     /// create nothing.

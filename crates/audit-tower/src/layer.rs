@@ -237,7 +237,35 @@ const SECRET_PARAMS: &[&str] = &[
     "code",
 ];
 
-/// The path with secret query values replaced by `[redacted]`.
+/// A value from a request, made storable whatever the client sent: control
+/// characters and bidirectional overrides become visible `\u{…}` escapes
+/// (no log injection, no text that reads differently from what it is), and
+/// a value over `limit` bytes is cut at a character boundary, its member
+/// named in `cut` (stored as `request.truncated`). An audit layer must not
+/// be evadable by input size or content.
+fn fit(name: &'static str, value: &str, limit: usize, cut: &mut Vec<String>) -> String {
+    let mut out = String::with_capacity(value.len().min(limit));
+    let mut utf8 = [0u8; 4];
+    for c in value.chars() {
+        let escaped;
+        let piece: &str = if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            escaped = format!("\\u{{{:04x}}}", c as u32);
+            &escaped
+        } else {
+            c.encode_utf8(&mut utf8)
+        };
+        if out.len() + piece.len() > limit {
+            cut.push(name.to_owned());
+            return out;
+        }
+        out.push_str(piece);
+    }
+    out
+}
+
+/// The path with secret query values replaced by `[redacted]`. Names are
+/// percent-decoded (and `+` read as a space) before they are compared, so
+/// `%74oken=…` is a `token` too.
 fn redacted_path(uri: &http::Uri) -> String {
     let path = uri.path().to_owned();
     let Some(query) = uri.query() else { return path };
@@ -245,7 +273,9 @@ fn redacted_path(uri: &http::Uri) -> String {
         .split('&')
         .map(|pair| {
             let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = k.to_ascii_lowercase();
+            let plus_as_space = k.replace('+', " ");
+            let decoded = percent_encoding::percent_decode_str(&plus_as_space).decode_utf8_lossy();
+            let key = decoded.trim().to_ascii_lowercase();
             if SECRET_PARAMS.contains(&key.as_str())
                 || key.ends_with("_token")
                 || key.ends_with("secret")
@@ -295,6 +325,8 @@ impl Config {
     }
 
     fn draft(&self, parts: &Parts, status: StatusCode, started: Instant) -> EventDraft {
+        let limits = self.audit.config().limits;
+        let mut cut = Vec::new();
         let user = self.users.extract(parts);
         let organization_id = user
             .organization_id
@@ -308,18 +340,22 @@ impl Config {
             "DELETE" => Action::Delete,
             _ => Action::Other,
         };
-        let route = self.route_of.as_ref().and_then(|f| f(parts));
-        let path = if self.record_route_only { None } else { Some(redacted_path(&parts.uri)) };
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().filter(|c| !c.is_control()).collect::<String>())
-                .filter(|v| !v.is_empty())
+        let mut fit_opt = |name: &'static str, value: Option<String>, limit: usize| {
+            value.map(|v| fit(name, &v, limit, &mut cut)).filter(|v| !v.is_empty())
         };
-        let user_agent = header("user-agent").map(|ua| ua.chars().take(1024).collect());
+        let route = fit_opt("request.route", self.route_of.as_ref().and_then(|f| f(parts)), limits.user_agent_bytes);
+        let path = if self.record_route_only { None } else { Some(redacted_path(&parts.uri)) };
+        let path = fit_opt("request.path", path, limits.user_agent_bytes);
+        let header = |name: &str| parts.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let user_agent = fit_opt("user_agent", header("user-agent"), limits.user_agent_bytes);
+        let request_id = fit_opt("request.request_id", header("x-request-id"), limits.id_bytes);
+        let method = fit_opt("request.method", Some(parts.method.as_str().to_owned()), limits.id_bytes);
+        let actor_id = fit_opt("actor_id", user.actor_id, limits.id_bytes);
+        let actor_email = fit_opt("actor_email", user.actor_email, limits.email_bytes);
+        let session_id = fit_opt("session_id", user.session_id, limits.id_bytes);
+        let resource_id = fit_opt("resource_id", route.clone(), limits.id_bytes);
         let producer_sequence = self.next_producer_sequence(&organization_id);
+        cut.dedup();
         EventDraft {
             organization_id,
             event_type: "api.request".into(),
@@ -327,31 +363,26 @@ impl Config {
             // Refused credentials are security events (SPEC §3).
             severity: matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN).then_some(Severity::Critical),
             actor_type: Some(user.actor_type),
-            actor_id: user.actor_id,
-            actor_email: user.actor_email,
+            actor_id,
+            actor_email,
             actor_ip: self.client_ip(parts).map(|ip| ip.to_string()),
             user_agent,
-            session_id: user.session_id,
-            resource_type: route.as_ref().map(|_| "http_route".to_owned()),
-            resource_id: route.clone(),
+            session_id,
+            resource_type: resource_id.as_ref().map(|_| "http_route".to_owned()),
+            resource_id,
             request: Some(RequestInfo {
-                method: Some(parts.method.as_str().to_owned()),
+                method,
                 path: path.or_else(|| route.clone()),
                 route,
                 status: Some(status.as_u16()),
                 duration_ms: Some((started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
-                request_id: header("x-request-id").map(|r| r.chars().take(256).collect()),
+                request_id,
+                truncated: (!cut.is_empty()).then_some(cut),
             }),
             producer_id: Some(self.producer_id.clone()),
             producer_sequence: Some(producer_sequence),
             ..Default::default()
         }
-    }
-
-    /// Whether the audit log can take an event now (for the closed policy).
-    fn can_accept(&self) -> bool {
-        let health = self.audit.health();
-        health.running && health.queue_size < self.audit.config().queue_capacity
     }
 }
 
@@ -386,10 +417,20 @@ where
         if !config.capture_api_access || config.excluded(req.uri().path()) {
             return Box::pin(inner.call(req));
         }
-        if config.policy == FailurePolicy::Closed && !config.can_accept() {
-            tracing::warn!("audit log unavailable: refusing the request (closed failure policy)");
-            return Box::pin(async { Ok(unavailable()) });
-        }
+        // Closed policy: the decision comes before the handler runs. A queue
+        // slot is reserved now, so that the event can always be queued once
+        // the response is known; without one the request is not served.
+        let reservation = match config.policy {
+            FailurePolicy::Open => None,
+            FailurePolicy::Closed => match config.audit.try_reserve() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    config.missed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "audit log unavailable: refusing the request (closed failure policy)");
+                    return Box::pin(async { Ok(unavailable()) });
+                }
+            },
+        };
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         // The head is kept for the event; the body goes on untouched.
@@ -407,10 +448,14 @@ where
             let response = inner.call(req).await?;
             let draft = config.draft(&head, response.status(), started);
             let durable = config.durable_prefixes.iter().any(|p| head.uri.path().starts_with(p.as_str()));
-            let captured = if durable {
-                config.audit.capture_durable(draft).await.map(drop)
-            } else {
-                config.audit.capture(draft).await.map(drop)
+            let captured = match (reservation, durable) {
+                (Some(r), true) => match r.submit_durable(draft) {
+                    Ok(pending) => pending.wait().await.map(drop),
+                    Err(e) => Err(e),
+                },
+                (Some(r), false) => r.capture(draft).map(drop),
+                (None, true) => config.audit.capture_durable(draft).await.map(drop),
+                (None, false) => config.audit.capture(draft).await.map(drop),
             };
             match captured {
                 Ok(()) => Ok(response),
@@ -419,6 +464,8 @@ where
                     tracing::error!(error = %e, path = head.uri.path(), "request not audited");
                     match config.policy {
                         FailurePolicy::Open => Ok(response),
+                        // Only a durable path can get here (its write failed after
+                        // the handler ran): the client is told the action is not on record.
                         FailurePolicy::Closed => Ok(unavailable()),
                     }
                 }

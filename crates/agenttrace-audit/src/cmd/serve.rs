@@ -39,8 +39,36 @@ async fn shutdown_signal() {
     eprintln!("shutting down: no new requests; flushing every queued event");
 }
 
+/// Raises this process's soft limit on open files to its hard limit (as Go
+/// and many servers do: the soft limit of a login shell is often 1024) and
+/// returns the limit in force.
+fn raise_file_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(cur), max) = (limit.current, limit.maximum)
+        && max.is_none_or(|m| m > cur)
+    {
+        // Some kernels refuse "unlimited" for files: cap at what they allow.
+        limit.current = Some(max.unwrap_or(1 << 20).min(1 << 20));
+        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+            limit.current = getrlimit(Resource::Nofile).current;
+        }
+    }
+    limit.current.unwrap_or(1 << 20)
+}
+
+/// Logs open for writing at once, from the open-file limit: each takes ~3
+/// descriptors, and half the limit is left for connections, reads, the
+/// index and the mirror (docs/PRODUCTION.md).
+pub(crate) fn open_logs_for(file_limit: u64) -> usize {
+    usize::try_from(file_limit / 6).unwrap_or(usize::MAX).clamp(4, 4096)
+}
+
 pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, args: Args) -> anyhow::Result<u8> {
-    let settings = Settings::load(Flags { listen: args.listen, data_dir }, file)?;
+    let mut settings = Settings::load(Flags { listen: args.listen, data_dir }, file)?;
+    if settings.max_open_logs.is_none() {
+        settings.service.max_open_logs = open_logs_for(raise_file_limit());
+    }
     if args.no_auth && !settings.listen.ip().is_loopback() {
         bail!(
             "--no-auth is refused on {}: it is only allowed on a loopback address (127.0.0.1 or ::1)",
@@ -77,6 +105,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints).start().await;
     let state =
         AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics)).with_checkpoint_key(signer, origin);
+    state.spawn_key_auditor();
     if let Some(l) = metrics_listener {
         let m = metrics_app(state.clone());
         eprintln!("metrics on http://{}/metrics", l.local_addr()?);

@@ -61,6 +61,17 @@ fn request(v: Value) -> Result<RequestInfo, ValidationError> {
             "path" => r.path = Some(string(&field, value)?),
             "route" => r.route = Some(string(&field, value)?),
             "request_id" => r.request_id = Some(string(&field, value)?),
+            "truncated" => match value {
+                Value::Array(items) => {
+                    r.truncated = Some(items.into_iter().map(|v| string(&field, v)).collect::<Result<_, _>>()?);
+                }
+                other => {
+                    return Err(ValidationError::invalid(
+                        field,
+                        format!("must be an array of member names, not {}", other.type_name()),
+                    ));
+                }
+            },
             "status" => r.status = Some(unsigned(&field, &value, 999)? as u16),
             "duration_ms" => match value {
                 Value::Number(n) => r.duration_ms = Some(n),

@@ -39,6 +39,10 @@ pub struct RequestInfo {
     pub duration_ms: Option<f64>,
     /// Request id.
     pub request_id: Option<String>,
+    /// Members that were cut to their size limit by whoever recorded the
+    /// request (e.g. `request.path`, `actor_id`): the marker that a value is
+    /// a prefix, never a reason to drop the event (docs/FORMAT.md).
+    pub truncated: Option<Vec<String>>,
 }
 
 /// An event as a caller describes it, before validation. Fields the caller
@@ -379,6 +383,14 @@ impl EventDraft {
             check_opt("request.path", &r.path, limits.user_agent_bytes)?;
             check_opt("request.route", &r.route, limits.user_agent_bytes)?;
             check_opt("request.request_id", &r.request_id, limits.id_bytes)?;
+            if let Some(names) = &r.truncated {
+                if names.is_empty() {
+                    return Err(ValidationError::invalid("request.truncated", "must not be empty (omit it instead)"));
+                }
+                for name in names {
+                    check_single_line("request.truncated", name, limits.id_bytes)?;
+                }
+            }
             if let Some(d) = r.duration_ms
                 && (!d.is_finite() || d < 0.0)
             {
@@ -501,6 +513,9 @@ impl ValidatedEvent {
                 ro.insert("duration_ms", Value::Number(ms));
             }
             put_str(&mut ro, "request_id", &r.request_id);
+            if let Some(names) = &r.truncated {
+                ro.insert("truncated", Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()));
+            }
             o.insert("request", Value::Object(ro));
         }
         for (name, obj) in

@@ -126,6 +126,12 @@ fn check_request(raw: &[u8]) -> Result<(), StoredLineError> {
             b"status" => {
                 as_uint(m.value, 999).ok_or_else(|| bad("request.status", "must be an integer from 0 to 999"))?;
             }
+            b"truncated" => {
+                let ok = m.value.first() == Some(&b'[') && m.value.len() > 2;
+                if !ok {
+                    return Err(bad("request.truncated", "must be a non-empty array of member names"));
+                }
+            }
             b"duration_ms" => {
                 let ok = m.value.first().is_some_and(u8::is_ascii_digit);
                 if !ok {

@@ -115,6 +115,9 @@ pub struct ProducerGap {
     pub missing_from: u64,
     /// Last missing `producer_sequence`.
     pub missing_to: u64,
+    /// True when `audit_log.events_dropped` events in the log report the
+    /// whole range lost (admitted, not silent).
+    pub known_loss: bool,
 }
 
 impl VerificationReport {
@@ -163,6 +166,7 @@ impl VerificationReport {
                 e.insert("producer_id", Value::String(g.producer_id.clone()));
                 e.insert("missing_from", Value::Number(g.missing_from as f64));
                 e.insert("missing_to", Value::Number(g.missing_to as f64));
+                e.insert("known_loss", Value::Bool(g.known_loss));
                 Value::Object(e)
             })
             .collect();
@@ -212,6 +216,8 @@ pub struct ChainVerifier {
     from_genesis: bool,
     /// Per producer: the `producer_sequence` expected next.
     producers: std::collections::HashMap<String, u64>,
+    /// Per producer: ranges `audit_log.events_dropped` events report lost.
+    reported_losses: std::collections::HashMap<String, Vec<(u64, u64)>>,
     /// The Merkle tree of the events read so far, up to the largest size
     /// asked for, and its roots at the sizes asked for.
     merkle: Option<MerkleTracking>,
@@ -229,6 +235,7 @@ impl ChainVerifier {
             previous_timestamp: None,
             from_genesis: genesis,
             producers: std::collections::HashMap::new(),
+            reported_losses: std::collections::HashMap::new(),
             merkle: None,
             report: VerificationReport {
                 valid: true,
@@ -284,6 +291,7 @@ impl ChainVerifier {
                 producer_id: producer_id.to_owned(),
                 missing_from: e,
                 missing_to: n - 1,
+                known_loss: false,
             });
         }
         let next = self.producers.entry(producer_id.to_owned()).or_insert(0);
@@ -408,6 +416,9 @@ impl ChainVerifier {
         if let Some((producer, n)) = &event.producer {
             self.note_producer(producer, *n);
         }
+        for (producer, from, to) in &event.reported_losses {
+            self.reported_losses.entry(producer.clone()).or_default().push((*from, *to));
+        }
         if let Some(t) = self.merkle.as_mut()
             && t.frontier.size() < t.until
             && seq == t.frontier.size()
@@ -448,8 +459,25 @@ impl ChainVerifier {
         self.next_sequence
     }
 
-    /// Finishes and returns the report.
-    pub fn finish(self) -> VerificationReport {
+    /// Finishes and returns the report: each producer gap that reported
+    /// losses cover whole (wherever in the log the report stands — it is
+    /// written after the loss) is marked a known loss.
+    pub fn finish(mut self) -> VerificationReport {
+        for gap in &mut self.report.producer_gaps {
+            let Some(ranges) = self.reported_losses.get_mut(&gap.producer_id) else { continue };
+            ranges.sort_unstable();
+            // Walk the sorted ranges from the gap's start; covered when they reach its end without a hole.
+            let mut next = gap.missing_from;
+            for &(from, to) in ranges.iter() {
+                if from <= next && to >= next {
+                    next = to.saturating_add(1);
+                }
+                if next > gap.missing_to {
+                    break;
+                }
+            }
+            gap.known_loss = next > gap.missing_to;
+        }
         self.report
     }
 }

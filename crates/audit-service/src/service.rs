@@ -482,7 +482,7 @@ impl AuditService {
             }
             let mut recorded = true;
             for log in logs {
-                let mut draft = self.system_event("audit_log.events_dropped", Action::Other, metadata.clone());
+                let mut draft = self.system_event(audit_core::stored::EVENTS_DROPPED, Action::Other, metadata.clone());
                 draft.organization_id = log;
                 if let Err(e) = self.record_service_event(draft).await {
                     tracing::error!(organization_id = %org, error = %e, "cannot record audit_log.events_dropped; will retry");

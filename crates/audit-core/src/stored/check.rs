@@ -35,6 +35,34 @@ pub struct LineFacts<'a> {
     pub organization_id: Cow<'a, str>,
     /// `producer_id` and `producer_sequence`, when the event has them.
     pub producer: Option<(Cow<'a, str>, u64)>,
+    /// For an `audit_log.events_dropped` event: the producer ranges it
+    /// reports lost (`metadata.producers`, `(producer_id, from, to)`).
+    pub reported_losses: Vec<(String, u64, u64)>,
+}
+
+/// The event type whose `metadata.producers` lists ranges reported lost.
+pub const EVENTS_DROPPED: &str = "audit_log.events_dropped";
+
+/// `metadata.producers` of an `audit_log.events_dropped` event:
+/// `[{"producer_id", "from", "to"}]`. Entries of another shape are ignored
+/// (they report nothing verifiable).
+fn reported_losses(metadata: &[u8]) -> Vec<(String, u64, u64)> {
+    use crate::json::{NumberPolicy, Value, parse};
+    let Ok(Value::Object(m)) = parse(metadata, NumberPolicy::Exact) else { return Vec::new() };
+    let Some(Value::Array(items)) = m.get("producers") else { return Vec::new() };
+    let uint = |v: Option<&Value>| match v {
+        Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n <= MAX_SAFE_INTEGER as f64 => Some(*n as u64),
+        _ => None,
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let Value::Object(o) = item else { return None };
+            let Some(Value::String(id)) = o.get("producer_id") else { return None };
+            let (from, to) = (uint(o.get("from"))?, uint(o.get("to"))?);
+            (from <= to).then(|| (id.clone(), from, to))
+        })
+        .collect()
 }
 
 fn bad(field: &str, why: impl Into<String>) -> StoredLineError {
@@ -156,6 +184,7 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
     let (mut organization_id, mut category, mut event_type, mut action, mut severity, mut actor_type) =
         (None, None, None, None, None, None);
     let (mut producer_id, mut producer_sequence, mut schema_version) = (None, None, false);
+    let mut metadata = None;
     for m in &members {
         let v = m.value;
         match m.name {
@@ -239,6 +268,9 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
                 if !is_object(v) {
                     return Err(bad(&String::from_utf8_lossy(m.name), "must be an object"));
                 }
+                if m.name == b"metadata" {
+                    metadata = Some(v);
+                }
             }
             other => {
                 return Err(StoredLineError::Body(ValidationError {
@@ -276,6 +308,10 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
         computed_hash,
         organization_id,
         producer: producer_id.zip(producer_sequence),
+        reported_losses: match metadata {
+            Some(m) if event_type == EVENTS_DROPPED => reported_losses(m),
+            _ => Vec::new(),
+        },
     };
     debug_assert_eq!(claimed, facts.hash);
     Ok(facts)

@@ -11,7 +11,7 @@ mod check;
 
 use memchr::memmem;
 
-pub use check::{LineFacts, check_line};
+pub use check::{EVENTS_DROPPED, LineFacts, check_line};
 
 use crate::canonical::to_canonical;
 use crate::event::{EventDraft, Limits, SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError};

@@ -202,16 +202,11 @@ proptest! {
     }
 }
 
-#[test]
-fn producer_gaps_are_reported_beside_validity() {
+/// Seals `drafts` into a log from genesis.
+fn log_of(drafts: Vec<crate::event::EventDraft>) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     let mut prev = Hash::GENESIS;
-    // Producer "p" numbers 0, 1, 3, 4, 7; producer "q" starts at 2.
-    let numbered = [("p", 0u64), ("p", 1), ("q", 2), ("p", 3), ("p", 4), ("p", 7)];
-    for (n, (producer, k)) in numbered.iter().enumerate() {
-        let mut d = sample_draft(ORG, n as u64);
-        d.producer_id = Some((*producer).into());
-        d.producer_sequence = Some(*k);
+    for (n, d) in drafts.into_iter().enumerate() {
         let e = d.validate(&crate::event::Limits::default()).unwrap();
         let s = seal(
             &e,
@@ -225,6 +220,21 @@ fn producer_gaps_are_reported_beside_validity() {
         prev = s.hash;
         lines.push(s.line);
     }
+    lines
+}
+
+fn numbered(producer: &str, k: u64, n: u64) -> crate::event::EventDraft {
+    let mut d = sample_draft(ORG, n);
+    d.producer_id = Some(producer.into());
+    d.producer_sequence = Some(k);
+    d
+}
+
+#[test]
+fn producer_gaps_are_reported_beside_validity() {
+    // Producer "p" numbers 0, 1, 3, 4, 7; producer "q" starts at 2.
+    let numbers = [("p", 0u64), ("p", 1), ("q", 2), ("p", 3), ("p", 4), ("p", 7)];
+    let lines = log_of(numbers.iter().enumerate().map(|(n, (p, k))| numbered(p, *k, n as u64)).collect());
     let r = verify(&lines);
     assert!(r.valid, "a gap in a producer's numbering is not a broken chain");
     let gaps: Vec<(String, u64, u64)> =
@@ -232,4 +242,33 @@ fn producer_gaps_are_reported_beside_validity() {
     assert_eq!(gaps, vec![("q".into(), 0, 1), ("p".into(), 2, 2), ("p".into(), 5, 6)]);
     let json = String::from_utf8(crate::canonical::to_canonical(&r.to_value())).unwrap();
     assert!(json.contains(r#""complete":false"#), "{json}");
+}
+
+#[test]
+fn gaps_a_drop_report_covers_are_known_losses() {
+    use crate::json::{Object, Value};
+    // "p" numbers 0, 3, 6; a report written after the loss admits 1..=2 (in two
+    // pieces); 4..=5 is lost silently.
+    let report = |from: u64, to: u64| {
+        let mut range = Object::new();
+        range.insert("producer_id", Value::String("p".into()));
+        range.insert("from", Value::Number(from as f64));
+        range.insert("to", Value::Number(to as f64));
+        range
+    };
+    let mut dropped = sample_draft(ORG, 99);
+    dropped.event_type = crate::stored::EVENTS_DROPPED.into();
+    dropped.event_category = None;
+    let mut metadata = Object::new();
+    metadata.insert("count", Value::Number(2.0));
+    metadata.insert("producers", Value::Array(vec![Value::Object(report(2, 2)), Value::Object(report(1, 1))]));
+    dropped.metadata = Some(metadata);
+    let lines = log_of(vec![numbered("p", 0, 0), numbered("p", 3, 1), dropped, numbered("p", 6, 3)]);
+    let r = verify(&lines);
+    assert!(r.valid, "{r:?}");
+    let gaps: Vec<(u64, u64, bool)> =
+        r.producer_gaps.iter().map(|g| (g.missing_from, g.missing_to, g.known_loss)).collect();
+    assert_eq!(gaps, vec![(1, 2, true), (4, 5, false)]);
+    let json = String::from_utf8(crate::canonical::to_canonical(&r.to_value())).unwrap();
+    assert!(json.contains(r#""known_loss":true"#) && json.contains(r#""complete":false"#), "{json}");
 }

@@ -203,6 +203,8 @@ async fn serve_log(
     shared.state.note_committed(&organization_id, recovery.tail.next_sequence);
     shared.state.note_remembered(&organization_id, sequencer.remembered() as i64);
     let mut idle_since = tokio::time::Instant::now();
+    // Set when another log waits for an open-log permit: flush now, then retire.
+    let mut pressed = false;
 
     let mut buffer: Vec<Pending> = Vec::new();
     let mut flush_waiters: Vec<oneshot::Sender<()>> = Vec::new();
@@ -211,7 +213,7 @@ async fn serve_log(
         if buffer.is_empty() && flush_waiters.is_empty() {
             // Idle: wait for work, the next checkpoint, or the time to retire.
             let due = checkpointer.as_ref().and_then(Checkpointer::due_at);
-            let retire_at = idle_since + config.worker_idle_timeout;
+            let retire_at = if pressed { idle_since } else { idle_since + config.worker_idle_timeout };
             let next = tokio::select! {
                 msg = rx.recv() => Idle::Message(msg),
                 () = sleep_until_some(due) => Idle::CheckpointDue,
@@ -237,6 +239,7 @@ async fn serve_log(
                         shared.state.note_remembered(&organization_id, -(sequencer.remembered() as i64));
                         return;
                     }
+                    pressed = false;
                     continue; // work arrived meanwhile
                 }
             }
@@ -256,6 +259,11 @@ async fn serve_log(
                     None => closing = true,
                 },
                 () = tokio::time::sleep_until(deadline) => break,
+                // A batch waiting for its interval holds a file permit another log needs.
+                () = shared.log_pressure.notified() => {
+                    pressed = true;
+                    break;
+                }
             }
         }
         let mut conflicts_in_a_row = 0;

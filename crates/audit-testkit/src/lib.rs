@@ -5,6 +5,8 @@
 //! skipped and pass; with `AUDIT_REQUIRE_SERVICES=1` (set by `.ci/run`) a
 //! missing service fails the test instead, so CI always runs them.
 
+pub mod serve;
+
 use std::sync::Arc;
 
 use audit_index::EventIndex;

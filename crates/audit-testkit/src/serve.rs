@@ -1,0 +1,96 @@
+//! The real `serve` binary as a child process on a free loopback port, and
+//! a minimal HTTP/1.1 client (one request per connection), for tests that
+//! exercise the service exactly as a user runs it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port").local_addr().expect("its address").port()
+}
+
+/// A running `serve`, killed when dropped (stopped gracefully by [`Served::stop`]).
+#[derive(Debug)]
+pub struct Served {
+    child: Option<Child>,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Served {
+    /// Runs `command` (a `Command` that ends in `serve … --listen 127.0.0.1:{port}`)
+    /// and waits until the port accepts connections.
+    pub fn start(mut command: Command, port: u16) -> Served {
+        let mut child = command.stdout(Stdio::null()).spawn().expect("the binary starts");
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Served { child: Some(child), port };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("serve exited before listening: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve did not listen on port {port}");
+    }
+
+    /// `serve` of `bin` on `data` with `args` after `serve`, listening on a free port.
+    pub fn binary(bin: &str, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+        let port = free_port();
+        let mut command = Command::new(bin);
+        command
+            .arg("--data-dir")
+            .arg(data)
+            .arg("serve")
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied());
+        Served::start(command, port)
+    }
+
+    /// One request to this server (see [`http`]).
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Option<(u16, String)> {
+        http(self.port, method, path, token, body)
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().expect("serve exits")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a fresh loopback connection (JSON body,
+/// optional bearer token); the status code and body, or `None` when the
+/// connection failed. Times out after 30 s.
+pub fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let out = String::from_utf8_lossy(&out);
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}

@@ -12,9 +12,7 @@ use audit_core::json::{self, NumberPolicy, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agenttrace-audit");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use audit_testkit::serve::free_port;
 
 /// The environment of a production-shaped deployment.
 fn production_env(

@@ -1,5 +1,6 @@
 //! Time arguments: RFC 3339, a date (`2026-11-01`, midnight UTC), or a
-//! duration back from now (`7d`, `24h`, `30m`, `90s`).
+//! duration back from now (`7d`, `24h`, `30m`, `90s`, `1h 30m`: anything
+//! `humantime` reads).
 
 use audit_core::Timestamp;
 
@@ -13,18 +14,12 @@ pub(crate) fn parse(text: &str, now: Timestamp) -> Result<Timestamp, String> {
     {
         return Ok(ts);
     }
-    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-    let seconds: i64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => 0,
-    };
-    match digits.parse::<i64>() {
-        Ok(n) if seconds > 0 && n >= 0 => Ok(now.add_micros(-(n.saturating_mul(seconds).saturating_mul(1_000_000)))),
-        _ => Err(format!(
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) => {
+            let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            Ok(now.add_micros(-micros))
+        }
+        Err(_) => Err(format!(
             "{text:?} is not a time: use RFC 3339 (2026-11-28T06:00:00Z), a date (2026-11-28) or a duration (7d, 24h, 30m)"
         )),
     }
@@ -43,5 +38,9 @@ mod tests {
         assert_eq!(parse("2026-11-01T05:00:00+01:00", now).unwrap().to_string(), "2026-11-01T04:00:00.000000Z");
         assert!(parse("soon", now).is_err());
         assert!(parse("7x", now).is_err());
+        // Not ASCII, not a panic.
+        assert!(parse("ü", now).is_err());
+        assert!(parse("7ü", now).is_err());
+        assert_eq!(parse("1h 30m", now).unwrap().to_string(), "2026-11-28T10:30:00.000000Z");
     }
 }

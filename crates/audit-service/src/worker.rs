@@ -149,6 +149,7 @@ async fn open_writer(shared: &Shared, organization_id: &str) -> Result<Box<dyn L
 }
 
 /// Why an idle worker stopped waiting.
+#[allow(clippy::large_enum_variant)] // lives on the stack for one match; boxing would allocate per event
 enum Idle {
     Message(Option<Msg>),
     CheckpointDue,

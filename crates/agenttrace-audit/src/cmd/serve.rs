@@ -50,7 +50,7 @@ fn raise_file_limit() -> u64 {
     {
         // Some kernels refuse "unlimited" for files: cap at what they allow.
         limit.current = Some(max.unwrap_or(1 << 20).min(1 << 20));
-        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+        if setrlimit(Resource::Nofile, limit).is_err() {
             limit.current = getrlimit(Resource::Nofile).current;
         }
     }

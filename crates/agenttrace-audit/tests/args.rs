@@ -22,3 +22,25 @@ fn a_time_that_is_not_one_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn verify_of_a_log_that_does_not_exist_cannot_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ingest = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--org", "real", "-"])
+        .stdin(std::fs::File::open("/dev/null").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(ingest.status.code(), Some(0), "{}", String::from_utf8_lossy(&ingest.stderr));
+    // A typo in --org, or in --data-dir: exit 2, one line naming what is missing.
+    for (data_dir, org) in [(data.as_path(), "no-such-org"), (std::path::Path::new("/nonexistent"), "x")] {
+        let out = Command::new(BIN).arg("--data-dir").arg(data_dir).args(["verify", "--org", org]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{org}: {err}");
+        assert!(err.contains(&format!("no log for organization {org}")), "{err}");
+    }
+    assert!(!std::path::Path::new("/nonexistent").exists(), "a read creates nothing");
+}

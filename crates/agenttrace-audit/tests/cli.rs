@@ -132,9 +132,10 @@ fn verify_exit_codes() {
     assert!(stderr(&out).starts_with("error: --org"), "{}", stderr(&out));
     let out = run(dir.path(), &["verify", "--org", "org-1", "--since", "whenever"]);
     assert_eq!(out.status.code(), Some(2));
-    // An organization without events has a valid, empty log.
+    // An organization without a log is not "valid": nothing was checked.
     let out = run(dir.path(), &["verify", "--org", "org-1"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no log for organization org-1"), "{}", stderr(&out));
 }
 
 /// SIGKILL during a durable ingest: every receipt printed before the kill is

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use audit_service::{TimeRange, verify_log};
+use audit_service::{TimeRange, Verifier};
 use audit_storage::local::LocalStore;
 use audit_testkit::serve::{Served, free_port, http};
 use serde_json::Value;
@@ -113,7 +113,9 @@ fn two_thousand_organizations_under_256_file_descriptors() {
                 && system.contains("audit_log.events_dropped");
             assert!(stored || dropped, "{org}: a 202 event is stored or recorded as dropped");
         }
-        let report = rt.block_on(verify_log(&store, org, TimeRange::default())).unwrap();
+        let report = rt
+            .block_on(Verifier::new(&store).danger_unsigned_checkpoints().range(TimeRange::default()).verify(org))
+            .unwrap();
         assert!(report.valid && report.total_events == 1, "{org}: {report:?}");
     }
 }
@@ -203,6 +205,10 @@ fn reads_of_an_organization_without_a_log_create_nothing() {
         let (s, body) = server.request("GET", path, None, "").unwrap();
         assert_eq!(s, 200, "{path}: {body}");
     }
+    // Verifying what does not exist is not "valid".
+    let (s, body) = server.request("GET", "/v1/integrity?organization_id=ghost", None, "").unwrap();
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("no log for organization ghost"), "{body}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(server.stop().success());
     assert!(!data.join("logs").join("ghost").try_exists().unwrap(), "no directory for a log-less organization");

@@ -485,6 +485,15 @@ pub(crate) async fn get_integrity(
 ) -> Result<Response, ApiError> {
     let (p, org) = scoped(&principal, Scope::Verify, raw, &["start_time", "end_time"])?;
     let range = TimeRange { since: time(&p, "start_time")?, until: time(&p, "end_time")? };
+    let exists = state
+        .service()
+        .has_log(&org)
+        .await
+        .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "cannot read storage", e))?;
+    if !exists {
+        // "valid" would be a promise about events that do not exist.
+        return Err(ApiError::new(ErrorCode::NotFound, format!("no log for organization {org}: nothing to verify")));
+    }
     let report = state.verify_shared(&org, range).await?;
     let mut details = Object::new();
     details.insert("valid", Value::Bool(report.valid));

@@ -11,7 +11,7 @@
 //!     ──▶ receipts resolved
 //! ```
 //!
-//! Reading back (`verify_log`, `export_jsonl`) goes straight to storage.
+//! Reading back (`Verifier`, `export_jsonl`) goes straight to storage.
 
 mod checkpoint;
 mod clock;
@@ -39,10 +39,7 @@ pub use evidence::{EvidenceError, EvidenceSummary, export_evidence, verify_evide
 pub use export::{CSV_COLUMNS, ExportFormat, export_events};
 pub use helpers::{Actor, AuditHelper, EvaluationStage};
 pub use query::{QueryError, QueryPage, query_events};
-pub use read::{
-    CheckpointSources, ExportError, TimeRange, export_jsonl, for_each_stored_line, verify_log, verify_log_checked,
-    verify_log_with_key,
-};
+pub use read::{ExportError, TimeRange, Verifier, VerifyError, export_jsonl, for_each_stored_line};
 pub use scope::{ScopeError, ScopeState};
 pub use service::{
     Accepted, AuditService, CounterValues, Counters, Health, OrganizationHealth, PendingReceipt, Reservation,

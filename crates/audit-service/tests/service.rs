@@ -10,7 +10,7 @@ use audit_core::Timestamp;
 use audit_core::event::{Action, ActorType, EventDraft};
 use audit_core::sample::sample_draft;
 use audit_service::{
-    AuditConfig, AuditService, CaptureError, Clock, FullQueuePolicy, TimeRange, export_jsonl, verify_log,
+    AuditConfig, AuditService, CaptureError, Clock, FullQueuePolicy, TimeRange, Verifier, export_jsonl,
 };
 use audit_storage::local::LocalStore;
 
@@ -113,7 +113,12 @@ async fn many_tasks_many_organizations_gapless_sequences() {
     service.stop().await;
     let storage = LocalStore::new(dir.path());
     for org in &orgs {
-        let report = verify_log(&storage, org, TimeRange::default()).await.unwrap();
+        let report = Verifier::new(&storage)
+            .danger_unsigned_checkpoints()
+            .range(TimeRange::default())
+            .verify(org)
+            .await
+            .unwrap();
         assert!(report.valid, "{org}: {:?}", report.errors);
         assert_eq!(
             (report.total_events, report.first_sequence, report.last_sequence),
@@ -251,7 +256,15 @@ async fn timestamps_never_decrease_when_the_clock_steps_back() {
     let b = service.capture_durable(sample_draft("org-1", 2)).await.unwrap();
     assert_eq!(b.receipt.timestamp, a.receipt.timestamp);
     service.stop().await;
-    assert!(verify_log(&LocalStore::new(dir.path()), "org-1", TimeRange::default()).await.unwrap().valid);
+    assert!(
+        Verifier::new(&LocalStore::new(dir.path()))
+            .danger_unsigned_checkpoints()
+            .range(TimeRange::default())
+            .verify("org-1")
+            .await
+            .unwrap()
+            .valid
+    );
 }
 
 #[tokio::test]
@@ -280,7 +293,7 @@ async fn time_range_verification_checks_the_link_into_the_range() {
     service.stop().await;
     let storage = LocalStore::new(dir.path());
     let range = TimeRange { since: Some(stamps[4]), until: Some(stamps[8]) };
-    let report = verify_log(&storage, "org-1", range).await.unwrap();
+    let report = Verifier::new(&storage).danger_unsigned_checkpoints().range(range).verify("org-1").await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!((report.total_events, report.first_sequence, report.last_sequence), (4, Some(4), Some(7)));
 
@@ -289,7 +302,7 @@ async fn time_range_verification_checks_the_link_into_the_range() {
     let text = std::fs::read_to_string(&path).unwrap();
     let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| l).collect();
     std::fs::write(&path, kept.join("\n") + "\n").unwrap();
-    let report = verify_log(&storage, "org-1", range).await.unwrap();
+    let report = Verifier::new(&storage).danger_unsigned_checkpoints().range(range).verify("org-1").await.unwrap();
     assert!(!report.valid);
     assert_eq!(report.errors[0].sequence, Some(4));
 }
@@ -432,10 +445,20 @@ async fn a_restart_resumes_the_tree_from_the_checkpoint_frontier() {
         .renamed("audit.test/org-1")
         .unwrap()
         .verifier();
-    let report =
-        audit_service::verify_log_with_key(&LocalStore::new(dir.path()), "org-1", TimeRange::default(), Some(&key))
-            .await
-            .unwrap();
+    let report = audit_service::Verifier::new(&LocalStore::new(dir.path()))
+        .key(&key)
+        .range(TimeRange::default())
+        .verify("org-1")
+        .await
+        .unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 202);
+}
+
+#[tokio::test]
+async fn verification_without_a_key_must_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let refused = Verifier::new(&store).verify("org-1").await.unwrap_err();
+    assert!(matches!(refused, audit_service::VerifyError::NoKey), "{refused}");
 }

@@ -82,6 +82,24 @@ pub(crate) async fn open_index(backends: &Backends) -> anyhow::Result<Arc<dyn Ev
     }
 }
 
+/// Whether `organization_id` has a log: events or a checkpoint in storage,
+/// or (locally) its directory, so that an empty but existing log is still a
+/// log. A read-only command on an organization without one says so rather
+/// than report an empty log as valid.
+pub(crate) async fn log_exists(
+    backends: &Backends,
+    store: &dyn LogStore,
+    organization_id: &str,
+) -> anyhow::Result<bool> {
+    if !store.chunks(organization_id).await?.is_empty() || store.latest_checkpoint(organization_id).await?.is_some() {
+        return Ok(true);
+    }
+    Ok(match backends.storage {
+        StorageChoice::Local => LocalStore::new(&backends.data_dir).log_dir(organization_id).try_exists()?,
+        StorageChoice::S3(_) => false,
+    })
+}
+
 /// Refuses organization ids that cannot name a log, before touching storage.
 pub(crate) fn check_org(org: &str) -> anyhow::Result<()> {
     anyhow::ensure!(

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use audit_service::Clock as _;
-use audit_service::{CheckpointSources, SystemClock, TimeRange, verify_log_checked};
+use audit_service::{SystemClock, TimeRange, Verifier};
 
 use crate::{exit, timearg};
 
@@ -56,9 +56,32 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         ),
         None => None,
     };
+    if !super::log_exists(backends, store.as_ref(), &args.org).await? {
+        anyhow::bail!(
+            "no log for organization {} in {} (check --org and --data-dir); nothing was verified",
+            args.org,
+            backends.describe_storage()
+        );
+    }
     let mirror = super::open_mirror(backends).await?;
-    let sources = CheckpointSources { key: key.as_ref(), mirror: mirror.as_deref(), trusted: trusted.as_deref() };
-    let report = verify_log_checked(store.as_ref(), &args.org, range, &sources).await?;
+    let mut verifier = Verifier::new(store.as_ref()).range(range);
+    verifier = match &key {
+        Some(k) => verifier.key(k),
+        None => {
+            eprintln!(
+                "warning: no checkpoint verifier key (no signing key in {} and no --key): checkpoint signatures are not checked",
+                data_dir.display()
+            );
+            verifier.danger_unsigned_checkpoints()
+        }
+    };
+    if let Some(m) = mirror.as_deref() {
+        verifier = verifier.mirror(m);
+    }
+    if let Some(t) = trusted.as_deref() {
+        verifier = verifier.trusted(t);
+    }
+    let report = verifier.verify(&args.org).await?;
     if args.json {
         let mut out = std::io::stdout().lock();
         out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;

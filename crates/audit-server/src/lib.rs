@@ -83,7 +83,16 @@ impl AppState {
     /// Verification also checks each organization's checkpoint signature,
     /// under `<origin>/<organization_id>` with this key.
     pub fn with_checkpoint_key(self, signer: audit_core::note::SignerKey, origin: String) -> AppState {
-        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("configure the state before cloning it"));
+        // A state already cloned is copied (verifications in flight stay with
+        // the old one): configuring never depends on the order of calls.
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| StateInner {
+            service: shared.service.clone(),
+            keys: shared.keys.clone(),
+            no_auth: shared.no_auth,
+            metrics: shared.metrics.clone(),
+            verifications: Mutex::new(HashMap::new()),
+            checkpoint_key: shared.checkpoint_key.clone(),
+        });
         inner.checkpoint_key = Some((signer, origin));
         AppState { inner: Arc::new(inner) }
     }

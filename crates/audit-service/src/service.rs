@@ -175,7 +175,18 @@ pub struct PendingReceipt {
 impl PendingReceipt {
     /// Waits until the event is durable (or failed).
     pub async fn wait(self) -> Result<DurableReceipt, CaptureError> {
-        self.rx.await.unwrap_or_else(|_| Err(CaptureError::Storage("the log's worker stopped before answering".into())))
+        self.await
+    }
+}
+
+/// A pending receipt is itself a future (no allocation to wait on it).
+impl std::future::Future for PendingReceipt {
+    type Output = Result<DurableReceipt, CaptureError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| Err(CaptureError::Storage("the log's worker stopped before answering".into())))
+        })
     }
 }
 
@@ -587,10 +598,11 @@ impl AuditService {
         if !self.is_running() {
             return Err(CaptureError::Stopped);
         }
-        let permit = Arc::clone(&self.shared.permits).try_acquire_owned().map_err(|_| {
-            self.shared.counters.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
-            CaptureError::QueueFull { event: Box::default() }
-        })?;
+        // Not counted as a rejection: no event exists yet (the caller decides
+        // what to do without a slot, and counts that itself).
+        let permit = Arc::clone(&self.shared.permits)
+            .try_acquire_owned()
+            .map_err(|_| CaptureError::QueueFull { event: Box::default() })?;
         Ok(Reservation { service: self.clone(), permit })
     }
 

@@ -7,10 +7,13 @@
 //! head is ready, with its status and duration.
 //!
 //! ```text
-//! request ─▶ excluded? ─▶ (closed policy: can the audit log take an event? else 503)
-//!         ─▶ inner service ─▶ response ─▶ event: method, path|route, status, duration,
-//!            actor (UserExtractor), client IP (peer, or X-Forwarded-For behind trusted
-//!            proxies), user agent, request id, producer id + sequence ─▶ capture
+//! request ─▶ excluded? ─▶ (closed policy: reserve a queue slot, else 503 without
+//!            running the handler)
+//!         ─▶ from the head (service.rs): actor (UserExtractor), client IP (peer, or
+//!            X-Forwarded-For behind trusted proxies), method, path|route, user agent,
+//!            request id, producer id + sequence; values cut and escaped to fit
+//!         ─▶ inner service ─▶ response (future.rs): status, duration ─▶ capture
+//!            (durable paths answer once the receipt arrives)
 //! ```
 //!
 //! ```no_run
@@ -28,8 +31,12 @@
 //! # }
 //! ```
 
+mod future;
 mod jwt;
 mod layer;
+mod service;
 
+pub use future::ResponseFuture;
 pub use jwt::JwtUserExtractor;
-pub use layer::{AuditLayer, AuditService as AuditMiddleware, FailurePolicy, UserExtractor, UserInfo};
+pub use layer::{AuditLayer, FailurePolicy, UserExtractor, UserInfo};
+pub use service::AuditMiddleware;

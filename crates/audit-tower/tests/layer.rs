@@ -254,3 +254,19 @@ async fn rs256_tokens_are_verified_with_the_public_key() {
         "wrong audience and an HS256 token (algorithm confusion) are anonymous"
     );
 }
+
+#[tokio::test]
+async fn configuring_a_clone_never_panics_and_clones_share_one_producer() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = started(dir.path()).await;
+    let first = AuditLayer::new(audit.clone());
+    let second = first.clone().failure_policy(FailurePolicy::Closed).exclude_paths(["/health"]);
+    assert_eq!(first.producer_id(), second.producer_id());
+    // Each keeps its own settings: the first still serves (open policy) after the audit log stops.
+    audit.stop().await;
+    let res = app(first.clone()).oneshot(request("/v1/traces/a", "203.0.113.5", &[])).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app(second.clone()).oneshot(request("/v1/traces/a", "203.0.113.5", &[])).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(first.missed(), 2, "misses are counted once per layer, whatever its clones");
+}

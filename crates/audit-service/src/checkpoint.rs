@@ -11,22 +11,7 @@ use audit_core::note::{Checkpoint, SignerKey, sign};
 use audit_core::stored::claimed_hash;
 use tokio::time::Instant;
 
-use crate::service::Shared;
-
-/// Checkpoint settings of a service.
-#[derive(Debug, Clone)]
-pub struct CheckpointConfig {
-    /// The origin prefix (`AUDIT_LOG_ORIGIN`, a schema-less URL); each log's
-    /// origin line and key name is `<origin>/<organization_id>`.
-    pub origin: String,
-    /// The deployment's signing key (renamed per organization).
-    pub signer: SignerKey,
-    /// At most one checkpoint per interval (`AUDIT_CHECKPOINT_INTERVAL`).
-    pub interval: Duration,
-    /// Where checkpoints are published outside the log's own store
-    /// (`AUDIT_CHECKPOINT_MIRROR`): the anchor against rollback of the store.
-    pub mirror: Option<std::sync::Arc<dyn audit_storage::LogStore>>,
-}
+use crate::shared::Shared;
 
 /// The checkpoints found for a log before its writer opened.
 #[derive(Debug, Default)]

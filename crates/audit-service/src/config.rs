@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use audit_core::event::Limits;
+use audit_core::note::SignerKey;
 
 /// What `capture` does when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,4 +82,19 @@ impl Default for AuditConfig {
             record_lifecycle: false,
         }
     }
+}
+
+/// Checkpoint settings of a service.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// The origin prefix (`AUDIT_LOG_ORIGIN`, a schema-less URL); each log's
+    /// origin line and key name is `<origin>/<organization_id>`.
+    pub origin: String,
+    /// The deployment's signing key (renamed per organization).
+    pub signer: SignerKey,
+    /// At most one checkpoint per interval (`AUDIT_CHECKPOINT_INTERVAL`).
+    pub interval: Duration,
+    /// Where checkpoints are published outside the log's own store
+    /// (`AUDIT_CHECKPOINT_MIRROR`): the anchor against rollback of the store.
+    pub mirror: Option<std::sync::Arc<dyn audit_storage::LogStore>>,
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use audit_index::{IndexError, catch_up};
 
-use crate::service::{Shared, lock};
+use crate::shared::Shared;
+use crate::state::lock;
 
 /// How often the indexer looks at storage even without a wake-up (catches
 /// events written by other processes).

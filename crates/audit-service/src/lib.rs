@@ -13,6 +13,7 @@
 //!
 //! Reading back (`Verifier`, `export_jsonl`) goes straight to storage.
 
+mod batcher;
 mod checkpoint;
 mod clock;
 mod config;
@@ -28,21 +29,20 @@ pub mod read;
 mod scope;
 mod sequencer;
 mod service;
+mod shared;
 mod state;
 mod worker;
 
-pub use checkpoint::CheckpointConfig;
 pub use clock::{Clock, SystemClock};
+pub use config::CheckpointConfig;
 pub use config::{AuditConfig, FullQueuePolicy};
 pub use error::CaptureError;
 pub use evidence::{EvidenceError, EvidenceSummary, export_evidence, verify_evidence};
 pub use export::{CSV_COLUMNS, ExportFormat, export_events};
 pub use helpers::{Actor, AuditHelper, EvaluationStage};
 pub use query::{QueryError, QueryPage, query_events};
+pub use queue::DurableReceipt;
 pub use read::{ExportError, TimeRange, Verifier, VerifyError, export_jsonl, for_each_stored_line};
 pub use scope::{ScopeError, ScopeState};
-pub use service::{
-    Accepted, AuditService, CounterValues, Counters, Health, OrganizationHealth, PendingReceipt, Reservation,
-    ServiceBuilder,
-};
-pub use worker::DurableReceipt;
+pub use service::{Accepted, AuditService, Health, PendingReceipt, Reservation, ServiceBuilder};
+pub use state::{CounterValues, Counters, OrganizationHealth};

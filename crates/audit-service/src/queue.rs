@@ -4,10 +4,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use audit_core::event::ValidatedEvent;
+use audit_core::stored::Receipt;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::error::CaptureError;
-use crate::worker::DurableReceipt;
+
+/// A receipt for a durably stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableReceipt {
+    /// The stored event (the original, for a duplicate).
+    pub receipt: Receipt,
+    /// True when this capture was a duplicate and stored nothing new.
+    pub deduplicated: bool,
+}
+
+impl DurableReceipt {
+    /// The receipt as the CLI and the API print it:
+    /// `{"event_id","sequence","timestamp","hash"}` (+ `"deduplicated":true`).
+    pub fn to_object(&self) -> audit_core::json::Object {
+        use audit_core::json::Value;
+        let mut o = audit_core::json::Object::new();
+        o.insert("event_id", Value::String(self.receipt.event_id.clone()));
+        o.insert("sequence", Value::Number(self.receipt.sequence as f64));
+        o.insert("timestamp", Value::String(self.receipt.timestamp.to_string()));
+        o.insert("hash", Value::String(self.receipt.hash.to_hex()));
+        if self.deduplicated {
+            o.insert("deduplicated", Value::Bool(true));
+        }
+        o
+    }
+}
 
 /// Where a durable capture's outcome goes.
 pub(crate) type Reply = oneshot::Sender<Result<DurableReceipt, CaptureError>>;

@@ -12,110 +12,19 @@ use audit_core::json::{Object, Value};
 use audit_index::EventIndex;
 use audit_storage::LogStore;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuditConfig, FullQueuePolicy};
 use crate::error::CaptureError;
 use crate::export::ExportFormat;
 use crate::query::{QueryError, QueryPage};
-use crate::queue::{Msg, Pending, QueueSlot, Reply};
+use crate::queue::{DurableReceipt, Msg, Pending, QueueSlot, Reply};
 use crate::read::ExportError;
-pub use crate::state::OrganizationHealth;
-use crate::state::State;
+use crate::shared::{Shared, WorkerHandle, Workers};
+use crate::state::OrganizationHealth;
 pub(crate) use crate::state::lock;
-use crate::worker::{self, DurableReceipt};
-
-/// Counts of everything that happened to captured events. Nothing is
-/// dropped, rejected or deduplicated without being counted here.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Events accepted into the queue.
-    pub captured: AtomicU64,
-    /// Events written durably.
-    pub committed: AtomicU64,
-    /// Captures answered with an earlier event's receipt.
-    pub deduplicated: AtomicU64,
-    /// Captures refused as invalid.
-    pub rejected_invalid: AtomicU64,
-    /// Captures refused because the queue was full (reject policy).
-    pub rejected_queue_full: AtomicU64,
-    /// Captures refused for reusing an idempotency key with other content.
-    pub idempotency_conflicts: AtomicU64,
-    /// Events that storage failed to write (no receipt given), durable or not.
-    pub failed: AtomicU64,
-    /// Accepted events (no caller waiting) lost for good: storage failed
-    /// them, or the queue refused them in reject mode. Each is recorded in
-    /// an `audit_log.events_dropped` event.
-    pub dropped: AtomicU64,
-    /// Writes (batches) committed.
-    pub batches: AtomicU64,
-    /// Batches another instance beat to the log's tail (shared stores);
-    /// each was re-sequenced after the winner's events and written again.
-    pub write_conflicts: AtomicU64,
-}
-
-/// The values of [`Counters`] at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CounterValues {
-    /// Events accepted into the queue.
-    pub captured: u64,
-    /// Events written durably.
-    pub committed: u64,
-    /// Captures answered with an earlier event's receipt.
-    pub deduplicated: u64,
-    /// Captures refused as invalid.
-    pub rejected_invalid: u64,
-    /// Captures refused because the queue was full (reject policy).
-    pub rejected_queue_full: u64,
-    /// Captures refused for reusing an idempotency key with other content.
-    pub idempotency_conflicts: u64,
-    /// Batches re-sequenced after another instance's events.
-    pub write_conflicts: u64,
-    /// Events storage failed to write.
-    pub failed: u64,
-    /// Accepted events lost for good (recorded as `audit_log.events_dropped`).
-    pub dropped: u64,
-    /// Writes committed.
-    pub batches: u64,
-}
-
-impl CounterValues {
-    /// Name and value of each counter (metrics, the health route).
-    pub fn named(&self) -> [(&'static str, u64); 10] {
-        [
-            ("captured", self.captured),
-            ("committed", self.committed),
-            ("deduplicated", self.deduplicated),
-            ("rejected_invalid", self.rejected_invalid),
-            ("rejected_queue_full", self.rejected_queue_full),
-            ("idempotency_conflicts", self.idempotency_conflicts),
-            ("write_conflicts", self.write_conflicts),
-            ("failed", self.failed),
-            ("dropped", self.dropped),
-            ("batches", self.batches),
-        ]
-    }
-}
-
-impl Counters {
-    /// The current values.
-    pub fn values(&self) -> CounterValues {
-        let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        CounterValues {
-            captured: v(&self.captured),
-            committed: v(&self.committed),
-            deduplicated: v(&self.deduplicated),
-            rejected_invalid: v(&self.rejected_invalid),
-            rejected_queue_full: v(&self.rejected_queue_full),
-            idempotency_conflicts: v(&self.idempotency_conflicts),
-            write_conflicts: v(&self.write_conflicts),
-            failed: v(&self.failed),
-            dropped: v(&self.dropped),
-            batches: v(&self.batches),
-        }
-    }
-}
+use crate::state::{CounterValues, Counters, State};
+use crate::worker;
 
 /// A snapshot of the service's state (the seed's `/audit/health`, and more).
 /// Service-wide figures are for operators; [`Health::organizations`] holds
@@ -190,101 +99,6 @@ impl std::future::Future for PendingReceipt {
     }
 }
 
-#[derive(Debug)]
-struct WorkerHandle {
-    tx: mpsc::UnboundedSender<Msg>,
-    generation: u64,
-    join: JoinHandle<()>,
-}
-
-/// The live workers, and one turn-taking lock per organization: a new
-/// worker for an organization waits until the one before it (retiring) has
-/// released the log's files, so the two never meet at the storage fence.
-#[derive(Debug, Default)]
-struct Workers {
-    live: HashMap<String, WorkerHandle>,
-    turns: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn LogStore>,
-    pub(crate) config: AuditConfig,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) counters: Counters,
-    pub(crate) state: State,
-    permits: Arc<Semaphore>,
-    workers: Mutex<Workers>,
-    /// One permit per log open for writing (`max_open_logs`).
-    pub(crate) open_logs: Arc<Semaphore>,
-    /// Wakes an idle worker to retire when a new log needs a permit.
-    pub(crate) log_pressure: Notify,
-    next_generation: AtomicU64,
-    running: AtomicBool,
-    pub(crate) index: Option<Arc<dyn EventIndex>>,
-    /// Per organization: events indexed.
-    pub(crate) indexed: Mutex<HashMap<String, u64>>,
-    /// Organizations with commits the index has not seen yet.
-    pub(crate) index_dirty: Mutex<HashSet<String>>,
-    pub(crate) index_wake: Notify,
-    pub(crate) index_error: Mutex<Option<String>>,
-    indexer: Mutex<Option<JoinHandle<()>>>,
-    /// Set once every worker has finished: the indexer does a last pass and ends.
-    pub(crate) indexer_stop: AtomicBool,
-    /// This service instance's id (a UUIDv7 taken at start).
-    instance: String,
-    /// Checkpoint settings (none: no checkpoints are written).
-    pub(crate) checkpoints: Option<crate::checkpoint::CheckpointConfig>,
-}
-
-impl Shared {
-    /// Removes a worker from the registry, only if it is still the one
-    /// registered and nothing is waiting in its channel (sends happen under
-    /// the same lock, so none can arrive after this). True when it left.
-    pub(crate) fn retire_worker(
-        &self,
-        organization_id: &str,
-        generation: u64,
-        idle_only: Option<&mpsc::UnboundedReceiver<Msg>>,
-    ) -> bool {
-        let mut workers = lock(&self.workers);
-        if idle_only.is_some_and(|rx| !rx.is_empty()) {
-            return false;
-        }
-        if workers.live.get(organization_id).is_some_and(|w| w.generation == generation) {
-            workers.live.remove(organization_id);
-        }
-        true
-    }
-
-    /// Forgets an organization's turn lock once no worker holds or awaits it.
-    pub(crate) fn release_turn(&self, organization_id: &str) {
-        let mut workers = lock(&self.workers);
-        if !workers.live.contains_key(organization_id)
-            && workers.turns.get(organization_id).is_some_and(|t| Arc::strong_count(t) == 1)
-        {
-            workers.turns.remove(organization_id);
-        }
-    }
-
-    /// Called by a worker after a commit: storage now holds `next_sequence` events.
-    pub(crate) fn note_committed(&self, organization_id: &str, next_sequence: u64) {
-        self.state.note_committed(organization_id, next_sequence);
-        if self.index.is_some() {
-            lock(&self.index_dirty).insert(organization_id.to_owned());
-            self.index_wake.notify_one();
-        }
-    }
-
-    /// An accepted event (no caller waiting) that will never be stored:
-    /// counted, and recorded as `audit_log.events_dropped` by the reporter.
-    pub(crate) fn note_lost(&self, p: &Pending, reason: &'static str) {
-        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        self.state.note_dropped(p.event.organization_id(), reason, p.producer());
-        tracing::error!(organization_id = p.event.organization_id(), event_id = %p.event_id, reason, "accepted event lost; recorded as audit_log.events_dropped");
-    }
-}
-
 /// Builds an [`AuditService`]: storage is required; configuration, clock
 /// and query index are optional (without an index, queries are refused and
 /// exports scan storage).
@@ -294,12 +108,12 @@ pub struct ServiceBuilder {
     config: AuditConfig,
     clock: Arc<dyn Clock>,
     index: Option<Arc<dyn EventIndex>>,
-    checkpoints: Option<crate::checkpoint::CheckpointConfig>,
+    checkpoints: Option<crate::config::CheckpointConfig>,
 }
 
 impl ServiceBuilder {
     /// Sign and store checkpoints of every log (SPEC §6).
-    pub fn checkpoints(mut self, config: crate::checkpoint::CheckpointConfig) -> Self {
+    pub fn checkpoints(mut self, config: crate::config::CheckpointConfig) -> Self {
         self.checkpoints = Some(config);
         self
     }

@@ -17,6 +17,97 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Counts of everything that happened to captured events. Nothing is
+/// dropped, rejected or deduplicated without being counted here.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events accepted into the queue.
+    pub captured: AtomicU64,
+    /// Events written durably.
+    pub committed: AtomicU64,
+    /// Captures answered with an earlier event's receipt.
+    pub deduplicated: AtomicU64,
+    /// Captures refused as invalid.
+    pub rejected_invalid: AtomicU64,
+    /// Captures refused because the queue was full (reject policy).
+    pub rejected_queue_full: AtomicU64,
+    /// Captures refused for reusing an idempotency key with other content.
+    pub idempotency_conflicts: AtomicU64,
+    /// Events that storage failed to write (no receipt given), durable or not.
+    pub failed: AtomicU64,
+    /// Accepted events (no caller waiting) lost for good: storage failed
+    /// them, or the queue refused them in reject mode. Each is recorded in
+    /// an `audit_log.events_dropped` event.
+    pub dropped: AtomicU64,
+    /// Writes (batches) committed.
+    pub batches: AtomicU64,
+    /// Batches another instance beat to the log's tail (shared stores);
+    /// each was re-sequenced after the winner's events and written again.
+    pub write_conflicts: AtomicU64,
+}
+
+/// The values of [`Counters`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CounterValues {
+    /// Events accepted into the queue.
+    pub captured: u64,
+    /// Events written durably.
+    pub committed: u64,
+    /// Captures answered with an earlier event's receipt.
+    pub deduplicated: u64,
+    /// Captures refused as invalid.
+    pub rejected_invalid: u64,
+    /// Captures refused because the queue was full (reject policy).
+    pub rejected_queue_full: u64,
+    /// Captures refused for reusing an idempotency key with other content.
+    pub idempotency_conflicts: u64,
+    /// Batches re-sequenced after another instance's events.
+    pub write_conflicts: u64,
+    /// Events storage failed to write.
+    pub failed: u64,
+    /// Accepted events lost for good (recorded as `audit_log.events_dropped`).
+    pub dropped: u64,
+    /// Writes committed.
+    pub batches: u64,
+}
+
+impl CounterValues {
+    /// Name and value of each counter (metrics, the health route).
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        [
+            ("captured", self.captured),
+            ("committed", self.committed),
+            ("deduplicated", self.deduplicated),
+            ("rejected_invalid", self.rejected_invalid),
+            ("rejected_queue_full", self.rejected_queue_full),
+            ("idempotency_conflicts", self.idempotency_conflicts),
+            ("write_conflicts", self.write_conflicts),
+            ("failed", self.failed),
+            ("dropped", self.dropped),
+            ("batches", self.batches),
+        ]
+    }
+}
+
+impl Counters {
+    /// The current values.
+    pub fn values(&self) -> CounterValues {
+        let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterValues {
+            captured: v(&self.captured),
+            committed: v(&self.committed),
+            deduplicated: v(&self.deduplicated),
+            rejected_invalid: v(&self.rejected_invalid),
+            rejected_queue_full: v(&self.rejected_queue_full),
+            idempotency_conflicts: v(&self.idempotency_conflicts),
+            write_conflicts: v(&self.write_conflicts),
+            failed: v(&self.failed),
+            dropped: v(&self.dropped),
+            batches: v(&self.batches),
+        }
+    }
+}
+
 /// One organization's figures.
 #[derive(Debug, Default)]
 struct OrgState {

@@ -22,37 +22,12 @@ use audit_core::stored::{Receipt, StoredEvent};
 use audit_storage::{LogWriter, StorageError, StorageErrorKind};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+use crate::batcher::{BatchPolicy, Batcher, stored_bytes};
 use crate::checkpoint::Checkpointer;
 use crate::error::CaptureError;
-use crate::queue::{Msg, Pending};
+use crate::queue::{DurableReceipt, Msg, Pending};
 use crate::sequencer::{Decision, Sequencer};
-use crate::service::Shared;
-
-/// A receipt for a durably stored event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DurableReceipt {
-    /// The stored event (the original, for a duplicate).
-    pub receipt: Receipt,
-    /// True when this capture was a duplicate and stored nothing new.
-    pub deduplicated: bool,
-}
-
-impl DurableReceipt {
-    /// The receipt as the CLI and the API print it:
-    /// `{"event_id","sequence","timestamp","hash"}` (+ `"deduplicated":true`).
-    pub fn to_object(&self) -> audit_core::json::Object {
-        use audit_core::json::Value;
-        let mut o = audit_core::json::Object::new();
-        o.insert("event_id", Value::String(self.receipt.event_id.clone()));
-        o.insert("sequence", Value::Number(self.receipt.sequence as f64));
-        o.insert("timestamp", Value::String(self.receipt.timestamp.to_string()));
-        o.insert("hash", Value::String(self.receipt.hash.to_hex()));
-        if self.deduplicated {
-            o.insert("deduplicated", Value::Bool(true));
-        }
-        o
-    }
-}
+use crate::shared::Shared;
 
 fn reply(p: Pending, outcome: Result<DurableReceipt, CaptureError>) {
     if let Some(tx) = p.reply {
@@ -207,11 +182,15 @@ async fn serve_log(
     // Set when another log waits for an open-log permit: flush now, then retire.
     let mut pressed = false;
 
-    let mut buffer: Vec<Pending> = Vec::new();
-    let mut flush_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut batch = Gathered::new(BatchPolicy {
+        flush_at_events: config.batch_size,
+        interval: config.batch_interval,
+        max_events: config.max_batch_events,
+        max_bytes: config.max_batch_bytes,
+    });
     let mut closing = false;
-    while !closing || !buffer.is_empty() {
-        if buffer.is_empty() && flush_waiters.is_empty() {
+    while !closing || !batch.buffer.is_empty() {
+        if batch.buffer.is_empty() && batch.flush_waiters.is_empty() {
             // Idle: wait for work, the next checkpoint, or the time to retire.
             let due = checkpointer.as_ref().and_then(Checkpointer::due_at);
             let retire_at = if pressed { idle_since } else { idle_since + config.worker_idle_timeout };
@@ -222,7 +201,7 @@ async fn serve_log(
                 () = shared.log_pressure.notified() => Idle::Retire,
             };
             match next {
-                Idle::Message(Some(msg)) => take(msg, &mut buffer, &mut flush_waiters),
+                Idle::Message(Some(msg)) => batch.take(msg),
                 Idle::Message(None) => break,
                 Idle::CheckpointDue => {
                     if let Some(c) = checkpointer.as_mut() {
@@ -245,21 +224,19 @@ async fn serve_log(
                 }
             }
         }
-        let deadline = tokio::time::Instant::now() + config.batch_interval;
         loop {
             while let Ok(msg) = rx.try_recv() {
-                take(msg, &mut buffer, &mut flush_waiters);
+                batch.take(msg);
             }
-            let urgent = !flush_waiters.is_empty() || buffer.iter().any(|p| p.reply.is_some());
-            if urgent || closing || buffer.len() >= config.batch_size {
+            if closing || batch.batcher.ready(tokio::time::Instant::now()) {
                 break;
             }
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => take(msg, &mut buffer, &mut flush_waiters),
+                    Some(msg) => batch.take(msg),
                     None => closing = true,
                 },
-                () = tokio::time::sleep_until(deadline) => break,
+                () = sleep_until_some(batch.batcher.deadline()) => {}
                 // A batch waiting for its interval holds a file permit another log needs.
                 () = shared.log_pressure.notified() => {
                     pressed = true;
@@ -267,12 +244,14 @@ async fn serve_log(
                 }
             }
         }
+        batch.batcher.reset();
+        let buffer = &mut batch.buffer;
         let mut conflicts_in_a_row = 0;
         while !buffer.is_empty() {
-            let n = batch_len(&buffer, config.max_batch_events, config.max_batch_bytes);
-            let batch: Vec<Pending> = buffer.drain(..n).collect();
+            let n = batch.batcher.next_write_len(buffer.iter().map(|p| stored_bytes(&p.event)));
+            let write: Vec<Pending> = buffer.drain(..n).collect();
             let before = sequencer.remembered();
-            let outcome = commit(shared, &organization_id, writer.as_mut(), &mut sequencer, batch).await;
+            let outcome = commit(shared, &organization_id, writer.as_mut(), &mut sequencer, write).await;
             match outcome {
                 Committed::Appended(appended) => {
                     conflicts_in_a_row = 0;
@@ -319,7 +298,7 @@ async fn serve_log(
             c.write_if_due(shared, &organization_id, false).await;
         }
         idle_since = tokio::time::Instant::now();
-        for done in flush_waiters.drain(..) {
+        for done in batch.flush_waiters.drain(..) {
             let _ = done.send(());
         }
         if rx.is_closed() && rx.is_empty() {
@@ -341,23 +320,30 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     }
 }
 
-fn take(msg: Msg, buffer: &mut Vec<Pending>, flush_waiters: &mut Vec<oneshot::Sender<()>>) {
-    match msg {
-        Msg::Event(p) => buffer.push(p),
-        Msg::Flush(done) => flush_waiters.push(done),
-    }
+/// What a worker has gathered for its next write.
+struct Gathered {
+    buffer: Vec<Pending>,
+    flush_waiters: Vec<oneshot::Sender<()>>,
+    batcher: Batcher,
 }
 
-fn batch_len(buffer: &[Pending], max_events: usize, max_bytes: usize) -> usize {
-    let mut bytes = 0;
-    for (i, p) in buffer.iter().enumerate().take(max_events) {
-        // The stored line is the input plus ~330 bytes of service members.
-        bytes += p.event.canonical_input().len() + 330;
-        if bytes > max_bytes && i > 0 {
-            return i;
+impl Gathered {
+    fn new(policy: BatchPolicy) -> Self {
+        Gathered { buffer: Vec::new(), flush_waiters: Vec::new(), batcher: Batcher::new(policy) }
+    }
+
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Event(p) => {
+                self.batcher.push(stored_bytes(&p.event), p.reply.is_some(), tokio::time::Instant::now());
+                self.buffer.push(p);
+            }
+            Msg::Flush(done) => {
+                self.batcher.mark_urgent();
+                self.flush_waiters.push(done);
+            }
         }
     }
-    buffer.len().min(max_events)
 }
 
 /// How many times in a row a batch may lose the tail to other writers

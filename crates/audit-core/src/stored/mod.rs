@@ -110,6 +110,22 @@ pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
     SealedEvent { line, hash }
 }
 
+/// The most bytes [`seal`] adds to an event's canonical input: the six
+/// service members at their longest (`sequence` up to 2^53, 16 digits).
+/// A stored line is at most `canonical_input().len() + SEAL_MAX_BYTES`
+/// bytes (plus its newline) — what batching counts, before sealing.
+pub const SEAL_MAX_BYTES: usize = sealed_member(b"event_id", 36 + 2)
+    + sealed_member(b"hash", 64 + 2)
+    + sealed_member(b"previous_hash", 64 + 2)
+    + sealed_member(b"schema_version", 1)
+    + sealed_member(b"sequence", 16)
+    + sealed_member(b"timestamp", 27 + 2);
+
+/// `,"<name>":<value>`: a comma, the quoted name, a colon and the value.
+const fn sealed_member(name: &[u8], value_bytes: usize) -> usize {
+    name.len() + 4 + value_bytes
+}
+
 /// The `,"hash":"` marker that precedes the hash in a canonical line.
 const HASH_MARKER: &[u8] = b",\"hash\":\"";
 
@@ -354,6 +370,14 @@ mod tests {
         let hash = Hash::of(&to_canonical(&Value::Object(obj.clone())));
         obj.insert("hash", Value::String(hash.to_hex()));
         SealedEvent { line: to_canonical(&Value::Object(obj)), hash }
+    }
+
+    #[test]
+    fn sealing_adds_at_most_seal_max_bytes() {
+        let event = sample();
+        let longest = Seal { sequence: crate::event::MAX_SAFE_INTEGER, ..seal0() };
+        assert_eq!(seal(&event, &longest).line.len(), event.canonical_input().len() + SEAL_MAX_BYTES);
+        assert!(seal(&event, &seal0()).line.len() < event.canonical_input().len() + SEAL_MAX_BYTES);
     }
 
     #[test]

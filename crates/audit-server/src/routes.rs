@@ -159,7 +159,7 @@ fn capture_error(e: CaptureError, index: Option<usize>) -> ApiError {
             at("idempotency_key"),
             format!("key {key:?} was already used for a different event"),
         ),
-        CaptureError::Storage(why) => {
+        CaptureError::Storage { message: why, .. } => {
             ApiError::internal(ErrorCode::StorageUnavailable, "storage is unavailable; nothing was stored", why)
         }
         CaptureError::Stopped => ApiError::new(ErrorCode::ServiceStopped, "the service is shutting down"),

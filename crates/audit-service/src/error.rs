@@ -1,6 +1,7 @@
 //! Why a capture failed. Callers match on the variant.
 
 use audit_core::event::{EventDraft, ValidationError};
+use audit_storage::StorageErrorKind;
 
 /// A capture that did not succeed. No variant means the event was stored.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -22,8 +23,14 @@ pub enum CaptureError {
         key: String,
     },
     /// Storage failed: the event was not stored (no receipt).
-    #[error("storage failure, event not stored: {0}")]
-    Storage(String),
+    #[error("storage failure, event not stored: {message}")]
+    Storage {
+        /// What kind of failure (a busy lock, an I/O error, a log refusing
+        /// appends, …), to branch on.
+        kind: StorageErrorKind,
+        /// What failed and where.
+        message: String,
+    },
     /// The service is stopped or stopping.
     #[error("the audit service is not running")]
     Stopped,
@@ -36,8 +43,14 @@ impl CaptureError {
             CaptureError::Invalid(_) => "invalid_event",
             CaptureError::QueueFull { .. } => "queue_full",
             CaptureError::IdempotencyConflict { .. } => "idempotency_conflict",
-            CaptureError::Storage(_) => "storage_unavailable",
+            CaptureError::Storage { .. } => "storage_unavailable",
             CaptureError::Stopped => "service_stopped",
         }
+    }
+}
+
+impl CaptureError {
+    pub(crate) fn storage(kind: StorageErrorKind, message: impl Into<String>) -> Self {
+        CaptureError::Storage { kind, message: message.into() }
     }
 }

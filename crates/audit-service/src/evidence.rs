@@ -187,20 +187,39 @@ pub fn is_evidence_header(first_line: &[u8]) -> bool {
     )
 }
 
+/// Why a file could not be checked as an evidence bundle at all (a bundle
+/// that fails its checks is a report with `valid: false`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// No lines.
+    #[error("the bundle is empty")]
+    Empty,
+    /// The first line is not a bundle header.
+    #[error("line 1 is not the bundle's header")]
+    NoHeader,
+    /// The header lacks a member.
+    #[error("line 1: the header has no {0}")]
+    HeaderMissing(&'static str),
+    /// The checkpoint in the header cannot be read at all.
+    #[error("the bundle's checkpoint: {0}")]
+    Checkpoint(String),
+}
+
 /// Checks an evidence bundle given as its lines. `key` checks the
 /// checkpoint's signature (without one, the report warns that only the
 /// bundle's internal consistency was checked).
 pub fn verify_evidence<'l>(
     mut lines: impl Iterator<Item = &'l [u8]>,
     key: Option<&VerifierKey>,
-) -> Result<VerificationReport, String> {
-    let header = lines.next().ok_or("the bundle is empty")?;
+) -> Result<VerificationReport, BundleError> {
+    let header = lines.next().ok_or(BundleError::Empty)?;
     let Ok(Value::Object(h)) = audit_core::json::parse(header, audit_core::json::NumberPolicy::Exact) else {
-        return Err("line 1 is not the bundle's header".into());
+        return Err(BundleError::NoHeader);
     };
-    let text = |name: &str| match h.get(name) {
+    let text = |name: &'static str| match h.get(name) {
         Some(Value::String(s)) => Ok(s.clone()),
-        _ => Err(format!("line 1: the header has no {name}")),
+        _ => Err(BundleError::HeaderMissing(name)),
     };
     let (note, org) = (text("checkpoint")?, text("organization_id")?);
     let mut errors: Vec<Finding> = Vec::new();
@@ -221,7 +240,7 @@ pub fn verify_evidence<'l>(
         }
         Err((kind, detail)) => {
             errors.push(finding(kind, None, None, format!("the bundle's checkpoint: {detail}")));
-            read_checkpoint(note.as_bytes(), None).map_err(|(_, d)| format!("the bundle's checkpoint: {d}"))?.0
+            read_checkpoint(note.as_bytes(), None).map_err(|(_, d)| BundleError::Checkpoint(d))?.0
         }
     };
     if !checkpoint.origin.ends_with(&format!("/{org}")) {

@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audit_core::Timestamp;
-use audit_core::event::{Action, ActorType, EventDraft, ValidatedEvent};
+use audit_core::event::{Action, EventDraft, ValidatedEvent};
 use audit_core::filter::AuditEventFilter;
-use audit_core::json::{Object, Value};
+use audit_core::json::Object;
 use audit_index::EventIndex;
 use audit_storage::LogStore;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
@@ -21,52 +20,10 @@ use crate::query::{QueryError, QueryPage};
 use crate::queue::{DurableReceipt, Msg, Pending, QueueSlot, Reply};
 use crate::read::ExportError;
 use crate::shared::{Shared, WorkerHandle, Workers};
-use crate::state::OrganizationHealth;
+pub use crate::state::Health;
 pub(crate) use crate::state::lock;
-use crate::state::{CounterValues, Counters, State};
+use crate::state::{Counters, State};
 use crate::worker;
-
-/// A snapshot of the service's state (the seed's `/audit/health`, and more).
-/// Service-wide figures are for operators; [`Health::organizations`] holds
-/// each tenant's own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
-    /// Accepting events.
-    pub running: bool,
-    /// Events accepted but not yet committed, all organizations.
-    pub queue_size: usize,
-    /// Events remembered for deduplication and idempotency, all organizations.
-    pub recent_events: u64,
-    /// When the last batch was committed, any organization.
-    pub last_flush: Option<Timestamp>,
-    /// How long its write + sync took, in microseconds.
-    pub last_flush_micros: Option<u64>,
-    /// Logs open for writing now (bounded by `max_open_logs`).
-    pub open_logs: usize,
-    /// Counter values.
-    pub counters: CounterValues,
-    /// Per organization, keyed by its id: progress, queue, memory, last
-    /// flush and whether its log refuses appends.
-    pub organizations: Vec<OrganizationHealth>,
-    /// The last indexing failure, if any.
-    pub index_error: Option<String>,
-}
-
-impl Health {
-    /// One organization's figures (default, all empty, for one this service has not seen).
-    pub fn organization(&self, organization_id: &str) -> OrganizationHealth {
-        self.organizations.iter().find(|o| o.organization_id == organization_id).cloned().unwrap_or_else(|| {
-            OrganizationHealth { organization_id: organization_id.to_owned(), ..OrganizationHealth::default() }
-        })
-    }
-
-    /// Organizations whose logs refuse appends, with why.
-    pub fn refusing_appends(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.organizations
-            .iter()
-            .filter_map(|o| o.refusing_appends.as_deref().map(|why| (o.organization_id.as_str(), why)))
-    }
-}
 
 /// A capture accepted into the queue (not yet durable).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +35,7 @@ pub struct Accepted {
 /// A durable capture in flight; [`PendingReceipt::wait`] gives its receipt.
 #[derive(Debug)]
 pub struct PendingReceipt {
-    rx: oneshot::Receiver<Result<DurableReceipt, CaptureError>>,
+    pub(crate) rx: oneshot::Receiver<Result<DurableReceipt, CaptureError>>,
 }
 
 impl PendingReceipt {
@@ -94,7 +51,12 @@ impl std::future::Future for PendingReceipt {
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.rx).poll(cx).map(|answer| {
-            answer.unwrap_or_else(|_| Err(CaptureError::Storage("the log's worker stopped before answering".into())))
+            answer.unwrap_or_else(|_| {
+                Err(CaptureError::storage(
+                    audit_storage::StorageErrorKind::Unexpected,
+                    "the log's worker stopped before answering",
+                ))
+            })
         })
     }
 }
@@ -165,7 +127,7 @@ impl ServiceBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct AuditService {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl AuditService {
@@ -256,80 +218,6 @@ impl AuditService {
         self.shared.running.load(Ordering::Acquire)
     }
 
-    /// One of the service's own events. Each names this service instance
-    /// (and its process), so that two starts a minute apart are two events,
-    /// not one deduplicated one.
-    fn system_event(&self, event_type: &str, action: Action, mut metadata: Object) -> EventDraft {
-        metadata.insert("instance", Value::String(self.shared.instance.clone()));
-        metadata.insert("pid", Value::Number(f64::from(std::process::id())));
-        EventDraft {
-            organization_id: self.shared.config.system_organization.clone(),
-            event_type: event_type.into(),
-            action: Some(action),
-            actor_type: Some(ActorType::System),
-            actor_id: Some("agenttrace-audit".into()),
-            metadata: (!metadata.is_empty()).then_some(metadata),
-            ..Default::default()
-        }
-    }
-
-    /// Records the events lost since the last report, per organization, as
-    /// `audit_log.events_dropped` events — in the system organization's log
-    /// and in the organization's own (where verification shows the
-    /// producer ranges as known losses, SPEC §6). A report that cannot be
-    /// written is kept and tried again at the next tick.
-    async fn report_drops(&self) {
-        for (org, dropped) in self.shared.state.take_dropped() {
-            let mut metadata = Object::new();
-            metadata.insert("organization_id", Value::String(org.clone()));
-            metadata.insert("count", Value::Number(dropped.count as f64));
-            let reasons = dropped.reasons.iter().map(|r| Value::String((*r).into())).collect();
-            metadata.insert("reasons", Value::Array(reasons));
-            let producers: Vec<Value> = dropped
-                .producers
-                .iter()
-                .flat_map(|(id, ranges)| {
-                    ranges.iter().map(move |(from, to)| {
-                        let mut p = Object::new();
-                        p.insert("producer_id", Value::String(id.clone()));
-                        p.insert("from", Value::Number(*from as f64));
-                        p.insert("to", Value::Number(*to as f64));
-                        Value::Object(p)
-                    })
-                })
-                .collect();
-            if !producers.is_empty() {
-                metadata.insert("producers", Value::Array(producers));
-            }
-            let mut logs = vec![self.shared.config.system_organization.clone()];
-            if org != self.shared.config.system_organization {
-                logs.push(org.clone());
-            }
-            let mut recorded = true;
-            for log in logs {
-                let mut draft = self.system_event(audit_core::stored::EVENTS_DROPPED, Action::Other, metadata.clone());
-                draft.organization_id = log;
-                if let Err(e) = self.record_service_event(draft).await {
-                    tracing::error!(organization_id = %org, error = %e, "cannot record audit_log.events_dropped; will retry");
-                    recorded = false;
-                }
-            }
-            if !recorded {
-                // Retried whole: the system log may then hold the report twice, never zero times.
-                self.shared.state.restore_dropped(org, dropped);
-            }
-        }
-    }
-
-    /// Writes one of the service's own records durably, bypassing the queue
-    /// bound (such a record must not be refused in turn).
-    async fn record_service_event(&self, draft: EventDraft) -> Result<DurableReceipt, CaptureError> {
-        let event = draft.validate(&self.shared.config.limits)?;
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(event, Some(tx), None)?;
-        PendingReceipt { rx }.wait().await
-    }
-
     fn validate(&self, draft: EventDraft) -> Result<ValidatedEvent, CaptureError> {
         if !self.is_running() {
             return Err(CaptureError::Stopped);
@@ -354,7 +242,7 @@ impl AuditService {
         }
     }
 
-    fn enqueue(
+    pub(crate) fn enqueue(
         &self,
         event: ValidatedEvent,
         reply: Option<Reply>,

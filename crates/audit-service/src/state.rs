@@ -290,6 +290,48 @@ impl State {
     }
 }
 
+/// A snapshot of the service's state (the seed's `/audit/health`, and more).
+/// Service-wide figures are for operators; [`Health::organizations`] holds
+/// each tenant's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Accepting events.
+    pub running: bool,
+    /// Events accepted but not yet committed, all organizations.
+    pub queue_size: usize,
+    /// Events remembered for deduplication and idempotency, all organizations.
+    pub recent_events: u64,
+    /// When the last batch was committed, any organization.
+    pub last_flush: Option<Timestamp>,
+    /// How long its write + sync took, in microseconds.
+    pub last_flush_micros: Option<u64>,
+    /// Logs open for writing now (bounded by `max_open_logs`).
+    pub open_logs: usize,
+    /// Counter values.
+    pub counters: CounterValues,
+    /// Per organization, keyed by its id: progress, queue, memory, last
+    /// flush and whether its log refuses appends.
+    pub organizations: Vec<OrganizationHealth>,
+    /// The last indexing failure, if any.
+    pub index_error: Option<String>,
+}
+
+impl Health {
+    /// One organization's figures (default, all empty, for one this service has not seen).
+    pub fn organization(&self, organization_id: &str) -> OrganizationHealth {
+        self.organizations.iter().find(|o| o.organization_id == organization_id).cloned().unwrap_or_else(|| {
+            OrganizationHealth { organization_id: organization_id.to_owned(), ..OrganizationHealth::default() }
+        })
+    }
+
+    /// Organizations whose logs refuse appends, with why.
+    pub fn refusing_appends(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.organizations
+            .iter()
+            .filter_map(|o| o.refusing_appends.as_deref().map(|why| (o.organization_id.as_str(), why)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use audit_core::event::ValidatedEvent;
-use audit_core::stored::{Receipt, StoredEvent};
 use audit_storage::{LogWriter, StorageError, StorageErrorKind};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
@@ -26,6 +25,7 @@ use crate::batcher::{BatchPolicy, Batcher, stored_bytes};
 use crate::checkpoint::Checkpointer;
 use crate::error::CaptureError;
 use crate::queue::{DurableReceipt, Msg, Pending};
+use crate::readback::{follow_other_writers, remember_recent};
 use crate::sequencer::{Decision, Sequencer};
 use crate::shared::Shared;
 
@@ -39,12 +39,12 @@ fn reply(p: Pending, outcome: Result<DurableReceipt, CaptureError>) {
 /// Fails an event storage could not take: the durable caller gets the
 /// error; an accepted event (nobody waiting) is counted as lost and
 /// recorded (`audit_log.events_dropped`), never silently gone.
-fn fail(shared: &Shared, p: Pending, why: &str) {
+fn fail(shared: &Shared, p: Pending, kind: StorageErrorKind, why: &str) {
     shared.counters.failed.fetch_add(1, Ordering::Relaxed);
     if p.reply.is_none() {
         shared.note_lost(&p, "storage_failed");
     }
-    reply(p, Err(CaptureError::Storage(why.to_owned())));
+    reply(p, Err(CaptureError::storage(kind, why)));
 }
 
 /// A worker that cannot write: it leaves the registry (so the next capture
@@ -54,13 +54,14 @@ async fn refuse_all(
     organization_id: &str,
     generation: u64,
     rx: &mut mpsc::UnboundedReceiver<Msg>,
+    kind: StorageErrorKind,
     why: String,
 ) {
     shared.retire_worker(organization_id, generation, None);
     rx.close();
     while let Some(msg) = rx.recv().await {
         match msg {
-            Msg::Event(p) => fail(shared, p, &why),
+            Msg::Event(p) => fail(shared, p, kind, &why),
             Msg::Flush(done) => drop(done.send(())),
         }
     }
@@ -143,14 +144,14 @@ async fn serve_log(
         Ok(a) => a,
         Err(why) => {
             tracing::error!(organization_id, why, "cannot read the log's checkpoints");
-            return refuse_all(shared, &organization_id, generation, rx, why).await;
+            return refuse_all(shared, &organization_id, generation, rx, StorageErrorKind::Io, why).await;
         }
     };
     let mut writer = match open_writer(shared, &organization_id).await {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(organization_id, error = %e, "cannot open the log for writing");
-            return refuse_all(shared, &organization_id, generation, rx, e.to_string()).await;
+            return refuse_all(shared, &organization_id, generation, rx, e.kind, e.to_string()).await;
         }
     };
     let recovery = writer.recovery().clone();
@@ -173,7 +174,7 @@ async fn serve_log(
             Err(why) => {
                 tracing::error!(organization_id, why, "refusing to append");
                 shared.state.note_refusing(&organization_id, &why);
-                return refuse_all(shared, &organization_id, generation, rx, why).await;
+                return refuse_all(shared, &organization_id, generation, rx, StorageErrorKind::Poisoned, why).await;
             }
         };
     shared.state.note_committed(&organization_id, recovery.tail.next_sequence);
@@ -282,12 +283,20 @@ async fn serve_log(
                         Err(why) => {
                             tracing::error!(organization_id, why, "cannot follow the log's other writers");
                             for p in retry.into_iter().chain(buffer.drain(..)) {
-                                fail(shared, p, &why);
+                                fail(shared, p, StorageErrorKind::Unexpected, &why);
                             }
                             // The sequencer stands at an old tail: this worker retires and
                             // the next capture starts a new one from what storage holds.
                             shared.state.note_remembered(&organization_id, -(before as i64));
-                            return refuse_all(shared, &organization_id, generation, rx, why).await;
+                            return refuse_all(
+                                shared,
+                                &organization_id,
+                                generation,
+                                rx,
+                                StorageErrorKind::Unexpected,
+                                why,
+                            )
+                            .await;
                         }
                     }
                 }
@@ -358,51 +367,6 @@ enum Committed {
     /// Another writer took the tail first: nothing was written, nobody was
     /// answered yet; these must be sequenced again after its events.
     Lost(Vec<Pending>),
-}
-
-/// After another writer appended at our tail, adopts its events: the
-/// sequencer moves past them remembering them (so deduplication and
-/// idempotency span instances), the Merkle tree takes their hashes, and the
-/// writer resumes after them. Optimistic: if yet more was appended
-/// meanwhile, the next append's fence says so and this runs again.
-async fn follow_other_writers(
-    shared: &Shared,
-    organization_id: &str,
-    writer: &mut dyn LogWriter,
-    sequencer: &mut Sequencer,
-    mut checkpointer: Option<&mut Checkpointer>,
-) -> Result<(), String> {
-    // Chunks are named by their first sequence: follow them one by one.
-    loop {
-        let from = sequencer.next_sequence();
-        let read = shared.store.read_chunk_at(organization_id, from).await.map_err(|e| e.to_string())?;
-        let Some(bytes) = read else { break };
-        let chunk = format!("the chunk at {from}");
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let event = StoredEvent::parse_line(line)
-                .map_err(|e| format!("{chunk}: an event written by another instance is invalid ({e}); run verify"))?;
-            let receipt = event.receipt();
-            if receipt.sequence == sequencer.next_sequence() && event.previous_hash != sequencer.tail().last_hash {
-                return Err(format!(
-                    "{}: sequence {} does not link to the event before it (run verify)",
-                    chunk, receipt.sequence
-                ));
-            }
-            if !sequencer.adopt_stored(&event.body, receipt.clone()) {
-                return Err(format!(
-                    "{chunk}: sequence {} does not follow {} (fork or gap; run verify)",
-                    receipt.sequence,
-                    sequencer.next_sequence()
-                ));
-            }
-            if let Some(c) = checkpointer.as_deref_mut() {
-                c.push(&receipt.hash);
-            }
-        }
-    }
-    writer.resume_at(sequencer.tail()).map_err(|e| e.to_string())?;
-    shared.note_committed(organization_id, sequencer.next_sequence());
-    Ok(())
 }
 
 async fn commit(
@@ -477,70 +441,9 @@ async fn commit(
             }
             let why = e.to_string();
             for (p, _) in waiting {
-                fail(shared, p, &why);
+                fail(shared, p, e.kind, &why);
             }
             Committed::Appended(Vec::new())
         }
     }
-}
-
-/// Reads the newest events back from storage so that deduplication and
-/// idempotency survive restarts (SPEC §5: enforced from what storage holds).
-async fn remember_recent(
-    shared: &Shared,
-    organization_id: &str,
-    sequencer: &mut Sequencer,
-) -> Result<(), audit_storage::StorageError> {
-    let span = sequencer.memory_span();
-    let cutoff = shared.clock.now().add_micros(-(span.as_micros() as i64));
-    let chunks = shared.store.chunks(organization_id).await?;
-    // One list per chunk, newest chunk first.
-    let mut recent: Vec<Vec<(ValidatedEvent, Receipt)>> = Vec::new();
-    // Newest first, more reads in flight the further back the window
-    // reaches (1, 2, 4, … 16): on an object store each chunk is one small
-    // object and round trips, not bytes, are the cost; a short window
-    // still reads one chunk.
-    let mut newest_first = chunks.iter().rev().peekable();
-    let mut in_flight = 1;
-    'groups: while newest_first.peek().is_some() {
-        let group: Vec<_> = newest_first.by_ref().take(in_flight).collect();
-        in_flight = (in_flight * 2).min(READ_BACK_IN_FLIGHT);
-        let reads = group.iter().map(|chunk| shared.store.read_chunk(organization_id, chunk));
-        for bytes in futures_util::future::try_join_all(reads).await? {
-            if remember_chunk(&bytes, cutoff, &mut recent) {
-                break 'groups;
-            }
-        }
-    }
-    for (event, receipt) in recent.into_iter().rev().flatten() {
-        sequencer.remember_stored(&event, receipt);
-    }
-    Ok(())
-}
-
-/// Chunks read back at once, at most, when rebuilding deduplication memory.
-const READ_BACK_IN_FLIGHT: usize = 16;
-
-/// Adds a chunk's events at or after `cutoff` to `recent` (one list per
-/// chunk, newest chunk first); true when the chunk reaches back past the
-/// cutoff, so older chunks need not be read.
-fn remember_chunk(
-    bytes: &[u8],
-    cutoff: audit_core::Timestamp,
-    recent: &mut Vec<Vec<(ValidatedEvent, Receipt)>>,
-) -> bool {
-    let mut oldest = None;
-    let mut in_chunk = Vec::new();
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(event) = StoredEvent::parse_line(line) else {
-            continue;
-        };
-        oldest = oldest.or(Some(event.timestamp));
-        if event.timestamp >= cutoff {
-            let receipt = event.receipt();
-            in_chunk.push((event.body, receipt));
-        }
-    }
-    recent.push(in_chunk);
-    oldest.is_some_and(|t| t < cutoff)
 }

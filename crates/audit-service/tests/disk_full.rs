@@ -75,7 +75,8 @@ async fn a_full_disk_fails_batches_without_receipts_and_appends_resume_after_spa
     for n in 0..1000 {
         match service.capture_durable(sample_draft("org-1", n)).await {
             Ok(r) => receipts.push(r.receipt),
-            Err(CaptureError::Storage(why)) => {
+            Err(CaptureError::Storage { kind, message: why }) => {
+                assert_eq!(kind, audit_storage::StorageErrorKind::Io);
                 assert!(why.contains("No space left"), "{why}");
                 failures += 1;
                 if failures == 5 {

@@ -15,10 +15,10 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuditConfig, FullQueuePolicy};
 use crate::error::CaptureError;
-use crate::export::ExportFormat;
-use crate::query::{QueryError, QueryPage};
 use crate::queue::{DurableReceipt, Msg, Pending, QueueSlot, Reply};
 use crate::read::ExportError;
+use crate::read::export::ExportFormat;
+use crate::read::query::{QueryError, QueryPage};
 use crate::shared::{Shared, WorkerHandle, Workers};
 pub use crate::state::Health;
 pub(crate) use crate::state::lock;
@@ -388,7 +388,7 @@ impl AuditService {
     /// against storage (SPEC §8).
     pub async fn query_events(&self, filter: &AuditEventFilter) -> Result<QueryPage, QueryError> {
         let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
-        crate::query::query_events(self.shared.store.as_ref(), index.as_ref(), filter).await
+        crate::read::query::query_events(self.shared.store.as_ref(), index.as_ref(), filter).await
     }
 
     /// The event with this id in `organization_id`'s log, through the index.
@@ -398,7 +398,7 @@ impl AuditService {
         event_id: &str,
     ) -> Result<Option<audit_core::stored::StoredEvent>, QueryError> {
         let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
-        crate::query::find_event(self.shared.store.as_ref(), index.as_ref(), organization_id, event_id).await
+        crate::read::query::find_event(self.shared.store.as_ref(), index.as_ref(), organization_id, event_id).await
     }
 
     /// The query index, if the service keeps one.
@@ -417,7 +417,7 @@ impl AuditService {
         filter
             .check()
             .map_err(|e| ExportError::Output(std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())))?;
-        crate::export::export_events(self.shared.store.as_ref(), filter, format, out, &mut |_| {}).await
+        crate::read::export::export_events(self.shared.store.as_ref(), filter, format, out, &mut |_| {}).await
     }
 
     /// Events indexed per organization, as far as this service knows.

@@ -29,9 +29,9 @@ use audit_core::stored::check_line;
 use audit_core::verify::{Finding, FindingKind, Notice, VerificationReport};
 use audit_storage::{LogStore, StorageError};
 
-use crate::export::ExportFormat;
-use crate::proofs::leaves;
-use crate::read::read_checkpoint;
+use crate::read::export::ExportFormat;
+use crate::read::proofs::leaves;
+use crate::read::stored::read_checkpoint;
 
 /// The `format` of the bundle's first line.
 pub const EVIDENCE_FORMAT: &str = "agenttrace-evidence/1";
@@ -67,7 +67,7 @@ pub enum EvidenceError {
     Mismatch(String),
     /// Reading storage or the export failed.
     #[error(transparent)]
-    Export(#[from] crate::read::ExportError),
+    Export(#[from] crate::read::stored::ExportError),
     /// Reading storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -93,8 +93,8 @@ pub async fn export_evidence(
     let (checkpoint, _) = read_checkpoint(&note_bytes, key).map_err(|(_, detail)| bad(detail))?;
     let note = String::from_utf8(note_bytes).map_err(|_| bad("not UTF-8".into()))?;
     let leaves = leaves(store, &org, checkpoint.size).await.map_err(|e| match e {
-        crate::proofs::ProofRequestError::Storage(s) => EvidenceError::Storage(s),
-        crate::proofs::ProofRequestError::OutOfRange(_) => EvidenceError::Mismatch(org.clone()),
+        crate::read::proofs::ProofRequestError::Storage(s) => EvidenceError::Storage(s),
+        crate::read::proofs::ProofRequestError::OutOfRange(_) => EvidenceError::Mismatch(org.clone()),
     })?;
     let tree = ProofTree::new(&leaves);
     if tree.root() != checkpoint.root {
@@ -107,7 +107,7 @@ pub async fn export_evidence(
     out.write_all(&audit_core::canonical::to_canonical(&Value::Object(header)))?;
     out.write_all(b"\n")?;
     let mut writer = ProofInterleaver { out, tree: &tree, partial: Vec::new(), events: 0, newer: 0, failure: None };
-    crate::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, progress).await?;
+    crate::read::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, progress).await?;
     if let Some(e) = writer.failure.take() {
         return Err(e);
     }

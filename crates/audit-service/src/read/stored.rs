@@ -321,10 +321,10 @@ async fn anchor_range_ends(
             return Ok(());
         }
     };
-    let leaves = match crate::proofs::leaves(store, organization_id, cp.size).await {
+    let leaves = match crate::read::proofs::leaves(store, organization_id, cp.size).await {
         Ok(l) => l,
-        Err(crate::proofs::ProofRequestError::Storage(e)) => return Err(e),
-        Err(crate::proofs::ProofRequestError::OutOfRange(detail)) => {
+        Err(crate::read::proofs::ProofRequestError::Storage(e)) => return Err(e),
+        Err(crate::read::proofs::ProofRequestError::OutOfRange(detail)) => {
             v.push_finding(FindingKind::Truncated, None, detail);
             return Ok(());
         }

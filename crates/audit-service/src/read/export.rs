@@ -10,7 +10,7 @@ use audit_core::json::{Object, Value};
 use audit_core::stored::StoredEvent;
 use audit_storage::LogStore;
 
-use crate::read::{ExportError, TimeRange, for_each_stored_line};
+use crate::read::stored::{ExportError, TimeRange, for_each_stored_line};
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,11 +169,11 @@ pub async fn export_events(
     match format {
         // Fast paths: the stored bytes are the export.
         ExportFormat::Jsonl if filter.is_time_range_only() => {
-            written = crate::read::export_jsonl(store, org, range, out).await?;
+            written = crate::read::stored::export_jsonl(store, org, range, out).await?;
         }
         ExportFormat::Json if filter.is_time_range_only() => {
             let mut array = ArrayWriter::new(&mut *out)?;
-            written = crate::read::export_jsonl(store, org, range, &mut array).await?;
+            written = crate::read::stored::export_jsonl(store, org, range, &mut array).await?;
             array.finish()?;
         }
         ExportFormat::Jsonl | ExportFormat::Json => {

@@ -5,7 +5,7 @@ use audit_core::note::VerifierKey;
 use audit_core::verify::VerificationReport;
 use audit_storage::{LogStore, StorageError};
 
-use crate::read::{CheckpointSources, TimeRange, verify_log_checked};
+use crate::read::stored::{CheckpointSources, TimeRange, verify_log_checked};
 
 /// How checkpoint signatures are checked.
 #[derive(Debug, Clone, Copy)]

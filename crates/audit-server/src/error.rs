@@ -116,3 +116,37 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// A query the index could not answer: a bad filter is the caller's (400),
+/// anything else an outage (503) whose details stay in the log.
+impl From<audit_service::QueryError> for ApiError {
+    fn from(e: audit_service::QueryError) -> Self {
+        match e {
+            audit_service::QueryError::Filter(f) => ApiError::field(ErrorCode::InvalidParameter, f.field, f.problem),
+            audit_service::QueryError::NoIndex => {
+                ApiError::new(ErrorCode::IndexUnavailable, "this service has no query index")
+            }
+            other => ApiError::internal(ErrorCode::IndexUnavailable, "the query could not be answered", other),
+        }
+    }
+}
+
+/// A proof out of range is the caller's (400); storage trouble an outage.
+impl From<audit_service::proofs::ProofRequestError> for ApiError {
+    fn from(e: audit_service::proofs::ProofRequestError) -> Self {
+        match e {
+            audit_service::proofs::ProofRequestError::OutOfRange(why) => {
+                ApiError::field(ErrorCode::InvalidParameter, "tree_size", why)
+            }
+            other => ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the log for a proof", other),
+        }
+    }
+}
+
+/// Storage that cannot be read: an outage; the storage error's text is
+/// logged, never sent.
+impl From<audit_storage::StorageError> for ApiError {
+    fn from(e: audit_storage::StorageError) -> Self {
+        ApiError::internal(ErrorCode::StorageUnavailable, "storage is unavailable", e)
+    }
+}

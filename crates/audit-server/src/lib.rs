@@ -12,6 +12,7 @@
 //! code → status table ([`error::ErrorCode::status`]).
 
 mod auth;
+mod body;
 pub mod error;
 pub mod keys;
 mod openapi;
@@ -247,15 +248,15 @@ async fn get_metrics(axum::extract::State(state): axum::extract::State<AppState>
 /// [`metrics_app`] serves it on its own listener).
 pub fn app(state: AppState, serve_metrics: bool) -> Router {
     let mut router = Router::new()
-        .route("/v1/events", post(routes::post_events).get(routes::get_events))
-        .route("/v1/events/{event_id}", get(routes::get_event))
-        .route("/v1/export", get(routes::get_export))
-        .route("/v1/integrity", get(routes::get_integrity))
-        .route("/v1/audit/health", get(routes::get_audit_health))
-        .route("/v1/checkpoint", get(routes::get_checkpoint))
-        .route("/v1/events/{event_id}/proof", get(routes::get_inclusion_proof))
-        .route("/v1/consistency", get(routes::get_consistency_proof))
-        .route("/health", get(routes::get_health))
+        .route("/v1/events", post(routes::events::post_events).get(routes::events::get_events))
+        .route("/v1/events/{event_id}", get(routes::events::get_event))
+        .route("/v1/export", get(routes::export::get_export))
+        .route("/v1/integrity", get(routes::integrity::get_integrity))
+        .route("/v1/audit/health", get(routes::health::get_audit_health))
+        .route("/v1/checkpoint", get(routes::integrity::get_checkpoint))
+        .route("/v1/events/{event_id}/proof", get(routes::integrity::get_inclusion_proof))
+        .route("/v1/consistency", get(routes::integrity::get_consistency_proof))
+        .route("/health", get(routes::health::get_health))
         .route("/openapi.json", get(openapi::serve_openapi))
         // Bodies are read by the handler with its own limit and JSON error.
         .layer(DefaultBodyLimit::disable());

@@ -1,14 +1,14 @@
 //! Streaming an export as an HTTP body with flat memory.
 //!
-//! The export writes through `std::io::Write`; it runs on a blocking thread
-//! and hands 256 KiB chunks through a bounded channel (four chunks) to the
+//! The export writes through `std::io::Write` on one blocking thread and
+//! hands 256 KiB chunks through a bounded tokio channel (four chunks) to the
 //! response body, so a slow client slows the export instead of growing
-//! memory. If the export fails midway the body ends early and the error is
-//! logged (the status line has already been sent).
+//! memory. If the export fails midway, the body ends with an error: the
+//! transfer is aborted (no final chunk), so the client sees a broken
+//! download, never a `200` that looks complete. The error is logged.
 
+use std::future::Future;
 use std::io::Write;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 
 use audit_core::filter::AuditEventFilter;
 use audit_service::ExportFormat;
@@ -18,8 +18,33 @@ use crate::AppState;
 
 const CHUNK: usize = 256 * 1024;
 
+/// Sends into the body's channel from the export's blocking thread, waiting
+/// (parked, no spinning) while the client is slow. The export runs inside
+/// `Handle::block_on`, where tokio's own `blocking_send` refuses to block, so
+/// this polls the send future with a waker that unparks this thread.
+fn send_from_thread(tx: &tokio::sync::mpsc::Sender<Piece>, piece: Piece) -> Result<(), ()> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut send = std::pin::pin!(tx.send(piece));
+    loop {
+        match send.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => return result.map_err(drop),
+            std::task::Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// One piece of the body: a chunk, or the error that ends it early.
+type Piece = Result<Bytes, std::io::Error>;
+
 struct ChunkWriter {
-    tx: SyncSender<Bytes>,
+    tx: tokio::sync::mpsc::Sender<Piece>,
     buf: Vec<u8>,
 }
 
@@ -35,9 +60,8 @@ impl Write for ChunkWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-            self.tx
-                .send(chunk)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+            send_from_thread(&self.tx, Ok(chunk))
+                .map_err(|()| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
         }
         Ok(())
     }
@@ -55,7 +79,8 @@ pub(crate) fn export_body(state: AppState, filter: AuditEventFilter, format: Exp
     streamed(move |out, handle| {
         let result = handle.block_on(state.service().export_events(&filter, format, out));
         let result = finish(&filter, result.map_err(|e| e.to_string()), out);
-        handle.block_on(record_export(&state, &filter, record, result));
+        handle.block_on(record_export(&state, &filter, record, result.clone()));
+        result.map(drop)
     })
 }
 
@@ -72,7 +97,8 @@ pub(crate) fn evidence_body(
         let result =
             handle.block_on(audit_service::export_evidence(store.as_ref(), &filter, key.as_ref(), out, &mut |_| {}));
         let result = finish(&filter, result.map(|s| s.events).map_err(|e| e.to_string()), out);
-        handle.block_on(record_export(&state, &filter, record, result));
+        handle.block_on(record_export(&state, &filter, record, result.clone()));
+        result.map(drop)
     })
 }
 
@@ -106,24 +132,21 @@ async fn record_export(state: &AppState, filter: &AuditEventFilter, record: Read
         .await;
 }
 
-/// Runs `write` on a blocking thread and streams what it writes.
-fn streamed(write: impl FnOnce(&mut ChunkWriter, &tokio::runtime::Handle) + Send + 'static) -> Body {
-    let (tx, rx) = sync_channel::<Bytes>(4);
+/// Runs `write` on a blocking thread and streams what it writes; an error
+/// it returns aborts the body.
+fn streamed(
+    write: impl FnOnce(&mut ChunkWriter, &tokio::runtime::Handle) -> Result<(), String> + Send + 'static,
+) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter { tx, buf: Vec::with_capacity(CHUNK) };
-        write(&mut out, &handle);
+        let mut out = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+        if let Err(e) = write(&mut out, &handle) {
+            // The status line is gone already: ending the body with an error
+            // makes the server abort the transfer instead of completing it.
+            let _ = send_from_thread(&tx, Err(std::io::Error::other(format!("the export failed: {e}"))));
+        }
     });
-    let rx: Arc<Mutex<Receiver<Bytes>>> = Arc::new(Mutex::new(rx));
-    let stream = futures_util::stream::unfold(rx, |rx| async move {
-        let next = {
-            let rx = Arc::clone(&rx);
-            tokio::task::spawn_blocking(move || rx.lock().unwrap_or_else(|p| p.into_inner()).recv().ok())
-                .await
-                .ok()
-                .flatten()
-        };
-        next.map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
-    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|piece| (piece, rx)) });
     Body::from_stream(stream)
 }

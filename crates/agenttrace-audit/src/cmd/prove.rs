@@ -35,7 +35,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     super::check_org(&args.org)?;
     let store = super::open_store(backends).await?;
     let proof = match (args.from, args.to) {
-        (Some(from), Some(to)) => consistency_proof(store.as_ref(), &args.org, from, to).await?,
+        (Some(from), Some(to)) => consistency_proof(store.as_ref(), &args.org, from, to).await?.to_value(),
         _ => {
             let Some(tree_size) = args.tree_size else { bail!("--tree-size is required with --event or --sequence") };
             let sequence = match (&args.event, args.sequence) {
@@ -53,7 +53,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
                 }
                 (None, None) => bail!("give --event ID or --sequence N (inclusion), or --from M --to N (consistency)"),
             };
-            inclusion_proof(store.as_ref(), &args.org, sequence, tree_size).await?
+            inclusion_proof(store.as_ref(), &args.org, sequence, tree_size).await?.to_value()
         }
     };
     let mut out = std::io::stdout().lock();

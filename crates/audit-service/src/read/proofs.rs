@@ -94,26 +94,82 @@ fn hashes(list: &[Hash]) -> Value {
     Value::Array(list.iter().map(|h| Value::String(h.to_hex())).collect())
 }
 
+/// An inclusion proof (RFC 9162).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The event's sequence.
+    pub leaf_index: u64,
+    /// The tree the proof is in.
+    pub tree_size: u64,
+    /// `SHA-256(0x00 || event hash)`.
+    pub leaf_hash: Hash,
+    /// The audit path.
+    pub proof: Vec<Hash>,
+    /// The root of the tree of `tree_size` events.
+    pub root: Hash,
+}
+
+impl InclusionProof {
+    /// `{"leaf_index","tree_size","leaf_hash","proof":[...],"root"}`, hashes in hex.
+    pub fn to_value(&self) -> Value {
+        let mut o = Object::new();
+        o.insert("leaf_index", Value::Number(self.leaf_index as f64));
+        o.insert("tree_size", Value::Number(self.tree_size as f64));
+        o.insert("leaf_hash", Value::String(self.leaf_hash.to_hex()));
+        o.insert("proof", hashes(&self.proof));
+        o.insert("root", Value::String(self.root.to_hex()));
+        Value::Object(o)
+    }
+}
+
+/// A consistency proof (RFC 9162).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    /// The smaller tree size.
+    pub from: u64,
+    /// The larger tree size.
+    pub to: u64,
+    /// The proof's hashes.
+    pub proof: Vec<Hash>,
+    /// The root of the tree of `from` events.
+    pub from_root: Hash,
+    /// The root of the tree of `to` events.
+    pub to_root: Hash,
+}
+
+impl ConsistencyProof {
+    /// `{"from","to","proof":[...],"from_root","to_root"}`, hashes in hex.
+    pub fn to_value(&self) -> Value {
+        let mut o = Object::new();
+        o.insert("from", Value::Number(self.from as f64));
+        o.insert("to", Value::Number(self.to as f64));
+        o.insert("proof", hashes(&self.proof));
+        o.insert("from_root", Value::String(self.from_root.to_hex()));
+        o.insert("to_root", Value::String(self.to_root.to_hex()));
+        Value::Object(o)
+    }
+}
+
 /// The inclusion proof of the event at `sequence` in the tree of `tree_size`.
 pub async fn inclusion_proof(
     store: &dyn LogStore,
     org: &str,
     sequence: u64,
     tree_size: u64,
-) -> Result<Value, ProofRequestError> {
+) -> Result<InclusionProof, ProofRequestError> {
     if sequence >= tree_size {
         return Err(ProofRequestError::OutOfRange(format!("event {sequence} is not in a tree of size {tree_size}")));
     }
     let leaves = leaves(store, org, tree_size).await?;
     let tree = merkle::ProofTree::new(&leaves);
     let proof = tree.inclusion_proof(sequence as usize).map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
-    let mut o = Object::new();
-    o.insert("leaf_index", Value::Number(sequence as f64));
-    o.insert("tree_size", Value::Number(tree_size as f64));
-    o.insert("leaf_hash", Value::String(leaves[sequence as usize].to_hex()));
-    o.insert("proof", hashes(&proof));
-    o.insert("root", Value::String(tree.root().to_hex()));
-    Ok(Value::Object(o))
+    Ok(InclusionProof {
+        leaf_index: sequence,
+        tree_size,
+        leaf_hash: leaves[sequence as usize],
+        proof,
+        root: tree.root(),
+    })
 }
 
 /// The consistency proof between the trees of `from` and `to` events.
@@ -122,18 +178,12 @@ pub async fn consistency_proof(
     org: &str,
     from: u64,
     to: u64,
-) -> Result<Value, ProofRequestError> {
+) -> Result<ConsistencyProof, ProofRequestError> {
     if from > to {
         return Err(ProofRequestError::OutOfRange(format!("from ({from}) is larger than to ({to})")));
     }
     let leaves = leaves(store, org, to).await?;
     let tree = merkle::ProofTree::new(&leaves);
     let proof = tree.consistency_proof(from as usize).map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
-    let mut o = Object::new();
-    o.insert("from", Value::Number(from as f64));
-    o.insert("to", Value::Number(to as f64));
-    o.insert("proof", hashes(&proof));
-    o.insert("from_root", Value::String(tree.root_at(from as usize).to_hex()));
-    o.insert("to_root", Value::String(tree.root().to_hex()));
-    Ok(Value::Object(o))
+    Ok(ConsistencyProof { from, to, proof, from_root: tree.root_at(from as usize), to_root: tree.root() })
 }

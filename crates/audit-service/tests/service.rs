@@ -379,6 +379,9 @@ impl audit_storage::LogStore for CountingStore {
     async fn checkpoint_frontier(&self, org: &str, size: u64) -> Result<Option<Vec<u8>>, audit_storage::StorageError> {
         self.inner.checkpoint_frontier(org, size).await
     }
+    async fn unexpected_versions(&self, org: &str) -> Result<Vec<String>, audit_storage::StorageError> {
+        self.inner.unexpected_versions(org).await
+    }
 }
 
 /// A restarted writer resumes the Merkle tree from the frontier stored with

@@ -345,3 +345,24 @@ async fn a_write_reported_failed_that_landed_is_adopted_not_forked() {
     assert_eq!(report.total_events, 3, "at least once: the event reported failed is stored, once");
     assert_eq!(objects(&bucket).await.len(), 3);
 }
+
+/// The backend conformance suite, each check on a fresh Object-Locked bucket.
+struct S3Harness;
+
+#[async_trait::async_trait]
+impl audit_storage::test_suite::Harness for S3Harness {
+    async fn fresh(&self) -> Arc<dyn LogStore> {
+        let bucket =
+            fresh_bucket("the_s3_backend_passes_the_conformance_suite", true).await.expect("checked at the start");
+        Arc::new(store(&bucket).await)
+    }
+    async fn tear_tail(&self, _: &dyn LogStore, _: &str, _: &[u8]) -> bool {
+        false // objects are written whole: there is no torn tail to cut
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_backend_passes_the_conformance_suite() {
+    let Some(_) = fresh_bucket("the_s3_backend_passes_the_conformance_suite", true).await else { return };
+    audit_storage::test_suite::run_all(&S3Harness).await;
+}

@@ -17,6 +17,8 @@
 mod error;
 pub mod local;
 pub mod org_dir;
+#[cfg(feature = "testing")]
+pub mod test_suite;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -169,21 +171,11 @@ pub trait LogStore: Send + Sync + Debug {
     /// `size` events beside the checkpoint of that size (write-once), so
     /// that a writer can resume the tree without reading the whole log.
     /// Unsigned: a reader trusts it only when its root is the signed one.
-    async fn put_checkpoint_frontier(
-        &self,
-        organization_id: &str,
-        size: u64,
-        peaks: &[u8],
-    ) -> Result<(), StorageError> {
-        let _ = (organization_id, size, peaks);
-        Ok(())
-    }
+    async fn put_checkpoint_frontier(&self, organization_id: &str, size: u64, peaks: &[u8])
+    -> Result<(), StorageError>;
 
     /// The frontier stored beside the checkpoint of `size`, if any.
-    async fn checkpoint_frontier(&self, organization_id: &str, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        let _ = (organization_id, size);
-        Ok(None)
-    }
+    async fn checkpoint_frontier(&self, organization_id: &str, size: u64) -> Result<Option<Vec<u8>>, StorageError>;
 
     /// The newest stored checkpoint (largest size), if any.
     async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError>;
@@ -192,10 +184,7 @@ pub trait LogStore: Send + Sync + Debug {
     /// behind the store's own rules, one sentence each (S3: delete markers
     /// and extra versions under a log's keys; Object Lock protects
     /// versions, not key names). Stores that cannot have any say none.
-    async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError> {
-        let _ = organization_id;
-        Ok(Vec::new())
-    }
+    async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError>;
 
     /// Several `(offset, length)` ranges of one chunk (for fetching query results).
     async fn read_ranges(

@@ -1,0 +1,174 @@
+//! The conformance suite every [`LogStore`] backend passes (feature
+//! `testing`): run it from the backend's own tests with a [`Harness`] that
+//! makes fresh, empty stores. Each check panics with what went wrong.
+//!
+//! ```text
+//! fence            two writers never both append at one position
+//! recovery         a reopened writer resumes at the stored tail
+//! torn_tail        a partial last line is cut on open (where a crash can leave one)
+//! checkpoints      write-once checkpoints and frontiers; the newest is found
+//! chunk_reads      read_chunk_at by first sequence, read_ranges, read_chunk_from
+//! versions         an untouched log has no unexpected versions
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use audit_core::Timestamp;
+use audit_core::sample::sample_log;
+
+use crate::{Batch, LogStore, StorageErrorKind};
+
+/// What the suite needs from a backend's tests.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// A new, empty store (its own directory or bucket).
+    async fn fresh(&self) -> Arc<dyn LogStore>;
+
+    /// Leaves a partial line after the log's last complete one, as a crash
+    /// mid-write would; `false` when the backend cannot have one (objects
+    /// written whole), and the torn-tail check is then skipped.
+    async fn tear_tail(&self, store: &dyn LogStore, organization_id: &str, partial: &[u8]) -> bool;
+}
+
+const ORG: &str = "Suite:Org-1";
+
+fn start() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-28T00:00:00Z").expect("a valid time")
+}
+
+/// Lines `from..to` of `log` as one batch.
+fn batch(log: &[Vec<u8>], from: usize, to: usize) -> Arc<Batch> {
+    let mut bytes = Vec::new();
+    for l in &log[from..to] {
+        bytes.extend_from_slice(l);
+        bytes.push(b'\n');
+    }
+    Arc::new(Batch { first_sequence: from as u64, count: (to - from) as u64, bytes })
+}
+
+/// Every check, in turn.
+pub async fn run_all(h: &dyn Harness) {
+    fence(h).await;
+    recovery(h).await;
+    torn_tail(h).await;
+    checkpoints(h).await;
+    chunk_reads(h).await;
+    versions(h).await;
+}
+
+/// Two writers on one log never both append at the same position: the
+/// second either cannot open (a lock) or loses its conditional write.
+pub async fn fence(h: &dyn Harness) {
+    let store = h.fresh().await;
+    let log = sample_log(ORG, 4, start());
+    // Other events at the same positions (what a forking writer would write).
+    let fork = sample_log(ORG, 4, start().add_micros(1_000_000));
+    let mut first = store.open_writer(ORG).await.expect("the first writer opens");
+    match store.open_writer(ORG).await {
+        Err(e) => assert_eq!(e.kind, StorageErrorKind::Locked, "a refused second writer says Locked: {e}"),
+        Ok(mut second) => {
+            first.append(batch(&log, 0, 2)).await.expect("the first writer appends");
+            let lost = second.append(batch(&fork, 0, 2)).await.expect_err("the stale writer must not append");
+            assert_eq!(lost.kind, StorageErrorKind::Conflict, "{lost}");
+        }
+    }
+    // Another organization is independent of this log's fence.
+    store.open_writer("suite-other").await.expect("another organization's writer opens");
+}
+
+/// A writer reopened after appends resumes at the stored tail.
+pub async fn recovery(h: &dyn Harness) {
+    let store = h.fresh().await;
+    let log = sample_log(ORG, 6, start());
+    {
+        let mut w = store.open_writer(ORG).await.expect("opens");
+        assert_eq!(w.recovery().tail.next_sequence, 0, "an empty log starts at 0");
+        w.append(batch(&log, 0, 3)).await.expect("appends");
+        w.append(batch(&log, 3, 6)).await.expect("appends");
+    }
+    let w = store.open_writer(ORG).await.expect("reopens");
+    let last = audit_core::stored::StoredEvent::parse_line(&log[5]).expect("sample lines parse");
+    assert_eq!(w.recovery().tail.next_sequence, 6);
+    assert_eq!(w.recovery().tail.last_hash, last.hash);
+    assert_eq!(w.recovery().torn_bytes_removed, 0);
+    let mut all = Vec::new();
+    for c in store.chunks(ORG).await.expect("lists") {
+        all.extend(store.read_chunk(ORG, &c).await.expect("reads"));
+    }
+    let expected: Vec<u8> = log.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    assert_eq!(all, expected, "storage holds exactly the appended lines, in order");
+    assert!(store.organizations().await.expect("lists").contains(&ORG.to_owned()));
+}
+
+/// A partial last line is cut when the next writer opens, and only it.
+pub async fn torn_tail(h: &dyn Harness) {
+    let store = h.fresh().await;
+    let log = sample_log(ORG, 5, start());
+    {
+        let mut w = store.open_writer(ORG).await.expect("opens");
+        w.append(batch(&log, 0, 4)).await.expect("appends");
+    }
+    if !h.tear_tail(store.as_ref(), ORG, &log[4][..60]).await {
+        return;
+    }
+    let mut w = store.open_writer(ORG).await.expect("a torn tail is not a reason to refuse");
+    assert_eq!(w.recovery().torn_bytes_removed, 60);
+    assert_eq!(w.recovery().tail.next_sequence, 4);
+    w.append(batch(&log, 4, 5)).await.expect("appends after the cut");
+}
+
+/// Checkpoints and frontiers are write-once; the newest checkpoint is found.
+pub async fn checkpoints(h: &dyn Harness) {
+    let store = h.fresh().await;
+    assert_eq!(store.latest_checkpoint(ORG).await.expect("reads"), None);
+    store.put_checkpoint(ORG, 3, b"note at 3").await.expect("stores");
+    store.put_checkpoint(ORG, 12, b"note at 12").await.expect("stores");
+    store.put_checkpoint(ORG, 7, b"note at 7").await.expect("stores");
+    // Writing a size again never replaces what is stored.
+    let _ = store.put_checkpoint(ORG, 12, b"forged note").await;
+    assert_eq!(store.latest_checkpoint(ORG).await.expect("reads"), Some((12, b"note at 12".to_vec())));
+
+    assert_eq!(store.checkpoint_frontier(ORG, 12).await.expect("reads"), None);
+    store.put_checkpoint_frontier(ORG, 12, &[1; 64]).await.expect("stores");
+    let _ = store.put_checkpoint_frontier(ORG, 12, &[2; 64]).await;
+    assert_eq!(store.checkpoint_frontier(ORG, 12).await.expect("reads"), Some(vec![1; 64]));
+    assert_eq!(store.checkpoint_frontier(ORG, 7).await.expect("reads"), None);
+}
+
+/// Reads by first sequence, by ranges, and from an offset agree with the chunk.
+pub async fn chunk_reads(h: &dyn Harness) {
+    let store = h.fresh().await;
+    let log = sample_log(ORG, 6, start());
+    {
+        let mut w = store.open_writer(ORG).await.expect("opens");
+        w.append(batch(&log, 0, 2)).await.expect("appends");
+        w.append(batch(&log, 2, 6)).await.expect("appends");
+    }
+    let chunks = store.chunks(ORG).await.expect("lists");
+    assert!(!chunks.is_empty());
+    for c in &chunks {
+        let bytes = store.read_chunk(ORG, c).await.expect("reads");
+        let at = store.read_chunk_at(ORG, c.first_sequence).await.expect("reads");
+        assert_eq!(at.as_deref(), Some(bytes.as_slice()), "read_chunk_at({}) is chunk {}", c.first_sequence, c.name);
+        let ranges = [(0, 10), (5, 20), (bytes.len() as u64 - 7, 7)];
+        let got = store.read_ranges(ORG, c, &ranges).await.expect("reads ranges");
+        for ((offset, len), piece) in ranges.iter().zip(&got) {
+            assert_eq!(piece.as_slice(), &bytes[*offset as usize..(*offset + *len) as usize]);
+        }
+        let from = store.read_chunk_from(ORG, c, 11).await.expect("reads from an offset");
+        assert_eq!(from.as_slice(), &bytes[11..]);
+    }
+    assert_eq!(store.read_chunk_at(ORG, 6).await.expect("reads"), None, "no chunk starts past the end");
+    assert_eq!(store.chunks("suite-nobody").await.expect("lists"), Vec::new(), "an unknown log has no chunks");
+}
+
+/// An untouched log shows no evidence of hidden or replaced parts.
+pub async fn versions(h: &dyn Harness) {
+    let store = h.fresh().await;
+    let log = sample_log(ORG, 3, start());
+    let mut w = store.open_writer(ORG).await.expect("opens");
+    w.append(batch(&log, 0, 3)).await.expect("appends");
+    store.put_checkpoint(ORG, 3, b"note").await.expect("stores");
+    assert_eq!(store.unexpected_versions(ORG).await.expect("lists"), Vec::<String>::new());
+}

@@ -126,20 +126,24 @@ async fn anything_else_unexpected_refuses_to_open() {
     assert!(err.to_string().contains("notes.txt"), "{err}");
 }
 
-/// The backend conformance suite over real files.
-struct Local(tempfile::TempDir);
+/// The backend conformance suite over real files. Each fresh store gets its
+/// own directory; the newest is remembered to tear its tail.
+struct Local {
+    root: tempfile::TempDir,
+    newest: std::sync::Mutex<Option<std::path::PathBuf>>,
+}
 
 #[async_trait::async_trait]
 impl audit_storage::test_suite::Harness for Local {
     async fn fresh(&self) -> Arc<dyn LogStore> {
-        Arc::new(LocalStore::new(tempfile::tempdir_in(self.0.path()).unwrap().keep()))
+        let dir = tempfile::tempdir_in(self.root.path()).unwrap().keep();
+        *self.newest.lock().unwrap() = Some(dir.clone());
+        Arc::new(LocalStore::new(dir))
     }
     async fn tear_tail(&self, store: &dyn LogStore, org: &str, partial: &[u8]) -> bool {
-        let chunks = store.chunks(org).await.unwrap();
-        let last = chunks.last().unwrap();
-        let dir = self.0.path();
-        // The store's own directory: find the segment by name under the harness directory.
-        let path = walk(dir).into_iter().find(|p| p.ends_with(&last.name)).unwrap();
+        let last = store.chunks(org).await.unwrap().pop().unwrap();
+        let dir = self.newest.lock().unwrap().clone().unwrap();
+        let path = LocalStore::new(dir).log_dir(org).join(&last.name);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(partial);
         std::fs::write(&path, bytes).unwrap();
@@ -147,16 +151,8 @@ impl audit_storage::test_suite::Harness for Local {
     }
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
-}
-
 #[tokio::test]
 async fn the_local_backend_passes_the_conformance_suite() {
-    audit_storage::test_suite::run_all(&Local(tempfile::tempdir().unwrap())).await;
+    let harness = Local { root: tempfile::tempdir().unwrap(), newest: std::sync::Mutex::new(None) };
+    audit_storage::test_suite::run_all(&harness).await;
 }

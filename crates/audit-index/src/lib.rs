@@ -18,6 +18,8 @@ pub mod postgres;
 mod row;
 mod sql;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod test_suite;
 
 use std::fmt::Debug;
 

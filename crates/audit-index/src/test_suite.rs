@@ -1,0 +1,201 @@
+//! The conformance suite every [`EventIndex`] passes (feature `testing`):
+//! the index's own tests run it against SQLite and PostgreSQL, each on a
+//! fresh, empty index. Each check panics with what went wrong. (Queries
+//! checked against storage, cursors while a log grows and reindexing are
+//! service-level and tested in `audit-service` over both backends too.)
+//!
+//! ```text
+//! progress     applies move progress forward only; re-applying changes nothing
+//! filters      every filter answers what a brute-force scan of the rows answers
+//! paging       limit + cursor cover every event once, ascending and descending
+//! find         an event by id in its own organization, nowhere else
+//! clear        one organization, then all
+//! ```
+
+use audit_core::Timestamp;
+use audit_core::event::{Action, ActorType, Category, Severity};
+use audit_core::filter::{AuditEventFilter, Cursor, Order};
+use audit_core::sample::sample_log;
+use audit_core::stored::StoredEvent;
+use audit_storage::Chunk;
+
+use crate::{EventIndex, Hit, IndexRow, Location, Progress, index_row};
+
+const ORG: &str = "Suite:Index-1";
+const OTHER: &str = "suite-index-2";
+
+fn start() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-28T00:00:00Z").expect("a valid time")
+}
+
+/// A log of `count` events in one chunk, as rows and their stored events.
+fn log(org: &str, count: u64) -> (Vec<IndexRow>, Vec<StoredEvent>, Chunk) {
+    let chunk = Chunk { first_sequence: 0, name: "00000000000000000000.jsonl".into() };
+    let mut offset = 0;
+    let mut rows = Vec::new();
+    let mut events = Vec::new();
+    for line in sample_log(org, count, start()) {
+        let location = Location { chunk: chunk.clone(), offset, len: line.len() as u64 };
+        offset += line.len() as u64 + 1;
+        rows.push(index_row(&line, location).expect("sample lines index"));
+        events.push(StoredEvent::parse_line(&line).expect("sample lines parse"));
+    }
+    (rows, events, chunk)
+}
+
+fn progress_after(rows: &[IndexRow], chunk: &Chunk) -> Progress {
+    let last = rows.last().expect("rows");
+    Progress {
+        next_sequence: rows.len() as u64,
+        chunk: chunk.clone(),
+        offset: last.location.offset + last.location.len + 1,
+    }
+}
+
+/// Indexes `count` sample events of `org` in two applies.
+async fn indexed(index: &dyn EventIndex, org: &str, count: u64) -> Vec<StoredEvent> {
+    let (rows, events, chunk) = log(org, count);
+    let half = rows.len() / 2;
+    index.apply(org, rows[..half].to_vec(), progress_after(&rows[..half], &chunk)).await.expect("applies");
+    index.apply(org, rows[half..].to_vec(), progress_after(&rows, &chunk)).await.expect("applies");
+    events
+}
+
+fn sequences(hits: &[Hit]) -> Vec<u64> {
+    hits.iter().map(|h| h.sequence).collect()
+}
+
+/// Every check, in turn, each on its own organization's rows in `index`
+/// (which starts empty).
+pub async fn run_all(index: &dyn EventIndex) {
+    progress(index).await;
+    filters(index).await;
+    paging(index).await;
+    find(index).await;
+    clear(index).await;
+}
+
+/// Progress moves forward only, and re-applying rows stores nothing twice.
+pub async fn progress(index: &dyn EventIndex) {
+    let org = "suite-progress";
+    assert_eq!(index.progress(org).await.expect("reads"), None, "nothing indexed yet");
+    let (rows, _, chunk) = log(org, 10);
+    index.apply(org, rows.clone(), progress_after(&rows, &chunk)).await.expect("applies");
+    assert_eq!(index.progress(org).await.expect("reads").map(|p| p.next_sequence), Some(10));
+    // The first half again, with its older progress: nothing changes.
+    index.apply(org, rows[..5].to_vec(), progress_after(&rows[..5], &chunk)).await.expect("re-applies");
+    assert_eq!(index.progress(org).await.expect("reads").map(|p| p.next_sequence), Some(10), "never backwards");
+    let all = index.query(&AuditEventFilter::for_organization(org)).await.expect("queries");
+    assert_eq!(sequences(&all), (0..10).collect::<Vec<_>>(), "each event once");
+}
+
+/// Which events a filter should keep, for the brute-force scan.
+type Keep<'a> = Box<dyn Fn(&StoredEvent) -> bool + 'a>;
+
+/// Each filter answers exactly what a scan of the events answers.
+pub async fn filters(index: &dyn EventIndex) {
+    let events = indexed(index, ORG, 40).await;
+    indexed(index, OTHER, 5).await;
+    let base = || AuditEventFilter { limit: Some(1000), ..AuditEventFilter::for_organization(ORG) };
+    let cases: Vec<(&str, AuditEventFilter, Keep<'_>)> = vec![
+        ("all", base(), Box::new(|_| true)),
+        (
+            "actor_id",
+            AuditEventFilter { actor_id: Some("user-3".into()), ..base() },
+            Box::new(|e| e.body.draft().actor_id.as_deref() == Some("user-3")),
+        ),
+        (
+            "actor_email",
+            AuditEventFilter { actor_email: Some("user5@example.com".into()), ..base() },
+            Box::new(|e| e.body.draft().actor_email.as_deref() == Some("user5@example.com")),
+        ),
+        (
+            "project_id",
+            AuditEventFilter { project_id: Some("proj-2".into()), ..base() },
+            Box::new(|e| e.body.draft().project_id.as_deref() == Some("proj-2")),
+        ),
+        (
+            "resource",
+            AuditEventFilter { resource_type: Some("trace".into()), resource_id: Some("trace-17".into()), ..base() },
+            Box::new(|e| e.body.draft().resource_id.as_deref() == Some("trace-17")),
+        ),
+        ("event_type", AuditEventFilter { event_type: Some("trace.deleted".into()), ..base() }, Box::new(|_| true)),
+        (
+            "category",
+            AuditEventFilter { event_category: Some(Category::Data), ..base() },
+            Box::new(|e| e.body.category() == Category::Data),
+        ),
+        ("action", AuditEventFilter { action: Some(Action::Read), ..base() }, Box::new(|_| false)),
+        (
+            "severity",
+            AuditEventFilter { severity: Some(Severity::Warning), ..base() },
+            Box::new(|e| e.body.severity() == Severity::Warning),
+        ),
+        ("actor_type", AuditEventFilter { actor_type: Some(ActorType::User), ..base() }, Box::new(|_| true)),
+        (
+            "time",
+            AuditEventFilter { start_time: Some(events[10].timestamp), end_time: Some(events[20].timestamp), ..base() },
+            Box::new(|e| e.timestamp >= events[10].timestamp && e.timestamp < events[20].timestamp),
+        ),
+    ];
+    for (name, filter, keep) in cases {
+        let got = sequences(&index.query(&filter).await.expect("queries"));
+        let expected: Vec<u64> = events.iter().filter(|e| keep(e)).map(|e| e.sequence).collect();
+        assert_eq!(got, expected, "filter {name}");
+    }
+    // Hits carry what a reader needs to fetch and check the event.
+    let hits = index.query(&AuditEventFilter { limit: Some(3), ..base() }).await.expect("queries");
+    for h in &hits {
+        assert_eq!(h.hash, events[h.sequence as usize].hash);
+    }
+}
+
+/// Limit and cursor cover every event once, in either order; offsets skip exactly.
+pub async fn paging(index: &dyn EventIndex) {
+    let org = "suite-paging";
+    indexed(index, org, 23).await;
+    for order in [Order::Asc, Order::Desc] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let filter = AuditEventFilter { limit: Some(5), order, cursor, ..AuditEventFilter::for_organization(org) };
+            let page = index.query(&filter).await.expect("queries");
+            seen.extend(sequences(&page));
+            match page.last() {
+                Some(last) if page.len() == 5 => cursor = Some(Cursor { after_sequence: last.sequence, order }),
+                _ => break,
+            }
+        }
+        let mut expected: Vec<u64> = (0..23).collect();
+        if order == Order::Desc {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}");
+    }
+    let filter = AuditEventFilter { limit: Some(4), offset: Some(20), ..AuditEventFilter::for_organization(org) };
+    assert_eq!(sequences(&index.query(&filter).await.expect("queries")), vec![20, 21, 22]);
+}
+
+/// An event is found by id in its own organization only.
+pub async fn find(index: &dyn EventIndex) {
+    let org = "suite-find";
+    let events = indexed(index, org, 6).await;
+    let hit = index.find_event(org, &events[4].event_id).await.expect("finds").expect("present");
+    assert_eq!((hit.sequence, hit.hash), (4, events[4].hash));
+    // Sample event ids follow the sequence: OTHER (5 events) has no event 5.
+    assert_eq!(index.find_event(OTHER, &events[5].event_id).await.expect("finds"), None, "never across organizations");
+    assert_eq!(index.find_event(org, "01937a2b-3c4d-7e5f-8a6b-ffffffffffff").await.expect("finds"), None);
+}
+
+/// Clearing one organization leaves the others; clearing all leaves nothing.
+pub async fn clear(index: &dyn EventIndex) {
+    let (a, b) = ("suite-clear-a", "suite-clear-b");
+    indexed(index, a, 3).await;
+    indexed(index, b, 3).await;
+    index.clear(Some(a)).await.expect("clears");
+    assert_eq!(index.progress(a).await.expect("reads"), None);
+    assert!(index.query(&AuditEventFilter::for_organization(a)).await.expect("queries").is_empty());
+    assert_eq!(index.query(&AuditEventFilter::for_organization(b)).await.expect("queries").len(), 3);
+    index.clear(None).await.expect("clears");
+    assert!(index.query(&AuditEventFilter::for_organization(b)).await.expect("queries").is_empty());
+}

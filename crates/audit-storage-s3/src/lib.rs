@@ -1,6 +1,9 @@
 //! # audit-storage-s3
 //!
 //! Organization logs in an S3 bucket (or any S3 API with Object Lock).
+//! (Over 500 lines: the store, its conditional-write fence and the
+//! settling of uncertain writes share one retry loop; the retry policy and
+//! the key layout are the first candidates to move out.)
 //!
 //! ```text
 //! <prefix>logs/<org>/<first sequence, 20 digits>.jsonl        one committed batch

@@ -1,4 +1,6 @@
 //! Local storage: one directory per organization, JSON Lines segment files.
+//! (Over 500 lines on purpose: the writer's durability steps — append,
+//! fsync, cut back, roll over, seal — read in order in one place.)
 //!
 //! ```text
 //! <root>/logs/<encoded organization id>/

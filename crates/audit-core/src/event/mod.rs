@@ -1,5 +1,6 @@
 //! The event model (SPEC §2): what a caller may send, how it is validated and
-//! normalised, and the JSON members it becomes.
+//! normalised, and the JSON members it becomes. (Over 500 lines on purpose:
+//! every rule of SPEC §2 is checked in `validate`, top to bottom, in one place.)
 //!
 //! Flow: an [`EventDraft`] (from code, or from JSON via [`EventDraft::from_json`])
 //! is checked by [`EventDraft::validate`] into a [`ValidatedEvent`], whose

@@ -1,6 +1,12 @@
 //! Configuration (SPEC §12): command-line flag, then environment, then
 //! `--config FILE` (TOML), then default. An invalid value is an error that
 //! names the variable.
+//!
+//! Why not clap's `env` attribute: it covers two of the four layers (flag,
+//! environment) and knows nothing of the TOML file, so the precedence would
+//! be split between clap and this module, and error messages could no
+//! longer name the layer a bad value came from. `pick` keeps all four in
+//! one place.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

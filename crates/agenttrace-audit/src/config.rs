@@ -43,6 +43,11 @@ pub(crate) struct FileConfig {
     s3_require_object_lock: Option<toml::Value>,
     worker_idle_timeout: Option<toml::Value>,
     max_open_logs: Option<toml::Value>,
+    checkpoint_mirror: Option<String>,
+    signing_key_file: Option<PathBuf>,
+    log_origin: Option<String>,
+    checkpoint_interval: Option<toml::Value>,
+    failure_policy: Option<String>,
 }
 
 impl FileConfig {
@@ -52,6 +57,61 @@ impl FileConfig {
             std::fs::read_to_string(path).with_context(|| format!("--config: cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("--config {}", path.display()))
     }
+}
+
+/// Every `AUDIT_*` variable the binary reads (and the ones its tests use).
+const KNOWN_VARIABLES: &[&str] = &[
+    "AUDIT_LISTEN",
+    "AUDIT_STORAGE_BACKEND",
+    "AUDIT_STORAGE_PATH",
+    "AUDIT_S3_BUCKET",
+    "AUDIT_S3_REGION",
+    "AUDIT_S3_ENDPOINT",
+    "AUDIT_S3_PREFIX",
+    "AUDIT_S3_REQUIRE_OBJECT_LOCK",
+    "AUDIT_RETENTION_DAYS",
+    "AUDIT_INDEX_URL",
+    "AUDIT_INDEX_CA_FILE",
+    "AUDIT_BATCH_SIZE",
+    "AUDIT_BATCH_INTERVAL",
+    "AUDIT_ENABLE_DEDUPLICATION",
+    "AUDIT_DEDUPLICATION_WINDOW",
+    "AUDIT_QUEUE_CAPACITY",
+    "AUDIT_FULL_QUEUE_POLICY",
+    "AUDIT_SYSTEM_ORGANIZATION",
+    "AUDIT_METRICS_LISTEN",
+    "AUDIT_LOG_ORIGIN",
+    "AUDIT_SIGNING_KEY_FILE",
+    "AUDIT_CHECKPOINT_INTERVAL",
+    "AUDIT_CHECKPOINT_MIRROR",
+    "AUDIT_CAPTURE_API_ACCESS",
+    "AUDIT_FAILURE_POLICY",
+    "AUDIT_WORKER_IDLE_TIMEOUT",
+    "AUDIT_MAX_OPEN_LOGS",
+    "AUDIT_LOG",
+    "AUDIT_REQUIRE_SERVICES",
+];
+
+/// Warnings for `AUDIT_*` variables nobody reads (a typo silently ignored
+/// would leave a default in force), each naming the closest known one.
+pub(crate) fn unknown_variables() -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("AUDIT_") || name.starts_with("AUDIT_TEST_") || KNOWN_VARIABLES.contains(&name) {
+            continue;
+        }
+        let closest = KNOWN_VARIABLES
+            .iter()
+            .min_by_key(|known| strsim::levenshtein(name, known))
+            .filter(|known| strsim::levenshtein(name, known) <= 4);
+        out.push(match closest {
+            Some(known) => format!("warning: {name} is not a setting and is ignored (did you mean {known}?)"),
+            None => format!("warning: {name} is not a setting and is ignored"),
+        });
+    }
+    out.sort();
+    out
 }
 
 /// One setting's raw text and where it came from (for error messages).
@@ -147,6 +207,12 @@ pub(crate) struct Backends {
     pub(crate) index: IndexChoice,
     /// Where checkpoints are published outside the store (`AUDIT_CHECKPOINT_MIRROR`).
     pub(crate) mirror: Option<StorageChoiceAt>,
+    /// The checkpoint origin prefix (`AUDIT_LOG_ORIGIN`).
+    pub(crate) origin: String,
+    /// The signing key's file (`AUDIT_SIGNING_KEY_FILE`; default in the data directory).
+    pub(crate) signing_key_file: Option<PathBuf>,
+    /// Checkpoints at most this often (`AUDIT_CHECKPOINT_INTERVAL`).
+    pub(crate) checkpoint_interval: Duration,
 }
 
 /// A checkpoint mirror: a directory, or a bucket reached with the `AUDIT_S3_*` settings.
@@ -221,20 +287,39 @@ impl Backends {
             }
             Some((v, source)) => bail!("{source}: {v:?} is not a storage backend (local or s3)"),
         };
-        let mirror = match std::env::var("AUDIT_CHECKPOINT_MIRROR") {
-            Err(_) => None,
-            Ok(v) if v.trim().is_empty() => bail!("AUDIT_CHECKPOINT_MIRROR: empty"),
-            Ok(v) => match v.strip_prefix("s3://") {
+        let mirror = match pick(None, "AUDIT_CHECKPOINT_MIRROR", file.checkpoint_mirror.clone(), "checkpoint_mirror") {
+            None => None,
+            Some((v, source)) if v.trim().is_empty() => bail!("{source}: empty"),
+            Some((v, source)) => match v.strip_prefix("s3://") {
                 Some(rest) => {
                     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                     if bucket.is_empty() {
-                        bail!("AUDIT_CHECKPOINT_MIRROR: {v:?} names no bucket (s3://BUCKET/PREFIX)");
+                        bail!("{source}: {v:?} names no bucket (s3://BUCKET/PREFIX)");
                     }
                     Some(StorageChoiceAt::S3(s3_for(bucket.to_owned(), Some(prefix.to_owned()))?))
                 }
                 None => Some(StorageChoiceAt::Dir(PathBuf::from(v))),
             },
         };
+        let origin = match pick(None, "AUDIT_LOG_ORIGIN", file.log_origin.clone(), "log_origin") {
+            Some((v, source)) => {
+                crate::signing::check_origin(&v, &source)?;
+                v
+            }
+            None => crate::signing::DEFAULT_ORIGIN.to_owned(),
+        };
+        let signing_key_file = pick(
+            None,
+            "AUDIT_SIGNING_KEY_FILE",
+            file.signing_key_file.as_ref().map(|p| p.display().to_string()),
+            "signing_key_file",
+        )
+        .map(|(v, _)| PathBuf::from(v));
+        let checkpoint_interval = parse_seconds(
+            pick(None, "AUDIT_CHECKPOINT_INTERVAL", toml_text(file.checkpoint_interval.clone()), "checkpoint_interval"),
+            false,
+        )?
+        .unwrap_or(Duration::from_secs(1));
         let index = match pick(None, "AUDIT_INDEX_URL", file.index_url.clone(), "index_url") {
             None => IndexChoice::Sqlite(data_dir.join("index.sqlite3")),
             Some((v, _)) if v.starts_with("sqlite://") => IndexChoice::Sqlite(PathBuf::from(&v["sqlite://".len()..])),
@@ -244,7 +329,7 @@ impl Backends {
             }
             Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH or postgres://...)"),
         };
-        Ok(Backends { data_dir, storage, index, mirror })
+        Ok(Backends { data_dir, storage, index, mirror, origin, signing_key_file, checkpoint_interval })
     }
 }
 
@@ -286,12 +371,19 @@ pub(crate) fn service_config(file: &FileConfig) -> anyhow::Result<AuditConfig> {
             })
             .transpose()?
             .unwrap_or(defaults.system_organization.clone());
-    let _capture_api_access = parse_bool(pick(
+    // AuditLayer's settings, for applications that embed it: checked here
+    // (a bad value is an error wherever it is read); `serve` says it ignores them.
+    parse_bool(pick(
         None,
         "AUDIT_CAPTURE_API_ACCESS",
         toml_text(file.capture_api_access.clone()),
         "capture_api_access",
     ))?;
+    if let Some((v, source)) = pick(None, "AUDIT_FAILURE_POLICY", file.failure_policy.clone(), "failure_policy")
+        && !["open", "closed"].contains(&v.to_ascii_lowercase().as_str())
+    {
+        bail!("{source}: {v:?} is not a failure policy (open or closed)");
+    }
     Ok(AuditConfig {
         batch_size,
         batch_interval: parse_seconds(
@@ -359,6 +451,18 @@ impl Settings {
             "a socket address",
         )?;
         let mut service = AuditConfig { record_lifecycle: true, ..service_config(&file)? };
+        for (variable, key, what) in [
+            ("AUDIT_CAPTURE_API_ACCESS", file.capture_api_access.is_some(), "AuditLayer's request capture"),
+            (
+                "AUDIT_FAILURE_POLICY",
+                file.failure_policy.is_some(),
+                "AuditLayer's failure policy (the service's own is AUDIT_FULL_QUEUE_POLICY)",
+            ),
+        ] {
+            if key || std::env::var_os(variable).is_some() {
+                eprintln!("note: {variable} sets {what} in applications that embed it; serve does not use it");
+            }
+        }
         let max_open_logs: Option<usize> = parse(
             pick(None, "AUDIT_MAX_OPEN_LOGS", toml_text(file.max_open_logs.clone()), "max_open_logs"),
             "a whole number",
@@ -391,6 +495,9 @@ mod tests {
             }),
             index: IndexChoice::Postgres("postgres://audit:s3cret@db.internal:5432/audit?sslmode=disable".into(), None),
             mirror: None,
+            origin: crate::signing::DEFAULT_ORIGIN.into(),
+            signing_key_file: None,
+            checkpoint_interval: Duration::from_secs(1),
         };
         assert_eq!(b.describe_storage(), "s3://audit-logs/prod/");
         assert_eq!(b.describe_index(), "postgres://db.internal:5432/audit");

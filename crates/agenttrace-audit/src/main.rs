@@ -7,7 +7,6 @@
 mod cmd;
 mod config;
 mod signing;
-mod timearg;
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -45,6 +44,12 @@ struct Cli {
     #[arg(long, global = true)]
     config: Option<PathBuf>,
 
+    /// Operator logs on stderr (-v info, -vv debug); RUST_LOG or AUDIT_LOG
+    /// choose them exactly. Without either, commands print one line per
+    /// problem and `serve` logs warnings.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -81,9 +86,19 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let chosen = std::env::var("RUST_LOG").or_else(|_| std::env::var("AUDIT_LOG")).ok();
+    let serving = matches!(cli.command, Command::Serve(_));
+    let filter = match (chosen, cli.verbose) {
+        (Some(f), _) => f,
+        (None, 0) if serving => "warn".to_owned(),
+        (None, 0) => "off".to_owned(),
+        (None, 1) => "info".to_owned(),
+        (None, _) => "debug".to_owned(),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AUDIT_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -92,6 +107,9 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::CANNOT_RUN);
         }
     };
+    for warning in config::unknown_variables() {
+        eprintln!("{warning}");
+    }
     let result = runtime.block_on(async {
         let file = config::FileConfig::load(cli.config.as_deref())?;
         let backends = config::Backends::load(cli.data_dir.clone(), &file)?;
@@ -112,10 +130,28 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(exit::CANNOT_RUN)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a cause whose
+/// text the line already holds ("Permission denied: Permission denied") is
+/// left out, and line breaks inside a cause become spaces.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// A reader that went away (`| head`) is not an error.

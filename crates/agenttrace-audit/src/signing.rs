@@ -5,31 +5,32 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use audit_core::note::{SignerKey, VerifierKey};
 use audit_service::CheckpointConfig;
 
+use crate::config::Backends;
+
 /// Default origin prefix (`AUDIT_LOG_ORIGIN`).
 pub(crate) const DEFAULT_ORIGIN: &str = "agenttrace-audit.local";
 
-pub(crate) fn origin() -> anyhow::Result<String> {
-    let origin = std::env::var("AUDIT_LOG_ORIGIN").unwrap_or_else(|_| DEFAULT_ORIGIN.to_owned());
+/// Checks an origin prefix (`AUDIT_LOG_ORIGIN`); `source` names where it came from.
+pub(crate) fn check_origin(origin: &str, source: &str) -> anyhow::Result<()> {
     if origin.is_empty() || origin.contains(['+', ' ', '\n']) || origin.contains("://") {
-        bail!("AUDIT_LOG_ORIGIN: {origin:?} must be a schema-less URL without spaces or '+' (e.g. audit.example.com)");
+        bail!("{source}: {origin:?} must be a schema-less URL without spaces or '+' (e.g. audit.example.com)");
     }
-    Ok(origin)
+    Ok(())
 }
 
-fn key_path(data_dir: &Path) -> PathBuf {
-    std::env::var_os("AUDIT_SIGNING_KEY_FILE").map(PathBuf::from).unwrap_or_else(|| data_dir.join("signing.key"))
+fn key_path(backends: &Backends) -> PathBuf {
+    backends.signing_key_file.clone().unwrap_or_else(|| backends.data_dir.join("signing.key"))
 }
 
 /// The signing key, created when `create` and absent.
-pub(crate) fn signer(data_dir: &Path, create: bool) -> anyhow::Result<Option<SignerKey>> {
-    let path = key_path(data_dir);
+pub(crate) fn signer(backends: &Backends, create: bool) -> anyhow::Result<Option<SignerKey>> {
+    let path = key_path(backends);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             Ok(Some(SignerKey::parse(&text).with_context(|| format!("AUDIT_SIGNING_KEY_FILE {}", path.display()))?))
@@ -37,7 +38,7 @@ pub(crate) fn signer(data_dir: &Path, create: bool) -> anyhow::Result<Option<Sig
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let mut seed = [0u8; 32];
             getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a signing key: {e}"))?;
-            let key = SignerKey::from_seed(&origin()?, seed)?;
+            let key = SignerKey::from_seed(&backends.origin, seed)?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -58,21 +59,14 @@ pub(crate) fn signer(data_dir: &Path, create: bool) -> anyhow::Result<Option<Sig
 }
 
 /// Checkpoint settings for a service (signing key in the data directory).
-pub(crate) async fn checkpoint_config(backends: &crate::config::Backends) -> anyhow::Result<CheckpointConfig> {
-    let interval = match std::env::var("AUDIT_CHECKPOINT_INTERVAL") {
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
-            _ => bail!("AUDIT_CHECKPOINT_INTERVAL: {v:?} is not a positive number of seconds"),
-        },
-        Err(_) => Duration::from_secs(1),
-    };
-    let signer = signer(&backends.data_dir, true)?.expect("created when absent");
+pub(crate) async fn checkpoint_config(backends: &Backends) -> anyhow::Result<CheckpointConfig> {
+    let signer = signer(backends, true)?.ok_or_else(|| anyhow::anyhow!("no signing key was created"))?;
     let mirror = crate::cmd::open_mirror(backends).await?;
-    Ok(CheckpointConfig { origin: origin()?, signer, interval, mirror })
+    Ok(CheckpointConfig { origin: backends.origin.clone(), signer, interval: backends.checkpoint_interval, mirror })
 }
 
 /// The verifier key of one organization's checkpoints, from the local signing key.
-pub(crate) fn verifier_for(data_dir: &Path, organization_id: &str) -> anyhow::Result<Option<VerifierKey>> {
-    let Some(key) = signer(data_dir, false)? else { return Ok(None) };
-    Ok(Some(key.renamed(&format!("{}/{organization_id}", origin()?))?.verifier()))
+pub(crate) fn verifier_for(backends: &Backends, organization_id: &str) -> anyhow::Result<Option<VerifierKey>> {
+    let Some(key) = signer(backends, false)? else { return Ok(None) };
+    Ok(Some(key.renamed(&format!("{}/{organization_id}", backends.origin))?.verifier()))
 }

@@ -261,6 +261,15 @@ pub(crate) struct Liveness {
     pub(crate) status: &'static str,
 }
 
+/// `GET /health/ready`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `not_ready`.
+    pub(crate) status: &'static str,
+    /// Why not, one sentence each.
+    pub(crate) reasons: Vec<String>,
+}
+
 /// Service-wide figures (admin tokens only).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ServiceFigures {

@@ -24,8 +24,10 @@ pub enum ErrorCode {
     Unauthorized,
     /// The token lacks the scope the route needs.
     Forbidden,
-    /// No such event, or an organization the token may not see.
+    /// No such event or route, or an organization the token may not see.
     NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
     /// The idempotency key was used for different content.
     IdempotencyConflict,
     /// Proofs were asked for but the log has no signed checkpoint yet
@@ -53,6 +55,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::IdempotencyConflict | ErrorCode::NoCheckpoint => StatusCode::CONFLICT,
             ErrorCode::QueueFull
             | ErrorCode::StorageUnavailable

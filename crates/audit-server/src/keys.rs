@@ -352,6 +352,11 @@ impl KeyStore {
         (matches && key.revoked_at.is_none()).then(|| key.clone())
     }
 
+    /// Whether [`KeyStore::poll_changes`] has looked at the file yet.
+    pub fn has_looked(&self) -> bool {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).seen.is_some()
+    }
+
     /// Keys created or revoked since the previous call (the first call
     /// only takes note of what exists). A running server records these as
     /// audited events.

@@ -81,11 +81,23 @@ impl AppState {
         }
     }
 
+    /// Uses `keys` (a view shared with the caller, e.g. one whose changes
+    /// were already looked at with [`KeyStore::poll_changes`] before the
+    /// service started, so that none made meanwhile goes unrecorded).
+    pub fn with_keys(self, keys: KeyStore) -> AppState {
+        self.configured(|inner| inner.keys = keys)
+    }
+
     /// Verification also checks each organization's checkpoint signature,
     /// under `<origin>/<organization_id>` with this key.
     pub fn with_checkpoint_key(self, signer: audit_core::note::SignerKey, origin: String) -> AppState {
-        // A state already cloned is copied (verifications in flight stay with
-        // the old one): configuring never depends on the order of calls.
+        self.configured(|inner| inner.checkpoint_key = Some((signer, origin)))
+    }
+
+    /// Changes the configuration. A state already cloned is copied
+    /// (verifications in flight stay with the old one): configuring never
+    /// depends on the order of calls.
+    fn configured(self, change: impl FnOnce(&mut StateInner)) -> AppState {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| StateInner {
             service: shared.service.clone(),
             keys: shared.keys.clone(),
@@ -94,7 +106,7 @@ impl AppState {
             verifications: Mutex::new(HashMap::new()),
             checkpoint_key: shared.checkpoint_key.clone(),
         });
-        inner.checkpoint_key = Some((signer, origin));
+        change(&mut inner);
         AppState { inner: Arc::new(inner) }
     }
 
@@ -167,10 +179,15 @@ impl AppState {
     /// organization's log and the key's organization's. Runs until the
     /// service stops; the CLI records the same changes with the same
     /// idempotency keys when it can, so each is stored once.
+    /// The first look at the key file (what exists then is not a change)
+    /// happens here unless the caller took it earlier through
+    /// [`AppState::with_keys`].
     pub fn spawn_key_auditor(&self) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
         tokio::spawn(async move {
-            state.keys().poll_changes();
+            if !state.keys().has_looked() {
+                state.keys().poll_changes();
+            }
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
             while state.service().is_running() {
                 tick.tick().await;
@@ -257,7 +274,15 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/events/{event_id}/proof", get(routes::integrity::get_inclusion_proof))
         .route("/v1/consistency", get(routes::integrity::get_consistency_proof))
         .route("/health", get(routes::health::get_health))
+        .route("/health/ready", get(routes::health::get_ready))
         .route("/openapi.json", get(openapi::serve_openapi))
+        // Unknown routes and methods answer the same JSON errors as the rest.
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::new(ErrorCode::NotFound, format!("no route {}", uri.path()))
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+        })
         // Bodies are read by the handler with its own limit and JSON error.
         .layer(DefaultBodyLimit::disable());
     if serve_metrics {

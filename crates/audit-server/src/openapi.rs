@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::integrity::get_inclusion_proof,
         crate::routes::integrity::get_consistency_proof,
         crate::routes::health::get_health,
+        crate::routes::health::get_ready,
         crate::routes::health::get_audit_health,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),

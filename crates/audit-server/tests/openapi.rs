@@ -201,6 +201,7 @@ async fn every_documented_response_schema_validates_a_real_response() {
     let (s, h) = api.call(Method::GET, "/v1/audit/health", "/v1/audit/health", Some(&admin), None).await;
     assert!(s == StatusCode::OK && h["counters"].is_object() && h["service"].is_object(), "{h}");
     assert_eq!(api.call(Method::GET, "/health", "/health", None, None).await.0, StatusCode::OK);
+    assert_eq!(api.call(Method::GET, "/health/ready", "/health/ready", None, None).await.0, StatusCode::OK);
     let export_err = "/v1/export?format=xml";
     let exporter = keys.create("org-a", &[Scope::Export]).unwrap().token;
     assert_eq!(api.call(Method::GET, export_err, "/v1/export", Some(&exporter), None).await.0, StatusCode::BAD_REQUEST);

@@ -29,6 +29,7 @@ mod sequencer;
 mod service;
 mod shared;
 mod state;
+pub mod timearg;
 mod worker;
 
 pub use clock::{Clock, SystemClock};

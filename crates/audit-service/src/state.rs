@@ -121,6 +121,8 @@ struct OrgState {
     remembered: u64,
     /// Why its log refuses appends, if it does.
     refusing_appends: Option<String>,
+    /// Bytes of torn, unacknowledged tails its writers cut on opening.
+    torn_bytes_removed: u64,
 }
 
 /// A snapshot of one organization's figures.
@@ -140,6 +142,9 @@ pub struct OrganizationHealth {
     pub last_flush: Option<Timestamp>,
     /// Why its log refuses appends (after a failure that could not be cleaned up).
     pub refusing_appends: Option<String>,
+    /// Bytes of torn, unacknowledged tails (a crash mid-write) cut when its
+    /// log was opened for writing by this service.
+    pub torn_bytes_removed: u64,
 }
 
 /// Events the service accepted (or refused in reject mode) and could not
@@ -238,6 +243,10 @@ impl State {
         self.with_org(organization_id, |o| o.remembered = o.remembered.saturating_add_signed(delta));
     }
 
+    pub(crate) fn note_torn(&self, organization_id: &str, bytes: u64) {
+        self.with_org(organization_id, |o| o.torn_bytes_removed += bytes);
+    }
+
     pub(crate) fn note_refusing(&self, organization_id: &str, why: &str) {
         self.with_org(organization_id, |o| {
             o.refusing_appends.get_or_insert_with(|| why.to_owned());
@@ -284,6 +293,7 @@ impl State {
                     recent_events: o.map_or(0, |o| o.remembered),
                     last_flush: o.and_then(|o| o.last_flush),
                     refusing_appends: o.and_then(|o| o.refusing_appends.clone()),
+                    torn_bytes_removed: o.map_or(0, |o| o.torn_bytes_removed),
                 }
             })
             .collect()

@@ -156,6 +156,7 @@ async fn serve_log(
     };
     let recovery = writer.recovery().clone();
     if recovery.torn_bytes_removed > 0 {
+        shared.state.note_torn(&organization_id, recovery.torn_bytes_removed);
         tracing::warn!(
             organization_id,
             bytes = recovery.torn_bytes_removed,

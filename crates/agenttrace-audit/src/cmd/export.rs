@@ -1,7 +1,6 @@
 //! `export --org ORG --format json|jsonl|csv [filters] [-o FILE]`: streams
 //! every matching event (no page limit) from storage.
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -25,12 +24,17 @@ enum Format {
 pub(crate) struct Args {
     #[command(flatten)]
     filter: FilterArgs,
-    /// Output format.
-    #[arg(long, value_enum)]
+    /// Output format (any letter case).
+    #[arg(long, value_enum, ignore_case = true)]
     format: Format,
-    /// Write to this file instead of standard output.
+    /// Write to this file instead of standard output. An existing file is
+    /// refused unless --force; the export is written to a temporary file
+    /// beside it and renamed into place only once complete.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
+    /// Replace the --output file if it exists.
+    #[arg(long, requires = "output")]
+    force: bool,
     /// An evidence bundle (jsonl only): the newest signed checkpoint, then
     /// each event followed by its inclusion proof in that checkpoint's tree,
     /// so that even a filtered export can be checked offline with
@@ -49,8 +53,30 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         Format::Csv => ExportFormat::Csv,
     };
     let store = super::open_store(backends).await?;
-    let sink: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+    if !super::log_exists(backends, store.as_ref(), &filter.organization_id).await? {
+        anyhow::bail!(
+            "no log for organization {} in {} (check --org and --data-dir); nothing was exported",
+            filter.organization_id,
+            backends.describe_storage()
+        );
+    }
+    // A file is written whole or not at all: a temporary file beside it,
+    // renamed into place once the export is complete and synced.
+    let partial = match &args.output {
+        Some(path) => {
+            if path.try_exists().with_context(|| format!("cannot check {}", path.display()))? && !args.force {
+                anyhow::bail!("{} exists; pass --force to replace it", path.display());
+            }
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            Some(
+                tempfile::NamedTempFile::new_in(dir)
+                    .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?,
+            )
+        }
+        None => None,
+    };
+    let sink: Box<dyn Write + Send> = match &partial {
+        Some(tmp) => Box::new(tmp.reopen().with_context(|| format!("cannot write {}", tmp.path().display()))?),
         None => Box::new(std::io::stdout()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
@@ -70,7 +96,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     let mut progress = |n: u64| bar.set_position(n);
     let count = if args.with_proof {
         anyhow::ensure!(format == ExportFormat::Jsonl, "--with-proof goes with --format jsonl");
-        let key = crate::signing::verifier_for(&backends.data_dir, &filter.organization_id)?;
+        let key = crate::signing::verifier_for(backends, &filter.organization_id)?;
         if key.is_none() {
             eprintln!(
                 "warning: no signing key in the data directory: the checkpoint's signature is not checked before export"
@@ -90,8 +116,10 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     };
     bar.finish_and_clear();
     out.flush()?;
-    if let Some(path) = &args.output {
-        out.into_inner().map_err(|e| e.into_error())?.flush()?;
+    drop(out);
+    if let (Some(tmp), Some(path)) = (partial, &args.output) {
+        tmp.as_file().sync_data().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+        tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
         eprintln!("exported {count} events to {}", path.display());
     }
     Ok(exit::OK)

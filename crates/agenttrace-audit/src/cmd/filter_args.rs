@@ -4,7 +4,7 @@ use audit_core::event::{Action, ActorType, Category, Severity};
 use audit_core::filter::AuditEventFilter;
 use audit_service::{Clock as _, SystemClock};
 
-use crate::timearg;
+use audit_service::timearg;
 
 fn vocab<T>(parse: fn(&str) -> Option<T>, expected: fn() -> String) -> impl Fn(&str) -> Result<T, String> + Clone {
     move |s: &str| parse(s).ok_or_else(|| format!("expected one of: {}", expected()))
@@ -15,11 +15,11 @@ pub(crate) struct FilterArgs {
     /// Organization whose log to read.
     #[arg(long)]
     pub(crate) org: String,
-    /// Only this project.
-    #[arg(long)]
+    /// Only this project (also --project-id, as the API names it).
+    #[arg(long, visible_alias = "project-id")]
     project: Option<String>,
-    /// Only this category (auth, data, config, admin, eval, access).
-    #[arg(long, value_parser = vocab(Category::parse, Category::expected))]
+    /// Only this category (auth, data, config, admin, eval, access; also --event-category).
+    #[arg(long, visible_alias = "event-category", value_parser = vocab(Category::parse, Category::expected))]
     category: Option<Category>,
     /// Only this event type (e.g. trace.deleted).
     #[arg(long)]
@@ -45,11 +45,11 @@ pub(crate) struct FilterArgs {
     /// Only this resource id.
     #[arg(long)]
     resource_id: Option<String>,
-    /// From this time on (RFC 3339, a date such as 2026-11-01, or a duration such as 7d).
-    #[arg(long)]
+    /// From this time on (RFC 3339, a date such as 2026-11-01, or a duration such as 7d; also --start-time).
+    #[arg(long, visible_alias = "start-time")]
     since: Option<String>,
-    /// Before this time.
-    #[arg(long)]
+    /// Before this time (also --end-time).
+    #[arg(long, visible_alias = "end-time")]
     until: Option<String>,
 }
 

@@ -249,7 +249,14 @@ pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig,
         Ok(())
     }
     .await;
+    let torn = service.health().organization(&args.org).torn_bytes_removed;
     service.stop().await;
+    if torn > 0 {
+        eprintln!(
+            "note: removed a torn, unacknowledged tail of {torn} bytes from the log of {} (a write cut short by a crash)",
+            args.org
+        );
+    }
     result?;
     eprintln!(
         "ingest: {} stored, {} already stored (deduplicated), {} failed, {invalid} invalid",

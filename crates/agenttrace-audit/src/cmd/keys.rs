@@ -109,7 +109,7 @@ pub(crate) async fn run(
         }
         Command::Public { org } => {
             super::check_org(&org)?;
-            let key = crate::signing::verifier_for(data_dir, &org)?.ok_or_else(|| {
+            let key = crate::signing::verifier_for(backends, &org)?.ok_or_else(|| {
                 anyhow::anyhow!(
                     "no signing key yet in this data directory (it is created by the first serve or ingest)"
                 )

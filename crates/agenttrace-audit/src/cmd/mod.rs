@@ -82,6 +82,19 @@ pub(crate) async fn open_index(backends: &Backends) -> anyhow::Result<Arc<dyn Ev
     }
 }
 
+/// Refuses a read-only command on a local data directory that does not
+/// exist (a typo in `--data-dir` would otherwise create one and answer
+/// "nothing found").
+pub(crate) fn require_data_dir(backends: &Backends) -> anyhow::Result<()> {
+    if matches!(backends.storage, StorageChoice::Local) && !backends.data_dir.try_exists()? {
+        anyhow::bail!(
+            "data directory {} does not exist (check --data-dir or AUDIT_STORAGE_PATH); nothing was read",
+            backends.data_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Whether `organization_id` has a log: events or a checkpoint in storage,
 /// or (locally) its directory, so that an empty but existing log is still a
 /// log. A read-only command on an organization without one says so rather

@@ -33,6 +33,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
     super::check_org(&args.org)?;
+    super::require_data_dir(backends)?;
     let store = super::open_store(backends).await?;
     let proof = match (args.from, args.to) {
         (Some(from), Some(to)) => consistency_proof(store.as_ref(), &args.org, from, to).await?.to_value(),

@@ -69,6 +69,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         None => None,
     };
     filter.check()?;
+    super::require_data_dir(backends)?;
     let store = super::open_store(backends).await?;
     let index = super::open_index(backends).await?;
     // The CLI has no background indexer: bring the index up to date first.

@@ -5,6 +5,7 @@ use audit_index::catch_up;
 use crate::exit;
 
 pub(crate) async fn run(backends: &crate::config::Backends) -> anyhow::Result<u8> {
+    super::require_data_dir(backends)?;
     let store = super::open_store(backends).await?;
     let index = super::open_index(backends).await?;
     index.clear(None).await?;

@@ -39,6 +39,37 @@ async fn shutdown_signal() {
     eprintln!("shutting down: no new requests; flushing every queued event");
 }
 
+/// Takes `<data dir>/serve.lock` for this process (holding its pid), or
+/// fails naming the process that holds it.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() { "another process".to_owned() } else { format!("process {holder}") };
+            bail!("data directory {} is in use by {who}", data_dir.display());
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
 /// Raises this process's soft limit on open files to its hard limit (as Go
 /// and many servers do: the soft limit of a login shell is often 1024) and
 /// returns the limit in force.
@@ -77,6 +108,9 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     }
     let data_dir = settings.backends.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // Held until the process exits: a second serve here would start
+    // "healthy" and refuse every write; it is refused at once instead.
+    let _data_dir_lock = lock_data_dir(&data_dir)?;
     let store = super::open_store(&settings.backends).await?;
     let index = super::open_index(&settings.backends).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -101,10 +135,16 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     }
     let signer = checkpoints.signer.clone();
     let origin = checkpoints.origin.clone();
+    // What the key file holds before the service (and its hold on the
+    // system log) starts is not a change; whatever changes later, the server
+    // records — or the CLI did, while it could still write the system log.
+    let keys = audit_server::KeyStore::open(&data_dir);
+    keys.poll_changes();
     let service =
         AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints).start().await;
-    let state =
-        AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics)).with_checkpoint_key(signer, origin);
+    let state = AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics))
+        .with_keys(keys)
+        .with_checkpoint_key(signer, origin);
     state.spawn_key_auditor();
     if let Some(l) = metrics_listener {
         let m = metrics_app(state.clone());

@@ -5,7 +5,9 @@ use std::io::Write;
 use audit_service::Clock as _;
 use audit_service::{SystemClock, TimeRange, Verifier};
 
-use crate::{exit, timearg};
+use audit_service::timearg;
+
+use crate::exit;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -47,7 +49,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     let store = super::open_store(backends).await?;
     let key = match &args.key {
         Some(k) => Some(audit_core::note::VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}"))?),
-        None => crate::signing::verifier_for(data_dir, &args.org)?,
+        None => crate::signing::verifier_for(backends, &args.org)?,
     };
     let trusted = match &args.trusted_checkpoint {
         Some(path) => Some(

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::params::organization_only;
@@ -15,6 +16,28 @@ use crate::keys::Scope;
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "Alive", body = body::Liveness)))]
 pub(crate) async fn get_health() -> Json<body::Liveness> {
     Json(body::Liveness { status: "ok" })
+}
+
+/// `GET /health/ready`: readiness. 503 while the service stops or any log
+/// refuses appends (a load balancer should send writes elsewhere); `/health`
+/// stays the liveness check.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "Ready: accepting events, every log it has opened accepts appends", body = body::Readiness),
+              (status = 503, description = "Not ready, with the reasons", body = body::Readiness)))]
+pub(crate) async fn get_ready(State(state): State<AppState>) -> Response {
+    let h = state.service().health();
+    let mut reasons = Vec::new();
+    if !h.running {
+        reasons.push("the service is stopping".to_owned());
+    }
+    // Which organizations is an operator's business, not an anonymous caller's.
+    let refusing = h.refusing_appends().count();
+    if refusing > 0 {
+        reasons.push(format!("{refusing} log(s) refuse appends (see /v1/audit/health with an admin token)"));
+    }
+    let status = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let ready = reasons.is_empty();
+    (status, Json(body::Readiness { status: if ready { "ready" } else { "not_ready" }, reasons })).into_response()
 }
 
 /// `GET /v1/audit/health`: the service's state, for the token's organization.

@@ -82,8 +82,22 @@ fn vocab<T>(
     p.get(field).map(|v| parse(v).ok_or_else(|| bad(field, format!("must be one of: {}", expected())))).transpose()
 }
 
+/// A time parameter: RFC 3339, a date, or a duration back from now (`7d`),
+/// as the CLI takes them. A space where a `+` was (an offset sent without
+/// URL encoding) gets a hint.
 pub(crate) fn time(p: &HashMap<String, String>, field: &str) -> Result<Option<Timestamp>, ApiError> {
-    p.get(field).map(|v| Timestamp::parse_rfc3339(v).map_err(|e| bad(field, e.to_string()))).transpose()
+    use audit_service::Clock as _;
+    p.get(field)
+        .map(|v| {
+            audit_service::timearg::parse(v, audit_service::SystemClock.now()).map_err(|e| {
+                if v.contains(' ') {
+                    bad(field, format!("{e}; a '+' in a URL must be sent as %2B"))
+                } else {
+                    bad(field, e)
+                }
+            })
+        })
+        .transpose()
 }
 
 fn number(p: &HashMap<String, String>, field: &str) -> Result<Option<u32>, ApiError> {

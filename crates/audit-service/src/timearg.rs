@@ -1,11 +1,12 @@
-//! Time arguments: RFC 3339, a date (`2026-11-01`, midnight UTC), or a
+//! Time arguments, the same for the CLI's `--since`/`--until` and the API's
+//! `start_time`/`end_time`: RFC 3339, a date (`2026-11-01`, midnight UTC), or a
 //! duration back from now (`7d`, `24h`, `30m`, `90s`, `1h 30m`: anything
 //! `humantime` reads).
 
 use audit_core::Timestamp;
 
 /// Parses a `--since`/`--until` value relative to `now`.
-pub(crate) fn parse(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+pub fn parse(text: &str, now: Timestamp) -> Result<Timestamp, String> {
     if let Ok(ts) = Timestamp::parse_rfc3339(text) {
         return Ok(ts);
     }

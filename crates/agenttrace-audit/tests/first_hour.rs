@@ -212,3 +212,28 @@ fn read_only_commands_on_a_missing_data_directory_create_nothing() {
         assert!(!missing.try_exists().unwrap(), "{args:?} created the data directory");
     }
 }
+
+#[test]
+fn messages_say_what_they_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let lines: String = (0..84)
+        .map(|n| format!("{{\"event_type\":\"trace.viewed\",\"action\":\"read\",\"actor_type\":\"user\",\"resource_id\":\"r{n}\"}}\n"))
+        .collect();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    assert!(run(&data, &["ingest", "--org", "o", input.to_str().unwrap()], &[]).status.success());
+    // Sequence 9 is not in a tree of 5 events: said as a sequence.
+    let out = run(&data, &["prove", "--org", "o", "--sequence", "9", "--tree-size", "5"], &[]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("sequence 9 is not in a tree of 5 events"), "{}", stderr(&out));
+    // One line of 84 deleted: the report says how many remain and where they stop following each other.
+    let segment = audit_storage::local::LocalStore::new(&data).log_dir("o").join("00000000000000000000.jsonl");
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 20).map(|(_, l)| l).collect();
+    std::fs::write(&segment, kept.join("\n") + "\n").unwrap();
+    let out = run(&data, &["verify", "--org", "o"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("the log holds 83 lines but they follow each other only through sequence 19"), "{err}");
+}

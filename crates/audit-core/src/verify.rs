@@ -272,6 +272,11 @@ impl ChainVerifier {
         self.merkle.as_ref().and_then(|t| t.roots.get(&size).copied())
     }
 
+    /// Lines read so far (readable or not).
+    pub fn lines_read(&self) -> u64 {
+        self.report.total_events
+    }
+
     /// Events the Merkle tracking has taken in.
     pub fn merkle_size(&self) -> Option<u64> {
         self.merkle.as_ref().map(|t| t.frontier.size())

@@ -136,7 +136,9 @@ impl ProofInterleaver<'_, '_> {
         };
         if *leaf != leaf_hash(facts.hash.as_bytes()) {
             self.failure = Some(EvidenceError::Mismatch(facts.organization_id.into_owned()));
-            return Err(invalid(format!("event {sequence} is not the one the checkpoint's tree holds")));
+            return Err(invalid(format!(
+                "the event at sequence {sequence} is not the one the checkpoint's tree holds"
+            )));
         }
         let proof = self.tree.inclusion_proof(sequence as usize).map_err(|e| invalid(e.to_string()))?;
         self.out.write_all(line)?;

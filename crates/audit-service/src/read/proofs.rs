@@ -158,7 +158,9 @@ pub async fn inclusion_proof(
     tree_size: u64,
 ) -> Result<InclusionProof, ProofRequestError> {
     if sequence >= tree_size {
-        return Err(ProofRequestError::OutOfRange(format!("event {sequence} is not in a tree of size {tree_size}")));
+        return Err(ProofRequestError::OutOfRange(format!(
+            "sequence {sequence} is not in a tree of {tree_size} events (sequences 0..{tree_size})"
+        )));
     }
     let leaves = leaves(store, org, tree_size).await?;
     let tree = merkle::ProofTree::new(&leaves);

@@ -227,12 +227,20 @@ pub(crate) async fn verify_log_checked(
                     ),
                 ),
                 None => {
+                    // The tree is rebuilt only while sequences follow each
+                    // other: say where it stopped as well as what the log holds.
                     let held = v.merkle_size().unwrap_or(0);
-                    v.push_finding(
-                        FindingKind::Truncated,
-                        Some(held),
-                        format!("the {label} checkpoint covers {} events but the log holds {held}", cp.size),
-                    );
+                    let lines = v.lines_read();
+                    let detail = if held < lines {
+                        format!(
+                            "the {label} checkpoint covers {} events; the log holds {lines} lines but they follow each other only through sequence {}, so its tree cannot reach the checkpoint",
+                            cp.size,
+                            held.saturating_sub(1)
+                        )
+                    } else {
+                        format!("the {label} checkpoint covers {} events but the log holds {lines}", cp.size)
+                    };
+                    v.push_finding(FindingKind::Truncated, Some(held), detail);
                 }
             }
         }
@@ -334,7 +342,7 @@ async fn anchor_range_ends(
         if sequence >= cp.size {
             v.push_warning(
                 "range_end_not_anchored",
-                format!("event {sequence} is newer than the newest checkpoint ({} events)", cp.size),
+                format!("sequence {sequence} is newer than the newest checkpoint ({} events)", cp.size),
             );
             continue;
         }
@@ -343,7 +351,7 @@ async fn anchor_range_ends(
             v.push_finding(
                 FindingKind::CheckpointMismatch,
                 Some(sequence),
-                format!("event {sequence} is not in the tree of {} events the checkpoint signed", cp.size),
+                format!("sequence {sequence} is not in the tree of {} events the checkpoint signed", cp.size),
             );
         }
     }

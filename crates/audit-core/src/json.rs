@@ -287,6 +287,8 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        /// Members compared one by one before a hash set takes over.
+        const LINEAR_MEMBER_SCAN: usize = 16;
         if depth > MAX_PARSE_DEPTH {
             return Err(self.err(JsonErrorKind::TooDeep(MAX_PARSE_DEPTH)));
         }
@@ -297,6 +299,10 @@ impl Parser<'_> {
             self.pos += 1;
             return Ok(Value::Object(obj));
         }
+        // Duplicate names: a linear scan while the object is small, a hash
+        // set once it is not (a body of 100k members must not cost 10^10
+        // comparisons).
+        let mut names: Option<std::collections::HashSet<String>> = None;
         loop {
             self.skip_ws();
             let name_at = self.pos;
@@ -307,7 +313,18 @@ impl Parser<'_> {
                 });
             }
             let name = self.string()?;
-            if obj.get(&name).is_some() {
+            let duplicate = match names.as_mut() {
+                Some(set) => !set.insert(name.clone()),
+                None if obj.members.len() < LINEAR_MEMBER_SCAN => obj.get(&name).is_some(),
+                None => {
+                    let mut set: std::collections::HashSet<String> =
+                        obj.members.iter().map(|(n, _)| n.clone()).collect();
+                    let duplicate = !set.insert(name.clone());
+                    names = Some(set);
+                    duplicate
+                }
+            };
+            if duplicate {
                 return Err(JsonError { kind: JsonErrorKind::DuplicateMember(name), offset: name_at });
             }
             self.skip_ws();
@@ -515,6 +532,20 @@ mod tests {
         assert_eq!(err_kind(r#"{"a":1,"a":2}"#), JsonErrorKind::DuplicateMember("a".into()));
         // Duplicates that differ only in escaping are still duplicates.
         assert_eq!(err_kind(r#"{"a":1,"\u0061":2}"#), JsonErrorKind::DuplicateMember("a".into()));
+    }
+
+    #[test]
+    fn duplicates_are_found_in_large_objects_too_and_at_their_offset() {
+        // Past the linear scan: 100k distinct members parse (in linear time),
+        // and a duplicate far in is still found, at its own offset.
+        let members: Vec<String> = (0..100_000).map(|n| format!("\"k{n}\":{n}")).collect();
+        let body = format!("{{{}}}", members.join(","));
+        let Value::Object(o) = parse(body.as_bytes(), NumberPolicy::Exact).unwrap() else { panic!("an object") };
+        assert_eq!(o.iter().count(), 100_000);
+        let dup = format!("{{{},\"k17\":0}}", members.join(","));
+        let err = parse(dup.as_bytes(), NumberPolicy::Exact).unwrap_err();
+        assert_eq!(err.kind, JsonErrorKind::DuplicateMember("k17".into()));
+        assert_eq!(err.offset, dup.len() - r#""k17":0}"#.len(), "the offset of the repeated name");
     }
 
     #[test]

@@ -57,6 +57,16 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.no_auth() {
+            // Without tokens, a web page the user visits could reach this
+            // server through a DNS name rebound to 127.0.0.1: answer only
+            // requests addressed to a loopback name or address.
+            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+            if !is_loopback_host(host) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "without authentication (--no-auth) only requests to localhost or a loopback address are answered",
+                ));
+            }
             return Ok(Principal { key_id: None, organization_id: None, scopes: Scope::ALL.to_vec() });
         }
         let unauthorized = || ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required");
@@ -68,5 +78,37 @@ impl FromRequestParts<AppState> for Principal {
             organization_id: Some(key.organization_id),
             scopes: key.scopes.into_iter().collect(),
         })
+    }
+}
+
+/// `localhost`, `127.x.x.x` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_hosts_pass_without_authentication() {
+        for ok in ["localhost", "localhost:8080", "127.0.0.1:8080", "127.5.5.5", "[::1]:8080", "[::1]", "LOCALHOST"] {
+            assert!(super::is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.1.evil.example",
+            "10.0.0.1:80",
+            "[::2]:8080",
+            "localhost.evil",
+        ] {
+            assert!(!super::is_loopback_host(bad), "{bad}");
+        }
     }
 }

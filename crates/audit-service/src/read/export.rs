@@ -76,13 +76,19 @@ pub const CSV_COLUMNS: &[&str] = &[
     "schema_version",
 ];
 
-/// Neutralises spreadsheet formulas: a cell beginning with `=`, `+`, `-`,
-/// `@`, tab or CR gets a leading `'` (OWASP's CSV injection advice).
+/// Neutralises spreadsheet formulas (OWASP's CSV injection guidance): a
+/// cell that begins with tab or CR, or whose first character after any
+/// whitespace (spaces, NBSP and other Unicode spaces) is `=`, `+`, `-`, `@`
+/// or `|` — or the fullwidth `＝`, `＋`, `－`, `＠`, `｜` that spreadsheets
+/// also read as operators — gets a leading `'`.
 pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => std::borrow::Cow::Owned(format!("'{text}")),
-        _ => std::borrow::Cow::Borrowed(text),
-    }
+    let starts_a_formula = match text.chars().next() {
+        Some('\t' | '\r') => true,
+        _ => text.trim_start().chars().next().is_some_and(|c| {
+            matches!(c, '=' | '+' | '-' | '@' | '|' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}' | '\u{ff5c}')
+        }),
+    };
+    if starts_a_formula { std::borrow::Cow::Owned(format!("'{text}")) } else { std::borrow::Cow::Borrowed(text) }
 }
 
 fn json_text(obj: &Option<Object>) -> String {
@@ -295,7 +301,16 @@ mod tests {
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\tx", "'\tx"),
             ("\rx", "'\rx"),
+            // After leading whitespace, NBSP included; fullwidth forms; pipes.
+            (" =1+1", "' =1+1"),
+            ("\u{a0}=1", "'\u{a0}=1"),
+            ("\u{ff1d}1+1", "'\u{ff1d}1+1"),
+            ("\u{ff20}SUM(A1)", "'\u{ff20}SUM(A1)"),
+            ("|cmd", "'|cmd"),
+            ("  -2", "'  -2"),
             ("ok", "ok"),
+            ("a=1", "a=1"),
+            ("  ", "  "),
             ("", ""),
         ] {
             assert_eq!(csv_cell(cell), out);

@@ -1,0 +1,30 @@
+//! Hostile clients against the real `serve` on loopback (issue: no single
+//! client can stall or exhaust the service). What is built so far: the
+//! development mode answers only loopback `Host` names.
+
+use std::io::{Read, Write};
+
+use audit_testkit::serve::Served;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agenttrace-audit");
+
+fn status_for_host(port: u16, host: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /v1/events?organization_id=o HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn no_auth_answers_only_loopback_host_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::binary(BIN, dir.path(), &["--no-auth"], &[]);
+    // A page on evil.example whose name was rebound to 127.0.0.1.
+    assert_eq!(status_for_host(server.port, "evil.example"), 403);
+    assert_eq!(status_for_host(server.port, &format!("evil.example:{}", server.port)), 403);
+    for host in ["localhost", &format!("127.0.0.1:{}", server.port), "[::1]"] {
+        assert_eq!(status_for_host(server.port, host), 200, "{host}");
+    }
+    assert!(server.stop().success());
+}

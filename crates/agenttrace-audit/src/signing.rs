@@ -40,7 +40,7 @@ pub(crate) fn signer(backends: &Backends, create: bool) -> anyhow::Result<Option
             getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a signing key: {e}"))?;
             let key = SignerKey::from_seed(&backends.origin, seed)?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                audit_server::keys::private_dir(dir)?;
             }
             let mut f = std::fs::OpenOptions::new()
                 .write(true)

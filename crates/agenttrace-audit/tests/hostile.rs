@@ -28,3 +28,30 @@ fn no_auth_answers_only_loopback_host_names() {
     }
     assert!(server.stop().success());
 }
+
+#[test]
+fn data_files_are_readable_by_the_service_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["keys", "create", "--org", "o", "--scopes", "ingest"])
+        .output()
+        .unwrap();
+    assert!(key.status.success());
+    let token = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let server = Served::binary(BIN, &data, &[], &[]);
+    let body = r#"{"event_type":"trace.deleted","action":"delete","actor_type":"user"}"#;
+    assert_eq!(server.request("POST", "/v1/events", Some(&token), body).unwrap().0, 201);
+    assert!(server.stop().success());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let log_dir = audit_storage::local::LocalStore::new(&data).log_dir("o");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&log_dir), 0o700);
+    assert_eq!(mode(&data.join("keys.json")), 0o600);
+    assert_eq!(mode(&data.join("index.sqlite3")), 0o600);
+    assert_eq!(mode(&data.join("signing.key")), 0o600);
+    assert_eq!(mode(&log_dir.join("00000000000000000000.jsonl")), 0o600);
+}

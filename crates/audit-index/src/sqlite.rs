@@ -38,6 +38,13 @@ impl SqliteIndex {
     /// Opens (creating if needed) the index file at `path`.
     pub fn open(path: &Path) -> Result<SqliteIndex, IndexError> {
         let conn = Connection::open(path).map_err(db)?;
+        // It names actors and resources: readable by the service's user only
+        // (SQLite gives its -wal and -shm files the database file's mode).
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| IndexError::Database(format!("cannot restrict {}: {e}", path.display())))?;
+        }
         // Derived data: a crash may lose the newest index transactions, which
         // the next catch-up redoes from storage; it never loses storage.
         conn.execute_batch(

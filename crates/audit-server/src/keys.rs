@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -136,6 +137,13 @@ fn random_hex(bytes: usize) -> Result<String, KeyError> {
     Ok(hex::encode(buf))
 }
 
+/// Creates `dir` (and parents) readable by this user only, as the data
+/// directory must be.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -229,13 +237,14 @@ impl KeyStore {
     /// Replaces the file atomically: write a temporary file, fsync, rename, fsync the directory.
     fn write_file(&self, file: &KeyFile) -> Result<(), KeyError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        private_dir(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Invalid(e.to_string()))?;
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)
             .map_err(io(format!("cannot write {}", tmp.display())))?;
         f.write_all(&bytes).and_then(|()| f.sync_data()).map_err(io(format!("cannot write {}", tmp.display())))?;
@@ -247,12 +256,13 @@ impl KeyStore {
     /// Runs `f` on the file under an exclusive lock (several CLI invocations at once).
     fn modify<T>(&self, f: impl FnOnce(&mut KeyFile) -> Result<T, KeyError>) -> Result<T, KeyError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        private_dir(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let lock_path = self.path.with_extension("lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(io(format!("cannot open {}", lock_path.display())))?;
         lock.lock().map_err(io(format!("cannot lock {}", lock_path.display())))?;

@@ -21,6 +21,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ async fn write_once(dir: PathBuf, name: String, bytes: Vec<u8>) -> Result<(), St
     blocking(move || {
         create_dir_durably(&dir)?;
         let path = dir.join(name);
-        let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o444).open(&path) {
+        let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o400).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
             Err(e) => return Err(StorageError::io(format!("cannot create {}", path.display()), e)),
@@ -156,7 +157,8 @@ fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
     if let Some(parent) = dir.parent() {
         create_dir_durably(parent)?;
     }
-    match fs::create_dir(dir) {
+    // Only the service's own user reads the log (it holds personal data).
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => {
@@ -360,7 +362,7 @@ impl LocalWriter {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o644)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| StorageError::io(format!("cannot open {}", lock_path.display()), e))?;
         match lock.try_lock() {
@@ -423,7 +425,7 @@ impl LocalWriter {
 fn seal(path: &Path) -> Result<(), StorageError> {
     let meta = fs::metadata(path).map_err(|e| StorageError::io(format!("cannot stat {}", path.display()), e))?;
     if !meta.permissions().readonly() {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o444))
+        fs::set_permissions(path, fs::Permissions::from_mode(0o400))
             .map_err(|e| StorageError::io(format!("cannot seal {}", path.display()), e))?;
     }
     Ok(())
@@ -475,7 +477,7 @@ impl WriterState {
     fn roll_over(&mut self, first_sequence: u64) -> Result<(), StorageError> {
         let path = self.dir.join(segment_name(first_sequence));
         let mut options = OpenOptions::new();
-        options.read(true).append(true).mode(0o644);
+        options.read(true).append(true).mode(0o600);
         let file = match options.clone().create_new(true).open(&path) {
             // A rollover that failed after creating the file (e.g. at the
             // directory fsync) left it empty: take it over, never anything else.

@@ -41,14 +41,16 @@ async fn appends_roll_over_into_sealed_segments_named_by_first_sequence() {
         let path = store.log_dir(ORG).join(&c.name);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         if i + 1 < chunks.len() {
-            assert_eq!(mode, 0o444, "sealed segment {} must be read-only", c.name);
+            assert_eq!(mode, 0o400, "sealed segment {} must be read-only, by its owner only", c.name);
         } else {
-            assert_eq!(mode, 0o644, "the active segment stays writable");
+            assert_eq!(mode, 0o600, "the active segment stays writable, by its owner only");
         }
         all.extend(store.read_chunk(ORG, c).await.unwrap());
     }
     let expected: Vec<u8> = log.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
     assert_eq!(all, expected, "storage holds exactly the appended lines, in order");
+    let dir_mode = std::fs::metadata(store.log_dir(ORG)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "log directories are the service's alone");
     // Case-insensitive file systems: the directory name has no upper case.
     assert_eq!(store.log_dir(ORG).file_name().unwrap(), "%4Frg%3A1");
     assert_eq!(store.organizations().await.unwrap(), vec![ORG.to_string()]);

@@ -60,7 +60,8 @@ pub(crate) async fn open_index(backends: &Backends) -> anyhow::Result<Arc<dyn Ev
     match &backends.index {
         IndexChoice::Sqlite(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+                audit_server::keys::private_dir(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
             }
             let index = audit_index::sqlite::SqliteIndex::open(path)
                 .with_context(|| format!("cannot open the index {}", path.display()))?;

@@ -107,7 +107,17 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         );
     }
     let data_dir = settings.backends.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        audit_server::keys::private_dir(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let mode = std::fs::metadata(&data_dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: data directory {} has mode {mode:o}: other users can read the log, keys and index (chmod 700 it)",
+                data_dir.display()
+            );
+        }
+    }
     // Held until the process exits: a second serve here would start
     // "healthy" and refuse every write; it is refused at once instead.
     let _data_dir_lock = lock_data_dir(&data_dir)?;

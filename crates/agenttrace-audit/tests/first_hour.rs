@@ -237,3 +237,31 @@ fn messages_say_what_they_mean() {
     let err = stderr(&out);
     assert!(err.contains("the log holds 83 lines but they follow each other only through sequence 19"), "{err}");
 }
+
+/// Long work shows progress on a terminal (run under `script`, which gives
+/// the command a pseudo-terminal), and nothing of it when stderr is a file.
+#[test]
+fn long_work_shows_progress_on_a_terminal_only() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED long_work_shows_progress_on_a_terminal_only: no `script` (util-linux) for a pseudo-terminal"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let lines: String = (0..50_000)
+        .map(|n| format!("{{\"event_type\":\"trace.viewed\",\"action\":\"read\",\"actor_type\":\"user\",\"resource_id\":\"r{n}\"}}\n"))
+        .collect();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let command = format!("{BIN} --data-dir {} ingest --org o {} > /dev/null", data.display(), input.display());
+    let out = Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("lines stored"), "a progress bar on the terminal: {shown:?}");
+    // The same work with stderr to a file: the summary line, no bar.
+    let quiet = run(&data, &["verify", "--org", "o"], &[]);
+    assert!(!stderr(&quiet).contains("verified ") || stderr(&quiet).lines().count() == 1, "{}", stderr(&quiet));
+    assert!(!stderr(&quiet).contains('\r'), "no bar drawn into a file: {:?}", stderr(&quiet));
+}

@@ -11,6 +11,17 @@ const ROWS_PER_APPLY: usize = 10_000;
 /// returns the number of events indexed in all (the next sequence to index).
 /// Safe to run from several processes at once: rows are keyed by sequence.
 pub async fn catch_up(store: &dyn LogStore, index: &dyn EventIndex, organization_id: &str) -> Result<u64, IndexError> {
+    catch_up_with_progress(store, index, organization_id, &mut |_| {}).await
+}
+
+/// [`catch_up`], telling `progress` the events indexed so far after each
+/// transaction (for a progress bar).
+pub async fn catch_up_with_progress(
+    store: &dyn LogStore,
+    index: &dyn EventIndex,
+    organization_id: &str,
+    report: &mut (dyn FnMut(u64) + Send),
+) -> Result<u64, IndexError> {
     let chunks = store.chunks(organization_id).await?;
     let (mut next_sequence, first, mut offset) = match index.progress(organization_id).await? {
         None => (0, 0, 0),
@@ -73,6 +84,7 @@ pub async fn catch_up(store: &dyn LogStore, index: &dyn EventIndex, organization
             let progress =
                 Progress { next_sequence, chunk: chunk.clone(), offset: last.location.offset + last.location.len + 1 };
             index.apply(organization_id, part, progress).await?;
+            report(next_sequence);
         }
     }
     Ok(next_sequence)

@@ -1,7 +1,7 @@
 //! `export --org ORG --format json|jsonl|csv [filters] [-o FILE]`: streams
 //! every matching event (no page limit) from storage.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -80,19 +80,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         None => Box::new(std::io::stdout()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
-    // A progress line for people, only when stderr is a terminal.
-    let bar = indicatif::ProgressBar::with_draw_target(
-        None,
-        if std::io::stderr().is_terminal() {
-            indicatif::ProgressDrawTarget::stderr()
-        } else {
-            indicatif::ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} exported {pos} events ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
+    let bar = super::progress("{spinner} exported {pos} events ({rate})", None);
     let mut progress = |n: u64| bar.set_position(n);
     let count = if args.with_proof {
         anyhow::ensure!(format == ExportFormat::Jsonl, "--with-proof goes with --format jsonl");

@@ -215,6 +215,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig,
         .start()
         .await;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let bar = super::progress("{bar:30} {pos}/{len} lines stored ({rate}, {eta} left)", Some(valid));
     let mut in_flight: VecDeque<(u64, PendingReceipt)> = VecDeque::new();
     let mut tally = Tally::default();
     // Up to WINDOW captures are in flight so that they share writes; their
@@ -241,6 +242,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig,
             }
             if in_flight.len() >= WINDOW {
                 finish_oldest(&mut in_flight, &mut out, &mut tally).await?;
+                bar.set_position(tally.stored + tally.already);
             }
         }
         while !in_flight.is_empty() {
@@ -249,6 +251,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig,
         Ok(())
     }
     .await;
+    bar.finish_and_clear();
     let torn = service.health().organization(&args.org).torn_bytes_removed;
     service.stop().await;
     if torn > 0 {

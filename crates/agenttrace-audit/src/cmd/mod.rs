@@ -83,6 +83,27 @@ pub(crate) async fn open_index(backends: &Backends) -> anyhow::Result<Arc<dyn Ev
     }
 }
 
+/// A progress line for people: drawn on stderr only when it is a terminal
+/// (quiet in scripts and logs), rates as whole numbers. `template` may use
+/// `{pos}`, `{len}`, `{rate}` (per second) and indicatif's own keys.
+pub(crate) fn progress(template: &str, len: Option<u64>) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    let target = if std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(len, target);
+    let style = indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+        .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}/s", state.per_sec() as u64);
+        });
+    bar.set_style(style);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 /// Refuses a read-only command on a local data directory that does not
 /// exist (a typo in `--data-dir` would otherwise create one and answer
 /// "nothing found").

@@ -6,7 +6,6 @@ use std::io::Write;
 
 use audit_core::filter::{Cursor, Order};
 use audit_core::json::{Object, Value};
-use audit_index::catch_up;
 use audit_service::QueryPage;
 
 use super::filter_args::FilterArgs;
@@ -73,7 +72,12 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     let store = super::open_store(backends).await?;
     let index = super::open_index(backends).await?;
     // The CLI has no background indexer: bring the index up to date first.
-    catch_up(store.as_ref(), index.as_ref(), &filter.organization_id).await?;
+    let bar = super::progress("{spinner} indexing: {pos} events ({rate})", None);
+    audit_index::catch_up_with_progress(store.as_ref(), index.as_ref(), &filter.organization_id, &mut |n| {
+        bar.set_position(n)
+    })
+    .await?;
+    bar.finish_and_clear();
     let page = audit_service::query_events(store.as_ref(), index.as_ref(), &filter).await?;
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -1,6 +1,6 @@
 //! `reindex`: rebuilds the query index from storage.
 
-use audit_index::catch_up;
+use audit_index::catch_up_with_progress;
 
 use crate::exit;
 
@@ -12,7 +12,9 @@ pub(crate) async fn run(backends: &crate::config::Backends) -> anyhow::Result<u8
     let mut total = 0;
     let orgs = store.organizations().await?;
     for org in &orgs {
-        let n = catch_up(store.as_ref(), index.as_ref(), org).await?;
+        let bar = super::progress(&format!("{{spinner}} indexing {org}: {{pos}} events ({{rate}})"), None);
+        let n = catch_up_with_progress(store.as_ref(), index.as_ref(), org, &mut |n| bar.set_position(n)).await?;
+        bar.finish_and_clear();
         eprintln!("indexed {n} events of {org}");
         total += n;
     }

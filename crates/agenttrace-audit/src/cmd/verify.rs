@@ -83,7 +83,10 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     if let Some(t) = trusted.as_deref() {
         verifier = verifier.trusted(t);
     }
-    let report = verifier.verify(&args.org).await?;
+    let bar = super::progress("{spinner} verified {pos} events ({rate})", None);
+    let show = |n: u64| bar.set_position(n);
+    let report = verifier.progress(&show).verify(&args.org).await?;
+    bar.finish_and_clear();
     if args.json {
         let mut out = std::io::stdout().lock();
         out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;

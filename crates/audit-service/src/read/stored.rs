@@ -125,6 +125,18 @@ pub(crate) struct CheckpointSources<'a> {
     pub(crate) key: Option<&'a VerifierKey>,
     pub(crate) mirror: Option<&'a dyn LogStore>,
     pub(crate) trusted: Option<&'a str>,
+    /// Told the lines checked so far after each chunk (a progress bar).
+    pub(crate) progress: Option<ProgressFn<'a>>,
+}
+
+/// A progress callback (lines or events so far).
+#[derive(Clone, Copy)]
+pub(crate) struct ProgressFn<'a>(pub(crate) &'a (dyn Fn(u64) + Send + Sync));
+
+impl std::fmt::Debug for ProgressFn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
 }
 
 /// Verifies a whole log against every checkpoint `sources_of` yields, or a
@@ -200,6 +212,9 @@ pub(crate) async fn verify_log_checked(
             })?;
             prefetched?;
             v = verifier;
+            if let Some(ProgressFn(report)) = sources_of.progress {
+                report(v.lines_read());
+            }
             if let Some(torn) = ChunkLines::split(&bytes).1 {
                 if i == last {
                     v.torn_tail(&chunk.name, torn.len());

@@ -5,7 +5,7 @@ use audit_core::note::VerifierKey;
 use audit_core::verify::VerificationReport;
 use audit_storage::{LogStore, StorageError};
 
-use crate::read::stored::{CheckpointSources, TimeRange, verify_log_checked};
+use crate::read::stored::{CheckpointSources, ProgressFn, TimeRange, verify_log_checked};
 
 /// How checkpoint signatures are checked.
 #[derive(Debug, Clone, Copy)]
@@ -60,13 +60,21 @@ pub struct Verifier<'a> {
     mirror: Option<&'a dyn LogStore>,
     trusted: Option<&'a str>,
     range: TimeRange,
+    progress: Option<ProgressFn<'a>>,
 }
 
 impl<'a> Verifier<'a> {
     /// A verifier of logs in `store`. It needs [`Verifier::key`] (or
     /// [`Verifier::danger_unsigned_checkpoints`]) before it runs.
     pub fn new(store: &'a dyn LogStore) -> Self {
-        Verifier { store, signatures: Signatures::Unset, mirror: None, trusted: None, range: TimeRange::default() }
+        Verifier {
+            store,
+            signatures: Signatures::Unset,
+            mirror: None,
+            trusted: None,
+            range: TimeRange::default(),
+            progress: None,
+        }
     }
 
     /// Checks checkpoint signatures under this key (the organization's
@@ -96,6 +104,13 @@ impl<'a> Verifier<'a> {
         self
     }
 
+    /// Tells `report` the events checked so far, after each chunk of a
+    /// whole-log verification (for a progress bar).
+    pub fn progress(mut self, report: &'a (dyn Fn(u64) + Send + Sync)) -> Self {
+        self.progress = Some(ProgressFn(report));
+        self
+    }
+
     /// Verifies only this time range (default: the whole log).
     pub fn range(mut self, range: TimeRange) -> Self {
         self.range = range;
@@ -109,7 +124,7 @@ impl<'a> Verifier<'a> {
             Signatures::Key(k) => Some(k),
             Signatures::DangerUnchecked => None,
         };
-        let sources = CheckpointSources { key, mirror: self.mirror, trusted: self.trusted };
+        let sources = CheckpointSources { key, mirror: self.mirror, trusted: self.trusted, progress: self.progress };
         Ok(verify_log_checked(self.store, organization_id, self.range, &sources).await?)
     }
 }

@@ -195,4 +195,16 @@ fn serve_refuses_a_bucket_without_object_lock_by_name() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("AUDIT_S3_BUCKET"));
+    // A bucket that does not exist: one line with the service's own words, not the SDK's dump.
+    let mut env = env.clone();
+    for (k, v) in env.iter_mut() {
+        if k == "AUDIT_S3_BUCKET" {
+            *v = "no-such-bucket-for-this-test".into();
+        }
+    }
+    let out = command(&env, dir.path()).args(["verify", "--org", "o"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(said.contains("NoSuchBucket") && said.len() < 400, "{said}");
 }

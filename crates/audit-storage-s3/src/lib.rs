@@ -38,7 +38,7 @@ use audit_storage::org_dir;
 use audit_storage::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
 
@@ -147,7 +147,7 @@ where
         _ => None,
     };
     let code = e.code().map(str::to_owned);
-    let why = DisplayErrorContext(&e).to_string();
+    let why = brief(&e);
     match (&e, status) {
         (_, Some(412)) => Failure::Taken,
         (_, Some(404)) => Failure::Missing,
@@ -158,6 +158,35 @@ where
         }
         _ => Failure::Permanent(why),
     }
+}
+
+/// An SDK error as one short sentence: the service's code and message
+/// (`NoSuchBucket: The specified bucket does not exist`) rather than the
+/// SDK's debug dump of the whole response; for failures without a service
+/// answer (connection refused, timeouts), the error chain, each cause once.
+fn brief<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if let (Some(code), message) = (e.code(), e.message()) {
+        return match message {
+            Some(m) => format!("{code}: {m}"),
+            None => code.to_owned(),
+        };
+    }
+    let mut out = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 fn io_error(what: impl std::fmt::Display, why: impl std::fmt::Display) -> StorageError {
@@ -216,7 +245,7 @@ impl S3Store {
             Err(e) => {
                 return Err(io_error(
                     format!("cannot read the Object Lock configuration of bucket {bucket}"),
-                    DisplayErrorContext(&e),
+                    brief(&e),
                 ));
             }
         };
@@ -326,7 +355,7 @@ impl S3Store {
                 .set_version_id_marker(version_marker.take())
                 .send()
                 .await
-                .map_err(|e| io_error(format!("cannot list versions under {prefix}"), DisplayErrorContext(&e)))?;
+                .map_err(|e| io_error(format!("cannot list versions under {prefix}"), brief(&e)))?;
             page(&out);
             if out.is_truncated() != Some(true) {
                 return Ok(());
@@ -446,8 +475,7 @@ impl S3Store {
             .send();
         let mut newest = None;
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| io_error(format!("cannot list checkpoints under {prefix}"), DisplayErrorContext(&e)))?;
+            let page = page.map_err(|e| io_error(format!("cannot list checkpoints under {prefix}"), brief(&e)))?;
             for object in page.contents() {
                 let name = object.key().and_then(|k| k.strip_prefix(&prefix)).unwrap_or_default();
                 if let Some(size) = parse_numbered(name, CHECKPOINT_SUFFIX) {
@@ -493,7 +521,7 @@ impl LogStore for S3Store {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| io_error(format!("cannot list {prefix}"), DisplayErrorContext(&e)))?;
+            let page = page.map_err(|e| io_error(format!("cannot list {prefix}"), brief(&e)))?;
             for p in page.common_prefixes() {
                 let dir = p.prefix().and_then(|p| p.strip_prefix(&prefix)).and_then(|p| p.strip_suffix('/'));
                 if let Some(org) = dir.and_then(org_dir::decode) {

@@ -55,3 +55,16 @@ fn data_files_are_readable_by_the_service_user_only() {
     assert_eq!(mode(&data.join("signing.key")), 0o600);
     assert_eq!(mode(&log_dir.join("00000000000000000000.jsonl")), 0o600);
 }
+
+#[test]
+fn an_oversized_batch_is_refused_before_it_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::binary(BIN, dir.path(), &["--no-auth"], &[]);
+    // Just under 8 MiB of `[0,0,…]`: 4 million items.
+    let body = format!("[{}0]", "0,".repeat(4_000_000));
+    let (status, answer) = server.request("POST", "/v1/events", None, &body).unwrap();
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("at most 1000 events"), "{answer}");
+    assert_eq!(server.request("GET", "/health", None, "").unwrap().0, 200);
+    assert!(server.stop().success());
+}

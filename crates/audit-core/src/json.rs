@@ -519,9 +519,65 @@ impl DecimalParts {
     }
 }
 
+/// The number of items of a top-level JSON array, counted without parsing
+/// (strings, escapes and nesting are followed; nothing is allocated), or
+/// `None` when `text` is not an array. For refusing an oversized batch
+/// before paying for a full parse; a malformed array is left to the parser.
+pub fn count_array_items(text: &[u8]) -> Option<usize> {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+    if text[start] != b'[' {
+        return None;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut commas, mut any) = (0usize, false);
+    for &b in &text[start..] {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                any = true;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > 1 {
+                    any = true;
+                }
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    break;
+                }
+            }
+            b',' if depth == 1 => commas += 1,
+            b if !b.is_ascii_whitespace() && depth == 1 => any = true,
+            _ => {}
+        }
+    }
+    Some(if any { commas + 1 } else { 0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn array_items_are_counted_without_parsing() {
+        assert_eq!(count_array_items(b"[]"), Some(0));
+        assert_eq!(count_array_items(b" [ 1 , 2 ,3]"), Some(3));
+        assert_eq!(count_array_items(br#"[{"a":[1,2,3],"b":"x,]y"},"\",",[[4,5]]]"#), Some(3));
+        assert_eq!(count_array_items(b"{\"a\":1}"), None);
+        let zeros = format!("[{}0]", "0,".repeat(2_000_000));
+        assert_eq!(count_array_items(zeros.as_bytes()), Some(2_000_001));
+    }
 
     fn err_kind(text: &str) -> JsonErrorKind {
         parse(text.as_bytes(), NumberPolicy::Exact).unwrap_err().kind

@@ -96,6 +96,20 @@ async fn parse_post(
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
         one(ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))
     })?;
+    // An oversized batch is refused before it is parsed (a body of 8 MiB of
+    // `[0,0,…]` would otherwise cost many times its size in memory).
+    if let Some(n) = json::count_array_items(&bytes)
+        && n > MAX_BATCH_EVENTS
+    {
+        return Err((
+            n as u64,
+            ApiError::field(
+                ErrorCode::PayloadTooLarge,
+                "events",
+                format!("at most {MAX_BATCH_EVENTS} events per request"),
+            ),
+        ));
+    }
     let value = json::parse(&bytes, NumberPolicy::Exact)
         .map_err(|e| one(ApiError::new(ErrorCode::InvalidJson, e.to_string())))?;
     let (items, batch) = match value {

@@ -48,6 +48,9 @@ pub(crate) struct FileConfig {
     log_origin: Option<String>,
     checkpoint_interval: Option<toml::Value>,
     failure_policy: Option<String>,
+    max_connections: Option<toml::Value>,
+    header_timeout: Option<toml::Value>,
+    body_timeout: Option<toml::Value>,
 }
 
 impl FileConfig {
@@ -88,6 +91,9 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_FAILURE_POLICY",
     "AUDIT_WORKER_IDLE_TIMEOUT",
     "AUDIT_MAX_OPEN_LOGS",
+    "AUDIT_MAX_CONNECTIONS",
+    "AUDIT_HEADER_TIMEOUT",
+    "AUDIT_BODY_TIMEOUT",
     "AUDIT_LOG",
     "AUDIT_REQUIRE_SERVICES",
 ];
@@ -429,6 +435,12 @@ pub(crate) struct Settings {
     pub(crate) service: AuditConfig,
     /// `AUDIT_MAX_OPEN_LOGS` when given (else derived from the open-file limit).
     pub(crate) max_open_logs: Option<usize>,
+    /// `AUDIT_MAX_CONNECTIONS` when given (else derived from the open-file limit).
+    pub(crate) max_connections: Option<usize>,
+    /// `AUDIT_HEADER_TIMEOUT`: time to receive a request head (and keep-alive idle time).
+    pub(crate) header_timeout: Duration,
+    /// `AUDIT_BODY_TIMEOUT`: time to receive a request body.
+    pub(crate) body_timeout: Duration,
 }
 
 /// Flags of `serve` that are also settings.
@@ -473,7 +485,33 @@ impl Settings {
             }
             service.max_open_logs = n;
         }
-        Ok(Settings { listen, metrics_listen, backends, service, max_open_logs })
+        let max_connections: Option<usize> = parse(
+            pick(None, "AUDIT_MAX_CONNECTIONS", toml_text(file.max_connections.clone()), "max_connections"),
+            "a whole number",
+        )?;
+        if max_connections == Some(0) {
+            bail!("AUDIT_MAX_CONNECTIONS: must be at least 1");
+        }
+        let header_timeout = parse_seconds(
+            pick(None, "AUDIT_HEADER_TIMEOUT", toml_text(file.header_timeout.clone()), "header_timeout"),
+            false,
+        )?
+        .unwrap_or(Duration::from_secs(10));
+        let body_timeout = parse_seconds(
+            pick(None, "AUDIT_BODY_TIMEOUT", toml_text(file.body_timeout.clone()), "body_timeout"),
+            false,
+        )?
+        .unwrap_or(Duration::from_secs(30));
+        Ok(Settings {
+            listen,
+            metrics_listen,
+            backends,
+            service,
+            max_open_logs,
+            max_connections,
+            header_timeout,
+            body_timeout,
+        })
     }
 }
 

@@ -68,3 +68,51 @@ fn an_oversized_batch_is_refused_before_it_is_parsed() {
     assert_eq!(server.request("GET", "/health", None, "").unwrap().0, 200);
     assert!(server.stop().success());
 }
+
+/// Reads until the server closes the connection (or 10 s pass); what it sent.
+fn read_until_closed(s: &mut std::net::TcpStream) -> (String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (String::from_utf8_lossy(&out).into_owned(), started.elapsed())
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_idle_sockets_cannot_starve_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("AUDIT_HEADER_TIMEOUT", "1"), ("AUDIT_BODY_TIMEOUT", "1"), ("AUDIT_MAX_CONNECTIONS", "8")];
+    let server = Served::binary(BIN, dir.path(), &["--no-auth"], &env);
+    let port = server.port;
+
+    // A request head that never ends (slowloris): closed after the header timeout.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n").unwrap();
+    let (_, took) = read_until_closed(&mut slow);
+    assert!(took < std::time::Duration::from_secs(8), "closed after about a second, took {took:?}");
+
+    // A trickled body: 408 after the body timeout.
+    let mut trickle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    trickle
+        .write_all(b"POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\"")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut trickle);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // More idle sockets than the server takes: the extra ones are closed at
+    // once, the rest within the header timeout, and /health answers.
+    let idle: Vec<_> = (0..9).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let healthy = loop {
+        if matches!(server.request("GET", "/health", None, ""), Some((200, _))) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(healthy, "/health answered within the header timeout despite the idle sockets");
+    drop(idle);
+    assert!(server.stop().success());
+}

@@ -18,6 +18,8 @@ pub enum ErrorCode {
     InvalidParameter,
     /// The body or batch is over a limit.
     PayloadTooLarge,
+    /// The request body did not arrive in time.
+    RequestTimeout,
     /// The content type is not `application/json`.
     UnsupportedMediaType,
     /// No valid bearer token.
@@ -51,6 +53,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidEvent | ErrorCode::InvalidParameter => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,

@@ -15,6 +15,7 @@ mod auth;
 mod body;
 pub mod error;
 pub mod keys;
+mod listener;
 mod openapi;
 mod routes;
 mod stream;
@@ -34,6 +35,7 @@ use tokio::sync::OnceCell;
 pub use auth::Principal;
 pub use error::{ApiError, ErrorCode};
 pub use keys::{KeyChange, KeyStore, Scope};
+pub use listener::{ConnectionLimits, serve};
 pub use openapi::openapi_json;
 pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 
@@ -56,6 +58,8 @@ struct StateInner {
     /// The deployment's checkpoint key and origin prefix, to check
     /// checkpoints during verification.
     checkpoint_key: Option<(audit_core::note::SignerKey, String)>,
+    /// Time to receive a request body (`AUDIT_BODY_TIMEOUT`).
+    body_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -77,6 +81,7 @@ impl AppState {
                 metrics,
                 verifications: Mutex::new(HashMap::new()),
                 checkpoint_key: None,
+                body_timeout: std::time::Duration::from_secs(30),
             }),
         }
     }
@@ -86,6 +91,15 @@ impl AppState {
     /// service started, so that none made meanwhile goes unrecorded).
     pub fn with_keys(self, keys: KeyStore) -> AppState {
         self.configured(|inner| inner.keys = keys)
+    }
+
+    /// How long a request body may take to arrive (a trickled body is cut off with 408).
+    pub fn with_body_timeout(self, timeout: std::time::Duration) -> AppState {
+        self.configured(|inner| inner.body_timeout = timeout)
+    }
+
+    pub(crate) fn body_timeout(&self) -> std::time::Duration {
+        self.inner.body_timeout
     }
 
     /// Verification also checks each organization's checkpoint signature,
@@ -105,6 +119,7 @@ impl AppState {
             metrics: shared.metrics.clone(),
             verifications: Mutex::new(HashMap::new()),
             checkpoint_key: shared.checkpoint_key.clone(),
+            body_timeout: shared.body_timeout,
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }

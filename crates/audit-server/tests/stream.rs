@@ -40,7 +40,7 @@ async fn an_export_that_fails_midway_is_a_broken_transfer() {
     let response = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-        write!(s, "GET /v1/export?format=csv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+        write!(s, "GET /v1/export?format=csv HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out); // a reset is a fine end too

@@ -1,7 +1,5 @@
 //! `serve`: the HTTP service (SPEC §11) on `--listen` with `--data-dir`.
 
-use std::net::SocketAddr;
-
 use anyhow::{Context, bail};
 use audit_server::{AppState, app, metrics_app};
 use audit_service::AuditService;
@@ -97,9 +95,19 @@ pub(crate) fn open_logs_for(file_limit: u64) -> usize {
 
 pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, args: Args) -> anyhow::Result<u8> {
     let mut settings = Settings::load(Flags { listen: args.listen, data_dir }, file)?;
+    let file_limit = raise_file_limit();
     if settings.max_open_logs.is_none() {
-        settings.service.max_open_logs = open_logs_for(raise_file_limit());
+        settings.service.max_open_logs = open_logs_for(file_limit);
     }
+    // A quarter of the open-file limit for connections (the logs take half).
+    let max_connections = settings
+        .max_connections
+        .unwrap_or_else(|| usize::try_from(file_limit / 4).unwrap_or(usize::MAX).clamp(16, 16_384));
+    let limits = audit_server::ConnectionLimits {
+        max_connections,
+        header_timeout: settings.header_timeout,
+        ..audit_server::ConnectionLimits::default()
+    };
     if args.no_auth && !settings.listen.ip().is_loopback() {
         bail!(
             "--no-auth is refused on {}: it is only allowed on a loopback address (127.0.0.1 or ::1)",
@@ -107,9 +115,12 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         );
     }
     let data_dir = settings.backends.data_dir.clone();
+    audit_server::keys::private_dir(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // Held until the process exits: a second serve here would start
+    // "healthy" and refuse every write; it is refused at once instead.
+    let _data_dir_lock = lock_data_dir(&data_dir)?;
     {
         use std::os::unix::fs::PermissionsExt as _;
-        audit_server::keys::private_dir(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let mode = std::fs::metadata(&data_dir)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             eprintln!(
@@ -118,9 +129,6 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
             );
         }
     }
-    // Held until the process exits: a second serve here would start
-    // "healthy" and refuse every write; it is refused at once instead.
-    let _data_dir_lock = lock_data_dir(&data_dir)?;
     let store = super::open_store(&settings.backends).await?;
     let index = super::open_index(&settings.backends).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -154,6 +162,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints).start().await;
     let state = AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics))
         .with_keys(keys)
+        .with_body_timeout(settings.body_timeout)
         .with_checkpoint_key(signer, origin);
     state.spawn_key_auditor();
     if let Some(l) = metrics_listener {
@@ -169,9 +178,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         settings.backends.describe_index(),
         if args.no_auth { "; NO AUTHENTICATION" } else { "" }
     );
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = audit_server::serve(listener, router, limits, shutdown_signal()).await;
     service.stop().await;
     served.context("the server failed")?;
     eprintln!("stopped");

@@ -93,9 +93,18 @@ async fn parse_post(
     if !content_type.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) {
         return Err(one(ApiError::new(ErrorCode::UnsupportedMediaType, "the body must be application/json")));
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        one(ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))
-    })?;
+    let timeout = state.body_timeout();
+    let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES))
+        .await
+        .map_err(|_| {
+            one(ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("the body did not arrive within {} s", timeout.as_secs_f64()),
+            ))
+        })?
+        .map_err(|_| {
+            one(ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is over {MAX_BODY_BYTES} bytes")))
+        })?;
     // An oversized batch is refused before it is parsed (a body of 8 MiB of
     // `[0,0,…]` would otherwise cost many times its size in memory).
     if let Some(n) = json::count_array_items(&bytes)

@@ -51,6 +51,7 @@ pub(crate) struct FileConfig {
     max_connections: Option<toml::Value>,
     header_timeout: Option<toml::Value>,
     body_timeout: Option<toml::Value>,
+    export_stall_timeout: Option<toml::Value>,
 }
 
 impl FileConfig {
@@ -94,6 +95,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_MAX_CONNECTIONS",
     "AUDIT_HEADER_TIMEOUT",
     "AUDIT_BODY_TIMEOUT",
+    "AUDIT_EXPORT_STALL_TIMEOUT",
     "AUDIT_LOG",
     "AUDIT_REQUIRE_SERVICES",
 ];
@@ -441,6 +443,8 @@ pub(crate) struct Settings {
     pub(crate) header_timeout: Duration,
     /// `AUDIT_BODY_TIMEOUT`: time to receive a request body.
     pub(crate) body_timeout: Duration,
+    /// `AUDIT_EXPORT_STALL_TIMEOUT`: how long an export waits for a client that stopped reading.
+    pub(crate) export_stall_timeout: Duration,
 }
 
 /// Flags of `serve` that are also settings.
@@ -502,6 +506,16 @@ impl Settings {
             false,
         )?
         .unwrap_or(Duration::from_secs(30));
+        let export_stall_timeout = parse_seconds(
+            pick(
+                None,
+                "AUDIT_EXPORT_STALL_TIMEOUT",
+                toml_text(file.export_stall_timeout.clone()),
+                "export_stall_timeout",
+            ),
+            false,
+        )?
+        .unwrap_or(Duration::from_secs(60));
         Ok(Settings {
             listen,
             metrics_listen,
@@ -511,6 +525,7 @@ impl Settings {
             max_connections,
             header_timeout,
             body_timeout,
+            export_stall_timeout,
         })
     }
 }

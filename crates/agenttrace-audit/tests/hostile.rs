@@ -116,3 +116,42 @@ fn slow_clients_are_cut_off_and_idle_sockets_cannot_starve_health() {
     drop(idle);
     assert!(server.stop().success());
 }
+
+#[test]
+fn an_export_client_that_stops_reading_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A log well over what the channel and the socket buffers hold.
+    let lines: String = (0..20_000)
+        .map(|n| format!("{{\"event_type\":\"trace.viewed\",\"action\":\"read\",\"actor_type\":\"user\",\"resource_id\":\"r{n}\",\"metadata\":{{\"pad\":\"{}\"}}}}\n", "x".repeat(400)))
+        .collect();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let ingest = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--org", "o", input.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let server = Served::binary(BIN, &data, &["--no-auth"], &[("AUDIT_EXPORT_STALL_TIMEOUT", "1")]);
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stalled.write_all(b"GET /v1/export?format=csv&organization_id=o HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    // Never read; the export gives up after a second and the server stays well.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(server.request("GET", "/health", None, "").unwrap().0, 200);
+    drop(stalled);
+    assert!(server.stop().success());
+    let log = std::fs::read_to_string(
+        audit_storage::local::LocalStore::new(&data).log_dir("o").join("00000000000000000000.jsonl"),
+    )
+    .unwrap_or_default();
+    let exported: Vec<&str> = log.lines().filter(|l| l.contains("audit_log.exported")).collect();
+    assert_eq!(exported.len(), 1, "the export is recorded once");
+    assert!(
+        exported[0].contains(r#""outcome":"failure""#) && exported[0].contains("stopped reading"),
+        "{}",
+        exported[0]
+    );
+}

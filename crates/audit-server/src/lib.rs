@@ -60,6 +60,8 @@ struct StateInner {
     checkpoint_key: Option<(audit_core::note::SignerKey, String)>,
     /// Time to receive a request body (`AUDIT_BODY_TIMEOUT`).
     body_timeout: std::time::Duration,
+    /// How long an export waits for a client that stopped reading (`AUDIT_EXPORT_STALL_TIMEOUT`).
+    export_patience: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,6 +84,7 @@ impl AppState {
                 verifications: Mutex::new(HashMap::new()),
                 checkpoint_key: None,
                 body_timeout: std::time::Duration::from_secs(30),
+                export_patience: std::time::Duration::from_secs(60),
             }),
         }
     }
@@ -102,6 +105,16 @@ impl AppState {
         self.inner.body_timeout
     }
 
+    /// How long an export waits for a client that stopped reading before it
+    /// gives up, freeing its thread and buffers.
+    pub fn with_export_stall_timeout(self, timeout: std::time::Duration) -> AppState {
+        self.configured(|inner| inner.export_patience = timeout)
+    }
+
+    pub(crate) fn export_patience(&self) -> std::time::Duration {
+        self.inner.export_patience
+    }
+
     /// Verification also checks each organization's checkpoint signature,
     /// under `<origin>/<organization_id>` with this key.
     pub fn with_checkpoint_key(self, signer: audit_core::note::SignerKey, origin: String) -> AppState {
@@ -120,6 +133,7 @@ impl AppState {
             verifications: Mutex::new(HashMap::new()),
             checkpoint_key: shared.checkpoint_key.clone(),
             body_timeout: shared.body_timeout,
+            export_patience: shared.export_patience,
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }

@@ -19,10 +19,16 @@ use crate::AppState;
 const CHUNK: usize = 256 * 1024;
 
 /// Sends into the body's channel from the export's blocking thread, waiting
-/// (parked, no spinning) while the client is slow. The export runs inside
-/// `Handle::block_on`, where tokio's own `blocking_send` refuses to block, so
-/// this polls the send future with a waker that unparks this thread.
-fn send_from_thread(tx: &tokio::sync::mpsc::Sender<Piece>, piece: Piece) -> Result<(), ()> {
+/// (parked, no spinning) while the client is slow, at most `patience`
+/// (a client that stopped reading is given up: the export's thread and
+/// buffers are freed and the client sees a broken transfer). The export runs inside `Handle::block_on`, where
+/// tokio's own `blocking_send` refuses to block, so this polls the send
+/// future with a waker that unparks this thread.
+fn send_from_thread(
+    tx: &tokio::sync::mpsc::Sender<Piece>,
+    piece: Piece,
+    patience: std::time::Duration,
+) -> Result<(), ()> {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: std::sync::Arc<Self>) {
@@ -32,10 +38,18 @@ fn send_from_thread(tx: &tokio::sync::mpsc::Sender<Piece>, piece: Piece) -> Resu
     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
     let mut cx = std::task::Context::from_waker(&waker);
     let mut send = std::pin::pin!(tx.send(piece));
+    let deadline = std::time::Instant::now() + patience;
     loop {
         match send.as_mut().poll(&mut cx) {
             std::task::Poll::Ready(result) => return result.map_err(drop),
-            std::task::Poll::Pending => std::thread::park(),
+            std::task::Poll::Pending => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    tracing::warn!("an export client stopped reading; giving up on it");
+                    return Err(());
+                }
+                std::thread::park_timeout(left);
+            }
         }
     }
 }
@@ -46,6 +60,8 @@ type Piece = Result<Bytes, std::io::Error>;
 struct ChunkWriter {
     tx: tokio::sync::mpsc::Sender<Piece>,
     buf: Vec<u8>,
+    /// How long a stalled client is waited for.
+    patience: std::time::Duration,
 }
 
 impl Write for ChunkWriter {
@@ -60,8 +76,9 @@ impl Write for ChunkWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-            send_from_thread(&self.tx, Ok(chunk))
-                .map_err(|()| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+            send_from_thread(&self.tx, Ok(chunk), self.patience).map_err(|()| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away or stopped reading")
+            })?;
         }
         Ok(())
     }
@@ -76,7 +93,7 @@ pub(crate) struct ReadRecord {
 
 /// A response body that streams the export of `filter` in `format`.
 pub(crate) fn export_body(state: AppState, filter: AuditEventFilter, format: ExportFormat, record: ReadRecord) -> Body {
-    streamed(move |out, handle| {
+    streamed(state.export_patience(), move |out, handle| {
         let result = handle.block_on(state.service().export_events(&filter, format, out));
         let result = finish(&filter, result.map_err(|e| e.to_string()), out);
         handle.block_on(record_export(&state, &filter, record, result.clone()));
@@ -92,7 +109,7 @@ pub(crate) fn evidence_body(
     key: Option<audit_core::note::VerifierKey>,
     record: ReadRecord,
 ) -> Body {
-    streamed(move |out, handle| {
+    streamed(state.export_patience(), move |out, handle| {
         let store = std::sync::Arc::clone(state.service().store());
         let result =
             handle.block_on(audit_service::export_evidence(store.as_ref(), &filter, key.as_ref(), out, &mut |_| {}));
@@ -135,16 +152,17 @@ async fn record_export(state: &AppState, filter: &AuditEventFilter, record: Read
 /// Runs `write` on a blocking thread and streams what it writes; an error
 /// it returns aborts the body.
 fn streamed(
+    patience: std::time::Duration,
     write: impl FnOnce(&mut ChunkWriter, &tokio::runtime::Handle) -> Result<(), String> + Send + 'static,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+        let mut out = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK), patience };
         if let Err(e) = write(&mut out, &handle) {
             // The status line is gone already: ending the body with an error
             // makes the server abort the transfer instead of completing it.
-            let _ = send_from_thread(&tx, Err(std::io::Error::other(format!("the export failed: {e}"))));
+            let _ = send_from_thread(&tx, Err(std::io::Error::other(format!("the export failed: {e}"))), patience);
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|piece| (piece, rx)) });

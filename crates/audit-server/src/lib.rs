@@ -62,6 +62,10 @@ struct StateInner {
     body_timeout: std::time::Duration,
     /// How long an export waits for a client that stopped reading (`AUDIT_EXPORT_STALL_TIMEOUT`).
     export_patience: std::time::Duration,
+    /// Verifications and proofs running at once (they read whole logs and
+    /// hash on every core): as many as there are cores, the rest wait, so
+    /// `/health` and ingest keep a share of the machine.
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -85,6 +89,9 @@ impl AppState {
                 checkpoint_key: None,
                 body_timeout: std::time::Duration::from_secs(30),
                 export_patience: std::time::Duration::from_secs(60),
+                heavy: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+                )),
             }),
         }
     }
@@ -115,6 +122,11 @@ impl AppState {
         self.inner.export_patience
     }
 
+    /// A turn for CPU-heavy work (a verification, a proof).
+    pub(crate) async fn heavy_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        Arc::clone(&self.inner.heavy).acquire_owned().await.expect("the semaphore is never closed")
+    }
+
     /// Verification also checks each organization's checkpoint signature,
     /// under `<origin>/<organization_id>` with this key.
     pub fn with_checkpoint_key(self, signer: audit_core::note::SignerKey, origin: String) -> AppState {
@@ -134,6 +146,7 @@ impl AppState {
             checkpoint_key: shared.checkpoint_key.clone(),
             body_timeout: shared.body_timeout,
             export_patience: shared.export_patience,
+            heavy: Arc::clone(&shared.heavy),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }
@@ -248,6 +261,7 @@ impl AppState {
         let checkpoint_key = self.verifier_for(org);
         let result = cell
             .get_or_init(|| async move {
+                let _turn = self.heavy_turn().await;
                 let verifier = audit_service::Verifier::new(store.as_ref()).range(range);
                 let verifier = match &checkpoint_key {
                     Some(k) => verifier.key(k),

@@ -92,6 +92,7 @@ pub(crate) async fn get_inclusion_proof(
     let (p, org) = scoped(&principal, Scope::Read, raw, &["tree_size"])?;
     let tree_size = size_param(&p, "tree_size")?;
     let event = event_or_404(&state, &org, &event_id).await?;
+    let _turn = state.heavy_turn().await;
     let proof =
         audit_service::proofs::inclusion_proof(state.service().store().as_ref(), &org, event.sequence, tree_size)
             .await?;
@@ -110,6 +111,7 @@ pub(crate) async fn get_consistency_proof(
 ) -> Result<Response, ApiError> {
     let (p, org) = scoped(&principal, Scope::Read, raw, &["from", "to"])?;
     let (from, to) = (size_param(&p, "from")?, size_param(&p, "to")?);
+    let _turn = state.heavy_turn().await;
     let proof = audit_service::proofs::consistency_proof(state.service().store().as_ref(), &org, from, to).await?;
     Ok(Json(body::ConsistencyProofBody::from(proof)).into_response())
 }

@@ -52,6 +52,7 @@ pub(crate) struct FileConfig {
     header_timeout: Option<toml::Value>,
     body_timeout: Option<toml::Value>,
     export_stall_timeout: Option<toml::Value>,
+    rate_limit: Option<toml::Value>,
 }
 
 impl FileConfig {
@@ -96,6 +97,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_HEADER_TIMEOUT",
     "AUDIT_BODY_TIMEOUT",
     "AUDIT_EXPORT_STALL_TIMEOUT",
+    "AUDIT_RATE_LIMIT",
     "AUDIT_LOG",
     "AUDIT_REQUIRE_SERVICES",
 ];
@@ -445,6 +447,8 @@ pub(crate) struct Settings {
     pub(crate) body_timeout: Duration,
     /// `AUDIT_EXPORT_STALL_TIMEOUT`: how long an export waits for a client that stopped reading.
     pub(crate) export_stall_timeout: Duration,
+    /// `AUDIT_RATE_LIMIT`: requests per second per token (0: unlimited).
+    pub(crate) rate_limit: u32,
 }
 
 /// Flags of `serve` that are also settings.
@@ -516,6 +520,11 @@ impl Settings {
             false,
         )?
         .unwrap_or(Duration::from_secs(60));
+        let rate_limit: u32 = parse(
+            pick(None, "AUDIT_RATE_LIMIT", toml_text(file.rate_limit.clone()), "rate_limit"),
+            "a whole number of requests per second",
+        )?
+        .unwrap_or(1000);
         Ok(Settings {
             listen,
             metrics_listen,
@@ -526,6 +535,7 @@ impl Settings {
             header_timeout,
             body_timeout,
             export_stall_timeout,
+            rate_limit,
         })
     }
 }

@@ -155,3 +155,33 @@ fn an_export_client_that_stops_reading_is_given_up() {
         exported[0]
     );
 }
+
+#[test]
+fn one_token_cannot_take_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = |org: &str| {
+        let out = std::process::Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["keys", "create", "--org", org, "--scopes", "read"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (greedy, other) = (key("greedy"), key("other"));
+    let server = Served::binary(BIN, &data, &[], &[("AUDIT_RATE_LIMIT", "5")]);
+    let statuses: Vec<u16> =
+        (0..40).map(|_| server.request("GET", "/v1/audit/health", Some(&greedy), "").unwrap().0).collect();
+    assert!(statuses.contains(&429), "over the rate: 429 {statuses:?}");
+    assert!(statuses.iter().take(5).all(|s| *s == 200), "within the burst: 200 {statuses:?}");
+    // Another token is not slowed by the first one's excess.
+    assert_eq!(server.request("GET", "/v1/audit/health", Some(&other), "").unwrap().0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        server.request("GET", "/v1/audit/health", Some(&greedy), "").unwrap().0,
+        200,
+        "a second later it may go on"
+    );
+    assert!(server.stop().success());
+}

@@ -73,6 +73,7 @@ impl FromRequestParts<AppState> for Principal {
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthorized)?;
         let key = state.keys().authenticate(token.trim()).ok_or_else(unauthorized)?;
+        state.charge(&key.id)?;
         Ok(Principal {
             key_id: Some(key.id),
             organization_id: Some(key.organization_id),

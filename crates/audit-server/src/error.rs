@@ -37,6 +37,8 @@ pub enum ErrorCode {
     NoCheckpoint,
     /// The queue is full (reject policy); retry after the given seconds.
     QueueFull,
+    /// This token sent more requests than its rate allows; retry after a second.
+    RateLimited,
     /// Storage failed; nothing was acknowledged.
     StorageUnavailable,
     /// The service is shutting down.
@@ -60,6 +62,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::IdempotencyConflict | ErrorCode::NoCheckpoint => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::QueueFull
             | ErrorCode::StorageUnavailable
             | ErrorCode::ServiceStopped
@@ -116,7 +119,7 @@ impl IntoResponse for ApiError {
         let status = self.code.status();
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         let mut response = (status, axum::Json(body)).into_response();
-        if self.code == ErrorCode::QueueFull {
+        if matches!(self.code, ErrorCode::QueueFull | ErrorCode::RateLimited) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

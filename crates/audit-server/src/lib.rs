@@ -66,6 +66,8 @@ struct StateInner {
     /// hash on every core): as many as there are cores, the rest wait, so
     /// `/health` and ingest keep a share of the machine.
     heavy: Arc<tokio::sync::Semaphore>,
+    /// Requests per second per token (`AUDIT_RATE_LIMIT`), if limited.
+    rate: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -92,6 +94,7 @@ impl AppState {
                 heavy: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
                 )),
+                rate: None,
             }),
         }
     }
@@ -122,6 +125,27 @@ impl AppState {
         self.inner.export_patience
     }
 
+    /// At most `per_second` requests per second per token (bursts of twice
+    /// that); more are answered 429 with `Retry-After`. `0` turns it off.
+    pub fn with_rate_limit(self, per_second: u32) -> AppState {
+        let rate = std::num::NonZeroU32::new(per_second).map(|n| {
+            let burst = std::num::NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(n);
+            Arc::new(governor::RateLimiter::dashmap(governor::Quota::per_second(n).allow_burst(burst)))
+        });
+        self.configured(|inner| inner.rate = rate)
+    }
+
+    /// Charges one request to `key_id`'s rate.
+    pub(crate) fn charge(&self, key_id: &str) -> Result<(), ApiError> {
+        match &self.inner.rate {
+            Some(limiter) if limiter.check_key(&key_id.to_owned()).is_err() => {
+                metrics::counter!("audit_http_rate_limited_total").increment(1);
+                Err(ApiError::new(ErrorCode::RateLimited, "too many requests for this token; retry in a second"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A turn for CPU-heavy work (a verification, a proof).
     pub(crate) async fn heavy_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
         Arc::clone(&self.inner.heavy).acquire_owned().await.expect("the semaphore is never closed")
@@ -147,6 +171,7 @@ impl AppState {
             body_timeout: shared.body_timeout,
             export_patience: shared.export_patience,
             heavy: Arc::clone(&shared.heavy),
+            rate: shared.rate.clone(),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }

@@ -30,10 +30,10 @@ impl AuditService {
     /// Records the events lost since the last report, per organization, as
     /// `audit_log.events_dropped` events — in the system organization's log
     /// and in the organization's own (where verification shows the
-    /// producer ranges as known losses, SPEC §6). A report that cannot be
-    /// written is kept and tried again at the next tick.
+    /// producer ranges as known losses, SPEC §6). Each log's copy that
+    /// cannot be written is kept and tried again at the next tick.
     pub(crate) async fn report_drops(&self) {
-        for (org, dropped) in self.shared.state.take_dropped() {
+        for ((org, log), dropped) in self.shared.state.take_dropped() {
             let mut metadata = Object::new();
             metadata.insert("organization_id", Value::String(org.clone()));
             metadata.insert("count", Value::Number(dropped.count as f64));
@@ -55,22 +55,11 @@ impl AuditService {
             if !producers.is_empty() {
                 metadata.insert("producers", Value::Array(producers));
             }
-            let mut logs = vec![self.shared.config.system_organization.clone()];
-            if org != self.shared.config.system_organization {
-                logs.push(org.clone());
-            }
-            let mut recorded = true;
-            for log in logs {
-                let mut draft = self.system_event(audit_core::stored::EVENTS_DROPPED, Action::Other, metadata.clone());
-                draft.organization_id = log;
-                if let Err(e) = self.record_service_event(draft).await {
-                    tracing::error!(organization_id = %org, error = %e, "cannot record audit_log.events_dropped; will retry");
-                    recorded = false;
-                }
-            }
-            if !recorded {
-                // Retried whole: the system log may then hold the report twice, never zero times.
-                self.shared.state.restore_dropped(org, dropped);
+            let mut draft = self.system_event(audit_core::stored::EVENTS_DROPPED, Action::Other, metadata);
+            draft.organization_id = log.clone();
+            if let Err(e) = self.record_service_event(draft).await {
+                tracing::error!(organization_id = %org, log = %log, error = %e, "cannot record audit_log.events_dropped; will retry");
+                self.shared.state.restore_dropped((org, log), dropped);
             }
         }
     }

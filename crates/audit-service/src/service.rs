@@ -236,7 +236,7 @@ impl AuditService {
                 self.shared.counters.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
                 let d = event.draft();
                 let producer = d.producer_id.as_deref().zip(d.producer_sequence);
-                self.shared.state.note_dropped(event.organization_id(), "queue_full", producer);
+                self.shared.note_dropped(event.organization_id(), "queue_full", producer);
                 CaptureError::QueueFull { event: Box::new(d.clone()) }
             }),
         }

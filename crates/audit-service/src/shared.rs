@@ -103,11 +103,19 @@ impl Shared {
         }
     }
 
+    /// Queues the report of a lost event for the system log and the
+    /// organization's own.
+    pub(crate) fn note_dropped(&self, organization_id: &str, reason: &'static str, producer: Option<(&str, u64)>) {
+        let system = self.config.system_organization.as_str();
+        let logs: &[&str] = if organization_id == system { &[system] } else { &[system, organization_id] };
+        self.state.note_dropped(organization_id, logs, reason, producer);
+    }
+
     /// An accepted event (no caller waiting) that will never be stored:
     /// counted, and recorded as `audit_log.events_dropped` by the reporter.
     pub(crate) fn note_lost(&self, p: &Pending, reason: &'static str) {
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        self.state.note_dropped(p.event.organization_id(), reason, p.producer());
+        self.note_dropped(p.event.organization_id(), reason, p.producer());
         tracing::error!(organization_id = p.event.organization_id(), event_id = %p.event_id, reason, "accepted event lost; recorded as audit_log.events_dropped");
     }
 }

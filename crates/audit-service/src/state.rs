@@ -198,7 +198,10 @@ fn add_to_ranges(ranges: &mut Vec<(u64, u64)>, from: u64, to: u64) {
 pub(crate) struct State {
     orgs: Mutex<HashMap<String, OrgState>>,
     last_flush: Mutex<Option<(Timestamp, Duration)>>,
-    dropped: Mutex<HashMap<String, Dropped>>,
+    /// Reports not yet written, by (organization that lost events, log to
+    /// write the report into): each log's copy is retried on its own, so a
+    /// failing organization log never duplicates the system log's copy.
+    dropped: Mutex<HashMap<(String, String), Dropped>>,
 }
 
 impl State {
@@ -253,21 +256,31 @@ impl State {
         });
     }
 
-    /// Records an event lost for `organization_id` (and its producer numbering, if any).
-    pub(crate) fn note_dropped(&self, organization_id: &str, reason: &'static str, producer: Option<(&str, u64)>) {
-        lock(&self.dropped).entry(organization_id.to_owned()).or_default().note(reason, producer);
+    /// Records an event lost for `organization_id` (and its producer
+    /// numbering, if any), to be reported in each of `logs`.
+    pub(crate) fn note_dropped(
+        &self,
+        organization_id: &str,
+        logs: &[&str],
+        reason: &'static str,
+        producer: Option<(&str, u64)>,
+    ) {
+        let mut dropped = lock(&self.dropped);
+        for log in logs {
+            dropped.entry((organization_id.to_owned(), (*log).to_owned())).or_default().note(reason, producer);
+        }
     }
 
-    /// Takes every drop not yet recorded.
-    pub(crate) fn take_dropped(&self) -> Vec<(String, Dropped)> {
-        let mut all: Vec<(String, Dropped)> = lock(&self.dropped).drain().collect();
+    /// Takes every report not yet written: ((organization, log), what was lost).
+    pub(crate) fn take_dropped(&self) -> Vec<((String, String), Dropped)> {
+        let mut all: Vec<_> = lock(&self.dropped).drain().collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
 
-    /// Puts back a report that could not be recorded, for the next attempt.
-    pub(crate) fn restore_dropped(&self, organization_id: String, dropped: Dropped) {
-        lock(&self.dropped).entry(organization_id).or_default().merge(dropped);
+    /// Puts back a report that could not be written, for the next attempt.
+    pub(crate) fn restore_dropped(&self, key: (String, String), dropped: Dropped) {
+        lock(&self.dropped).entry(key).or_default().merge(dropped);
     }
 
     /// Totals over all organizations: (queued, remembered).

@@ -96,13 +96,12 @@ async fn accepted_events_storage_cannot_take_are_counted_and_recorded_with_their
     }
     // The worker gives up after its retries; the reporter records the loss.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let system = loop {
-        let lines = stored_lines(&holder, "agenttrace-system").await;
-        if !lines.is_empty() || tokio::time::Instant::now() > deadline {
-            break lines;
+    loop {
+        if !stored_lines(&holder, "agenttrace-system").await.is_empty() || tokio::time::Instant::now() > deadline {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
     assert_eq!(service.health().counters.dropped, 3);
     // The organization's own copy keeps failing (its log is still held) and
     // is retried every second; the system log's copy is written once.

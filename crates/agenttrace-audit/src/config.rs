@@ -53,6 +53,7 @@ pub(crate) struct FileConfig {
     body_timeout: Option<toml::Value>,
     export_stall_timeout: Option<toml::Value>,
     rate_limit: Option<toml::Value>,
+    max_in_flight: Option<toml::Value>,
 }
 
 impl FileConfig {
@@ -98,6 +99,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_BODY_TIMEOUT",
     "AUDIT_EXPORT_STALL_TIMEOUT",
     "AUDIT_RATE_LIMIT",
+    "AUDIT_MAX_IN_FLIGHT",
     "AUDIT_LOG",
     "AUDIT_REQUIRE_SERVICES",
 ];
@@ -449,6 +451,8 @@ pub(crate) struct Settings {
     pub(crate) export_stall_timeout: Duration,
     /// `AUDIT_RATE_LIMIT`: requests per second per token (0: unlimited).
     pub(crate) rate_limit: u32,
+    /// `AUDIT_MAX_IN_FLIGHT`: API requests running at once.
+    pub(crate) max_in_flight: usize,
 }
 
 /// Flags of `serve` that are also settings.
@@ -525,6 +529,14 @@ impl Settings {
             "a whole number of requests per second",
         )?
         .unwrap_or(1000);
+        let max_in_flight: usize = parse(
+            pick(None, "AUDIT_MAX_IN_FLIGHT", toml_text(file.max_in_flight.clone()), "max_in_flight"),
+            "a whole number",
+        )?
+        .unwrap_or(audit_server::DEFAULT_MAX_IN_FLIGHT);
+        if max_in_flight == 0 {
+            bail!("AUDIT_MAX_IN_FLIGHT: must be at least 1");
+        }
         Ok(Settings {
             listen,
             metrics_listen,
@@ -536,6 +548,7 @@ impl Settings {
             body_timeout,
             export_stall_timeout,
             rate_limit,
+            max_in_flight,
         })
     }
 }

@@ -185,3 +185,24 @@ fn one_token_cannot_take_every_request() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn requests_beyond_the_in_flight_bound_are_refused_and_health_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("AUDIT_MAX_IN_FLIGHT", "1"), ("AUDIT_BODY_TIMEOUT", "3")];
+    let server = Served::binary(BIN, dir.path(), &["--no-auth"], &env);
+    // One request holds the only turn: its body trickles in.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    slow.write_all(b"POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, body) = server.request("GET", "/v1/events?organization_id=o", None, "").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(r#""code":"overloaded""#), "{body}");
+    assert_eq!(server.request("GET", "/health", None, "").unwrap().0, 200, "health is outside the bound");
+    // Once the slow request ends (408 after the body timeout), the turn is free again.
+    let (answer, _) = read_until_closed(&mut slow);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(server.request("GET", "/v1/events?organization_id=o", None, "").unwrap().0, 200);
+    assert!(server.stop().success());
+}

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     QueueFull,
     /// This token sent more requests than its rate allows; retry after a second.
     RateLimited,
+    /// Too many requests are running; retry after a second.
+    Overloaded,
     /// Storage failed; nothing was acknowledged.
     StorageUnavailable,
     /// The service is shutting down.
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyConflict | ErrorCode::NoCheckpoint => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::QueueFull
+            | ErrorCode::Overloaded
             | ErrorCode::StorageUnavailable
             | ErrorCode::ServiceStopped
             | ErrorCode::IndexUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -119,7 +122,7 @@ impl IntoResponse for ApiError {
         let status = self.code.status();
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(self.code, ErrorCode::QueueFull | ErrorCode::RateLimited) {
+        if matches!(self.code, ErrorCode::QueueFull | ErrorCode::RateLimited | ErrorCode::Overloaded) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

@@ -39,6 +39,9 @@ pub use listener::{ConnectionLimits, serve};
 pub use openapi::openapi_json;
 pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 
+/// API requests running at once, by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+
 type SharedReport = Arc<OnceCell<Result<VerificationReport, String>>>;
 /// A verification in progress: organization and time range (microseconds).
 type VerificationKey = (String, Option<i64>, Option<i64>);
@@ -68,6 +71,8 @@ struct StateInner {
     heavy: Arc<tokio::sync::Semaphore>,
     /// Requests per second per token (`AUDIT_RATE_LIMIT`), if limited.
     rate: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
+    /// API requests running at once (`AUDIT_MAX_IN_FLIGHT`).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -95,6 +100,7 @@ impl AppState {
                     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
                 )),
                 rate: None,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             }),
         }
     }
@@ -135,6 +141,11 @@ impl AppState {
         self.configured(|inner| inner.rate = rate)
     }
 
+    /// At most `n` API requests running at once; more are answered 503.
+    pub fn with_max_in_flight(self, n: usize) -> AppState {
+        self.configured(|inner| inner.in_flight = Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+    }
+
     /// Charges one request to `key_id`'s rate.
     pub(crate) fn charge(&self, key_id: &str) -> Result<(), ApiError> {
         match &self.inner.rate {
@@ -172,6 +183,7 @@ impl AppState {
             export_patience: shared.export_patience,
             heavy: Arc::clone(&shared.heavy),
             rate: shared.rate.clone(),
+            in_flight: Arc::clone(&shared.in_flight),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }
@@ -332,7 +344,9 @@ async fn get_metrics(axum::extract::State(state): axum::extract::State<AppState>
 /// The router of the API. `serve_metrics` adds `/metrics` here (otherwise
 /// [`metrics_app`] serves it on its own listener).
 pub fn app(state: AppState, serve_metrics: bool) -> Router {
-    let mut router = Router::new()
+    // The API proper, with a bound on requests in flight; health, metrics
+    // and the description stay outside it, so they answer under any load.
+    let api = Router::new()
         .route("/v1/events", post(routes::events::post_events).get(routes::events::get_events))
         .route("/v1/events/{event_id}", get(routes::events::get_event))
         .route("/v1/export", get(routes::export::get_export))
@@ -341,6 +355,9 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/checkpoint", get(routes::integrity::get_checkpoint))
         .route("/v1/events/{event_id}/proof", get(routes::integrity::get_inclusion_proof))
         .route("/v1/consistency", get(routes::integrity::get_consistency_proof))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_in_flight));
+    let mut router = Router::new()
+        .merge(api)
         .route("/health", get(routes::health::get_health))
         .route("/health/ready", get(routes::health::get_ready))
         .route("/openapi.json", get(openapi::serve_openapi))
@@ -357,6 +374,28 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         router = router.route("/metrics", get(get_metrics));
     }
     router.with_state(state)
+}
+
+/// Runs the request if fewer than `AUDIT_MAX_IN_FLIGHT` are running, else
+/// answers 503 `overloaded` at once (a client that retries later is better
+/// served than a queue that grows without bound).
+async fn limit_in_flight(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match Arc::clone(&state.inner.in_flight).try_acquire_owned() {
+        Ok(turn) => {
+            let response = next.run(request).await;
+            drop(turn);
+            response
+        }
+        Err(_) => {
+            metrics::counter!("audit_http_overloaded_total").increment(1);
+            ApiError::new(ErrorCode::Overloaded, "too many requests in flight; retry in a second").into_response()
+        }
+    }
 }
 
 /// `/metrics` alone, for `AUDIT_METRICS_LISTEN`.

@@ -94,12 +94,7 @@ async fn a_full_disk_fails_batches_without_receipts_and_appends_resume_after_spa
     for (line, r) in lines.iter().zip(&receipts) {
         assert!(line.contains(&r.hash.to_hex()));
     }
-    let report = Verifier::new(&LocalStore::new(&fs.path))
-        .danger_unsigned_checkpoints()
-        .range(TimeRange::default())
-        .verify("org-1")
-        .await
-        .unwrap();
+    let report = Verifier::new(&LocalStore::new(&fs.path)).danger_unsigned_checkpoints().verify("org-1").await.unwrap();
     assert!(report.valid && report.warnings.is_empty(), "{report:?}");
 
     // Space returns: the same writer appends again, with no gap.
@@ -107,12 +102,7 @@ async fn a_full_disk_fails_batches_without_receipts_and_appends_resume_after_spa
     let next = service.capture_durable(sample_draft("org-1", 5000)).await.unwrap();
     assert_eq!(next.receipt.sequence, receipts.len() as u64);
     service.stop().await;
-    let report = Verifier::new(&LocalStore::new(&fs.path))
-        .danger_unsigned_checkpoints()
-        .range(TimeRange::default())
-        .verify("org-1")
-        .await
-        .unwrap();
+    let report = Verifier::new(&LocalStore::new(&fs.path)).danger_unsigned_checkpoints().verify("org-1").await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, receipts.len() as u64 + 1);
 }

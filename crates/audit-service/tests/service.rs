@@ -113,12 +113,7 @@ async fn many_tasks_many_organizations_gapless_sequences() {
     service.stop().await;
     let storage = LocalStore::new(dir.path());
     for org in &orgs {
-        let report = Verifier::new(&storage)
-            .danger_unsigned_checkpoints()
-            .range(TimeRange::default())
-            .verify(org)
-            .await
-            .unwrap();
+        let report = Verifier::new(&storage).danger_unsigned_checkpoints().verify(org).await.unwrap();
         assert!(report.valid, "{org}: {:?}", report.errors);
         assert_eq!(
             (report.total_events, report.first_sequence, report.last_sequence),
@@ -257,13 +252,7 @@ async fn timestamps_never_decrease_when_the_clock_steps_back() {
     assert_eq!(b.receipt.timestamp, a.receipt.timestamp);
     service.stop().await;
     assert!(
-        Verifier::new(&LocalStore::new(dir.path()))
-            .danger_unsigned_checkpoints()
-            .range(TimeRange::default())
-            .verify("org-1")
-            .await
-            .unwrap()
-            .valid
+        Verifier::new(&LocalStore::new(dir.path())).danger_unsigned_checkpoints().verify("org-1").await.unwrap().valid
     );
 }
 
@@ -448,12 +437,7 @@ async fn a_restart_resumes_the_tree_from_the_checkpoint_frontier() {
         .renamed("audit.test/org-1")
         .unwrap()
         .verifier();
-    let report = audit_service::Verifier::new(&LocalStore::new(dir.path()))
-        .key(&key)
-        .range(TimeRange::default())
-        .verify("org-1")
-        .await
-        .unwrap();
+    let report = audit_service::Verifier::new(&LocalStore::new(dir.path())).key(&key).verify("org-1").await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 202);
 }

@@ -67,8 +67,7 @@ async fn every_object_is_locked_in_compliance_mode_and_cannot_be_deleted() {
         let deleted = bucket.client.delete_object().bucket(&bucket.bucket).key(key).version_id(version).send().await;
         assert!(deleted.is_err(), "deleting a locked version of {key} must be refused");
     }
-    let report =
-        Verifier::new(&store).danger_unsigned_checkpoints().range(TimeRange::default()).verify(ORG).await.unwrap();
+    let report = Verifier::new(&store).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 5);
 }
@@ -97,12 +96,7 @@ async fn a_restart_continues_the_same_chain() {
         }
         service.stop().await;
     }
-    let report = Verifier::new(&store(&bucket).await)
-        .danger_unsigned_checkpoints()
-        .range(TimeRange::default())
-        .verify(ORG)
-        .await
-        .unwrap();
+    let report = Verifier::new(&store(&bucket).await).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 12);
 }
@@ -152,8 +146,7 @@ async fn a_stale_writer_loses_the_conditional_write_and_stores_nothing() {
     // The same bytes again (a retried, already-successful PUT) are not a conflict.
     let objects = objects(&bucket).await;
     assert_eq!(objects.len(), 2, "nothing of the losing batch was stored: {objects:?}");
-    let report =
-        Verifier::new(&s1).danger_unsigned_checkpoints().range(TimeRange::default()).verify(ORG).await.unwrap();
+    let report = Verifier::new(&s1).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 2);
 }
@@ -183,12 +176,7 @@ async fn two_services_on_one_log_never_fork_it() {
     let mut all: Vec<u64> = sa.iter().chain(&sb).copied().collect();
     all.sort_unstable();
     assert_eq!(all, (0..2 * per_service as u64).collect::<Vec<_>>(), "every receipt a distinct sequence, no gap");
-    let report = Verifier::new(&store(&bucket).await)
-        .danger_unsigned_checkpoints()
-        .range(TimeRange::default())
-        .verify(ORG)
-        .await
-        .unwrap();
+    let report = Verifier::new(&store(&bucket).await).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 2 * per_service as u64);
     eprintln!("two writers, {} events: {conflicts} lost races re-sequenced", 2 * per_service);
@@ -216,8 +204,7 @@ async fn an_outage_fails_durable_captures_clearly_and_the_service_recovers() {
     }
     service.stop().await;
     let direct = S3Store::connect(bucket.config()).await.unwrap();
-    let report =
-        Verifier::new(&direct).danger_unsigned_checkpoints().range(TimeRange::default()).verify(ORG).await.unwrap();
+    let report = Verifier::new(&direct).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     let mut stored = Vec::new();
     audit_service::export_jsonl(&direct, ORG, TimeRange::default(), &mut stored).await.unwrap();
@@ -248,8 +235,7 @@ async fn an_uncertain_write_is_settled_by_reading_back_not_by_writing_again() {
     assert_eq!(receipt.sequence, 1);
     service.stop().await;
     let direct = S3Store::connect(bucket.config()).await.unwrap();
-    let report =
-        Verifier::new(&direct).danger_unsigned_checkpoints().range(TimeRange::default()).verify(ORG).await.unwrap();
+    let report = Verifier::new(&direct).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 2);
     assert_eq!(objects(&bucket).await.len(), 2, "one object per batch, no second version");
@@ -271,8 +257,7 @@ async fn verify_reports_delete_markers_and_extra_versions() {
     bucket.client.put_object().bucket(&bucket.bucket).key(&key).body(b"{}\n".to_vec().into()).send().await.unwrap();
     // A fresh reader still reads the locked original version…
     let fresh = S3Store::connect(bucket.config()).await.unwrap();
-    let report =
-        Verifier::new(&fresh).danger_unsigned_checkpoints().range(TimeRange::default()).verify(ORG).await.unwrap();
+    let report = Verifier::new(&fresh).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert_eq!(report.total_events, 3, "the original version is read, not the replacement");
     // …and reports the tampering.
     assert!(!report.valid);
@@ -309,15 +294,7 @@ async fn the_seed_bucket_setup_works_unchanged() {
     let key = store.key(ORG, "00000000000000000000.jsonl");
     let head = bucket.client.head_object().bucket(&bucket.bucket).key(&key).send().await.unwrap();
     assert_eq!(head.object_lock_mode().map(|m| m.as_str()), Some("COMPLIANCE"));
-    assert!(
-        Verifier::new(&store)
-            .danger_unsigned_checkpoints()
-            .range(TimeRange::default())
-            .verify(ORG)
-            .await
-            .unwrap()
-            .valid
-    );
+    assert!(Verifier::new(&store).danger_unsigned_checkpoints().verify(ORG).await.unwrap().valid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,8 +316,7 @@ async fn a_write_reported_failed_that_landed_is_adopted_not_forked() {
     assert_eq!(next.sequence, 2, "sealed after the landed event, not over it");
     service.stop().await;
     let direct = S3Store::connect(bucket.config()).await.unwrap();
-    let report =
-        Verifier::new(&direct).danger_unsigned_checkpoints().range(TimeRange::default()).verify(ORG).await.unwrap();
+    let report = Verifier::new(&direct).danger_unsigned_checkpoints().verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 3, "at least once: the event reported failed is stored, once");
     assert_eq!(objects(&bucket).await.len(), 3);

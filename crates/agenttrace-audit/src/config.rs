@@ -54,6 +54,7 @@ pub(crate) struct FileConfig {
     export_stall_timeout: Option<toml::Value>,
     rate_limit: Option<toml::Value>,
     max_in_flight: Option<toml::Value>,
+    max_exports: Option<toml::Value>,
 }
 
 impl FileConfig {
@@ -100,6 +101,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_EXPORT_STALL_TIMEOUT",
     "AUDIT_RATE_LIMIT",
     "AUDIT_MAX_IN_FLIGHT",
+    "AUDIT_MAX_EXPORTS",
     "AUDIT_LOG",
     "AUDIT_REQUIRE_SERVICES",
 ];
@@ -453,6 +455,8 @@ pub(crate) struct Settings {
     pub(crate) rate_limit: u32,
     /// `AUDIT_MAX_IN_FLIGHT`: API requests running at once.
     pub(crate) max_in_flight: usize,
+    /// `AUDIT_MAX_EXPORTS`: exports streaming at once.
+    pub(crate) max_exports: usize,
 }
 
 /// Flags of `serve` that are also settings.
@@ -537,6 +541,14 @@ impl Settings {
         if max_in_flight == 0 {
             bail!("AUDIT_MAX_IN_FLIGHT: must be at least 1");
         }
+        let max_exports: usize = parse(
+            pick(None, "AUDIT_MAX_EXPORTS", toml_text(file.max_exports.clone()), "max_exports"),
+            "a whole number",
+        )?
+        .unwrap_or(audit_server::DEFAULT_MAX_EXPORTS);
+        if max_exports == 0 {
+            bail!("AUDIT_MAX_EXPORTS: must be at least 1");
+        }
         Ok(Settings {
             listen,
             metrics_listen,
@@ -549,6 +561,7 @@ impl Settings {
             export_stall_timeout,
             rate_limit,
             max_in_flight,
+            max_exports,
         })
     }
 }

@@ -1,6 +1,6 @@
-//! Hostile clients against the real `serve` on loopback (issue: no single
-//! client can stall or exhaust the service). What is built so far: the
-//! development mode answers only loopback `Host` names.
+//! Hostile clients against the real `serve` on loopback: no single client
+//! can stall or exhaust the service (docs/PRODUCTION.md, "Slow and hostile
+//! clients"). Every server is stopped by its PID when its test ends.
 
 use std::io::{Read, Write};
 
@@ -122,19 +122,7 @@ fn an_export_client_that_stops_reading_is_given_up() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // A log well over what the channel and the socket buffers hold.
-    let lines: String = (0..20_000)
-        .map(|n| format!("{{\"event_type\":\"trace.viewed\",\"action\":\"read\",\"actor_type\":\"user\",\"resource_id\":\"r{n}\",\"metadata\":{{\"pad\":\"{}\"}}}}\n", "x".repeat(400)))
-        .collect();
-    let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, lines).unwrap();
-    let ingest = std::process::Command::new(BIN)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["ingest", "--org", "o", input.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    ingest_padded_log(dir.path(), &data, 20_000);
     let server = Served::binary(BIN, &data, &["--no-auth"], &[("AUDIT_EXPORT_STALL_TIMEOUT", "1")]);
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stalled.write_all(b"GET /v1/export?format=csv&organization_id=o HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
@@ -154,6 +142,100 @@ fn an_export_client_that_stops_reading_is_given_up() {
         "{}",
         exported[0]
     );
+}
+
+/// The documented bound (docs/PRODUCTION.md): the server's resident memory
+/// grows by at most this much per export whose client stopped reading —
+/// the export's own buffers (under 1 MiB) plus its threads' stacks and
+/// allocator caches. An export that buffered its segment (the defect this
+/// guards against) grew it by the segment's size, ~30 MB here; so did
+/// transparent huge pages under the allocator's per-thread heaps (~7 MB an
+/// export, until the binary turned them off).
+const STALLED_EXPORT_RSS: u64 = 4 * 1024 * 1024;
+
+/// A log of `count` events of ~500 bytes for organization `o` in `data`
+/// (through the real `ingest`); the size of its one segment.
+fn ingest_padded_log(dir: &std::path::Path, data: &std::path::Path, count: usize) -> u64 {
+    let lines: String = (0..count)
+        .map(|n| format!("{{\"event_type\":\"trace.viewed\",\"action\":\"read\",\"actor_type\":\"user\",\"resource_id\":\"r{n}\",\"metadata\":{{\"pad\":\"{}\"}}}}\n", "x".repeat(400)))
+        .collect();
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let ingest = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["ingest", "--org", "o", input.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let segment = audit_storage::local::LocalStore::new(data).log_dir("o").join("00000000000000000000.jsonl");
+    std::fs::metadata(&segment).unwrap().len()
+}
+
+/// Opens an export that is never read.
+fn stalled_export(port: u16, format: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /v1/export?format={format}&organization_id=o HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s
+}
+
+#[test]
+fn stalled_exports_hold_a_bounded_amount_of_memory_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let segment_bytes = ingest_padded_log(dir.path(), &data, 50_000);
+    assert!(segment_bytes > 25_000_000, "the segment is {segment_bytes} bytes");
+    let server = Served::binary(
+        BIN,
+        &data,
+        &["--no-auth"],
+        &[("AUDIT_EXPORT_STALL_TIMEOUT", "120"), ("AUDIT_MAX_EXPORTS", "64")],
+    );
+    let (status, body) = server.request("GET", "/v1/export?format=csv&organization_id=o", None, "").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.len() as u64 > segment_bytes / 2);
+
+    // Memory per stalled export is the growth from 10 to 50 of them, so
+    // that what the first few touch once (thread pools, allocator arenas,
+    // the log's writer) is not counted as theirs.
+    let settle = || std::thread::sleep(std::time::Duration::from_secs(3));
+    let format = |n: usize| if n.is_multiple_of(2) { "jsonl" } else { "csv" };
+    let mut stalled: Vec<_> = (0..10).map(|n| stalled_export(server.port, format(n))).collect();
+    settle();
+    let at_ten = server.rss_bytes();
+    stalled.extend((10..50).map(|n| stalled_export(server.port, format(n))));
+    settle();
+    let at_fifty = server.rss_bytes();
+    let each = at_fifty.saturating_sub(at_ten) / 40;
+    eprintln!("stalled exports: RSS {} MiB at 10, {} MiB at 50: {} KiB each", at_ten >> 20, at_fifty >> 20, each >> 10);
+    assert!(each < STALLED_EXPORT_RSS, "each stalled export holds {each} bytes (bound {STALLED_EXPORT_RSS})");
+    assert_eq!(server.request("GET", "/health", None, "").unwrap().0, 200, "the server still answers");
+    drop(stalled);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn exports_beyond_the_bound_are_refused_while_ingest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ingest_padded_log(dir.path(), &data, 20_000);
+    let server =
+        Served::binary(BIN, &data, &["--no-auth"], &[("AUDIT_EXPORT_STALL_TIMEOUT", "2"), ("AUDIT_MAX_EXPORTS", "2")]);
+    let stalled = [stalled_export(server.port, "jsonl"), stalled_export(server.port, "csv")];
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (status, body) = server.request("GET", "/v1/export?format=jsonl&organization_id=o", None, "").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("overloaded") && body.contains("AUDIT_MAX_EXPORTS"), "{body}");
+    let event = r#"{"organization_id":"o","event_type":"trace.viewed","action":"read","actor_type":"user"}"#;
+    let (status, body) = server.request("POST", "/v1/events", None, event).unwrap();
+    assert!((200..300).contains(&status), "ingest is not held up: {status} {body}");
+    // The stalled clients are given up after the stall timeout, freeing their slots.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (status, _) = server.request("GET", "/v1/export?format=jsonl&organization_id=o", None, "").unwrap();
+    assert_eq!(status, 200, "a slot is free again once the stalled exports are given up");
+    drop(stalled);
+    assert!(server.stop().success());
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 /// API requests running at once, by default.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
+/// Exports streaming at once, by default.
+pub const DEFAULT_MAX_EXPORTS: usize = 32;
+
 type SharedReport = Arc<OnceCell<Result<VerificationReport, String>>>;
 /// A verification in progress: organization and time range (microseconds).
 type VerificationKey = (String, Option<i64>, Option<i64>);
@@ -73,6 +76,9 @@ struct StateInner {
     rate: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
     /// API requests running at once (`AUDIT_MAX_IN_FLIGHT`).
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Exports streaming at once (`AUDIT_MAX_EXPORTS`): each holds a
+    /// blocking thread and its buffers until its client has read it all.
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -101,6 +107,7 @@ impl AppState {
                 )),
                 rate: None,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+                exports: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_EXPORTS)),
             }),
         }
     }
@@ -146,6 +153,23 @@ impl AppState {
         self.configured(|inner| inner.in_flight = Arc::new(tokio::sync::Semaphore::new(n.max(1))))
     }
 
+    /// At most `n` exports streaming at once; more are answered 503.
+    pub fn with_max_exports(self, n: usize) -> AppState {
+        self.configured(|inner| inner.exports = Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+    }
+
+    /// A slot for one streaming export, held until its body has ended: an
+    /// export whose client reads slowly (or not at all, until
+    /// `AUDIT_EXPORT_STALL_TIMEOUT`) holds a blocking thread, so their
+    /// number is bounded, and one more is refused at once rather than
+    /// queued behind clients that may never read.
+    pub(crate) fn export_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.inner.exports).try_acquire_owned().map_err(|_| {
+            metrics::counter!("audit_http_overloaded_total").increment(1);
+            ApiError::new(ErrorCode::Overloaded, "too many exports are running (AUDIT_MAX_EXPORTS); retry later")
+        })
+    }
+
     /// Charges one request to `key_id`'s rate.
     pub(crate) fn charge(&self, key_id: &str) -> Result<(), ApiError> {
         match &self.inner.rate {
@@ -184,6 +208,7 @@ impl AppState {
             heavy: Arc::clone(&shared.heavy),
             rate: shared.rate.clone(),
             in_flight: Arc::clone(&shared.in_flight),
+            exports: Arc::clone(&shared.exports),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }

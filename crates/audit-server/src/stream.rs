@@ -1,7 +1,7 @@
 //! Streaming an export as an HTTP body with flat memory.
 //!
 //! The export writes through `std::io::Write` on one blocking thread and
-//! hands 256 KiB chunks through a bounded tokio channel (four chunks) to the
+//! hands 64 KiB chunks through a bounded tokio channel (four chunks) to the
 //! response body, so a slow client slows the export instead of growing
 //! memory. If the export fails midway, the body ends with an error: the
 //! transfer is aborted (no final chunk), so the client sees a broken
@@ -16,7 +16,9 @@ use axum::body::{Body, Bytes};
 
 use crate::AppState;
 
-const CHUNK: usize = 256 * 1024;
+/// Bytes per body chunk; with the channel's four, and the export's read
+/// window, one export holds well under 1 MiB whatever the client's speed.
+const CHUNK: usize = 64 * 1024;
 
 /// Sends into the body's channel from the export's blocking thread, waiting
 /// (parked, no spinning) while the client is slow, at most `patience`
@@ -57,11 +59,53 @@ fn send_from_thread(
 /// One piece of the body: a chunk, or the error that ends it early.
 type Piece = Result<Bytes, std::io::Error>;
 
+/// A body chunk whose buffer goes back to its export once the server has
+/// sent it, so that one export's few buffers circulate instead of a new one
+/// being allocated per chunk and freed on another thread (where an
+/// allocator with per-thread heaps keeps it cached: megabytes per export).
+struct Recycled {
+    buf: Vec<u8>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        // The export may be gone already; its buffer is then simply freed.
+        let _ = self.back.send(std::mem::take(&mut self.buf));
+    }
+}
+
 struct ChunkWriter {
     tx: tokio::sync::mpsc::Sender<Piece>,
     buf: Vec<u8>,
+    /// Buffers the server has finished sending, for reuse.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    spare_tx: std::sync::mpsc::Sender<Vec<u8>>,
     /// How long a stalled client is waited for.
     patience: std::time::Duration,
+}
+
+impl ChunkWriter {
+    fn new(tx: tokio::sync::mpsc::Sender<Piece>, patience: std::time::Duration) -> ChunkWriter {
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        ChunkWriter { tx, buf: Vec::with_capacity(CHUNK), spare, spare_tx, patience }
+    }
+
+    fn next_buffer(&self) -> Vec<u8> {
+        match self.spare.try_recv() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf
+            }
+            Err(_) => Vec::with_capacity(CHUNK),
+        }
+    }
 }
 
 impl Write for ChunkWriter {
@@ -75,7 +119,9 @@ impl Write for ChunkWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
-            let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+            let next = self.next_buffer();
+            let buf = std::mem::replace(&mut self.buf, next);
+            let chunk = Bytes::from_owner(Recycled { buf, back: self.spare_tx.clone() });
             send_from_thread(&self.tx, Ok(chunk), self.patience).map_err(|()| {
                 std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away or stopped reading")
             })?;
@@ -89,6 +135,8 @@ impl Write for ChunkWriter {
 pub(crate) struct ReadRecord {
     pub(crate) principal: crate::auth::Principal,
     pub(crate) details: audit_core::json::Object,
+    /// The export's slot (`AUDIT_MAX_EXPORTS`), freed when the body ends.
+    pub(crate) slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// A response body that streams the export of `filter` in `format`.
@@ -130,7 +178,8 @@ fn finish(filter: &AuditEventFilter, result: Result<u64, String>, out: &mut Chun
 
 async fn record_export(state: &AppState, filter: &AuditEventFilter, record: ReadRecord, result: Result<u64, String>) {
     use audit_core::json::Value;
-    let ReadRecord { principal, mut details } = record;
+    let ReadRecord { principal, mut details, slot } = record;
+    drop(slot);
     match result {
         Ok(n) => details.insert("result_count", Value::Number(n as f64)),
         Err(e) => {
@@ -158,7 +207,7 @@ fn streamed(
     let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK), patience };
+        let mut out = ChunkWriter::new(tx.clone(), patience);
         if let Err(e) = write(&mut out, &handle) {
             // The status line is gone already: ending the body with an error
             // makes the server abort the transfer instead of completing it.

@@ -365,11 +365,57 @@ impl S3Store {
         }
     }
 
+    /// A chunk's bytes (or a byte range of them), at the version the
+    /// listing recorded: a later object under the same name is not the log.
+    async fn read_version(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        range: Option<String>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let known = |store: &S3Store| {
+            store.lock_listings().get(organization_id).and_then(|l| l.versions.get(&chunk.name).cloned())
+        };
+        let version = match known(self) {
+            Some(v) => v,
+            None => {
+                self.refresh(organization_id).await?;
+                known(self).ok_or_else(|| {
+                    StorageError::new(
+                        StorageErrorKind::Unexpected,
+                        format!("{} is not in the log of {organization_id}", chunk.name),
+                    )
+                })?
+            }
+        };
+        let key = self.key(organization_id, &chunk.name);
+        match self.get_range(&key, Some(&version), range).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(StorageError::new(
+                StorageErrorKind::Unexpected,
+                format!("version {version} of {key} is gone although Object Lock should keep it"),
+            )),
+            Err(f) => Err(io_error(format!("cannot read {key}"), format!("{f:?}"))),
+        }
+    }
+
     fn lock_listings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Listing>> {
         self.inner.listings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn get(&self, key: &str, version: Option<&str>) -> Result<Option<Vec<u8>>, Failure> {
+        self.get_range(key, version, None).await
+    }
+
+    /// The object at `key` (a version of it), or an HTTP byte range of it
+    /// (`bytes=first-last`); a range starting past the end is empty.
+    async fn get_range(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        range: Option<String>,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let ranged = range.is_some();
         let out = self
             .inner
             .client
@@ -377,8 +423,15 @@ impl S3Store {
             .bucket(&self.inner.bucket)
             .key(key)
             .set_version_id(version.map(str::to_owned))
+            .set_range(range)
             .send()
             .await;
+        if ranged
+            && let Err(SdkError::ServiceError(e)) = &out
+            && e.raw().status().as_u16() == 416
+        {
+            return Ok(Some(Vec::new()));
+        }
         match out {
             Ok(out) => match out.body.collect().await {
                 Ok(data) => Ok(Some(data.into_bytes().to_vec())),
@@ -565,30 +618,23 @@ impl LogStore for S3Store {
     }
 
     async fn read_chunk(&self, organization_id: &str, chunk: &Chunk) -> Result<Vec<u8>, StorageError> {
-        let known = |store: &S3Store| {
-            store.lock_listings().get(organization_id).and_then(|l| l.versions.get(&chunk.name).cloned())
-        };
-        let version = match known(self) {
-            Some(v) => v,
-            None => {
-                self.refresh(organization_id).await?;
-                known(self).ok_or_else(|| {
-                    StorageError::new(
-                        StorageErrorKind::Unexpected,
-                        format!("{} is not in the log of {organization_id}", chunk.name),
-                    )
-                })?
-            }
-        };
-        let key = self.key(organization_id, &chunk.name);
-        match self.get(&key, Some(&version)).await {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err(StorageError::new(
-                StorageErrorKind::Unexpected,
-                format!("version {version} of {key} is gone although Object Lock should keep it"),
-            )),
-            Err(f) => Err(io_error(format!("cannot read {key}"), format!("{f:?}"))),
+        self.read_version(organization_id, chunk, None).await
+    }
+
+    async fn read_chunk_window(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        buf.clear();
+        if len > 0 {
+            let range = format!("bytes={offset}-{}", offset + len as u64 - 1);
+            *buf = self.read_version(organization_id, chunk, Some(range)).await?;
         }
+        Ok(())
     }
 
     async fn read_chunk_at(&self, organization_id: &str, first_sequence: u64) -> Result<Option<Vec<u8>>, StorageError> {

@@ -140,6 +140,25 @@ pub trait LogStore: Send + Sync + Debug {
         Ok(())
     }
 
+    /// Up to `len` bytes of a chunk from `offset`, into `buf` (replacing its
+    /// contents): fewer at the chunk's end, none past it. Readers that must
+    /// keep memory flat whatever the chunk's size (exports) walk a chunk
+    /// window by window.
+    async fn read_chunk_window(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let all = self.read_chunk(organization_id, chunk).await?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
+        buf.clear();
+        buf.extend_from_slice(&all[start..all.len().min(start.saturating_add(len))]);
+        Ok(())
+    }
+
     /// The bytes of a chunk from `offset` to its current end (for readers
     /// that follow a growing log, such as the indexer).
     async fn read_chunk_from(

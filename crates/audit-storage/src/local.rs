@@ -309,6 +309,43 @@ impl LogStore for LocalStore {
         .await
     }
 
+    async fn read_chunk_window(
+        &self,
+        organization_id: &str,
+        chunk: &Chunk,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), StorageError> {
+        let path = self.log_dir(organization_id).join(&chunk.name);
+        let mut owned = std::mem::take(buf);
+        let (owned, result) = tokio::task::spawn_blocking(move || {
+            owned.clear();
+            owned.resize(len, 0);
+            let result = File::open(&path)
+                .and_then(|file| {
+                    // Fill the window unless the file ends first.
+                    let mut filled = 0;
+                    while filled < len {
+                        match file.read_at(&mut owned[filled..], offset + filled as u64) {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(filled)
+                })
+                .map(|filled| owned.truncate(filled))
+                .map_err(|e| StorageError::io(format!("cannot read {} at {offset}", path.display()), e));
+            (owned, result)
+        })
+        .await
+        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("read task failed: {e}")))?;
+        *buf = owned;
+        result
+    }
+
     async fn read_chunk_into(
         &self,
         organization_id: &str,

@@ -7,7 +7,7 @@
 //! recovery         a reopened writer resumes at the stored tail
 //! torn_tail        a partial last line is cut on open (where a crash can leave one)
 //! checkpoints      write-once checkpoints and frontiers; the newest is found
-//! chunk_reads      read_chunk_at by first sequence, read_ranges, read_chunk_from
+//! chunk_reads      read_chunk_at by first sequence, read_ranges, read_chunk_from, windows
 //! versions         an untouched log has no unexpected versions
 //! ```
 
@@ -158,6 +158,15 @@ pub async fn chunk_reads(h: &dyn Harness) {
         }
         let from = store.read_chunk_from(ORG, c, 11).await.expect("reads from an offset");
         assert_eq!(from.as_slice(), &bytes[11..]);
+        // Windows: whole ones, one cut by the chunk's end, one past it.
+        let mut window = vec![0xAA; 3];
+        let len = bytes.len() as u64;
+        for (offset, want) in
+            [(0, 0..17), (3, 3..20), (len - 5, bytes.len() - 5..bytes.len()), (len, 0..0), (len + 9, 0..0)]
+        {
+            store.read_chunk_window(ORG, c, offset, 17, &mut window).await.expect("reads a window");
+            assert_eq!(window.as_slice(), &bytes[want], "window of 17 at {offset} of {}", c.name);
+        }
     }
     assert_eq!(store.read_chunk_at(ORG, 6).await.expect("reads"), None, "no chunk starts past the end");
     assert_eq!(store.chunks("suite-nobody").await.expect("lists"), Vec::new(), "an unknown log has no chunks");

@@ -166,6 +166,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         .with_export_stall_timeout(settings.export_stall_timeout)
         .with_rate_limit(settings.rate_limit)
         .with_max_in_flight(settings.max_in_flight)
+        .with_max_exports(settings.max_exports)
         .with_checkpoint_key(signer, origin);
     state.spawn_key_auditor();
     if let Some(l) = metrics_listener {

@@ -18,7 +18,8 @@ use crate::keys::Scope;
     params(("format" = String, Query, description = "json, jsonl or csv"),
         ("with_proof" = Option<bool>, Query, description = "jsonl only: an evidence bundle (the signed checkpoint, each event followed by its inclusion proof)")),
     responses((status = 200, description = "The export, streamed, with Content-Disposition (json: an array of stored events; jsonl: one stored event a line; csv: the documented columns). A failure mid-way aborts the transfer"), (status = 400, body = crate::error::ErrorBody),
-        (status = 409, description = "with_proof: the log has no signed checkpoint yet", body = crate::error::ErrorBody)),
+        (status = 409, description = "with_proof: the log has no signed checkpoint yet", body = crate::error::ErrorBody),
+        (status = 503, description = "`overloaded`: AUDIT_MAX_EXPORTS exports are streaming already; retry later", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get_export(
     State(state): State<AppState>,
@@ -67,7 +68,8 @@ pub(crate) async fn get_export(
     if with_proof {
         details.insert("with_proof", Value::Bool(true));
     }
-    let record = crate::stream::ReadRecord { principal, details };
+    let slot = state.export_slot()?;
+    let record = crate::stream::ReadRecord { principal, details, slot };
     let body = if with_proof {
         let key = state.verifier_for(&filter.organization_id);
         crate::stream::evidence_body(state.clone(), filter, key, record)

@@ -4,6 +4,7 @@
 //! run beside a live writer and need no lock.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 
 use audit_core::merkle::{ProofTree, leaf_hash, verify_inclusion};
 use audit_core::note::{Checkpoint, VerifierKey};
@@ -373,6 +374,55 @@ async fn anchor_range_ends(
     Ok(())
 }
 
+/// Bytes read from storage at a time by exports.
+const EXPORT_WINDOW: usize = 128 * 1024;
+
+/// The longest line an export carries from one window to the next: far
+/// above any stored event (events are limited to 256 KiB), so only a
+/// damaged segment reaches it, and it is refused rather than buffered.
+const LONGEST_LINE: usize = 4 * 1024 * 1024;
+
+/// What [`for_each_block`] calls with each block of complete lines.
+type BlockVisitor<'a> = dyn FnMut(&[u8]) -> Result<ControlFlow<()>, ExportError> + Send + 'a;
+
+/// Calls `f` with the complete lines of `chunk` a block at a time (each
+/// block ends in `\n`), reading the chunk window by window: memory holds one
+/// window and at most one line carried into the next, whatever the chunk's
+/// size — a slow export client costs a fixed buffer, never a segment. A
+/// final piece without its newline (a torn tail, or a line being appended
+/// right now) is left out. `f` breaks to stop early.
+async fn for_each_block(
+    store: &dyn LogStore,
+    organization_id: &str,
+    chunk: &Chunk,
+    f: &mut BlockVisitor<'_>,
+) -> Result<ControlFlow<()>, ExportError> {
+    let mut window = Vec::with_capacity(EXPORT_WINDOW);
+    let mut pending: Vec<u8> = Vec::with_capacity(EXPORT_WINDOW);
+    let mut offset = 0u64;
+    loop {
+        store.read_chunk_window(organization_id, chunk, offset, EXPORT_WINDOW, &mut window).await?;
+        offset += window.len() as u64;
+        let at_end = window.len() < EXPORT_WINDOW;
+        pending.extend_from_slice(&window);
+        if let Some(last) = memchr::memrchr(b'\n', &pending) {
+            if f(&pending[..=last])?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+            pending.drain(..=last);
+        }
+        if at_end {
+            return Ok(ControlFlow::Continue(()));
+        }
+        if pending.len() > LONGEST_LINE {
+            return Err(ExportError::Unreadable {
+                chunk: chunk.name.clone(),
+                detail: format!("no line ends within {LONGEST_LINE} bytes of offset {}", offset - pending.len() as u64),
+            });
+        }
+    }
+}
+
 /// Writes an organization's stored events (or a time range of them) as JSON
 /// Lines, byte-identical to storage, and returns how many were written. A
 /// torn, unacknowledged tail is not exported.
@@ -385,12 +435,13 @@ pub async fn export_jsonl(
     let mut written = 0;
     if range.is_everything() {
         // Fast path: the stored bytes (up to the last complete line) are the export.
-        let mut buf = Vec::new();
         for chunk in read_chunks(store, organization_id).await? {
-            store.read_chunk_into(organization_id, &chunk, &mut buf).await?;
-            let end = memchr_last_newline(&buf).map_or(0, |e| e + 1);
-            out.write_all(&buf[..end])?;
-            written += memchr::memchr_iter(b'\n', &buf[..end]).count() as u64;
+            let _: ControlFlow<()> = for_each_block(store, organization_id, &chunk, &mut |block| {
+                out.write_all(block)?;
+                written += memchr::memchr_iter(b'\n', block).count() as u64;
+                Ok(ControlFlow::Continue(()))
+            })
+            .await?;
         }
     } else {
         for_each_stored_line(store, organization_id, range, &mut |line, _| {
@@ -409,27 +460,33 @@ pub async fn export_jsonl(
 pub type LineVisitor<'a> = dyn FnMut(&[u8], &StoredEvent) -> Result<(), ExportError> + Send + 'a;
 
 /// Calls `f` with every stored line in `range` (and the event it holds), in
-/// log order, reading one chunk at a time into one reused buffer. A line
-/// that cannot be read stops the walk with an error: it cannot be placed.
+/// log order, reading storage a window at a time (see [`for_each_block`]).
+/// A line that cannot be read stops the walk with an error: it cannot be
+/// placed.
 pub async fn for_each_stored_line(
     store: &dyn LogStore,
     organization_id: &str,
     range: TimeRange,
     f: &mut LineVisitor<'_>,
 ) -> Result<(), ExportError> {
-    let mut buf = Vec::new();
     for chunk in read_chunks(store, organization_id).await? {
-        store.read_chunk_into(organization_id, &chunk, &mut buf).await?;
-        for line in ChunkLines::split(&buf).0 {
-            let event = StoredEvent::parse_line(line)
-                .map_err(|e| ExportError::Unreadable { chunk: chunk.name.clone(), detail: e.to_string() })?;
-            if range.since.is_some_and(|s| event.timestamp < s) {
-                continue;
+        let flow = for_each_block(store, organization_id, &chunk, &mut |block| {
+            for line in block[..block.len() - 1].split(|b| *b == b'\n') {
+                let event = StoredEvent::parse_line(line)
+                    .map_err(|e| ExportError::Unreadable { chunk: chunk.name.clone(), detail: e.to_string() })?;
+                if range.since.is_some_and(|s| event.timestamp < s) {
+                    continue;
+                }
+                if range.until.is_some_and(|u| event.timestamp >= u) {
+                    return Ok(ControlFlow::Break(()));
+                }
+                f(line, &event)?;
             }
-            if range.until.is_some_and(|u| event.timestamp >= u) {
-                return Ok(());
-            }
-            f(line, &event)?;
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        if flow.is_break() {
+            break;
         }
     }
     Ok(())
@@ -457,4 +514,73 @@ pub enum ExportError {
     /// Writing the output failed (e.g. the reader went away).
     #[error("cannot write the export: {0}")]
     Output(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use audit_core::sample::sample_log;
+    use audit_storage::local::LocalStore;
+    use audit_storage::{Batch, LogStore};
+
+    use super::*;
+
+    const ORG: &str = "window-org";
+
+    /// A local log of `count` sample events, and the bytes it stores.
+    async fn stored_log(count: u64) -> (tempfile::TempDir, LocalStore, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let start = Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        let mut bytes = Vec::new();
+        for line in sample_log(ORG, count, start) {
+            bytes.extend_from_slice(&line);
+            bytes.push(b'\n');
+        }
+        let mut writer = store.open_writer(ORG).await.unwrap();
+        writer.append(Arc::new(Batch { first_sequence: 0, count, bytes: bytes.clone() })).await.unwrap();
+        (dir, store, bytes)
+    }
+
+    #[tokio::test]
+    async fn exports_read_in_windows_give_back_every_line_across_window_edges() {
+        // Far more than one window, so lines straddle window edges.
+        let (_dir, store, bytes) = stored_log(3_000).await;
+        assert!(bytes.len() > 4 * EXPORT_WINDOW, "the log spans several windows");
+        let mut out = Vec::new();
+        let n = export_jsonl(&store, ORG, TimeRange::default(), &mut out).await.unwrap();
+        assert_eq!(n, 3_000);
+        assert!(out == bytes, "the export is the stored bytes");
+
+        // A time range: the middle thousand events, one per millisecond.
+        let lines = sample_log(ORG, 3_000, Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap());
+        let since = StoredEvent::parse_line(&lines[1_000]).unwrap().timestamp;
+        let until = StoredEvent::parse_line(&lines[2_000]).unwrap().timestamp;
+        let mut seen = Vec::new();
+        for_each_stored_line(&store, ORG, TimeRange { since: Some(since), until: Some(until) }, &mut |line, _| {
+            seen.push(line.to_vec());
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, lines[1_000..2_000].to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_segment_with_no_line_end_for_megabytes_is_refused_not_buffered() {
+        let (_dir, store, _) = stored_log(10).await;
+        let chunk = store.chunks(ORG).await.unwrap().remove(0);
+        let path = store.log_dir(ORG).join(&chunk.name);
+        let mut damaged = std::fs::read(&path).unwrap();
+        damaged.extend(std::iter::repeat_n(b'x', LONGEST_LINE + EXPORT_WINDOW));
+        damaged.extend_from_slice(b"\n");
+        damaged.extend(std::iter::repeat_n(b'y', EXPORT_WINDOW));
+        std::fs::write(&path, damaged).unwrap();
+        let err = export_jsonl(&store, ORG, TimeRange::default(), &mut Vec::new()).await.unwrap_err();
+        assert!(
+            matches!(&err, ExportError::Unreadable { chunk: c, detail } if *c == chunk.name && detail.contains("no line ends")),
+            "{err}"
+        );
+    }
 }

@@ -39,6 +39,7 @@
 
 pub mod canonical;
 pub mod catalog;
+pub mod csv;
 pub mod event;
 pub mod filter;
 pub mod hash;

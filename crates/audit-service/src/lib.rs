@@ -32,6 +32,7 @@ mod state;
 pub mod timearg;
 mod worker;
 
+pub use audit_core::csv::{CSV_COLUMNS, csv_cell, csv_record};
 pub use clock::{Clock, SystemClock};
 pub use config::CheckpointConfig;
 pub use config::{AuditConfig, FullQueuePolicy};
@@ -39,7 +40,7 @@ pub use error::CaptureError;
 pub use helpers::{Actor, AuditHelper, EvaluationStage};
 pub use queue::DurableReceipt;
 pub use read::evidence::{BundleError, EvidenceError, EvidenceSummary, export_evidence, verify_evidence};
-pub use read::export::{CSV_COLUMNS, ExportFormat, csv_cell, csv_record, export_events};
+pub use read::export::{ExportFormat, export_events};
 pub use read::query::{QueryError, QueryPage, query_events};
 // The read side keeps its former paths (`audit_service::proofs::…`).
 pub use read::verifier::{Verifier, VerifyError};

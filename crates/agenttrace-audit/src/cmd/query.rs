@@ -89,11 +89,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
             let mut w = csv::Writer::from_writer(&mut out);
             w.write_record(audit_service::CSV_COLUMNS)?;
             for e in &page.events {
-                w.write_record(
-                    audit_service::export::csv_record(e)
-                        .iter()
-                        .map(|c| audit_service::export::csv_cell(c).into_owned()),
-                )?;
+                w.write_record(audit_service::csv_record(e).iter().map(|c| audit_service::csv_cell(c).into_owned()))?;
             }
             w.flush()?;
         }

@@ -126,15 +126,19 @@ fn an_export_client_that_stops_reading_is_given_up() {
     let server = Served::binary(BIN, &data, &["--no-auth"], &[("AUDIT_EXPORT_STALL_TIMEOUT", "1")]);
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stalled.write_all(b"GET /v1/export?format=csv&organization_id=o HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    // Never read; the export gives up after a second and the server stays well.
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Never read; the export gives up after a second of stalling and the
+    // server stays well. (On a loaded machine the export takes a while to
+    // fill the socket buffers first: wait for its record, at most a minute.)
+    let segment = audit_storage::local::LocalStore::new(&data).log_dir("o").join("00000000000000000000.jsonl");
+    let recorded = || std::fs::read_to_string(&segment).unwrap_or_default().contains("audit_log.exported");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !recorded() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert_eq!(server.request("GET", "/health", None, "").unwrap().0, 200);
     drop(stalled);
     assert!(server.stop().success());
-    let log = std::fs::read_to_string(
-        audit_storage::local::LocalStore::new(&data).log_dir("o").join("00000000000000000000.jsonl"),
-    )
-    .unwrap_or_default();
+    let log = std::fs::read_to_string(&segment).unwrap();
     let exported: Vec<&str> = log.lines().filter(|l| l.contains("audit_log.exported")).collect();
     assert_eq!(exported.len(), 1, "the export is recorded once");
     assert!(

@@ -264,49 +264,79 @@ pub(crate) async fn verify_log_checked(
     }
 
     // A range: find the event just before it (the anchor), then check every
-    // event in it, linked to the anchor.
-    let mut v: Option<ChainVerifier> = None;
-    let mut anchor: Option<Vec<u8>> = None;
-    // The first and last events checked: (sequence, hash).
-    let mut ends: Option<((u64, Hash), (u64, Hash))> = None;
-    'chunks: for chunk in chunks {
+    // event in it, linked to the anchor. Parsing and checking are CPU work:
+    // each chunk is walked on a blocking thread, off the async ones.
+    let mut walk = RangeWalk { organization_id: organization_id.to_owned(), range, ..RangeWalk::default() };
+    for chunk in chunks {
         let bytes = store.read_chunk(organization_id, &chunk).await?;
-        let cl = ChunkLines { chunk, bytes };
-        let (lines, torn) = cl.lines();
-        for line in lines {
-            let event = StoredEvent::parse_line(line).ok();
-            let ts = event.as_ref().map(|e| e.timestamp);
-            let before = matches!((ts, range.since), (Some(t), Some(s)) if t < s);
-            if v.is_none() && before {
-                anchor = Some(line.to_vec());
-                continue;
-            }
-            if matches!((ts, range.until), (Some(t), Some(u)) if t >= u) {
-                break 'chunks;
-            }
-            let verifier = v.get_or_insert_with(|| match &anchor {
-                Some(a) => {
-                    let mut v = ChainVerifier::new(organization_id, ChainStart::Anchored);
-                    v.push_anchor(a);
-                    v
-                }
-                None => ChainVerifier::new(organization_id, ChainStart::Genesis),
-            });
-            verifier.push_line(line);
-            if let Some(e) = event {
-                let here = (e.sequence, e.hash);
-                ends = Some(ends.map_or((here, here), |(first, _)| (first, here)));
-            }
-        }
-        if let (Some(torn), Some(verifier)) = (torn, v.as_mut()) {
-            verifier.torn_tail(&cl.chunk.name, torn.len());
+        walk = tokio::task::spawn_blocking(move || {
+            walk.chunk(ChunkLines { chunk, bytes });
+            walk
+        })
+        .await
+        .map_err(|e| {
+            StorageError::new(audit_storage::StorageErrorKind::Io, format!("verification task failed: {e}"))
+        })?;
+        if walk.past_the_end {
+            break;
         }
     }
+    let RangeWalk { v, ends, .. } = walk;
     let mut v = v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Genesis));
     if let Some((first, last)) = ends {
         anchor_range_ends(store, organization_id, sources_of, &mut v, [first, last]).await?;
     }
     Ok(v.finish())
+}
+
+/// A range verification between chunks: the event just before the range
+/// (the anchor), the verifier once the range has begun, and the range's
+/// first and last events, as `(sequence, hash)`.
+#[derive(Default)]
+struct RangeWalk {
+    organization_id: String,
+    range: TimeRange,
+    anchor: Option<Vec<u8>>,
+    v: Option<ChainVerifier>,
+    ends: Option<((u64, Hash), (u64, Hash))>,
+    /// An event at or after the range's end was seen: nothing later counts.
+    past_the_end: bool,
+}
+
+impl RangeWalk {
+    fn chunk(&mut self, cl: ChunkLines) {
+        let (lines, torn) = cl.lines();
+        for line in lines {
+            let event = StoredEvent::parse_line(line).ok();
+            let ts = event.as_ref().map(|e| e.timestamp);
+            let before = matches!((ts, self.range.since), (Some(t), Some(s)) if t < s);
+            if self.v.is_none() && before {
+                self.anchor = Some(line.to_vec());
+                continue;
+            }
+            if matches!((ts, self.range.until), (Some(t), Some(u)) if t >= u) {
+                self.past_the_end = true;
+                return;
+            }
+            let (org, anchor) = (&self.organization_id, &self.anchor);
+            let verifier = self.v.get_or_insert_with(|| match anchor {
+                Some(a) => {
+                    let mut v = ChainVerifier::new(org, ChainStart::Anchored);
+                    v.push_anchor(a);
+                    v
+                }
+                None => ChainVerifier::new(org, ChainStart::Genesis),
+            });
+            verifier.push_line(line);
+            if let Some(e) = event {
+                let here = (e.sequence, e.hash);
+                self.ends = Some(self.ends.map_or((here, here), |(first, _)| (first, here)));
+            }
+        }
+        if let (Some(torn), Some(verifier)) = (torn, self.v.as_mut()) {
+            verifier.torn_tail(&cl.chunk.name, torn.len());
+        }
+    }
 }
 
 /// Anchors a verified range's first and last events in the newest signed

@@ -148,6 +148,25 @@ fn an_export_client_that_stops_reading_is_given_up() {
     );
 }
 
+#[test]
+fn an_export_cut_short_by_a_stop_is_still_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ingest_padded_log(dir.path(), &data, 20_000);
+    let server = Served::binary(BIN, &data, &["--no-auth"], &[("AUDIT_EXPORT_STALL_TIMEOUT", "60")]);
+    let stalled = stalled_export(server.port, "csv");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The client goes away and the server is stopped at once: the export
+    // ends after the listener has, and must still be recorded.
+    drop(stalled);
+    assert!(server.stop().success());
+    let segment = audit_storage::local::LocalStore::new(&data).log_dir("o").join("00000000000000000000.jsonl");
+    let log = std::fs::read_to_string(&segment).unwrap();
+    let exported: Vec<&str> = log.lines().filter(|l| l.contains("audit_log.exported")).collect();
+    assert_eq!(exported.len(), 1, "the export is recorded once");
+    assert!(exported[0].contains(r#""outcome":"failure""#), "{}", exported[0]);
+}
+
 /// The documented bound (docs/PRODUCTION.md): the server's resident memory
 /// grows by at most this much per export whose client stopped reading —
 /// the export's own buffers (under 1 MiB) plus its threads' stacks and

@@ -302,7 +302,12 @@ impl Parser<'_> {
         // Duplicate names: a linear scan while the object is small, a hash
         // set once it is not (a body of 100k members must not cost 10^10
         // comparisons).
-        let mut names: Option<std::collections::HashSet<String>> = None;
+        // The set holds keyed SipHash digests of the names (random keys: a
+        // client cannot aim for collisions), so no name is copied; a digest
+        // seen before is confirmed by comparing the names themselves.
+        let hasher = std::collections::hash_map::RandomState::new();
+        let digest = |name: &str| std::hash::BuildHasher::hash_one(&hasher, name);
+        let mut names: Option<std::collections::HashSet<u64>> = None;
         loop {
             self.skip_ws();
             let name_at = self.pos;
@@ -314,12 +319,11 @@ impl Parser<'_> {
             }
             let name = self.string()?;
             let duplicate = match names.as_mut() {
-                Some(set) => !set.insert(name.clone()),
+                Some(set) => !set.insert(digest(&name)) && obj.get(&name).is_some(),
                 None if obj.members.len() < LINEAR_MEMBER_SCAN => obj.get(&name).is_some(),
                 None => {
-                    let mut set: std::collections::HashSet<String> =
-                        obj.members.iter().map(|(n, _)| n.clone()).collect();
-                    let duplicate = !set.insert(name.clone());
+                    let mut set: std::collections::HashSet<u64> = obj.members.iter().map(|(n, _)| digest(n)).collect();
+                    let duplicate = !set.insert(digest(&name)) && obj.get(&name).is_some();
                     names = Some(set);
                     duplicate
                 }
@@ -464,12 +468,22 @@ impl Parser<'_> {
         if !value.is_finite() {
             return Err(JsonError { kind: JsonErrorKind::NumberOutOfRange(text.to_owned()), offset: start });
         }
-        if self.numbers == NumberPolicy::Exact && !same_decimal_value(text, value) {
+        if self.numbers == NumberPolicy::Exact && !surely_exact(text) && !same_decimal_value(text, value) {
             return Err(JsonError { kind: JsonErrorKind::InexactNumber(text.to_owned()), offset: start });
         }
         self.pos = i;
         Ok(Value::Number(value))
     }
+}
+
+/// True for a literal of at most 15 significant digits without an
+/// exponent: every such decimal survives the trip to a double and back
+/// (15 is `f64::DIGITS`), so the exact check can be skipped — it costs a
+/// shortest-form formatting per number, most of the parse of a body of
+/// small numbers.
+fn surely_exact(text: &str) -> bool {
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    digits <= f64::DIGITS as usize && !text.contains(['e', 'E'])
 }
 
 /// True when the decimal literal `text` denotes exactly the value that the
@@ -567,6 +581,28 @@ pub fn count_array_items(text: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The shortcut never calls a number exact that the full check refuses.
+        #[test]
+        fn surely_exact_numbers_pass_the_full_check(
+            mantissa in 0u64..1_000_000_000_000_000,
+            point in 0usize..16,
+            negative in proptest::bool::ANY,
+        ) {
+            let digits = mantissa.to_string();
+            let text = if point == 0 || point >= digits.len() {
+                digits
+            } else {
+                format!("{}.{}", &digits[..digits.len() - point], &digits[digits.len() - point..])
+            };
+            let text = if negative { format!("-{text}") } else { text };
+            if super::surely_exact(&text) {
+                let value: f64 = text.parse().unwrap();
+                proptest::prop_assert!(super::same_decimal_value(&text, value), "{text}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

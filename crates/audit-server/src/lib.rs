@@ -79,6 +79,8 @@ struct StateInner {
     /// Exports streaming at once (`AUDIT_MAX_EXPORTS`): each holds a
     /// blocking thread and its buffers until its client has read it all.
     exports: Arc<tokio::sync::Semaphore>,
+    /// How many slots `exports` has in all.
+    max_exports: usize,
 }
 
 impl std::fmt::Debug for AppState {
@@ -108,6 +110,7 @@ impl AppState {
                 rate: None,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
                 exports: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_EXPORTS)),
+                max_exports: DEFAULT_MAX_EXPORTS,
             }),
         }
     }
@@ -155,7 +158,20 @@ impl AppState {
 
     /// At most `n` exports streaming at once; more are answered 503.
     pub fn with_max_exports(self, n: usize) -> AppState {
-        self.configured(|inner| inner.exports = Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+        self.configured(|inner| {
+            inner.exports = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+            inner.max_exports = n.max(1);
+        })
+    }
+
+    /// Waits until no export is streaming and every ended export has been
+    /// recorded, at most `within`; `false` if some were still running then.
+    /// A stopping server calls this after its connections have closed and
+    /// before it stops the service, so that an export cut short by the stop
+    /// is still recorded as `audit_log.exported`.
+    pub async fn exports_finished(&self, within: std::time::Duration) -> bool {
+        let all = u32::try_from(self.inner.max_exports).unwrap_or(u32::MAX);
+        tokio::time::timeout(within, self.inner.exports.acquire_many(all)).await.is_ok_and(|permits| permits.is_ok())
     }
 
     /// A slot for one streaming export, held until its body has ended: an
@@ -209,6 +225,7 @@ impl AppState {
             rate: shared.rate.clone(),
             in_flight: Arc::clone(&shared.in_flight),
             exports: Arc::clone(&shared.exports),
+            max_exports: shared.max_exports,
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }

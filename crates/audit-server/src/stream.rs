@@ -178,8 +178,10 @@ fn finish(filter: &AuditEventFilter, result: Result<u64, String>, out: &mut Chun
 
 async fn record_export(state: &AppState, filter: &AuditEventFilter, record: ReadRecord, result: Result<u64, String>) {
     use audit_core::json::Value;
+    // The slot is held until the record is written: a stopping server
+    // waits for every slot (AppState::exports_finished) before it stops
+    // the service, so no export goes unrecorded.
     let ReadRecord { principal, mut details, slot } = record;
-    drop(slot);
     match result {
         Ok(n) => details.insert("result_count", Value::Number(n as f64)),
         Err(e) => {
@@ -196,6 +198,7 @@ async fn record_export(state: &AppState, filter: &AuditEventFilter, record: Read
             details,
         )
         .await;
+    drop(slot);
 }
 
 /// Runs `write` on a blocking thread and streams what it writes; an error

@@ -174,7 +174,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         eprintln!("metrics on http://{}/metrics", l.local_addr()?);
         tokio::spawn(async move { axum::serve(l, m).await });
     }
-    let router = app(state, settings.metrics_listen.is_none());
+    let router = app(state.clone(), settings.metrics_listen.is_none());
     eprintln!(
         "agenttrace-audit listening on http://{} (log: {}; index: {}{})",
         listener.local_addr()?,
@@ -183,6 +183,11 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         if args.no_auth { "; NO AUTHENTICATION" } else { "" }
     );
     let served = audit_server::serve(listener, router, limits, shutdown_signal()).await;
+    // Exports cut short by the stop end with a broken transfer; wait until
+    // they are recorded before the service stops taking events.
+    if !state.exports_finished(settings.export_stall_timeout + std::time::Duration::from_secs(5)).await {
+        eprintln!("warning: an export was still running at stop; its record may be missing");
+    }
     service.stop().await;
     served.context("the server failed")?;
     eprintln!("stopped");

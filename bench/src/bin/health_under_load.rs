@@ -36,9 +36,9 @@ fn get(port: u16, path: &str) -> u16 {
 fn health_latency(port: u16, n: usize) -> (f64, f64) {
     let mut times: Vec<f64> = (0..n)
         .map(|_| {
+            std::thread::sleep(Duration::from_millis(5));
             let started = Instant::now();
             assert_eq!(get(port, "/health"), 200);
-            std::thread::sleep(Duration::from_millis(5));
             started.elapsed().as_secs_f64() * 1000.0
         })
         .collect();

@@ -124,22 +124,18 @@ fn an_export_client_that_stops_reading_is_given_up() {
     // A log well over what the channel and the socket buffers hold.
     ingest_padded_log(dir.path(), &data, 20_000);
     let server = Served::binary(BIN, &data, &["--no-auth"], &[("AUDIT_EXPORT_STALL_TIMEOUT", "1")]);
-    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    stalled.write_all(b"GET /v1/export?format=csv&organization_id=o HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let stalled = stalled_export(server.port, "csv");
     // Never read; the export gives up after a second of stalling and the
     // server stays well. (On a loaded machine the export takes a while to
     // fill the socket buffers first: wait for its record, at most a minute.)
-    let segment = audit_storage::local::LocalStore::new(&data).log_dir("o").join("00000000000000000000.jsonl");
-    let recorded = || std::fs::read_to_string(&segment).unwrap_or_default().contains("audit_log.exported");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !recorded() && std::time::Instant::now() < deadline {
+    while exports_recorded(&data).is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(server.request("GET", "/health", None, "").unwrap().0, 200);
     drop(stalled);
     assert!(server.stop().success());
-    let log = std::fs::read_to_string(&segment).unwrap();
-    let exported: Vec<&str> = log.lines().filter(|l| l.contains("audit_log.exported")).collect();
+    let exported = exports_recorded(&data);
     assert_eq!(exported.len(), 1, "the export is recorded once");
     assert!(
         exported[0].contains(r#""outcome":"failure""#) && exported[0].contains("stopped reading"),
@@ -160,9 +156,7 @@ fn an_export_cut_short_by_a_stop_is_still_recorded() {
     // ends after the listener has, and must still be recorded.
     drop(stalled);
     assert!(server.stop().success());
-    let segment = audit_storage::local::LocalStore::new(&data).log_dir("o").join("00000000000000000000.jsonl");
-    let log = std::fs::read_to_string(&segment).unwrap();
-    let exported: Vec<&str> = log.lines().filter(|l| l.contains("audit_log.exported")).collect();
+    let exported = exports_recorded(&data);
     assert_eq!(exported.len(), 1, "the export is recorded once");
     assert!(exported[0].contains(r#""outcome":"failure""#), "{}", exported[0]);
 }
@@ -194,6 +188,13 @@ fn ingest_padded_log(dir: &std::path::Path, data: &std::path::Path, count: usize
     assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
     let segment = audit_storage::local::LocalStore::new(data).log_dir("o").join("00000000000000000000.jsonl");
     std::fs::metadata(&segment).unwrap().len()
+}
+
+/// The `audit_log.exported` records in organization `o`'s log.
+fn exports_recorded(data: &std::path::Path) -> Vec<String> {
+    let segment = audit_storage::local::LocalStore::new(data).log_dir("o").join("00000000000000000000.jsonl");
+    let log = std::fs::read_to_string(segment).unwrap_or_default();
+    log.lines().filter(|l| l.contains("audit_log.exported")).map(str::to_owned).collect()
 }
 
 /// Opens an export that is never read.

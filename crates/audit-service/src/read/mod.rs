@@ -8,12 +8,14 @@
 //! export    ─ json / jsonl / csv exports, streaming
 //! proofs    ─ inclusion and consistency proofs from stored hashes
 //! evidence  ─ evidence bundles: a checkpoint and a proof per event, and their offline check
+//! heavy     ─ CPU-heavy checks on their own threads, below the async threads in priority
 //! ```
 //!
 //! Each module has its own error type; none returns a bare `String`.
 
 pub mod evidence;
 pub mod export;
+pub(crate) mod heavy;
 pub mod proofs;
 pub mod query;
 pub(crate) mod stored;

@@ -107,7 +107,12 @@ fn check_in_parallel(v: &mut ChainVerifier, lines: &[&[u8]]) {
         let results: Vec<Vec<_>> = std::thread::scope(|scope| {
             let handles: Vec<_> = block
                 .chunks(per_thread)
-                .map(|part| scope.spawn(move || part.iter().map(|l| check_line(l)).collect::<Vec<_>>()))
+                .map(|part| {
+                    scope.spawn(move || {
+                        super::heavy::lower_this_threads_priority();
+                        part.iter().map(|l| check_line(l)).collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().expect("line checks do not panic")).collect()
         });
@@ -194,8 +199,9 @@ pub(crate) async fn verify_log_checked(
         for (i, chunk) in chunks.iter().enumerate() {
             let bytes = std::mem::take(&mut current);
             v.begin_segment(chunk.first_sequence, &chunk.name);
-            // Checking lines is CPU work: off the async threads, on every core.
-            let check = tokio::task::spawn_blocking(move || {
+            // Checking lines is CPU work: off the async threads, on every
+            // core, behind them in priority (see `heavy`).
+            let check = super::heavy::run(move || {
                 let lines: Vec<&[u8]> = ChunkLines::split(&bytes).0.collect();
                 check_in_parallel(&mut v, &lines);
                 drop(lines);
@@ -208,9 +214,7 @@ pub(crate) async fn verify_log_checked(
                 }
             };
             let (checked, prefetched) = tokio::join!(check, prefetch);
-            let (verifier, bytes) = checked.map_err(|e| {
-                StorageError::new(audit_storage::StorageErrorKind::Io, format!("verification task failed: {e}"))
-            })?;
+            let (verifier, bytes) = checked?;
             prefetched?;
             v = verifier;
             if let Some(ProgressFn(report)) = sources_of.progress {
@@ -265,18 +269,15 @@ pub(crate) async fn verify_log_checked(
 
     // A range: find the event just before it (the anchor), then check every
     // event in it, linked to the anchor. Parsing and checking are CPU work:
-    // each chunk is walked on a blocking thread, off the async ones.
+    // each chunk is walked on a low-priority thread, off the async ones.
     let mut walk = RangeWalk { organization_id: organization_id.to_owned(), range, ..RangeWalk::default() };
     for chunk in chunks {
         let bytes = store.read_chunk(organization_id, &chunk).await?;
-        walk = tokio::task::spawn_blocking(move || {
+        walk = super::heavy::run(move || {
             walk.chunk(ChunkLines { chunk, bytes });
             walk
         })
-        .await
-        .map_err(|e| {
-            StorageError::new(audit_storage::StorageErrorKind::Io, format!("verification task failed: {e}"))
-        })?;
+        .await?;
         if walk.past_the_end {
             break;
         }

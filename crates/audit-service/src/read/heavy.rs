@@ -1,0 +1,54 @@
+//! CPU-heavy reading work — parsing, canonical checks and SHA-256 over
+//! whole logs — on threads of its own at a lower scheduling priority.
+//!
+//! A verification of a large log keeps every core busy for seconds. On the
+//! tokio blocking pool at normal priority it competes as an equal with the
+//! async threads that answer `/health` and take events, and their latency
+//! becomes the kernel's time slice. At nice +10 the kernel runs the async
+//! threads first whenever they are ready, and the verification takes what
+//! is left — all of it on an idle machine. Dedicated threads, not the
+//! pool's: a pool thread would keep the lowered priority for whatever it
+//! runs next (a write's `fsync`, say), and an unprivileged process cannot
+//! raise it back.
+
+use audit_storage::{StorageError, StorageErrorKind};
+
+/// How much nicer than their creator the threads doing heavy reads are
+/// (nice values run from -20, first, to 19, last).
+const HEAVY_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority by [`HEAVY_NICE`] (Linux: the
+/// nice value is per thread). Best effort: where it cannot be changed, the
+/// work simply runs at the priority it had.
+pub(crate) fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    if let Ok(now) = rustix::process::getpriority_process(None) {
+        let _ = rustix::process::setpriority_process(None, (now + HEAVY_NICE).min(19));
+    }
+}
+
+/// Runs `work` on a new low-priority thread and waits for its result
+/// without blocking the async thread that awaits it.
+pub(crate) async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, StorageError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("audit-heavy-read".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            let _ = tx.send(work());
+        })
+        .map_err(|e| StorageError::new(StorageErrorKind::Io, format!("cannot start a verification thread: {e}")))?;
+    rx.await.map_err(|_| StorageError::new(StorageErrorKind::Unexpected, "a verification thread panicked"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn heavy_work_runs_below_the_callers_priority_and_leaves_the_caller_alone() {
+        let caller = rustix::process::getpriority_process(None).unwrap();
+        let inside = super::run(|| rustix::process::getpriority_process(None).unwrap()).await.unwrap();
+        assert_eq!(inside, (caller + super::HEAVY_NICE).min(19), "the heavy thread is niced");
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), caller, "the caller keeps its priority");
+    }
+}

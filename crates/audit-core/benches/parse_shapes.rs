@@ -12,6 +12,10 @@
 use audit_core::json::{NumberPolicy, parse};
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 
+/// The allocator of the `agenttrace-audit` binary, which parses request bodies.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SIZE: usize = 1 << 20;
 
 /// `{"k0":0,"k1":1,…}` up to about `SIZE` bytes: distinct names, small values.

@@ -46,6 +46,7 @@ pub mod hash;
 pub mod json;
 pub mod merkle;
 pub mod note;
+pub mod personal;
 pub mod sample;
 pub mod scan;
 pub mod stored;

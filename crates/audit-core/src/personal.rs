@@ -1,0 +1,473 @@
+//! Personal data in events (SPEC §9): which members are personal, whose
+//! they are (the event's subject), and the stored form that lets an erasure
+//! destroy them without touching the log — crypto-shredding.
+//!
+//! A personal value is stored as `enc:v1:<key id>:<payload>`: the payload is
+//! base64url (no padding) of a 12-byte nonce followed by the AES-256-GCM
+//! ciphertext and tag of the value's canonical JSON text (so a number or an
+//! object at a configured path comes back as what it was). The key is the
+//! subject's data key; the key id is random, so the stored log names no
+//! subject, and once the key store forgets a key nothing links its events
+//! to anyone. The associated data binds a ciphertext to its organization
+//! and member path: moved elsewhere, it no longer opens.
+//!
+//! Pure: keys, key ids and nonces come from the caller (its random source).
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+
+use crate::Timestamp;
+use crate::event::ActorType;
+use crate::json::{NumberPolicy, Value};
+
+/// The top-level members that are always personal.
+pub const PERSONAL_MEMBERS: [&str; 4] = ["actor_email", "actor_ip", "user_agent", "session_id"];
+
+/// What a personal value whose key was destroyed reads as.
+pub const ERASED: &str = "[erased]";
+
+/// The prefix of a stored personal value.
+pub const SEALED_PREFIX: &str = "enc:v1:";
+
+const NONCE_BYTES: usize = 12;
+
+/// Whose personal data an event carries: the key its personal values are
+/// sealed under, and what an erasure names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// The event's `actor_email`, trimmed and lowercased.
+    Email(String),
+    /// The event's `actor_id`, for an actor of type `user` with no email.
+    User(String),
+    /// No subject: personal data of an anonymous caller (an IP, a user
+    /// agent), kept under one key per organization and calendar month
+    /// (`YYYY-MM`, UTC), erasable by time.
+    Unattributed {
+        /// The month of the event's capture.
+        month: String,
+    },
+}
+
+impl Subject {
+    /// The subject of an event captured at `at`: its normalised email when
+    /// it has one, else its `actor_id` when the actor is a user, else the
+    /// month's unattributed key.
+    pub fn of(
+        actor_type: Option<ActorType>,
+        actor_id: Option<&str>,
+        actor_email: Option<&str>,
+        at: Timestamp,
+    ) -> Subject {
+        if let Some(email) = actor_email.map(normalise_email).filter(|e| !e.is_empty()) {
+            return Subject::Email(email);
+        }
+        if actor_type == Some(ActorType::User)
+            && let Some(id) = actor_id.map(str::trim).filter(|id| !id.is_empty())
+        {
+            return Subject::User(id.to_owned());
+        }
+        Subject::Unattributed { month: at.to_string().get(..7).unwrap_or("0000-00").to_owned() }
+    }
+
+    /// The subject's name in the key store and the blind index:
+    /// `email:<email>`, `user:<id>` or `unattributed:<YYYY-MM>`.
+    pub fn key_name(&self) -> String {
+        match self {
+            Subject::Email(e) => format!("email:{e}"),
+            Subject::User(id) => format!("user:{id}"),
+            Subject::Unattributed { month } => format!("unattributed:{month}"),
+        }
+    }
+}
+
+/// An email address as subjects and lookups compare it: trimmed, lowercased.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A subject's data key (AES-256-GCM). `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    /// A key from 32 random bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> DataKey {
+        DataKey(bytes)
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(…)")
+    }
+}
+
+/// The random identifier of a data key, as it appears in sealed values
+/// (32 lowercase hex digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId([u8; 16]);
+
+impl KeyId {
+    /// An id from 16 random bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> KeyId {
+        KeyId(bytes)
+    }
+
+    /// Parses the 32-hex-digit form.
+    pub fn parse(text: &str) -> Option<KeyId> {
+        if text.len() != 32 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut bytes = [0; 16];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(KeyId(bytes))
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// Where a personal value sits: its organization and member path (e.g.
+/// `actor_email`, `new_state.email`). Bound into each ciphertext.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The event's organization.
+    pub organization_id: &'a str,
+    /// The member path.
+    pub path: &'a str,
+}
+
+impl Place<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        let mut aad = b"agenttrace-audit personal v1\0".to_vec();
+        aad.extend_from_slice(self.organization_id.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(self.path.as_bytes());
+        aad
+    }
+}
+
+/// Seals `value` (its canonical JSON text) under `key` for `place`.
+pub fn seal(value: &Value, key: &DataKey, key_id: KeyId, place: Place<'_>, nonce: [u8; NONCE_BYTES]) -> String {
+    let plaintext = crate::canonical::to_canonical(value);
+    let cipher = Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0));
+    let aad = place.associated_data();
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+        .expect("AES-GCM encrypts any message under 64 GiB");
+    let mut payload = nonce.to_vec();
+    payload.extend_from_slice(&sealed);
+    format!("{SEALED_PREFIX}{key_id}:{}", URL_SAFE_NO_PAD.encode(payload))
+}
+
+/// A stored personal value, split (not yet opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    /// The key it was sealed under.
+    pub key_id: KeyId,
+    payload: Vec<u8>,
+}
+
+impl SealedValue {
+    /// Splits `text` when it has the sealed form; `None` for any other
+    /// string (a value stored before protection was on, say).
+    pub fn parse(text: &str) -> Option<SealedValue> {
+        let rest = text.strip_prefix(SEALED_PREFIX)?;
+        let (id, payload) = rest.split_once(':')?;
+        let key_id = KeyId::parse(id)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        (payload.len() >= NONCE_BYTES + 16).then_some(SealedValue { key_id, payload })
+    }
+
+    /// Opens the value with `key`, for `place`.
+    pub fn open(&self, key: &DataKey, place: Place<'_>) -> Result<Value, OpenError> {
+        let (nonce, sealed) = self.payload.split_at(NONCE_BYTES);
+        let cipher = Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0));
+        let aad = place.associated_data();
+        let plaintext = cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+            .map_err(|_| OpenError::Forged)?;
+        crate::json::parse(&plaintext, NumberPolicy::Exact).map_err(|_| OpenError::NotJson)
+    }
+}
+
+/// Why a sealed value does not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The key, the place or the ciphertext is not the one it was sealed
+    /// with: the value was altered or moved.
+    #[error("the sealed value does not open with its key at this place (altered or moved)")]
+    Forged,
+    /// It opened, but what it holds is not JSON (not written by `seal`).
+    #[error("the sealed value opened but does not hold JSON")]
+    NotJson,
+}
+
+/// A stored value as a reader sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revealed {
+    /// Not sealed: shown as stored.
+    Plain,
+    /// Opened.
+    Value(Value),
+    /// Its key was destroyed (or never existed here): reads as [`ERASED`].
+    Erased,
+    /// Its key exists but the value does not open.
+    Unreadable(OpenError),
+}
+
+/// What a stored string at `place` reads as, with `key_for` finding a key
+/// by id (`None`: destroyed).
+pub fn reveal(stored: &str, place: Place<'_>, key_for: impl FnOnce(KeyId) -> Option<DataKey>) -> Revealed {
+    let Some(sealed) = SealedValue::parse(stored) else { return Revealed::Plain };
+    match key_for(sealed.key_id) {
+        None => Revealed::Erased,
+        Some(key) => match sealed.open(&key, place) {
+            Ok(v) => Revealed::Value(v),
+            Err(e) => Revealed::Unreadable(e),
+        },
+    }
+}
+
+/// The key that wraps data keys in the key store. `Debug` never shows it.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl MasterKey {
+    /// A key from 32 random bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> MasterKey {
+        MasterKey(bytes)
+    }
+
+    /// `data_key` wrapped for storage (nonce, then AES-GCM ciphertext and
+    /// tag), bound to `key_id` so a wrapped key cannot be swapped for another.
+    pub fn wrap(&self, data_key: &DataKey, key_id: KeyId, nonce: [u8; NONCE_BYTES]) -> Vec<u8> {
+        let cipher = Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&self.0));
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &data_key.0, aad: &key_id.0 })
+            .expect("AES-GCM encrypts 32 bytes");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// The data key in `wrapped`, or `None` when this master key did not
+    /// wrap it for `key_id` (a wrong master key, or a damaged row).
+    pub fn unwrap(&self, wrapped: &[u8], key_id: KeyId) -> Option<DataKey> {
+        if wrapped.len() != NONCE_BYTES + 32 + 16 {
+            return None;
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_BYTES);
+        let cipher = Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&self.0));
+        let plain = cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &key_id.0 }).ok()?;
+        Some(DataKey(plain.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(…)")
+    }
+}
+
+/// The key of the blind index: lookups by a personal value without storing
+/// it. `Debug` never shows it.
+#[derive(Clone)]
+pub struct BlindIndexKey([u8; 32]);
+
+impl BlindIndexKey {
+    /// A key from 32 random bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> BlindIndexKey {
+        BlindIndexKey(bytes)
+    }
+
+    /// The token of `value` for `field` in `organization_id`: hex of
+    /// HMAC-SHA256 over the three, separated by NUL. Per organization and
+    /// field, so equal values elsewhere do not share tokens. Callers pass
+    /// the normalised value (see [`normalise_email`]).
+    pub fn token(&self, organization_id: &str, field: &str, value: &str) -> String {
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        for part in [organization_id, field, value] {
+            mac.update(part.as_bytes());
+            mac.update(&[0]);
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl std::fmt::Debug for BlindIndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlindIndexKey(…)")
+    }
+}
+
+/// A configured personal path inside `metadata`, `previous_state` or
+/// `new_state` (`new_state.email`, `metadata.client.ip`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalPath {
+    /// The top-level member: `metadata`, `previous_state` or `new_state`.
+    pub root: &'static str,
+    /// Member names below it, outermost first (at least one).
+    pub members: Vec<String>,
+}
+
+impl PersonalPath {
+    /// Parses `root.member[.member…]`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<PersonalPath, String> {
+        let mut parts = text.trim().split('.');
+        let root = match parts.next() {
+            Some("metadata") => "metadata",
+            Some("previous_state") => "previous_state",
+            Some("new_state") => "new_state",
+            _ => {
+                return Err(format!(
+                    "{text:?}: a personal path starts with metadata, previous_state or new_state (e.g. new_state.email)"
+                ));
+            }
+        };
+        let members: Vec<String> = parts.map(str::to_owned).collect();
+        if members.is_empty() || members.iter().any(String::is_empty) {
+            return Err(format!("{text:?}: name at least one member below {root}, without empty names"));
+        }
+        Ok(PersonalPath { root, members })
+    }
+
+    /// The path as written (`new_state.email`), as bound into ciphertexts.
+    pub fn dotted(&self) -> String {
+        format!("{}.{}", self.root, self.members.join("."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: DataKey = DataKey::from_bytes([7; 32]);
+    const ID: KeyId = KeyId::from_bytes([0xab; 16]);
+    const PLACE: Place<'static> = Place { organization_id: "org-1", path: "actor_email" };
+
+    #[test]
+    fn a_sealed_value_opens_to_what_was_sealed_and_shows_only_its_key_id() {
+        for value in [
+            Value::String("Ada@Example.com".into()),
+            Value::Number(42.5),
+            Value::Array(vec![Value::Bool(true), Value::Null]),
+        ] {
+            let stored = seal(&value, &KEY, ID, PLACE, [1; 12]);
+            assert!(stored.starts_with("enc:v1:abababababababababababababababab:"), "{stored}");
+            assert!(!stored.contains("Ada") && !stored.contains("42"), "{stored}");
+            let sealed = SealedValue::parse(&stored).unwrap();
+            assert_eq!(sealed.key_id, ID);
+            assert_eq!(sealed.open(&KEY, PLACE).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn nonces_make_equal_values_differ() {
+        let v = Value::String("ada@example.com".into());
+        assert_ne!(seal(&v, &KEY, ID, PLACE, [1; 12]), seal(&v, &KEY, ID, PLACE, [2; 12]));
+    }
+
+    #[test]
+    fn a_value_altered_moved_or_under_another_key_does_not_open() {
+        let stored = seal(&Value::String("ada@example.com".into()), &KEY, ID, PLACE, [1; 12]);
+        let sealed = SealedValue::parse(&stored).unwrap();
+        assert_eq!(sealed.open(&DataKey::from_bytes([8; 32]), PLACE), Err(OpenError::Forged));
+        let other_member = Place { path: "session_id", ..PLACE };
+        assert_eq!(sealed.open(&KEY, other_member), Err(OpenError::Forged));
+        let other_org = Place { organization_id: "org-2", ..PLACE };
+        assert_eq!(sealed.open(&KEY, other_org), Err(OpenError::Forged));
+        // One character of the payload changed.
+        let mut tampered = stored.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = SealedValue::parse(std::str::from_utf8(&tampered).unwrap()).unwrap();
+        assert_eq!(tampered.open(&KEY, PLACE), Err(OpenError::Forged));
+    }
+
+    #[test]
+    fn other_strings_are_not_sealed_values() {
+        for text in
+            ["ada@example.com", "enc:v1:", "enc:v1:zz:AAAA", "enc:v1:abababababababababababababababab:!!", "enc:v2:x:y"]
+        {
+            assert_eq!(SealedValue::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn reveal_tells_plain_opened_erased_and_unreadable_apart() {
+        let stored = seal(&Value::String("ada@example.com".into()), &KEY, ID, PLACE, [1; 12]);
+        assert_eq!(reveal("plain text", PLACE, |_| Some(KEY.clone())), Revealed::Plain);
+        assert_eq!(
+            reveal(&stored, PLACE, |_| Some(KEY.clone())),
+            Revealed::Value(Value::String("ada@example.com".into()))
+        );
+        assert_eq!(reveal(&stored, PLACE, |_| None), Revealed::Erased);
+        assert_eq!(
+            reveal(&stored, PLACE, |_| Some(DataKey::from_bytes([9; 32]))),
+            Revealed::Unreadable(OpenError::Forged)
+        );
+    }
+
+    #[test]
+    fn the_subject_is_the_email_else_a_users_id_else_the_month() {
+        let at = Timestamp::parse_rfc3339("2026-12-06T10:00:00Z").unwrap();
+        assert_eq!(
+            Subject::of(Some(ActorType::User), Some("u1"), Some("  Ada@Example.COM "), at),
+            Subject::Email("ada@example.com".into())
+        );
+        assert_eq!(Subject::of(Some(ActorType::User), Some("u1"), None, at), Subject::User("u1".into()));
+        assert_eq!(Subject::of(Some(ActorType::User), Some("u1"), Some("  "), at), Subject::User("u1".into()));
+        let month = Subject::Unattributed { month: "2026-12".into() };
+        assert_eq!(Subject::of(Some(ActorType::ApiKey), Some("k1"), None, at), month);
+        assert_eq!(Subject::of(Some(ActorType::Anonymous), None, None, at), month);
+        assert_eq!(month.key_name(), "unattributed:2026-12");
+        assert_eq!(Subject::Email("ada@example.com".into()).key_name(), "email:ada@example.com");
+    }
+
+    #[test]
+    fn wrapped_keys_open_only_with_their_master_key_and_key_id() {
+        let master = MasterKey::from_bytes([3; 32]);
+        let wrapped = master.wrap(&KEY, ID, [4; 12]);
+        assert_eq!(master.unwrap(&wrapped, ID), Some(KEY));
+        assert_eq!(MasterKey::from_bytes([5; 32]).unwrap(&wrapped, ID), None, "another master key");
+        assert_eq!(master.unwrap(&wrapped, KeyId::from_bytes([1; 16])), None, "another key id");
+        assert_eq!(master.unwrap(&wrapped[1..], ID), None, "a damaged row");
+    }
+
+    #[test]
+    fn blind_tokens_are_stable_and_separate_organizations_and_fields() {
+        let key = BlindIndexKey::from_bytes([6; 32]);
+        let t = key.token("org-1", "actor_email", "ada@example.com");
+        assert_eq!(t.len(), 64);
+        assert_eq!(t, key.token("org-1", "actor_email", "ada@example.com"));
+        assert_ne!(t, key.token("org-2", "actor_email", "ada@example.com"));
+        assert_ne!(t, key.token("org-1", "actor_id", "ada@example.com"));
+        assert_ne!(t, BlindIndexKey::from_bytes([7; 32]).token("org-1", "actor_email", "ada@example.com"));
+        // No ambiguity from the separators: ("a", "bc") is not ("ab", "c").
+        assert_ne!(key.token("a", "bc", "x"), key.token("ab", "c", "x"));
+    }
+
+    #[test]
+    fn personal_paths_name_a_member_below_one_of_three_roots() {
+        let p = PersonalPath::parse("new_state.email").unwrap();
+        assert_eq!((p.root, p.members.clone()), ("new_state", vec!["email".to_owned()]));
+        assert_eq!(PersonalPath::parse("metadata.client.ip").unwrap().dotted(), "metadata.client.ip");
+        for bad in ["email", "new_state", "new_state.", "request.path", "metadata..ip"] {
+            assert!(PersonalPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_never_show_in_debug_output() {
+        let shown = format!("{:?} {:?} {:?}", KEY, MasterKey::from_bytes([1; 32]), BlindIndexKey::from_bytes([2; 32]));
+        assert!(!shown.contains('7') && !shown.contains("[1"), "{shown}");
+    }
+}

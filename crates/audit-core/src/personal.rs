@@ -288,6 +288,12 @@ impl BlindIndexKey {
         BlindIndexKey(bytes)
     }
 
+    /// A blind key with the bytes of `key` (a key store keeps its blind
+    /// key wrapped like a data key).
+    pub fn from_data_key(key: &DataKey) -> BlindIndexKey {
+        BlindIndexKey(key.0)
+    }
+
     /// The token of `value` for `field` in `organization_id`: hex of
     /// HMAC-SHA256 over the three, separated by NUL. Per organization and
     /// field, so equal values elsewhere do not share tokens. Callers pass

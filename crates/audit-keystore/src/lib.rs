@@ -1,0 +1,112 @@
+//! Subject keys for crypto-shredding (SPEC §9).
+//!
+//! Each data subject of an organization has one data key; its personal
+//! values in the log are sealed under it (`audit_core::personal`). The keys
+//! live here, outside the WORM store and its backups, wrapped by a master
+//! key, and erasing a subject deletes its row — after which its values
+//! read as `"[erased]"` everywhere while the log, its hashes and its
+//! checkpoints are unchanged.
+//!
+//! The store never holds a subject's name: rows are keyed by the subject's
+//! blind token (HMAC under the store's own blind key), so a copy of the key
+//! store alone says nothing about who is in the log.
+//!
+//! ```text
+//! lib       ─ SubjectKeys (the trait), Keyring (master + blind key), errors
+//! master    ─ the master key file (AUDIT_MASTER_KEY_FILE): created at first start, 0600
+//! sqlite    ─ the embedded store: one SQLite file in its own directory
+//! postgres  ─ the production store: a table in a schema of its own
+//! suite     ─ the conformance checks both pass (feature-free, used by tests)
+//! ```
+//!
+//! Not yet used by the service (issue 13 wires it in).
+
+use async_trait::async_trait;
+use audit_core::personal::{BlindIndexKey, DataKey, KeyId, MasterKey, Subject};
+
+pub mod master;
+pub mod postgres;
+pub mod sqlite;
+pub mod suite;
+
+/// What went wrong in the key store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreError {
+    /// The database failed (the message says how).
+    #[error("key store: {0}")]
+    Database(String),
+    /// A stored key does not unwrap with this master key: the master key
+    /// is not the one that wrapped it (or the row is damaged).
+    #[error(
+        "key store: a stored key does not unwrap with this master key ({0}); is AUDIT_MASTER_KEY_FILE the right file?"
+    )]
+    WrongMasterKey(String),
+    /// The master key cannot be read or made.
+    #[error("{0}")]
+    MasterKey(String),
+    /// The system's random source failed.
+    #[error("key store: no randomness: {0}")]
+    Random(String),
+}
+
+/// The master key and the blind key derived for this store.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    master: MasterKey,
+    blind: BlindIndexKey,
+}
+
+impl Keyring {
+    /// A keyring over `master`, with the blind key the store keeps wrapped
+    /// under it (see [`SubjectKeys::keyring`]).
+    pub fn new(master: MasterKey, blind: BlindIndexKey) -> Keyring {
+        Keyring { master, blind }
+    }
+
+    /// The blind key: subject tokens here, and the query index's lookups.
+    pub fn blind(&self) -> &BlindIndexKey {
+        &self.blind
+    }
+
+    /// The master key.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The token a subject's row is keyed by.
+    pub fn subject_token(&self, organization_id: &str, subject: &Subject) -> String {
+        self.blind.token(organization_id, "subject", &subject.key_name())
+    }
+}
+
+/// `N` bytes from the system's random source.
+pub fn random<const N: usize>() -> Result<[u8; N], KeyStoreError> {
+    let mut bytes = [0; N];
+    getrandom::getrandom(&mut bytes).map_err(|e| KeyStoreError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// The name of the one non-subject row: the blind key, wrapped.
+const BLIND_KEY_ROW: &str = "blind-index-key";
+
+/// Where subjects' data keys are kept.
+#[async_trait]
+pub trait SubjectKeys: Send + Sync + std::fmt::Debug {
+    /// The subject's key id and data key in `organization_id`, made (and
+    /// stored, wrapped) when it has none yet. Two callers racing for a new
+    /// subject get the same key.
+    async fn key_for(&self, organization_id: &str, subject: &Subject) -> Result<(KeyId, DataKey), KeyStoreError>;
+
+    /// The data key with id `key_id`, or `None` when it was destroyed (or
+    /// never existed here).
+    async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError>;
+
+    /// Destroys the subject's key; `true` if there was one. The row is
+    /// deleted, not marked: what was sealed under it cannot be opened again
+    /// from this store.
+    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError>;
+
+    /// The keyring this store was opened with.
+    fn keyring(&self) -> &Keyring;
+}

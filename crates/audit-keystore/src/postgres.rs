@@ -1,0 +1,170 @@
+//! The production key store: a table in a PostgreSQL schema of its own
+//! (`agenttrace_keys` by default), so that its grants, its backups and
+//! their retention can differ from the query index's. Several service
+//! instances may share it: a new subject's key is inserted with
+//! `ON CONFLICT DO NOTHING` and read back, so racing instances agree.
+//!
+//! Erasure deletes the row. PostgreSQL keeps a deleted row's bytes until
+//! `VACUUM` reclaims the page, and in its WAL and base backups for as long
+//! as those are kept: docs say what an operator must do about them.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use audit_core::personal::{BlindIndexKey, DataKey, KeyId, MasterKey, Subject};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::{BLIND_KEY_ROW, KeyStoreError, Keyring, SubjectKeys, random};
+
+/// The schema the store uses unless told otherwise.
+pub const DEFAULT_SCHEMA: &str = "agenttrace_keys";
+
+/// Subject keys in PostgreSQL.
+#[derive(Clone)]
+pub struct PostgresSubjectKeys {
+    pool: Pool,
+    schema: String,
+    keyring: Keyring,
+}
+
+impl std::fmt::Debug for PostgresSubjectKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSubjectKeys").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+fn db(e: impl std::fmt::Display) -> KeyStoreError {
+    KeyStoreError::Database(e.to_string())
+}
+
+fn unwrap_row(master: &MasterKey, key_id: &str, wrapped: &[u8]) -> Result<(KeyId, DataKey), KeyStoreError> {
+    let id = KeyId::parse(key_id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {key_id:?}")))?;
+    let key = master.unwrap(wrapped, id).ok_or_else(|| KeyStoreError::WrongMasterKey(format!("key {id}")))?;
+    Ok((id, key))
+}
+
+impl PostgresSubjectKeys {
+    /// Connects to `url`, creates `schema` and its tables if missing, and
+    /// makes (first time) or unwraps the store's blind key with `master`.
+    pub async fn connect(url: &str, schema: &str, master: MasterKey) -> Result<PostgresSubjectKeys, KeyStoreError> {
+        let valid = schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(KeyStoreError::Database(format!(
+                "key store schema {schema:?}: use lowercase letters, digits and _"
+            )));
+        }
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| KeyStoreError::Database(format!("not a PostgreSQL URL: {e}")))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            // Not silently unencrypted: TLS comes with the service's wiring.
+            return Err(KeyStoreError::Database("sslmode=require is not supported by the key store yet".into()));
+        }
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| KeyStoreError::Database(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let mut client = pool.get().await.map_err(db)?;
+        let tx = client.transaction().await.map_err(db)?;
+        // Instances starting at once: one creates, the others wait.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("agenttrace-keys:{schema}")])
+            .await
+            .map_err(db)?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {schema}.subject_keys (
+                 organization_id TEXT NOT NULL,
+                 subject TEXT NOT NULL,
+                 key_id TEXT NOT NULL,
+                 wrapped BYTEA NOT NULL,
+                 PRIMARY KEY (organization_id, subject));
+             CREATE UNIQUE INDEX IF NOT EXISTS subject_keys_by_id ON {schema}.subject_keys (organization_id, key_id);
+             CREATE TABLE IF NOT EXISTS {schema}.store_keys (
+                 name TEXT PRIMARY KEY,
+                 key_id TEXT NOT NULL,
+                 wrapped BYTEA NOT NULL);"
+        ))
+        .await
+        .map_err(db)?;
+        let id = KeyId::from_bytes(random()?);
+        let wrapped = master.wrap(&DataKey::from_bytes(random()?), id, random()?);
+        tx.execute(
+            &format!(
+                "INSERT INTO {schema}.store_keys (name, key_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
+            ),
+            &[&BLIND_KEY_ROW, &id.to_string(), &wrapped],
+        )
+        .await
+        .map_err(db)?;
+        let row = tx
+            .query_one(&format!("SELECT key_id, wrapped FROM {schema}.store_keys WHERE name = $1"), &[&BLIND_KEY_ROW])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let (_, blind) = unwrap_row(&master, row.get(0), row.get(1))?;
+        Ok(PostgresSubjectKeys {
+            pool,
+            schema: schema.to_owned(),
+            keyring: Keyring::new(master, BlindIndexKey::from_data_key(&blind)),
+        })
+    }
+}
+
+#[async_trait]
+impl SubjectKeys for PostgresSubjectKeys {
+    async fn key_for(&self, organization_id: &str, subject: &Subject) -> Result<(KeyId, DataKey), KeyStoreError> {
+        let token = self.keyring.subject_token(organization_id, subject);
+        let client = self.pool.get().await.map_err(db)?;
+        let s = &self.schema;
+        let find = format!("SELECT key_id, wrapped FROM {s}.subject_keys WHERE organization_id = $1 AND subject = $2");
+        if let Some(row) = client.query_opt(&find, &[&organization_id, &token]).await.map_err(db)? {
+            return unwrap_row(self.keyring.master(), row.get(0), row.get(1));
+        }
+        let id = KeyId::from_bytes(random()?);
+        let wrapped = self.keyring.master().wrap(&DataKey::from_bytes(random()?), id, random()?);
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.subject_keys (organization_id, subject, key_id, wrapped) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (organization_id, subject) DO NOTHING"
+                ),
+                &[&organization_id, &token, &id.to_string(), &wrapped],
+            )
+            .await
+            .map_err(db)?;
+        let row = client.query_one(&find, &[&organization_id, &token]).await.map_err(db)?;
+        unwrap_row(self.keyring.master(), row.get(0), row.get(1))
+    }
+
+    async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError> {
+        let client = self.pool.get().await.map_err(db)?;
+        let row = client
+            .query_opt(
+                &format!("SELECT wrapped FROM {}.subject_keys WHERE organization_id = $1 AND key_id = $2", self.schema),
+                &[&organization_id, &key_id.to_string()],
+            )
+            .await
+            .map_err(db)?;
+        row.map(|r| unwrap_row(self.keyring.master(), &key_id.to_string(), r.get(0)).map(|(_, k)| k)).transpose()
+    }
+
+    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError> {
+        let token = self.keyring.subject_token(organization_id, subject);
+        let client = self.pool.get().await.map_err(db)?;
+        let deleted = client
+            .execute(
+                &format!("DELETE FROM {}.subject_keys WHERE organization_id = $1 AND subject = $2", self.schema),
+                &[&organization_id, &token],
+            )
+            .await
+            .map_err(db)?;
+        Ok(deleted > 0)
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+}

@@ -1,0 +1,190 @@
+//! The embedded key store: one SQLite file, `subject-keys.sqlite3`, in a
+//! directory of its own — not under the log's data directory, so that
+//! copies and backups of the log do not carry the keys that erasure must
+//! destroy.
+//!
+//! Durability: `synchronous = FULL` with a rollback journal — a key is on
+//! disk before the event sealed under it is acknowledged (a lost key is
+//! lost data). Erasure: `secure_delete` overwrites the deleted row's bytes
+//! and the file is vacuumed, so the key is gone from the file, not merely
+//! unlinked from its table.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use audit_core::personal::{BlindIndexKey, DataKey, KeyId, MasterKey, Subject};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{BLIND_KEY_ROW, KeyStoreError, Keyring, SubjectKeys, random};
+
+/// The file name inside the key store's directory.
+pub const FILE_NAME: &str = "subject-keys.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS subject_keys (
+    organization_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (organization_id, subject)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS subject_keys_by_id ON subject_keys (organization_id, key_id);
+CREATE TABLE IF NOT EXISTS store_keys (
+    name TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL
+);";
+
+/// Subject keys in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteSubjectKeys {
+    conn: Arc<Mutex<Connection>>,
+    keyring: Keyring,
+    path: PathBuf,
+}
+
+fn db(e: rusqlite::Error) -> KeyStoreError {
+    KeyStoreError::Database(e.to_string())
+}
+
+fn unwrap_row(master: &MasterKey, key_id: &str, wrapped: &[u8]) -> Result<(KeyId, DataKey), KeyStoreError> {
+    let id = KeyId::parse(key_id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {key_id:?}")))?;
+    let key = master.unwrap(wrapped, id).ok_or_else(|| KeyStoreError::WrongMasterKey(format!("key {id}")))?;
+    Ok((id, key))
+}
+
+impl SqliteSubjectKeys {
+    /// Opens (creating) the store in `dir` (made 0700 if missing) with
+    /// `master`. The first open makes the store's blind key; a later open
+    /// with another master key fails with [`KeyStoreError::WrongMasterKey`].
+    pub fn open(dir: &Path, master: MasterKey) -> Result<SqliteSubjectKeys, KeyStoreError> {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| KeyStoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(FILE_NAME);
+        let conn = Connection::open(&path).map_err(db)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| KeyStoreError::Database(format!("cannot restrict {}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA busy_timeout = 10000;",
+        )
+        .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        let blind = Self::blind_key(&conn, &master)?;
+        Ok(SqliteSubjectKeys { conn: Arc::new(Mutex::new(conn)), keyring: Keyring::new(master, blind), path })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn blind_key(conn: &Connection, master: &MasterKey) -> Result<BlindIndexKey, KeyStoreError> {
+        let found = |conn: &Connection| {
+            conn.query_row("SELECT key_id, wrapped FROM store_keys WHERE name = ?1", [BLIND_KEY_ROW], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()
+            .map_err(db)
+        };
+        if found(conn)?.is_none() {
+            let id = KeyId::from_bytes(random()?);
+            let wrapped = master.wrap(&DataKey::from_bytes(random()?), id, random()?);
+            conn.execute(
+                "INSERT OR IGNORE INTO store_keys (name, key_id, wrapped) VALUES (?1, ?2, ?3)",
+                params![BLIND_KEY_ROW, id.to_string(), wrapped],
+            )
+            .map_err(db)?;
+        }
+        let (id, wrapped) = found(conn)?.ok_or_else(|| KeyStoreError::Database("the blind key row vanished".into()))?;
+        let (_, key) = unwrap_row(master, &id, &wrapped)?;
+        Ok(BlindIndexKey::from_data_key(&key))
+    }
+
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection, &Keyring) -> Result<T, KeyStoreError> + Send + 'static,
+    ) -> Result<T, KeyStoreError> {
+        let conn = Arc::clone(&self.conn);
+        let keyring = self.keyring.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            work(&conn, &keyring)
+        })
+        .await
+        .map_err(|e| KeyStoreError::Database(format!("key store task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl SubjectKeys for SqliteSubjectKeys {
+    async fn key_for(&self, organization_id: &str, subject: &Subject) -> Result<(KeyId, DataKey), KeyStoreError> {
+        let org = organization_id.to_owned();
+        let token = self.keyring.subject_token(organization_id, subject);
+        self.with_conn(move |conn, keyring| {
+            let find = || {
+                conn.query_row(
+                    "SELECT key_id, wrapped FROM subject_keys WHERE organization_id = ?1 AND subject = ?2",
+                    params![org, token],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional()
+                .map_err(db)
+            };
+            if let Some((id, wrapped)) = find()? {
+                return unwrap_row(keyring.master(), &id, &wrapped);
+            }
+            let id = KeyId::from_bytes(random()?);
+            let wrapped = keyring.master().wrap(&DataKey::from_bytes(random()?), id, random()?);
+            conn.execute(
+                "INSERT OR IGNORE INTO subject_keys (organization_id, subject, key_id, wrapped) VALUES (?1, ?2, ?3, ?4)",
+                params![org, token, id.to_string(), wrapped],
+            )
+            .map_err(db)?;
+            let (id, wrapped) = find()?.ok_or_else(|| KeyStoreError::Database("a new key row vanished".into()))?;
+            unwrap_row(keyring.master(), &id, &wrapped)
+        })
+        .await
+    }
+
+    async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError> {
+        let org = organization_id.to_owned();
+        self.with_conn(move |conn, keyring| {
+            let row: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT wrapped FROM subject_keys WHERE organization_id = ?1 AND key_id = ?2",
+                    params![org, key_id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            row.map(|wrapped| unwrap_row(keyring.master(), &key_id.to_string(), &wrapped).map(|(_, k)| k)).transpose()
+        })
+        .await
+    }
+
+    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError> {
+        let org = organization_id.to_owned();
+        let token = self.keyring.subject_token(organization_id, subject);
+        self.with_conn(move |conn, _| {
+            let deleted = conn
+                .execute("DELETE FROM subject_keys WHERE organization_id = ?1 AND subject = ?2", params![org, token])
+                .map_err(db)?;
+            if deleted > 0 {
+                // Rewrite the file without the freed pages (secure_delete
+                // already zeroed the row's bytes in place).
+                conn.execute_batch("VACUUM").map_err(db)?;
+            }
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+}

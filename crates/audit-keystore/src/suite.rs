@@ -1,0 +1,68 @@
+//! The checks every key store passes, run by each backend's tests. Each
+//! panics with what went wrong.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use audit_core::personal::{MasterKey, Subject};
+
+use crate::{KeyStoreError, SubjectKeys};
+
+fn email(e: &str) -> Subject {
+    Subject::Email(e.to_owned())
+}
+
+/// Every check. `open` opens the same store (same database, same
+/// directory) with the master key it is given, as often as asked.
+pub async fn run_all<F, Fut>(open: F)
+where
+    F: Fn(MasterKey) -> Fut,
+    Fut: Future<Output = Result<Arc<dyn SubjectKeys>, KeyStoreError>>,
+{
+    let master = MasterKey::from_bytes([11; 32]);
+    let store = open(master.clone()).await.expect("the store opens");
+
+    // One key per subject and organization, stable, found by its id.
+    let (id, key) = store.key_for("org-1", &email("ada@example.com")).await.unwrap();
+    assert_eq!(store.key_for("org-1", &email("ada@example.com")).await.unwrap(), (id, key.clone()), "stable");
+    assert_eq!(store.key_by_id("org-1", id).await.unwrap(), Some(key.clone()), "found by id");
+    assert_eq!(store.key_by_id("org-2", id).await.unwrap(), None, "ids belong to their organization");
+    let (other_org, _) = store.key_for("org-2", &email("ada@example.com")).await.unwrap();
+    assert_ne!(other_org, id, "the same person in another organization has another key");
+    let (bob, _) = store.key_for("org-1", &Subject::User("u-7".into())).await.unwrap();
+    assert_ne!(bob, id);
+
+    // Racing callers for a new subject get one key.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.key_for("org-1", &email("new@example.com")).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for r in racers {
+        ids.push(r.await.unwrap().0);
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "racing callers agree: {ids:?}");
+
+    // Erasure: the key is gone, twice is a no-op, an unknown subject too.
+    assert!(store.destroy("org-1", &email("ada@example.com")).await.unwrap());
+    assert_eq!(store.key_by_id("org-1", id).await.unwrap(), None, "a destroyed key is not found");
+    assert!(!store.destroy("org-1", &email("ada@example.com")).await.unwrap(), "erasing twice");
+    assert!(!store.destroy("org-1", &email("nobody@example.com")).await.unwrap(), "an unknown subject");
+    assert!(store.key_by_id("org-2", other_org).await.unwrap().is_some(), "other organizations keep theirs");
+    let (fresh, _) = store.key_for("org-1", &email("ada@example.com")).await.unwrap();
+    assert_ne!(fresh, id, "a subject seen again after erasure gets a new key");
+
+    // Reopened with the same master key: everything is there, the same
+    // blind key; with another: refused, naming the master key.
+    let token = store.keyring().blind().token("o", "f", "v");
+    drop(store);
+    let again = open(master).await.expect("reopens");
+    assert!(again.key_by_id("org-1", bob).await.unwrap().is_some());
+    assert_eq!(again.keyring().blind().token("o", "f", "v"), token, "the same blind key");
+    match open(MasterKey::from_bytes([12; 32])).await {
+        Err(KeyStoreError::WrongMasterKey(_)) => {}
+        other => panic!("another master key must be refused, got {other:?}"),
+    }
+}

@@ -99,6 +99,13 @@ impl DataKey {
     }
 }
 
+impl DataKey {
+    /// The key's bytes, for a key management service that wraps them.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DataKey(…)")

@@ -14,6 +14,7 @@
 //! ```text
 //! lib       ─ SubjectKeys (the trait), Keyring (master + blind key), errors
 //! master    ─ the master key file (AUDIT_MASTER_KEY_FILE): created at first start, 0600
+//! kms       ─ AWS KMS as the master key (AUDIT_KMS_KEY_ID)
 //! sqlite    ─ the embedded store: one SQLite file in its own directory
 //! postgres  ─ the production store: a table in a schema of its own
 //! suite     ─ the conformance checks both pass (feature-free, used by tests)
@@ -21,9 +22,12 @@
 //!
 //! Not yet used by the service (issue 13 wires it in).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use audit_core::personal::{BlindIndexKey, DataKey, KeyId, MasterKey, Subject};
 
+pub mod kms;
 pub mod master;
 pub mod postgres;
 pub mod sqlite;
@@ -50,34 +54,94 @@ pub enum KeyStoreError {
     Random(String),
 }
 
-/// The master key and the blind key derived for this store.
+/// What wraps data keys for storage: a local master key, or a key in a
+/// key management service that never leaves it.
+#[async_trait]
+pub trait KeyWrapper: Send + Sync + std::fmt::Debug {
+    /// `key` wrapped, bound to `key_id`.
+    async fn wrap(&self, key: &DataKey, key_id: KeyId) -> Result<Vec<u8>, KeyStoreError>;
+
+    /// The key in `wrapped`, or `None` when this wrapper did not wrap it
+    /// for `key_id` (another master key; a damaged or swapped row).
+    async fn unwrap(&self, wrapped: &[u8], key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError>;
+
+    /// What it is, for errors (`AUDIT_MASTER_KEY_FILE`, `AUDIT_KMS_KEY_ID …`).
+    fn describe(&self) -> String;
+}
+
+/// A local master key (the key file's), wrapping with AES-256-GCM.
+#[derive(Debug, Clone)]
+pub struct LocalMaster(pub MasterKey);
+
+#[async_trait]
+impl KeyWrapper for LocalMaster {
+    async fn wrap(&self, key: &DataKey, key_id: KeyId) -> Result<Vec<u8>, KeyStoreError> {
+        Ok(self.0.wrap(key, key_id, random()?))
+    }
+
+    async fn unwrap(&self, wrapped: &[u8], key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError> {
+        Ok(self.0.unwrap(wrapped, key_id))
+    }
+
+    fn describe(&self) -> String {
+        "the master key (AUDIT_MASTER_KEY_FILE)".to_owned()
+    }
+}
+
+/// The wrapper of data keys and the store's blind key.
 #[derive(Debug, Clone)]
 pub struct Keyring {
-    master: MasterKey,
+    wrapper: Arc<dyn KeyWrapper>,
     blind: BlindIndexKey,
 }
 
 impl Keyring {
-    /// A keyring over `master`, with the blind key the store keeps wrapped
-    /// under it (see [`SubjectKeys::keyring`]).
-    pub fn new(master: MasterKey, blind: BlindIndexKey) -> Keyring {
-        Keyring { master, blind }
-    }
-
     /// The blind key: subject tokens here, and the query index's lookups.
     pub fn blind(&self) -> &BlindIndexKey {
         &self.blind
-    }
-
-    /// The master key.
-    pub fn master(&self) -> &MasterKey {
-        &self.master
     }
 
     /// The token a subject's row is keyed by.
     pub fn subject_token(&self, organization_id: &str, subject: &Subject) -> String {
         self.blind.token(organization_id, "subject", &subject.key_name())
     }
+
+    /// Opens the store's keyring: unwraps its blind key (`key_id`,
+    /// `wrapped`) with `wrapper`, refusing a wrapper that did not wrap it.
+    pub(crate) async fn open(
+        wrapper: Arc<dyn KeyWrapper>,
+        key_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Keyring, KeyStoreError> {
+        let (_, blind) = unwrap_row(wrapper.as_ref(), key_id, wrapped).await?;
+        Ok(Keyring { wrapper, blind: BlindIndexKey::from_data_key(&blind) })
+    }
+
+    /// A new random key, its id, and its wrapped form.
+    pub(crate) async fn new_key(&self) -> Result<(KeyId, Vec<u8>), KeyStoreError> {
+        new_wrapped_key(self.wrapper.as_ref()).await
+    }
+
+    /// Unwraps a stored row.
+    pub(crate) async fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> Result<(KeyId, DataKey), KeyStoreError> {
+        unwrap_row(self.wrapper.as_ref(), key_id, wrapped).await
+    }
+}
+
+/// A new random key, its id, and its wrapped form.
+pub(crate) async fn new_wrapped_key(wrapper: &dyn KeyWrapper) -> Result<(KeyId, Vec<u8>), KeyStoreError> {
+    let id = KeyId::from_bytes(random()?);
+    let wrapped = wrapper.wrap(&DataKey::from_bytes(random()?), id).await?;
+    Ok((id, wrapped))
+}
+
+async fn unwrap_row(wrapper: &dyn KeyWrapper, key_id: &str, wrapped: &[u8]) -> Result<(KeyId, DataKey), KeyStoreError> {
+    let id = KeyId::parse(key_id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {key_id:?}")))?;
+    let key = wrapper
+        .unwrap(wrapped, id)
+        .await?
+        .ok_or_else(|| KeyStoreError::WrongMasterKey(format!("key {id} under {}", wrapper.describe())))?;
+    Ok((id, key))
 }
 
 /// `N` bytes from the system's random source.

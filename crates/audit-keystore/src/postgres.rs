@@ -11,11 +11,13 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use audit_core::personal::{BlindIndexKey, DataKey, KeyId, MasterKey, Subject};
+use std::sync::Arc;
+
+use audit_core::personal::{DataKey, KeyId, Subject};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use crate::{BLIND_KEY_ROW, KeyStoreError, Keyring, SubjectKeys, random};
+use crate::{BLIND_KEY_ROW, KeyStoreError, KeyWrapper, Keyring, SubjectKeys, new_wrapped_key};
 
 /// The schema the store uses unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "agenttrace_keys";
@@ -38,16 +40,14 @@ fn db(e: impl std::fmt::Display) -> KeyStoreError {
     KeyStoreError::Database(e.to_string())
 }
 
-fn unwrap_row(master: &MasterKey, key_id: &str, wrapped: &[u8]) -> Result<(KeyId, DataKey), KeyStoreError> {
-    let id = KeyId::parse(key_id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {key_id:?}")))?;
-    let key = master.unwrap(wrapped, id).ok_or_else(|| KeyStoreError::WrongMasterKey(format!("key {id}")))?;
-    Ok((id, key))
-}
-
 impl PostgresSubjectKeys {
     /// Connects to `url`, creates `schema` and its tables if missing, and
-    /// makes (first time) or unwraps the store's blind key with `master`.
-    pub async fn connect(url: &str, schema: &str, master: MasterKey) -> Result<PostgresSubjectKeys, KeyStoreError> {
+    /// makes (first time) or unwraps the store's blind key with `wrapper`.
+    pub async fn connect(
+        url: &str,
+        schema: &str,
+        wrapper: Arc<dyn KeyWrapper>,
+    ) -> Result<PostgresSubjectKeys, KeyStoreError> {
         let valid = schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
             && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
@@ -89,8 +89,7 @@ impl PostgresSubjectKeys {
         ))
         .await
         .map_err(db)?;
-        let id = KeyId::from_bytes(random()?);
-        let wrapped = master.wrap(&DataKey::from_bytes(random()?), id, random()?);
+        let (id, wrapped) = new_wrapped_key(wrapper.as_ref()).await?;
         tx.execute(
             &format!(
                 "INSERT INTO {schema}.store_keys (name, key_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
@@ -104,12 +103,8 @@ impl PostgresSubjectKeys {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        let (_, blind) = unwrap_row(&master, row.get(0), row.get(1))?;
-        Ok(PostgresSubjectKeys {
-            pool,
-            schema: schema.to_owned(),
-            keyring: Keyring::new(master, BlindIndexKey::from_data_key(&blind)),
-        })
+        let keyring = Keyring::open(wrapper, row.get(0), row.get(1)).await?;
+        Ok(PostgresSubjectKeys { pool, schema: schema.to_owned(), keyring })
     }
 }
 
@@ -121,10 +116,9 @@ impl SubjectKeys for PostgresSubjectKeys {
         let s = &self.schema;
         let find = format!("SELECT key_id, wrapped FROM {s}.subject_keys WHERE organization_id = $1 AND subject = $2");
         if let Some(row) = client.query_opt(&find, &[&organization_id, &token]).await.map_err(db)? {
-            return unwrap_row(self.keyring.master(), row.get(0), row.get(1));
+            return self.keyring.unwrap(row.get(0), row.get(1)).await;
         }
-        let id = KeyId::from_bytes(random()?);
-        let wrapped = self.keyring.master().wrap(&DataKey::from_bytes(random()?), id, random()?);
+        let (id, wrapped) = self.keyring.new_key().await?;
         client
             .execute(
                 &format!(
@@ -136,7 +130,7 @@ impl SubjectKeys for PostgresSubjectKeys {
             .await
             .map_err(db)?;
         let row = client.query_one(&find, &[&organization_id, &token]).await.map_err(db)?;
-        unwrap_row(self.keyring.master(), row.get(0), row.get(1))
+        self.keyring.unwrap(row.get(0), row.get(1)).await
     }
 
     async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError> {
@@ -148,7 +142,10 @@ impl SubjectKeys for PostgresSubjectKeys {
             )
             .await
             .map_err(db)?;
-        row.map(|r| unwrap_row(self.keyring.master(), &key_id.to_string(), r.get(0)).map(|(_, k)| k)).transpose()
+        match row {
+            Some(r) => Ok(Some(self.keyring.unwrap(&key_id.to_string(), r.get(0)).await?.1)),
+            None => Ok(None),
+        }
     }
 
     async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError> {

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use audit_core::personal::{BlindIndexKey, DataKey, KeyId, MasterKey, Subject};
+use audit_core::personal::{DataKey, KeyId, Subject};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{BLIND_KEY_ROW, KeyStoreError, Keyring, SubjectKeys, random};
+use crate::{BLIND_KEY_ROW, KeyStoreError, KeyWrapper, Keyring, SubjectKeys, new_wrapped_key};
 
 /// The file name inside the key store's directory.
 pub const FILE_NAME: &str = "subject-keys.sqlite3";
@@ -48,17 +48,17 @@ fn db(e: rusqlite::Error) -> KeyStoreError {
     KeyStoreError::Database(e.to_string())
 }
 
-fn unwrap_row(master: &MasterKey, key_id: &str, wrapped: &[u8]) -> Result<(KeyId, DataKey), KeyStoreError> {
-    let id = KeyId::parse(key_id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {key_id:?}")))?;
-    let key = master.unwrap(wrapped, id).ok_or_else(|| KeyStoreError::WrongMasterKey(format!("key {id}")))?;
-    Ok((id, key))
-}
+/// A row's key id and wrapped key.
+type Row = (String, Vec<u8>);
+
+const FIND: &str = "SELECT key_id, wrapped FROM subject_keys WHERE organization_id = ?1 AND subject = ?2";
 
 impl SqliteSubjectKeys {
-    /// Opens (creating) the store in `dir` (made 0700 if missing) with
-    /// `master`. The first open makes the store's blind key; a later open
-    /// with another master key fails with [`KeyStoreError::WrongMasterKey`].
-    pub fn open(dir: &Path, master: MasterKey) -> Result<SqliteSubjectKeys, KeyStoreError> {
+    /// Opens (creating) the store in `dir` (made 0700 if missing), its
+    /// keys wrapped by `wrapper`. The first open makes the store's blind
+    /// key; a later open with another master key fails with
+    /// [`KeyStoreError::WrongMasterKey`].
+    pub async fn open(dir: &Path, wrapper: Arc<dyn KeyWrapper>) -> Result<SqliteSubjectKeys, KeyStoreError> {
         use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -74,8 +74,25 @@ impl SqliteSubjectKeys {
         )
         .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        let blind = Self::blind_key(&conn, &master)?;
-        Ok(SqliteSubjectKeys { conn: Arc::new(Mutex::new(conn)), keyring: Keyring::new(master, blind), path })
+        let find_blind = |conn: &Connection| {
+            conn.query_row("SELECT key_id, wrapped FROM store_keys WHERE name = ?1", [BLIND_KEY_ROW], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()
+            .map_err(db)
+        };
+        if find_blind(&conn)?.is_none() {
+            let (id, wrapped) = new_wrapped_key(wrapper.as_ref()).await?;
+            conn.execute(
+                "INSERT OR IGNORE INTO store_keys (name, key_id, wrapped) VALUES (?1, ?2, ?3)",
+                params![BLIND_KEY_ROW, id.to_string(), wrapped],
+            )
+            .map_err(db)?;
+        }
+        let (id, wrapped) =
+            find_blind(&conn)?.ok_or_else(|| KeyStoreError::Database("the blind key row vanished".into()))?;
+        let keyring = Keyring::open(wrapper, &id, &wrapped).await?;
+        Ok(SqliteSubjectKeys { conn: Arc::new(Mutex::new(conn)), keyring, path })
     }
 
     /// The store's file.
@@ -83,94 +100,74 @@ impl SqliteSubjectKeys {
         &self.path
     }
 
-    fn blind_key(conn: &Connection, master: &MasterKey) -> Result<BlindIndexKey, KeyStoreError> {
-        let found = |conn: &Connection| {
-            conn.query_row("SELECT key_id, wrapped FROM store_keys WHERE name = ?1", [BLIND_KEY_ROW], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .optional()
-            .map_err(db)
-        };
-        if found(conn)?.is_none() {
-            let id = KeyId::from_bytes(random()?);
-            let wrapped = master.wrap(&DataKey::from_bytes(random()?), id, random()?);
-            conn.execute(
-                "INSERT OR IGNORE INTO store_keys (name, key_id, wrapped) VALUES (?1, ?2, ?3)",
-                params![BLIND_KEY_ROW, id.to_string(), wrapped],
-            )
-            .map_err(db)?;
-        }
-        let (id, wrapped) = found(conn)?.ok_or_else(|| KeyStoreError::Database("the blind key row vanished".into()))?;
-        let (_, key) = unwrap_row(master, &id, &wrapped)?;
-        Ok(BlindIndexKey::from_data_key(&key))
-    }
-
     async fn with_conn<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection, &Keyring) -> Result<T, KeyStoreError> + Send + 'static,
+        work: impl FnOnce(&Connection) -> Result<T, KeyStoreError> + Send + 'static,
     ) -> Result<T, KeyStoreError> {
         let conn = Arc::clone(&self.conn);
-        let keyring = self.keyring.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            work(&conn, &keyring)
+        tokio::task::spawn_blocking(move || work(&conn.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+            .map_err(|e| KeyStoreError::Database(format!("key store task failed: {e}")))?
+    }
+
+    async fn find(&self, org: &str, token: &str) -> Result<Option<Row>, KeyStoreError> {
+        let (org, token) = (org.to_owned(), token.to_owned());
+        self.with_conn(move |conn| {
+            conn.query_row(FIND, params![org, token], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(db)
         })
         .await
-        .map_err(|e| KeyStoreError::Database(format!("key store task failed: {e}")))?
     }
 }
 
 #[async_trait]
 impl SubjectKeys for SqliteSubjectKeys {
     async fn key_for(&self, organization_id: &str, subject: &Subject) -> Result<(KeyId, DataKey), KeyStoreError> {
-        let org = organization_id.to_owned();
         let token = self.keyring.subject_token(organization_id, subject);
-        self.with_conn(move |conn, keyring| {
-            let find = || {
-                conn.query_row(
-                    "SELECT key_id, wrapped FROM subject_keys WHERE organization_id = ?1 AND subject = ?2",
-                    params![org, token],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
-                )
-                .optional()
-                .map_err(db)
-            };
-            if let Some((id, wrapped)) = find()? {
-                return unwrap_row(keyring.master(), &id, &wrapped);
-            }
-            let id = KeyId::from_bytes(random()?);
-            let wrapped = keyring.master().wrap(&DataKey::from_bytes(random()?), id, random()?);
+        if let Some((id, wrapped)) = self.find(organization_id, &token).await? {
+            return self.keyring.unwrap(&id, &wrapped).await;
+        }
+        let (id, wrapped) = self.keyring.new_key().await?;
+        let (org, t) = (organization_id.to_owned(), token.clone());
+        self.with_conn(move |conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO subject_keys (organization_id, subject, key_id, wrapped) VALUES (?1, ?2, ?3, ?4)",
-                params![org, token, id.to_string(), wrapped],
+                params![org, t, id.to_string(), wrapped],
             )
-            .map_err(db)?;
-            let (id, wrapped) = find()?.ok_or_else(|| KeyStoreError::Database("a new key row vanished".into()))?;
-            unwrap_row(keyring.master(), &id, &wrapped)
+            .map(drop)
+            .map_err(db)
         })
-        .await
+        .await?;
+        // Whoever inserted first, this is the subject's key now.
+        let (id, wrapped) = self
+            .find(organization_id, &token)
+            .await?
+            .ok_or_else(|| KeyStoreError::Database("a new key row vanished".into()))?;
+        self.keyring.unwrap(&id, &wrapped).await
     }
 
     async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError> {
         let org = organization_id.to_owned();
-        self.with_conn(move |conn, keyring| {
-            let row: Option<Vec<u8>> = conn
-                .query_row(
+        let wrapped: Option<Vec<u8>> = self
+            .with_conn(move |conn| {
+                conn.query_row(
                     "SELECT wrapped FROM subject_keys WHERE organization_id = ?1 AND key_id = ?2",
                     params![org, key_id.to_string()],
                     |r| r.get(0),
                 )
                 .optional()
-                .map_err(db)?;
-            row.map(|wrapped| unwrap_row(keyring.master(), &key_id.to_string(), &wrapped).map(|(_, k)| k)).transpose()
-        })
-        .await
+                .map_err(db)
+            })
+            .await?;
+        match wrapped {
+            Some(w) => Ok(Some(self.keyring.unwrap(&key_id.to_string(), &w).await?.1)),
+            None => Ok(None),
+        }
     }
 
     async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError> {
         let org = organization_id.to_owned();
         let token = self.keyring.subject_token(organization_id, subject);
-        self.with_conn(move |conn, _| {
+        self.with_conn(move |conn| {
             let deleted = conn
                 .execute("DELETE FROM subject_keys WHERE organization_id = ?1 AND subject = ?2", params![org, token])
                 .map_err(db)?;

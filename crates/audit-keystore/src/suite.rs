@@ -4,23 +4,23 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use audit_core::personal::{MasterKey, Subject};
+use audit_core::personal::Subject;
 
-use crate::{KeyStoreError, SubjectKeys};
+use crate::{KeyStoreError, KeyWrapper, SubjectKeys};
 
 fn email(e: &str) -> Subject {
     Subject::Email(e.to_owned())
 }
 
 /// Every check. `open` opens the same store (same database, same
-/// directory) with the master key it is given, as often as asked.
-pub async fn run_all<F, Fut>(open: F)
+/// directory) with the wrapper it is given, as often as asked; `master`
+/// is the store's master key, `other` another one it must refuse.
+pub async fn run_all<F, Fut>(open: F, master: Arc<dyn KeyWrapper>, other: Arc<dyn KeyWrapper>)
 where
-    F: Fn(MasterKey) -> Fut,
+    F: Fn(Arc<dyn KeyWrapper>) -> Fut,
     Fut: Future<Output = Result<Arc<dyn SubjectKeys>, KeyStoreError>>,
 {
-    let master = MasterKey::from_bytes([11; 32]);
-    let store = open(master.clone()).await.expect("the store opens");
+    let store = open(Arc::clone(&master)).await.expect("the store opens");
 
     // One key per subject and organization, stable, found by its id.
     let (id, key) = store.key_for("org-1", &email("ada@example.com")).await.unwrap();
@@ -61,8 +61,13 @@ where
     let again = open(master).await.expect("reopens");
     assert!(again.key_by_id("org-1", bob).await.unwrap().is_some());
     assert_eq!(again.keyring().blind().token("o", "f", "v"), token, "the same blind key");
-    match open(MasterKey::from_bytes([12; 32])).await {
-        Err(KeyStoreError::WrongMasterKey(_)) => {}
+    // (A local key cannot unwrap: WrongMasterKey. A KMS key may instead be
+    // denied the other key's ciphertexts, as moto answers: refused too.)
+    match open(other).await {
+        Err(e @ (KeyStoreError::WrongMasterKey(_) | KeyStoreError::MasterKey(_))) => {
+            let text = e.to_string();
+            assert!(text.contains("AUDIT_MASTER_KEY_FILE") || text.contains("AUDIT_KMS_KEY_ID"), "{text}");
+        }
         other => panic!("another master key must be refused, got {other:?}"),
     }
 }

@@ -462,8 +462,17 @@ impl Parser<'_> {
                 i += 1;
             }
         }
+        // Fast path: a plain integer of at most 15 digits is exact as a
+        // double and needs no general decimal conversion.
+        let literal = &bytes[start..i];
+        let digits = &literal[usize::from(literal[0] == b'-')..];
+        if digits.len() <= f64::DIGITS as usize && digits.iter().all(u8::is_ascii_digit) {
+            let magnitude = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
+            self.pos = i;
+            return Ok(Value::Number(if literal[0] == b'-' { -magnitude } else { magnitude }));
+        }
         // The grammar above admits only ASCII, so this cannot fail.
-        let text = std::str::from_utf8(&bytes[start..i]).map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
+        let text = std::str::from_utf8(literal).map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
         let value: f64 = text.parse().map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
         if !value.is_finite() {
             return Err(JsonError { kind: JsonErrorKind::NumberOutOfRange(text.to_owned()), offset: start });

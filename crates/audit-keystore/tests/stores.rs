@@ -14,8 +14,9 @@ fn local(byte: u8) -> Arc<dyn KeyWrapper> {
     Arc::new(LocalMaster(MasterKey::from_bytes([byte; 32])))
 }
 
-#[tokio::test]
-async fn the_sqlite_store_passes_the_suite() {
+/// The suite on a SQLite store in a fresh directory, with `master` and
+/// `other` as its master key and the one it must refuse.
+async fn sqlite_suite(master: Arc<dyn KeyWrapper>, other: Arc<dyn KeyWrapper>) {
     let dir = tempfile::tempdir().unwrap();
     let keys_dir = dir.path().join("keys");
     suite::run_all(
@@ -23,10 +24,15 @@ async fn the_sqlite_store_passes_the_suite() {
             let keys_dir = keys_dir.clone();
             async move { SqliteSubjectKeys::open(&keys_dir, wrapper).await.map(|s| Arc::new(s) as Arc<dyn SubjectKeys>) }
         },
-        local(11),
-        local(12),
+        master,
+        other,
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_sqlite_store_passes_the_suite() {
+    sqlite_suite(local(11), local(12)).await;
 }
 
 #[tokio::test]
@@ -88,17 +94,7 @@ async fn the_sqlite_store_passes_the_suite_with_kms_as_the_master_key() {
     let (Some(first), Some(second)) = (moto_kms_key(test).await, moto_kms_key(test).await) else { return };
     let first: Arc<dyn KeyWrapper> = Arc::new(KmsWrapper::connect(first).await.unwrap());
     let second: Arc<dyn KeyWrapper> = Arc::new(KmsWrapper::connect(second).await.unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let keys_dir = dir.path().join("keys");
-    suite::run_all(
-        |wrapper| {
-            let keys_dir = keys_dir.clone();
-            async move { SqliteSubjectKeys::open(&keys_dir, wrapper).await.map(|s| Arc::new(s) as Arc<dyn SubjectKeys>) }
-        },
-        first,
-        second,
-    )
-    .await;
+    sqlite_suite(first, second).await;
 }
 
 #[tokio::test]

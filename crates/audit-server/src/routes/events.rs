@@ -21,6 +21,10 @@ use crate::body;
 use crate::error::{ApiError, ErrorCode};
 use crate::keys::Scope;
 
+/// Bodies up to this size are parsed where they arrive (well under a
+/// millisecond); larger ones on a blocking thread.
+const PARSE_ON_ASYNC_THREAD_BYTES: usize = 64 * 1024;
+
 pub(crate) fn capture_error(e: CaptureError, index: Option<usize>) -> ApiError {
     let at = |field: &str| match index {
         Some(i) => format!("events[{i}].{field}"),
@@ -119,8 +123,18 @@ async fn parse_post(
             ),
         ));
     }
-    let value = json::parse(&bytes, NumberPolicy::Exact)
-        .map_err(|e| one(ApiError::new(ErrorCode::InvalidJson, e.to_string())))?;
+    // Parsing is linear but not free (~16 ms a MiB of the worst shape): a
+    // large body is parsed on a blocking thread, so that a few of them
+    // cannot hold the async threads that answer everyone else.
+    let parsed = if bytes.len() > PARSE_ON_ASYNC_THREAD_BYTES {
+        let body = bytes.clone();
+        tokio::task::spawn_blocking(move || json::parse(&body, NumberPolicy::Exact))
+            .await
+            .map_err(|e| one(ApiError::internal(ErrorCode::Internal, "the body could not be parsed", e)))?
+    } else {
+        json::parse(&bytes, NumberPolicy::Exact)
+    };
+    let value = parsed.map_err(|e| one(ApiError::new(ErrorCode::InvalidJson, e.to_string())))?;
     let (items, batch) = match value {
         Value::Array(items) => (items, true),
         other => (vec![other], false),

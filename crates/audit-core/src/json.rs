@@ -70,6 +70,12 @@ impl Object {
         self.members.iter().map(|(n, v)| (n.as_str(), v))
     }
 
+    /// The members in order, their values mutable (names stay as they are:
+    /// they are unique).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Value)> {
+        self.members.iter_mut().map(|(n, v)| (n.as_str(), v))
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.members.len()

@@ -20,8 +20,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 
 use crate::Timestamp;
-use crate::event::ActorType;
-use crate::json::{NumberPolicy, Value};
+use crate::event::{ActorType, EventDraft};
+use crate::json::{NumberPolicy, Object, Value};
 
 /// The top-level members that are always personal.
 pub const PERSONAL_MEMBERS: [&str; 4] = ["actor_email", "actor_ip", "user_agent", "session_id"];
@@ -358,6 +358,146 @@ impl PersonalPath {
     }
 }
 
+/// The draft's personal values, each with its member path, mutably: the
+/// four top-level members, then each configured path that is present
+/// (`None` where a path's parent is missing or not an object).
+fn personal_slots<'a>(draft: &'a mut EventDraft, paths: &'a [PersonalPath]) -> Vec<(String, Slot<'a>)> {
+    let EventDraft { actor_email, actor_ip, user_agent, session_id, metadata, previous_state, new_state, .. } = draft;
+    let mut slots: Vec<(String, Slot<'a>)> = Vec::new();
+    for (name, member) in
+        [("actor_email", actor_email), ("actor_ip", actor_ip), ("user_agent", user_agent), ("session_id", session_id)]
+    {
+        if let Some(text) = member.as_mut() {
+            slots.push((name.to_owned(), Slot::Member(text)));
+        }
+    }
+    let roots = [
+        ("metadata", metadata.as_mut()),
+        ("previous_state", previous_state.as_mut()),
+        ("new_state", new_state.as_mut()),
+    ];
+    // Paths are visited per root so that each object is borrowed once.
+    for (root_name, root) in roots {
+        let Some(root) = root else { continue };
+        let mine: Vec<&PersonalPath> = paths.iter().filter(|p| p.root == root_name).collect();
+        collect_paths(root, &mine, 0, &mut slots);
+    }
+    slots
+}
+
+/// Pushes the values at `paths` (their members from `depth` on) below `obj`.
+fn collect_paths<'a>(obj: &'a mut Object, paths: &[&PersonalPath], depth: usize, out: &mut Vec<(String, Slot<'a>)>) {
+    for (name, value) in obj.iter_mut() {
+        let here: Vec<&PersonalPath> = paths.iter().copied().filter(|p| p.members[depth] == name).collect();
+        if here.is_empty() {
+            continue;
+        }
+        if let Some(leaf) = here.iter().find(|p| p.members.len() == depth + 1) {
+            out.push((leaf.dotted(), Slot::Value(value)));
+        } else if let Value::Object(inner) = value {
+            collect_paths(inner, &here, depth + 1, out);
+        }
+    }
+}
+
+/// Where a personal value sits in a draft.
+enum Slot<'a> {
+    /// A top-level string member.
+    Member(&'a mut String),
+    /// A value at a configured path.
+    Value(&'a mut Value),
+}
+
+/// Seals `draft`'s personal values in place under `key` (the key of the
+/// draft's subject, see [`Subject::of`]), each with a nonce from `nonce`.
+/// Returns how many were sealed. Values already sealed are left alone.
+pub fn protect(
+    draft: &mut EventDraft,
+    paths: &[PersonalPath],
+    key: &DataKey,
+    key_id: KeyId,
+    mut nonce: impl FnMut() -> [u8; NONCE_BYTES],
+) -> usize {
+    let organization_id = draft.organization_id.clone();
+    let mut sealed = 0;
+    for (path, slot) in personal_slots(draft, paths) {
+        let place = Place { organization_id: &organization_id, path: &path };
+        let already = |v: &Value| matches!(v, Value::String(t) if SealedValue::parse(t).is_some());
+        match slot {
+            Slot::Member(text) => {
+                if SealedValue::parse(text).is_none() {
+                    *text = seal(&Value::String(std::mem::take(text)), key, key_id, place, nonce());
+                    sealed += 1;
+                }
+            }
+            Slot::Value(value) => {
+                if !already(value) {
+                    *value = Value::String(seal(value, key, key_id, place, nonce()));
+                    sealed += 1;
+                }
+            }
+        }
+    }
+    sealed
+}
+
+/// What [`reveal`] made of a draft's sealed values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revealing {
+    /// Opened.
+    pub opened: usize,
+    /// Erased (their key is gone): now [`ERASED`].
+    pub erased: usize,
+    /// Unreadable (altered, moved or not JSON): left as stored.
+    pub unreadable: usize,
+}
+
+/// Replaces `draft`'s sealed personal values by what they hold, or by
+/// [`ERASED`] where `key_for` has no key (destroyed). A value that does not
+/// open is left as stored and counted. Top-level members get the opened
+/// string (a non-string sealed there reads as its JSON text).
+pub fn reveal_draft(
+    draft: &mut EventDraft,
+    paths: &[PersonalPath],
+    mut key_for: impl FnMut(KeyId) -> Option<DataKey>,
+) -> Revealing {
+    let organization_id = draft.organization_id.clone();
+    let mut outcome = Revealing::default();
+    for (path, slot) in personal_slots(draft, paths) {
+        let place = Place { organization_id: &organization_id, path: &path };
+        let stored = match &slot {
+            Slot::Member(text) => text.as_str(),
+            Slot::Value(Value::String(text)) => text.as_str(),
+            Slot::Value(_) => continue,
+        };
+        let shown = match reveal(stored, place, &mut key_for) {
+            Revealed::Plain => continue,
+            Revealed::Value(v) => {
+                outcome.opened += 1;
+                v
+            }
+            Revealed::Erased => {
+                outcome.erased += 1;
+                Value::String(ERASED.to_owned())
+            }
+            Revealed::Unreadable(_) => {
+                outcome.unreadable += 1;
+                continue;
+            }
+        };
+        match slot {
+            Slot::Member(text) => {
+                *text = match shown {
+                    Value::String(s) => s,
+                    other => String::from_utf8(crate::canonical::to_canonical(&other)).unwrap_or_default(),
+                }
+            }
+            Slot::Value(value) => *value = shown,
+        }
+    }
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +616,83 @@ mod tests {
         for bad in ["email", "new_state", "new_state.", "request.path", "metadata..ip"] {
             assert!(PersonalPath::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    fn draft_with_personal_data() -> EventDraft {
+        let mut new_state = Object::new();
+        new_state.insert("email", Value::String("ada@example.com".into()));
+        new_state.insert("plan", Value::String("pro".into()));
+        let mut client = Object::new();
+        client.insert("ip", Value::String("192.0.2.7".into()));
+        client.insert("zone", Value::Number(3.0));
+        let mut metadata = Object::new();
+        metadata.insert("client", Value::Object(client));
+        EventDraft {
+            organization_id: "org-1".into(),
+            event_type: "user.updated".into(),
+            actor_email: Some("ada@example.com".into()),
+            actor_ip: Some("192.0.2.7".into()),
+            user_agent: Some("curl/8".into()),
+            actor_id: Some("u1".into()),
+            new_state: Some(new_state),
+            metadata: Some(metadata),
+            ..EventDraft::default()
+        }
+    }
+
+    fn paths() -> Vec<PersonalPath> {
+        ["new_state.email", "metadata.client.ip", "metadata.client.zone", "previous_state.email", "metadata.absent.x"]
+            .iter()
+            .map(|p| PersonalPath::parse(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn protect_seals_every_personal_value_and_nothing_else_and_reveal_gives_them_back() {
+        let original = draft_with_personal_data();
+        let mut draft = original.clone();
+        let mut n = 0u8;
+        let sealed = protect(&mut draft, &paths(), &KEY, ID, || {
+            n += 1;
+            [n; 12]
+        });
+        // actor_email, actor_ip, user_agent, new_state.email, metadata.client.ip and .zone.
+        assert_eq!(sealed, 6);
+        let text = format!("{draft:?}");
+        assert!(!text.contains("ada@example.com") && !text.contains("192.0.2.7") && !text.contains("curl/8"), "{text}");
+        assert_eq!(draft.actor_id.as_deref(), Some("u1"), "actor_id is not personal by default");
+        let new_state = draft.new_state.as_ref().unwrap();
+        assert_eq!(new_state.get("plan"), Some(&Value::String("pro".into())), "other members stay");
+        // Sealing twice seals nothing more.
+        assert_eq!(protect(&mut draft.clone(), &paths(), &KEY, ID, || [0; 12]), 0);
+
+        let mut read = draft.clone();
+        let outcome = reveal_draft(&mut read, &paths(), |id| (id == ID).then(|| KEY.clone()));
+        assert_eq!(outcome, Revealing { opened: 6, erased: 0, unreadable: 0 });
+        assert_eq!(read, original, "revealed, the draft is what was protected, number included");
+
+        let mut erased = draft.clone();
+        let outcome = reveal_draft(&mut erased, &paths(), |_| None);
+        assert_eq!(outcome, Revealing { opened: 0, erased: 6, unreadable: 0 });
+        assert_eq!(erased.actor_email.as_deref(), Some(ERASED));
+        let client = match erased.metadata.as_ref().unwrap().get("client") {
+            Some(Value::Object(c)) => c.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(client.get("zone"), Some(&Value::String(ERASED.into())));
+    }
+
+    #[test]
+    fn a_sealed_value_moved_to_another_member_stays_unreadable_not_revealed() {
+        let mut draft = draft_with_personal_data();
+        protect(&mut draft, &paths(), &KEY, ID, || [5; 12]);
+        // Someone swaps the sealed email into user_agent.
+        draft.user_agent = draft.actor_email.clone();
+        let moved = draft.user_agent.clone();
+        let outcome = reveal_draft(&mut draft, &paths(), |_| Some(KEY.clone()));
+        assert_eq!(outcome.unreadable, 1);
+        assert_eq!(draft.user_agent, moved, "left as stored");
+        assert_eq!(draft.actor_email.as_deref(), Some("ada@example.com"));
     }
 
     #[test]

@@ -31,3 +31,30 @@ pub fn arg_str(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
+
+/// Writes `events` sample events for `org` (one a millisecond from
+/// `start`) through the local store's real append path under `data_dir`,
+/// in batches of 10,000 (an fsync each); returns the bytes written.
+pub async fn write_sample_log(
+    data_dir: &std::path::Path,
+    org: &str,
+    events: u64,
+    start: audit_core::Timestamp,
+) -> usize {
+    use audit_storage::LogStore as _;
+    let store = audit_storage::local::LocalStore::new(data_dir);
+    let mut writer = store.open_writer(org).await.expect("open the log");
+    assert_eq!(writer.recovery().tail.next_sequence, 0, "{} already holds a log for {org}", data_dir.display());
+    let mut total = 0;
+    for (i, chunk) in audit_core::sample::sample_log(org, events, start).chunks(10_000).enumerate() {
+        let mut bytes = Vec::with_capacity(chunk.iter().map(|l| l.len() + 1).sum());
+        for l in chunk {
+            bytes.extend_from_slice(l);
+            bytes.push(b'\n');
+        }
+        total += bytes.len();
+        let batch = audit_storage::Batch { first_sequence: (i * 10_000) as u64, count: chunk.len() as u64, bytes };
+        writer.append(std::sync::Arc::new(batch)).await.expect("append");
+    }
+    total
+}

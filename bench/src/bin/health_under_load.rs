@@ -12,12 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_core::Timestamp;
-use audit_core::sample::sample_log;
 use audit_index::sqlite::SqliteIndex;
 use audit_server::{AppState, ConnectionLimits, app, serve};
 use audit_service::{AuditConfig, AuditService};
 use audit_storage::local::LocalStore;
-use audit_storage::{Batch, LogStore};
 
 const ORG: &str = "bench-org";
 
@@ -57,19 +55,7 @@ async fn main() {
 
     // The log, through the local store's append path.
     let start = Timestamp::from_micros(1_764_000_000_000_000);
-    {
-        let store = LocalStore::new(&dir);
-        let mut writer = store.open_writer(ORG).await.unwrap();
-        for (i, chunk) in sample_log(ORG, events, start).chunks(10_000).enumerate() {
-            let mut bytes = Vec::new();
-            for l in chunk {
-                bytes.extend_from_slice(l);
-                bytes.push(b'\n');
-            }
-            let batch = Batch { first_sequence: (i * 10_000) as u64, count: chunk.len() as u64, bytes };
-            writer.append(Arc::new(batch)).await.unwrap();
-        }
-    }
+    audit_bench::write_sample_log(&dir, ORG, events, start).await;
 
     let service = AuditService::builder(Arc::new(LocalStore::new(&dir)))
         .config(AuditConfig::default())

@@ -59,52 +59,16 @@ fn send_from_thread(
 /// One piece of the body: a chunk, or the error that ends it early.
 type Piece = Result<Bytes, std::io::Error>;
 
-/// A body chunk whose buffer goes back to its export once the server has
-/// sent it, so that one export's few buffers circulate instead of a new one
-/// being allocated per chunk and freed on another thread (where an
-/// allocator with per-thread heaps keeps it cached: megabytes per export).
-struct Recycled {
-    buf: Vec<u8>,
-    back: std::sync::mpsc::Sender<Vec<u8>>,
-}
-
-impl AsRef<[u8]> for Recycled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Recycled {
-    fn drop(&mut self) {
-        // The export may be gone already; its buffer is then simply freed.
-        let _ = self.back.send(std::mem::take(&mut self.buf));
-    }
-}
-
 struct ChunkWriter {
     tx: tokio::sync::mpsc::Sender<Piece>,
     buf: Vec<u8>,
-    /// Buffers the server has finished sending, for reuse.
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
-    spare_tx: std::sync::mpsc::Sender<Vec<u8>>,
     /// How long a stalled client is waited for.
     patience: std::time::Duration,
 }
 
 impl ChunkWriter {
     fn new(tx: tokio::sync::mpsc::Sender<Piece>, patience: std::time::Duration) -> ChunkWriter {
-        let (spare_tx, spare) = std::sync::mpsc::channel();
-        ChunkWriter { tx, buf: Vec::with_capacity(CHUNK), spare, spare_tx, patience }
-    }
-
-    fn next_buffer(&self) -> Vec<u8> {
-        match self.spare.try_recv() {
-            Ok(mut buf) => {
-                buf.clear();
-                buf
-            }
-            Err(_) => Vec::with_capacity(CHUNK),
-        }
+        ChunkWriter { tx, buf: Vec::with_capacity(CHUNK), patience }
     }
 }
 
@@ -119,9 +83,7 @@ impl Write for ChunkWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
-            let next = self.next_buffer();
-            let buf = std::mem::replace(&mut self.buf, next);
-            let chunk = Bytes::from_owner(Recycled { buf, back: self.spare_tx.clone() });
+            let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
             send_from_thread(&self.tx, Ok(chunk), self.patience).map_err(|()| {
                 std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away or stopped reading")
             })?;

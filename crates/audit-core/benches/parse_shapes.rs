@@ -58,6 +58,9 @@ fn shapes(c: &mut Criterion) {
         [("one string (baseline)", one_string()), ("many members", many_members()), ("many array items", many_items())]
     {
         g.bench_function(name, |b| b.iter(|| parse(black_box(&body), NumberPolicy::Exact).is_ok()));
+        g.bench_function(format!("{name}, serde_json (reference)"), |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).is_ok())
+        });
     }
     g.finish();
 }

@@ -12,6 +12,7 @@
 //! would be harder to check against RFC 8259/7493, not easier.)
 
 use std::fmt;
+use std::hash::BuildHasher;
 
 /// A parsed JSON value. Objects keep their members in input order; member
 /// names are unique (the parser guarantees it).
@@ -306,14 +307,12 @@ impl Parser<'_> {
             return Ok(Value::Object(obj));
         }
         // Duplicate names: a linear scan while the object is small, a hash
-        // set once it is not (a body of 100k members must not cost 10^10
-        // comparisons).
-        // The set holds keyed SipHash digests of the names (random keys: a
-        // client cannot aim for collisions), so no name is copied; a digest
-        // seen before is confirmed by comparing the names themselves.
-        let hasher = std::collections::hash_map::RandomState::new();
-        let digest = |name: &str| std::hash::BuildHasher::hash_one(&hasher, name);
-        let mut names: Option<std::collections::HashSet<u64>> = None;
+        // table once it is not (a body of 100k members must not cost 10^10
+        // comparisons). The table holds each member's index beside the keyed
+        // SipHash of its name (random keys: a client cannot aim for
+        // collisions), so no name is copied and each is hashed once, growth
+        // included.
+        let mut names: Option<(hashbrown::HashTable<(u64, usize)>, std::collections::hash_map::RandomState)> = None;
         loop {
             self.skip_ws();
             let name_at = self.pos;
@@ -324,14 +323,27 @@ impl Parser<'_> {
                 });
             }
             let name = self.string()?;
+            let members = &obj.members;
+            if names.is_none() && members.len() >= LINEAR_MEMBER_SCAN {
+                let keys = std::collections::hash_map::RandomState::new();
+                let mut table = hashbrown::HashTable::with_capacity(members.len() * 2);
+                for (at, (n, _)) in members.iter().enumerate() {
+                    let hash = keys.hash_one(n.as_str());
+                    table.insert_unique(hash, (hash, at), |&(h, _)| h);
+                }
+                names = Some((table, keys));
+            }
             let duplicate = match names.as_mut() {
-                Some(set) => !set.insert(digest(&name)) && obj.get(&name).is_some(),
-                None if obj.members.len() < LINEAR_MEMBER_SCAN => obj.get(&name).is_some(),
-                None => {
-                    let mut set: std::collections::HashSet<u64> = obj.members.iter().map(|(n, _)| digest(n)).collect();
-                    let duplicate = !set.insert(digest(&name)) && obj.get(&name).is_some();
-                    names = Some(set);
-                    duplicate
+                None => obj.get(&name).is_some(),
+                Some((table, keys)) => {
+                    let hash = keys.hash_one(name.as_str());
+                    match table.entry(hash, |&(h, i)| h == hash && members[i].0 == name, |&(h, _)| h) {
+                        hashbrown::hash_table::Entry::Occupied(_) => true,
+                        hashbrown::hash_table::Entry::Vacant(slot) => {
+                            slot.insert((hash, members.len()));
+                            false
+                        }
+                    }
                 }
             };
             if duplicate {

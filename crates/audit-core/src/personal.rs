@@ -410,7 +410,11 @@ enum Slot<'a> {
 
 /// Seals `draft`'s personal values in place under `key` (the key of the
 /// draft's subject, see [`Subject::of`]), each with a nonce from `nonce`.
-/// Returns how many were sealed. Values already sealed are left alone.
+/// Returns how many were sealed. Every value is sealed, even one that
+/// already has the sealed form: a client cannot slip a ciphertext copied
+/// from another event past the service (input validation refuses the form
+/// in the top-level members; at a configured path it is sealed again and
+/// reads back as the string the client sent).
 pub fn protect(
     draft: &mut EventDraft,
     paths: &[PersonalPath],
@@ -422,23 +426,39 @@ pub fn protect(
     let mut sealed = 0;
     for (path, slot) in personal_slots(draft, paths) {
         let place = Place { organization_id: &organization_id, path: &path };
-        let already = |v: &Value| matches!(v, Value::String(t) if SealedValue::parse(t).is_some());
         match slot {
-            Slot::Member(text) => {
-                if SealedValue::parse(text).is_none() {
-                    *text = seal(&Value::String(std::mem::take(text)), key, key_id, place, nonce());
-                    sealed += 1;
-                }
-            }
-            Slot::Value(value) => {
-                if !already(value) {
-                    *value = Value::String(seal(value, key, key_id, place, nonce()));
-                    sealed += 1;
-                }
-            }
+            Slot::Member(text) => *text = seal(&Value::String(std::mem::take(text)), key, key_id, place, nonce()),
+            Slot::Value(value) => *value = Value::String(seal(value, key, key_id, place, nonce())),
         }
+        sealed += 1;
     }
     sealed
+}
+
+/// True when `draft` carries any personal value (a top-level personal
+/// member, or a value at one of `paths`): only then does it need a key.
+pub fn has_personal_data(draft: &EventDraft, paths: &[PersonalPath]) -> bool {
+    let members = [&draft.actor_email, &draft.actor_ip, &draft.user_agent, &draft.session_id];
+    members.iter().any(|m| m.is_some())
+        || paths.iter().any(|p| {
+            let root = match p.root {
+                "metadata" => &draft.metadata,
+                "previous_state" => &draft.previous_state,
+                _ => &draft.new_state,
+            };
+            let mut at = root.as_ref();
+            for (i, name) in p.members.iter().enumerate() {
+                let Some(value) = at.and_then(|o| o.get(name)) else { return false };
+                if i + 1 == p.members.len() {
+                    return true;
+                }
+                at = match value {
+                    Value::Object(o) => Some(o),
+                    _ => None,
+                };
+            }
+            false
+        })
 }
 
 /// What [`reveal`] made of a draft's sealed values.
@@ -663,8 +683,11 @@ mod tests {
         assert_eq!(draft.actor_id.as_deref(), Some("u1"), "actor_id is not personal by default");
         let new_state = draft.new_state.as_ref().unwrap();
         assert_eq!(new_state.get("plan"), Some(&Value::String("pro".into())), "other members stay");
-        // Sealing twice seals nothing more.
-        assert_eq!(protect(&mut draft.clone(), &paths(), &KEY, ID, || [0; 12]), 0);
+        // Sealing a sealed draft seals again: one layer opens to the first.
+        let mut twice = draft.clone();
+        assert_eq!(protect(&mut twice, &paths(), &KEY, ID, || [9; 12]), 6);
+        reveal_draft(&mut twice, &paths(), |_| Some(KEY.clone()));
+        assert_eq!(twice, draft);
 
         let mut read = draft.clone();
         let outcome = reveal_draft(&mut read, &paths(), |id| (id == ID).then(|| KEY.clone()));

@@ -200,6 +200,10 @@ pub struct ValidatedEvent {
     severity: Severity,
     actor_type: ActorType,
     canonical: Vec<u8>,
+    /// Set once personal values are sealed: the fingerprint of the input
+    /// as the caller sent it (sealing draws random nonces, so the sealed
+    /// form's own fingerprint would never repeat).
+    input_fingerprint: Option<Hash>,
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$` — organization and project ids.
@@ -308,7 +312,36 @@ pub const MAX_SAFE_INTEGER: u64 = 1 << 53;
 impl EventDraft {
     /// Validates and normalises the draft (SPEC §2): required members,
     /// patterns, vocabularies, limits, catalog defaults.
-    pub fn validate(mut self, limits: &Limits) -> Result<ValidatedEvent, ValidationError> {
+    pub fn validate(self, limits: &Limits) -> Result<ValidatedEvent, ValidationError> {
+        // `enc:v1:` values are what the service writes when it seals
+        // personal data (SPEC §9); a caller sending one would pass a
+        // ciphertext off as the service's own.
+        for (field, value) in [
+            ("actor_email", &self.actor_email),
+            ("actor_ip", &self.actor_ip),
+            ("user_agent", &self.user_agent),
+            ("session_id", &self.session_id),
+        ] {
+            if value.as_deref().is_some_and(|v| v.starts_with(crate::personal::SEALED_PREFIX)) {
+                return Err(ValidationError::invalid(
+                    field,
+                    format!(
+                        "must not start with {:?}: that form is reserved for values the service sealed",
+                        crate::personal::SEALED_PREFIX
+                    ),
+                ));
+            }
+        }
+        self.validate_with(limits)
+    }
+
+    /// Validation of an event read back from storage: its personal members
+    /// may hold sealed values (which are not IP addresses, say).
+    pub(crate) fn validate_stored(self) -> Result<ValidatedEvent, ValidationError> {
+        self.validate_with(&Limits::unlimited())
+    }
+
+    fn validate_with(mut self, limits: &Limits) -> Result<ValidatedEvent, ValidationError> {
         if self.organization_id.is_empty() {
             return Err(ValidationError::new("organization_id", Problem::Missing));
         }
@@ -361,7 +394,9 @@ impl EventDraft {
         check_opt("actor_email", &self.actor_email, limits.email_bytes)?;
         check_opt("user_agent", &self.user_agent, limits.user_agent_bytes)?;
         check_opt("actor_ip", &self.actor_ip, limits.id_bytes)?;
-        if let Some(ip) = &self.actor_ip {
+        if let Some(ip) = &self.actor_ip
+            && !ip.starts_with(crate::personal::SEALED_PREFIX)
+        {
             // Normalise to the canonical text form so one address is one string.
             let parsed: IpAddr =
                 ip.parse().map_err(|_| ValidationError::invalid("actor_ip", "is not an IPv4 or IPv6 address"))?;
@@ -405,7 +440,15 @@ impl EventDraft {
         // Store the resolved values so that the draft alone describes the event.
         self.event_category = Some(category);
         self.severity = Some(severity);
-        let mut event = ValidatedEvent { draft: self, category, action, severity, actor_type, canonical: Vec::new() };
+        let mut event = ValidatedEvent {
+            draft: self,
+            category,
+            action,
+            severity,
+            actor_type,
+            canonical: Vec::new(),
+            input_fingerprint: None,
+        };
         event.canonical = crate::canonical::to_canonical(&Value::Object(event.to_object()));
         check_object_sizes(&event.canonical, limits)?;
         if event.canonical.len() > limits.event_bytes {
@@ -454,11 +497,54 @@ impl ValidatedEvent {
     /// bookkeeping, not content: two inputs that differ only in their keys
     /// describe the same event (and `ingest` derives a key per line, which
     /// must not hide a repeated line from deduplication).
+    ///
+    /// For an event whose personal values were sealed ([`Self::sealed`]),
+    /// the fingerprint of the input before sealing.
     pub fn fingerprint(&self) -> Hash {
+        if let Some(fingerprint) = self.input_fingerprint {
+            return fingerprint;
+        }
         match self.idempotency_key_member() {
             Some(range) => Hash::of_parts(&[&self.canonical[..range.start], &self.canonical[range.end..]]),
             None => Hash::of(&self.canonical),
         }
+    }
+
+    /// This event with its personal values sealed under `key` (SPEC §9,
+    /// [`crate::personal::protect`]): what is stored and hashed is the
+    /// ciphertext; [`Self::fingerprint`] stays the one of the input, so a
+    /// retry is still recognised.
+    pub fn sealed(
+        mut self,
+        paths: &[crate::personal::PersonalPath],
+        key: &crate::personal::DataKey,
+        key_id: crate::personal::KeyId,
+        nonce: impl FnMut() -> [u8; 12],
+    ) -> ValidatedEvent {
+        let fingerprint = self.fingerprint();
+        if crate::personal::protect(&mut self.draft, paths, key, key_id, nonce) > 0 {
+            self.canonical = crate::canonical::to_canonical(&Value::Object(self.to_object()));
+        }
+        self.input_fingerprint = Some(fingerprint);
+        self
+    }
+
+    /// This stored event's members with its personal values revealed by
+    /// `key_for` ([`crate::personal::reveal_draft`]), for display: the
+    /// result is no longer what is stored (its canonical form is the
+    /// revealed one; an erased value reads as `"[erased]"`), so it must
+    /// never be hashed or written back.
+    pub fn revealed(
+        &self,
+        paths: &[crate::personal::PersonalPath],
+        key_for: impl FnMut(crate::personal::KeyId) -> Option<crate::personal::DataKey>,
+    ) -> (ValidatedEvent, crate::personal::Revealing) {
+        let mut shown = self.clone();
+        let outcome = crate::personal::reveal_draft(&mut shown.draft, paths, key_for);
+        if outcome != crate::personal::Revealing::default() {
+            shown.canonical = crate::canonical::to_canonical(&Value::Object(shown.to_object()));
+        }
+        (shown, outcome)
     }
 
     /// Where `,"idempotency_key":"…"` sits in the canonical input. Members

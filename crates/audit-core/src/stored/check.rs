@@ -243,6 +243,10 @@ pub fn check_line(line: &[u8]) -> Result<LineFacts<'_>, StoredLineError> {
             }
             b"actor_ip" => {
                 let text = as_plain("actor_ip", v)?;
+                if text.starts_with(crate::personal::SEALED_PREFIX) {
+                    // Sealed (SPEC §9): validated as an address before sealing.
+                    continue;
+                }
                 let ip: IpAddr = text.parse().map_err(|_| bad("actor_ip", "is not an IP address"))?;
                 if ip.to_string() != text {
                     return Err(bad("actor_ip", "is not in canonical form"));

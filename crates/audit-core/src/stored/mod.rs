@@ -14,7 +14,7 @@ use memchr::memmem;
 pub use check::{EVENTS_DROPPED, LineFacts, check_line};
 
 use crate::canonical::to_canonical;
-use crate::event::{EventDraft, Limits, SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError};
+use crate::event::{EventDraft, SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError};
 use crate::hash::Hash;
 use crate::json::{self, NumberPolicy, Object, Value};
 use crate::timestamp::Timestamp;
@@ -271,7 +271,7 @@ impl StoredEvent {
         let hash = take_hash(&mut obj, "hash")?;
         debug_assert!(SERVICE_MEMBERS.iter().all(|m| obj.get(m).is_none()));
         let draft = EventDraft::from_value(Value::Object(obj))?;
-        let body = draft.validate(&Limits::unlimited())?;
+        let body = draft.validate_stored()?;
         let event = StoredEvent { body, event_id, sequence, timestamp, previous_hash, hash };
         // Stored events are normalised (lowercase vocabularies, UTC times,
         // canonical IPs, defaults written out): a line that validates only
@@ -292,6 +292,18 @@ impl StoredEvent {
         obj.insert("previous_hash", Value::String(self.previous_hash.to_hex()));
         obj.insert("hash", Value::String(self.hash.to_hex()));
         to_canonical(&Value::Object(obj))
+    }
+
+    /// This event for display, its personal values revealed by `key_for`
+    /// (see [`ValidatedEvent::revealed`]): service members unchanged, body
+    /// readable. Never hash it or write it back.
+    pub fn revealed(
+        &self,
+        paths: &[crate::personal::PersonalPath],
+        key_for: impl FnMut(crate::personal::KeyId) -> Option<crate::personal::DataKey>,
+    ) -> (StoredEvent, crate::personal::Revealing) {
+        let (body, outcome) = self.body.revealed(paths, key_for);
+        (StoredEvent { body, ..self.clone() }, outcome)
     }
 
     /// The receipt a caller gets for this event.
@@ -316,7 +328,7 @@ pub struct Receipt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Action, ActorType, Category};
+    use crate::event::{Action, ActorType, Category, Limits};
 
     fn sample() -> ValidatedEvent {
         EventDraft {
@@ -417,5 +429,58 @@ mod tests {
         assert!(is_uuid_v7("01937a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b"));
         assert!(!is_uuid_v7("01937a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b"));
         assert!(!is_uuid_v7("01937A2B-3C4D-7E5F-8A6B-7C8D9E0F1A2B"));
+    }
+
+    #[test]
+    fn a_sealed_event_is_stored_checked_and_revealed_and_keeps_its_input_fingerprint() {
+        use crate::personal::{DataKey, KeyId, PersonalPath, SEALED_PREFIX};
+        let key = DataKey::from_bytes([3; 32]);
+        let id = KeyId::from_bytes([0x5a; 16]);
+        let paths = [PersonalPath::parse("new_state.email").unwrap()];
+        let mut draft = sample().draft().clone();
+        draft.actor_ip = Some("2001:db8::7".into());
+        draft.user_agent = Some("curl/8".into());
+        let mut state = Object::new();
+        state.insert("email", Value::String("b@example.com".into()));
+        draft.new_state = Some(state);
+        let plain = draft.validate(&Limits::default()).unwrap();
+        let mut n = 0u8;
+        let sealed_event = plain.clone().sealed(&paths, &key, id, || {
+            n += 1;
+            [n; 12]
+        });
+        assert_eq!(sealed_event.fingerprint(), plain.fingerprint(), "a retry of the input is still recognised");
+        let stored = seal(&sealed_event, &seal0());
+        let text = std::str::from_utf8(&stored.line).unwrap();
+        for secret in ["a@example.com", "b@example.com", "2001:db8::7", "curl/8"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(text.matches(SEALED_PREFIX).count(), 4, "{text}");
+        assert!(check_line(&stored.line).is_ok(), "the fast checker accepts a sealed actor_ip");
+        let back = StoredEvent::parse_line(&stored.line).unwrap();
+        assert_eq!(hash_line(&stored.line).unwrap().0, back.hash);
+        let (shown, outcome) = back.revealed(&paths, |k| (k == id).then(|| key.clone()));
+        assert_eq!(outcome.opened, 4);
+        assert_eq!(shown.body.draft(), plain.draft());
+        let (erased, outcome) = back.revealed(&paths, |_| None);
+        assert_eq!(outcome.erased, 4);
+        assert_eq!(erased.body.draft().actor_ip.as_deref(), Some(crate::personal::ERASED));
+    }
+
+    #[test]
+    fn input_in_the_sealed_form_is_refused_naming_the_member() {
+        for field in ["actor_email", "actor_ip", "user_agent", "session_id"] {
+            let mut draft = sample().draft().clone();
+            let forged = Some("enc:v1:5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a:AAAA".to_owned());
+            match field {
+                "actor_email" => draft.actor_email = forged,
+                "actor_ip" => draft.actor_ip = forged,
+                "user_agent" => draft.user_agent = forged,
+                _ => draft.session_id = forged,
+            }
+            let e = draft.validate(&Limits::default()).unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.to_string().contains("reserved"), "{e}");
+        }
     }
 }

@@ -36,7 +36,7 @@ async fn main() {
 
     let before = index.progress(&org).await.unwrap().map_or(0, |p| p.next_sequence);
     let start = Instant::now();
-    let total = catch_up(&store, index, &org).await.unwrap();
+    let total = catch_up(&store, index, &org, None).await.unwrap();
     let secs = start.elapsed().as_secs_f64();
     if total > before {
         println!("indexed {} events in {secs:.1} s ({:.0} events/s)", total - before, (total - before) as f64 / secs);
@@ -109,7 +109,7 @@ async fn main() {
         for _ in 0..queries {
             let filter = make(&mut next);
             let t = Instant::now();
-            let page = audit_service::query_events(&store, index, &filter).await.unwrap();
+            let page = audit_service::query_events(&store, index, &filter, None).await.unwrap();
             full.push(t.elapsed().as_secs_f64() * 1000.0);
             returned += page.events.len();
             // Baseline: just reading the same events' bytes from storage.

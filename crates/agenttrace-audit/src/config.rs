@@ -55,6 +55,14 @@ pub(crate) struct FileConfig {
     rate_limit: Option<toml::Value>,
     max_in_flight: Option<toml::Value>,
     max_exports: Option<toml::Value>,
+    personal_data_protection: Option<toml::Value>,
+    personal_paths: Option<String>,
+    key_store_path: Option<PathBuf>,
+    key_store_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    kms_key_id: Option<String>,
+    kms_endpoint: Option<String>,
+    kms_region: Option<String>,
 }
 
 impl FileConfig {
@@ -102,6 +110,14 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_RATE_LIMIT",
     "AUDIT_MAX_IN_FLIGHT",
     "AUDIT_MAX_EXPORTS",
+    "AUDIT_PERSONAL_DATA_PROTECTION",
+    "AUDIT_PERSONAL_PATHS",
+    "AUDIT_KEY_STORE_PATH",
+    "AUDIT_KEY_STORE_URL",
+    "AUDIT_MASTER_KEY_FILE",
+    "AUDIT_KMS_KEY_ID",
+    "AUDIT_KMS_ENDPOINT",
+    "AUDIT_KMS_REGION",
     "AUDIT_LOG",
     "AUDIT_REQUIRE_SERVICES",
 ];
@@ -227,6 +243,38 @@ pub(crate) struct Backends {
     pub(crate) signing_key_file: Option<PathBuf>,
     /// Checkpoints at most this often (`AUDIT_CHECKPOINT_INTERVAL`).
     pub(crate) checkpoint_interval: Duration,
+    /// Personal data protection (`AUDIT_PERSONAL_DATA_PROTECTION`, on by
+    /// default); `None` when off.
+    pub(crate) personal: Option<PersonalSettings>,
+}
+
+/// Where subject keys are kept and what wraps them (SPEC §9).
+#[derive(Debug, Clone)]
+pub(crate) struct PersonalSettings {
+    /// Configured personal paths (`AUDIT_PERSONAL_PATHS`).
+    pub(crate) paths: Vec<audit_core::personal::PersonalPath>,
+    pub(crate) store: KeyStoreChoice,
+    pub(crate) master: MasterChoice,
+}
+
+/// The key store.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyStoreChoice {
+    /// SQLite in its own directory (`AUDIT_KEY_STORE_PATH`, default: the
+    /// data directory's name with `-keys`, beside it, never inside it).
+    Sqlite(PathBuf),
+    /// PostgreSQL (`AUDIT_KEY_STORE_URL`), schema `audit_keys`.
+    Postgres(String),
+}
+
+/// What wraps subject keys.
+#[derive(Debug, Clone)]
+pub(crate) enum MasterChoice {
+    /// A key file; `create` when it is the embedded default's own path
+    /// (made at first start), never when the operator named it.
+    File { path: PathBuf, create: bool },
+    /// A KMS key (`AUDIT_KMS_KEY_ID`).
+    Kms { key_id: String, endpoint: Option<String>, region: Option<String> },
 }
 
 /// A checkpoint mirror: a directory, or a bucket reached with the `AUDIT_S3_*` settings.
@@ -343,8 +391,79 @@ impl Backends {
             }
             Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH or postgres://...)"),
         };
-        Ok(Backends { data_dir, storage, index, mirror, origin, signing_key_file, checkpoint_interval })
+        let personal = personal_settings(&data_dir, file)?;
+        Ok(Backends { data_dir, storage, index, mirror, origin, signing_key_file, checkpoint_interval, personal })
     }
+}
+
+/// `AUDIT_PERSONAL_DATA_PROTECTION` and the key store settings.
+fn personal_settings(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Option<PersonalSettings>> {
+    let on = parse_bool(pick(
+        None,
+        "AUDIT_PERSONAL_DATA_PROTECTION",
+        toml_text(file.personal_data_protection.clone()),
+        "personal_data_protection",
+    ))?
+    .unwrap_or(true);
+    if !on {
+        return Ok(None);
+    }
+    let mut paths = Vec::new();
+    if let Some((list, source)) = pick(None, "AUDIT_PERSONAL_PATHS", file.personal_paths.clone(), "personal_paths") {
+        for item in list.split(',').filter(|p| !p.trim().is_empty()) {
+            let path = audit_core::personal::PersonalPath::parse(item).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    let store_dir = pick(
+        None,
+        "AUDIT_KEY_STORE_PATH",
+        file.key_store_path.as_ref().map(|p| p.display().to_string()),
+        "key_store_path",
+    )
+    .map(|(v, _)| PathBuf::from(v))
+    .unwrap_or_else(|| default_key_store_dir(data_dir));
+    let store = match pick(None, "AUDIT_KEY_STORE_URL", file.key_store_url.clone(), "key_store_url") {
+        None => KeyStoreChoice::Sqlite(store_dir.clone()),
+        Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => KeyStoreChoice::Postgres(v),
+        Some((v, source)) => bail!("{source}: {v:?} is not a PostgreSQL URL (postgres://...)"),
+    };
+    let kms = pick(None, "AUDIT_KMS_KEY_ID", file.kms_key_id.clone(), "kms_key_id");
+    let named_file = pick(
+        None,
+        "AUDIT_MASTER_KEY_FILE",
+        file.master_key_file.as_ref().map(|p| p.display().to_string()),
+        "master_key_file",
+    );
+    let master = match (kms, named_file) {
+        (Some(_), Some(_)) => bail!("AUDIT_KMS_KEY_ID and AUDIT_MASTER_KEY_FILE: set one master key, not both"),
+        (Some((key_id, _)), None) => MasterChoice::Kms {
+            key_id,
+            endpoint: pick(None, "AUDIT_KMS_ENDPOINT", file.kms_endpoint.clone(), "kms_endpoint").map(|(v, _)| v),
+            region: pick(None, "AUDIT_KMS_REGION", file.kms_region.clone(), "kms_region").map(|(v, _)| v),
+        },
+        (None, Some((path, _))) => MasterChoice::File { path: PathBuf::from(path), create: false },
+        (None, None) => match &store {
+            KeyStoreChoice::Sqlite(dir) => MasterChoice::File { path: dir.join("master.key"), create: true },
+            // Instances sharing a database must share its master key: a
+            // key made locally by each would lock the others out.
+            KeyStoreChoice::Postgres(_) => {
+                bail!(
+                    "AUDIT_KEY_STORE_URL needs AUDIT_MASTER_KEY_FILE or AUDIT_KMS_KEY_ID (the master key every instance shares)"
+                )
+            }
+        },
+    };
+    Ok(Some(PersonalSettings { paths, store, master }))
+}
+
+/// The embedded key store's default directory: beside the data directory,
+/// never inside it (a copy of the log must not carry its keys).
+pub(crate) fn default_key_store_dir(data_dir: &Path) -> PathBuf {
+    let name = data_dir.file_name().map_or_else(|| "audit_logs".into(), |n| n.to_string_lossy().into_owned());
+    data_dir.with_file_name(format!("{name}-keys"))
 }
 
 /// How events are batched, deduplicated and queued (`AUDIT_BATCH_*`,
@@ -585,6 +704,7 @@ mod tests {
             index: IndexChoice::Postgres("postgres://audit:s3cret@db.internal:5432/audit?sslmode=disable".into(), None),
             mirror: None,
             origin: crate::signing::DEFAULT_ORIGIN.into(),
+            personal: None,
             signing_key_file: None,
             checkpoint_interval: Duration::from_secs(1),
         };

@@ -75,6 +75,11 @@ enum Command {
     Prove(cmd::prove::Args),
     /// Verify a jsonl export offline (no service, no data directory): exit 0 valid, 1 invalid, 2 cannot run.
     VerifyExport(cmd::verify_export::Args),
+    /// Erase a data subject's personal data by destroying its key (GDPR; exit 1 under a legal hold).
+    EraseSubject(cmd::erase::EraseArgs),
+    /// Legal holds: place, list, lift (an erasure under a hold is refused).
+    #[command(subcommand)]
+    Holds(cmd::erase::HoldsCommand),
 }
 
 fn main() -> ExitCode {
@@ -124,6 +129,8 @@ fn main() -> ExitCode {
             Command::Reindex => cmd::reindex::run(&backends).await,
             Command::Prove(args) => cmd::prove::run(&backends, args).await,
             Command::VerifyExport(args) => cmd::verify_export::run(&data_dir, args).await,
+            Command::EraseSubject(args) => cmd::erase::erase(&backends, args).await,
+            Command::Holds(command) => cmd::erase::holds(&backends, command).await,
         }
     });
     match result {

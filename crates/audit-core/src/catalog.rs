@@ -71,6 +71,8 @@ pub const CATALOG: &[CatalogEntry] = &[
     entry("audit_log.exported", Access, Warning),
     entry("audit_log.verified", Access, Info),
     entry("subject.erased", Admin, Warning),
+    entry("legal_hold.placed", Admin, Warning),
+    entry("legal_hold.lifted", Admin, Warning),
 ];
 
 /// Looks up a catalogued event type.

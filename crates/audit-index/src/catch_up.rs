@@ -10,8 +10,23 @@ const ROWS_PER_APPLY: usize = 10_000;
 /// Indexes whatever `organization_id`'s log holds that the index lacks and
 /// returns the number of events indexed in all (the next sequence to index).
 /// Safe to run from several processes at once: rows are keyed by sequence.
-pub async fn catch_up(store: &dyn LogStore, index: &dyn EventIndex, organization_id: &str) -> Result<u64, IndexError> {
-    catch_up_with_progress(store, index, organization_id, &mut |_| {}).await
+pub async fn catch_up(
+    store: &dyn LogStore,
+    index: &dyn EventIndex,
+    organization_id: &str,
+    blind: Option<&dyn BlindColumns>,
+) -> Result<u64, IndexError> {
+    catch_up_with_progress(store, index, organization_id, blind, &mut |_| {}).await
+}
+
+/// What the index keeps of personal columns when personal data is
+/// protected (SPEC §9): a keyed blind token, never the value.
+#[async_trait::async_trait]
+pub trait BlindColumns: Send + Sync {
+    /// The token to keep for an event's `actor_email` as stored (a sealed
+    /// value, or an address stored before protection was on), or `None`
+    /// when there is nothing to keep (its subject was erased).
+    async fn actor_email(&self, organization_id: &str, stored: &str) -> Result<Option<String>, IndexError>;
 }
 
 /// [`catch_up`], telling `progress` the events indexed so far after each
@@ -20,6 +35,7 @@ pub async fn catch_up_with_progress(
     store: &dyn LogStore,
     index: &dyn EventIndex,
     organization_id: &str,
+    blind: Option<&dyn BlindColumns>,
     report: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, IndexError> {
     let chunks = store.chunks(organization_id).await?;
@@ -76,6 +92,14 @@ pub async fn catch_up_with_progress(
         })
         .await
         .map_err(|e| IndexError::Database(format!("indexing task failed: {e}")))??;
+        let mut rows = rows;
+        if let Some(blind) = blind {
+            for row in &mut rows {
+                if let Some(stored) = row.actor_email.take() {
+                    row.actor_email = blind.actor_email(organization_id, &stored).await?;
+                }
+            }
+        }
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let part: Vec<IndexRow> = rows.by_ref().take(ROWS_PER_APPLY).collect();

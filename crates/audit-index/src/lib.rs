@@ -28,7 +28,7 @@ use audit_core::Hash;
 use audit_core::filter::AuditEventFilter;
 use audit_storage::Chunk;
 
-pub use catch_up::{catch_up, catch_up_with_progress};
+pub use catch_up::{BlindColumns, catch_up, catch_up_with_progress};
 pub use row::{IndexRow, index_row};
 
 /// Where a stored line is: chunk, byte offset, length (without the newline).
@@ -117,4 +117,9 @@ pub trait EventIndex: Send + Sync + Debug {
     /// Forgets one organization (or, with `None`, everything): the next
     /// catch-up rebuilds from storage.
     async fn clear(&self, organization_id: Option<&str>) -> Result<(), IndexError>;
+
+    /// Forgets `actor_email` value `value` in `organization_id`'s rows (an
+    /// erased subject's blind token: lookups must no longer find it) and
+    /// returns how many rows held it.
+    async fn forget_actor_email(&self, organization_id: &str, value: &str) -> Result<u64, IndexError>;
 }

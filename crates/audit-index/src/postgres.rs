@@ -286,4 +286,15 @@ impl EventIndex for PostgresIndex {
         }
         tx.commit().await.map_err(db)
     }
+
+    async fn forget_actor_email(&self, organization_id: &str, value: &str) -> Result<u64, IndexError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE events SET actor_email = NULL WHERE org = $1 AND actor_email = $2",
+                &[&organization_id, &value],
+            )
+            .await
+            .map_err(db)
+    }
 }

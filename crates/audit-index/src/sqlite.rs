@@ -231,4 +231,14 @@ impl EventIndex for SqliteIndex {
         })
         .await
     }
+
+    async fn forget_actor_email(&self, organization_id: &str, value: &str) -> Result<u64, IndexError> {
+        let (org, value) = (organization_id.to_owned(), value.to_owned());
+        self.with(move |conn| {
+            conn.execute("UPDATE events SET actor_email = NULL WHERE org = ?1 AND actor_email = ?2", [&org, &value])
+                .map(|n| n as u64)
+                .map_err(db)
+        })
+        .await
+    }
 }

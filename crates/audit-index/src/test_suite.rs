@@ -73,6 +73,7 @@ pub async fn run_all(index: &dyn EventIndex) {
     paging(index).await;
     find(index).await;
     clear(index).await;
+    forget_actor_email(index).await;
 }
 
 /// Progress moves forward only, and re-applying rows stores nothing twice.
@@ -198,4 +199,24 @@ pub async fn clear(index: &dyn EventIndex) {
     assert_eq!(index.query(&AuditEventFilter::for_organization(b)).await.expect("queries").len(), 3);
     index.clear(None).await.expect("clears");
     assert!(index.query(&AuditEventFilter::for_organization(b)).await.expect("queries").is_empty());
+}
+
+/// Forgetting an email value unlinks exactly its rows, in one organization.
+pub async fn forget_actor_email(index: &dyn EventIndex) {
+    let (a, b) = ("suite-forget-a", "suite-forget-b");
+    indexed(index, a, 40).await;
+    indexed(index, b, 40).await;
+    let by_email = |org: &str| AuditEventFilter {
+        actor_email: Some("user5@example.com".into()),
+        limit: Some(1000),
+        ..AuditEventFilter::for_organization(org)
+    };
+    let before = index.query(&by_email(a)).await.expect("queries").len();
+    assert!(before > 0, "the sample log has user5's events");
+    assert_eq!(index.forget_actor_email(a, "user5@example.com").await.expect("forgets"), before as u64);
+    assert!(index.query(&by_email(a)).await.expect("queries").is_empty(), "no longer found");
+    assert_eq!(index.query(&by_email(b)).await.expect("queries").len(), before, "another organization keeps its rows");
+    let all = index.query(&AuditEventFilter { limit: Some(1000), ..AuditEventFilter::for_organization(a) }).await;
+    assert_eq!(all.expect("queries").len(), 40, "the rows themselves stay");
+    assert_eq!(index.forget_actor_email(a, "user5@example.com").await.expect("forgets"), 0, "twice: nothing");
 }

@@ -20,7 +20,6 @@
 //! suite     ─ the conformance checks both pass (feature-free, used by tests)
 //! ```
 //!
-//! Not yet used by the service (issue 13 wires it in).
 
 use std::sync::Arc;
 
@@ -166,11 +165,69 @@ pub trait SubjectKeys: Send + Sync + std::fmt::Debug {
     /// never existed here).
     async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError>;
 
-    /// Destroys the subject's key; `true` if there was one. The row is
-    /// deleted, not marked: what was sealed under it cannot be opened again
-    /// from this store.
-    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError>;
+    /// Destroys the subject's key and returns its id, or `None` when it had
+    /// none (never had, or already erased). The row is deleted, not
+    /// marked: what was sealed under it cannot be opened again from this
+    /// store.
+    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<Option<KeyId>, KeyStoreError>;
 
     /// The keyring this store was opened with.
     fn keyring(&self) -> &Keyring;
+
+    /// Places a legal hold on `organization_id` (all of it, or one
+    /// subject): erasures it covers are refused until it is lifted.
+    async fn place_hold(
+        &self,
+        organization_id: &str,
+        subject: Option<&Subject>,
+        reason: &str,
+    ) -> Result<LegalHold, KeyStoreError>;
+
+    /// The organization's holds, oldest first.
+    async fn holds(&self, organization_id: &str) -> Result<Vec<LegalHold>, KeyStoreError>;
+
+    /// Lifts hold `id`; the hold, or `None` when there is no such hold.
+    async fn lift_hold(&self, organization_id: &str, id: &str) -> Result<Option<LegalHold>, KeyStoreError>;
+
+    /// The first hold that covers `subject` (organization-wide, or its
+    /// own), described for an error message.
+    async fn hold_on(&self, organization_id: &str, subject: &Subject) -> Result<Option<String>, KeyStoreError> {
+        let token = self.keyring().subject_token(organization_id, subject);
+        let holds = self.holds(organization_id).await?;
+        Ok(holds.into_iter().find(|h| h.subject_token.as_ref().is_none_or(|t| *t == token)).map(|h| {
+            match h.subject_token {
+                None => format!("organization {organization_id} (hold {})", h.id),
+                Some(_) => format!("this subject of {organization_id} (hold {})", h.id),
+            }
+        }))
+    }
+}
+
+/// A legal hold: erasure is refused while it stands (SPEC §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalHold {
+    /// Its id (random, 32 hex digits).
+    pub id: String,
+    /// The subject's blind token, or `None` for the whole organization.
+    pub subject_token: Option<String>,
+    /// Why (free text from whoever placed it; no personal data, please).
+    pub reason: String,
+    /// When, RFC 3339 UTC.
+    pub placed_at: String,
+}
+
+impl LegalHold {
+    /// A new hold with a random id, placed now.
+    pub(crate) fn new(subject_token: Option<String>, reason: &str) -> Result<LegalHold, KeyStoreError> {
+        Ok(LegalHold {
+            id: hex::encode(random::<16>()?),
+            subject_token,
+            reason: reason.to_owned(),
+            placed_at: {
+                let since_epoch =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                audit_core::Timestamp::from_micros(since_epoch.as_micros() as i64).to_string()
+            },
+        })
+    }
 }

@@ -17,7 +17,7 @@ use audit_core::personal::{DataKey, KeyId, Subject};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use crate::{BLIND_KEY_ROW, KeyStoreError, KeyWrapper, Keyring, SubjectKeys, new_wrapped_key};
+use crate::{BLIND_KEY_ROW, KeyStoreError, KeyWrapper, Keyring, LegalHold, SubjectKeys, new_wrapped_key};
 
 /// The schema the store uses unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "agenttrace_keys";
@@ -85,7 +85,14 @@ impl PostgresSubjectKeys {
              CREATE TABLE IF NOT EXISTS {schema}.store_keys (
                  name TEXT PRIMARY KEY,
                  key_id TEXT NOT NULL,
-                 wrapped BYTEA NOT NULL);"
+                 wrapped BYTEA NOT NULL);
+             CREATE TABLE IF NOT EXISTS {schema}.legal_holds (
+                 organization_id TEXT NOT NULL,
+                 id TEXT NOT NULL,
+                 subject TEXT,
+                 reason TEXT NOT NULL,
+                 placed_at TEXT NOT NULL,
+                 PRIMARY KEY (organization_id, id));"
         ))
         .await
         .map_err(db)?;
@@ -148,20 +155,81 @@ impl SubjectKeys for PostgresSubjectKeys {
         }
     }
 
-    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError> {
+    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<Option<KeyId>, KeyStoreError> {
         let token = self.keyring.subject_token(organization_id, subject);
         let client = self.pool.get().await.map_err(db)?;
-        let deleted = client
-            .execute(
-                &format!("DELETE FROM {}.subject_keys WHERE organization_id = $1 AND subject = $2", self.schema),
+        let row = client
+            .query_opt(
+                &format!(
+                    "DELETE FROM {}.subject_keys WHERE organization_id = $1 AND subject = $2 RETURNING key_id",
+                    self.schema
+                ),
                 &[&organization_id, &token],
             )
             .await
             .map_err(db)?;
-        Ok(deleted > 0)
+        row.map(|r| {
+            let id: String = r.get(0);
+            KeyId::parse(&id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {id:?}")))
+        })
+        .transpose()
     }
 
     fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    async fn place_hold(
+        &self,
+        organization_id: &str,
+        subject: Option<&Subject>,
+        reason: &str,
+    ) -> Result<LegalHold, KeyStoreError> {
+        let hold = LegalHold::new(subject.map(|s| self.keyring.subject_token(organization_id, s)), reason)?;
+        let client = self.pool.get().await.map_err(db)?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {}.legal_holds (organization_id, id, subject, reason, placed_at) VALUES ($1, $2, $3, $4, $5)",
+                    self.schema
+                ),
+                &[&organization_id, &hold.id, &hold.subject_token, &hold.reason, &hold.placed_at],
+            )
+            .await
+            .map_err(db)?;
+        Ok(hold)
+    }
+
+    async fn holds(&self, organization_id: &str) -> Result<Vec<LegalHold>, KeyStoreError> {
+        let client = self.pool.get().await.map_err(db)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT id, subject, reason, placed_at FROM {}.legal_holds WHERE organization_id = $1 ORDER BY placed_at, id",
+                    self.schema
+                ),
+                &[&organization_id],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| LegalHold { id: r.get(0), subject_token: r.get(1), reason: r.get(2), placed_at: r.get(3) })
+            .collect())
+    }
+
+    async fn lift_hold(&self, organization_id: &str, id: &str) -> Result<Option<LegalHold>, KeyStoreError> {
+        let client = self.pool.get().await.map_err(db)?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "DELETE FROM {}.legal_holds WHERE organization_id = $1 AND id = $2 RETURNING id, subject, reason, placed_at",
+                    self.schema
+                ),
+                &[&organization_id, &id],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| LegalHold { id: r.get(0), subject_token: r.get(1), reason: r.get(2), placed_at: r.get(3) }))
     }
 }

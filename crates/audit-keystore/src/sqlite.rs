@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use audit_core::personal::{DataKey, KeyId, Subject};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{BLIND_KEY_ROW, KeyStoreError, KeyWrapper, Keyring, SubjectKeys, new_wrapped_key};
+use crate::{BLIND_KEY_ROW, KeyStoreError, KeyWrapper, Keyring, LegalHold, SubjectKeys, new_wrapped_key};
 
 /// The file name inside the key store's directory.
 pub const FILE_NAME: &str = "subject-keys.sqlite3";
@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS store_keys (
     name TEXT PRIMARY KEY,
     key_id TEXT NOT NULL,
     wrapped BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS legal_holds (
+    organization_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    subject TEXT,
+    reason TEXT NOT NULL,
+    placed_at TEXT NOT NULL,
+    PRIMARY KEY (organization_id, id)
 );";
 
 /// Subject keys in SQLite.
@@ -164,24 +172,85 @@ impl SubjectKeys for SqliteSubjectKeys {
         }
     }
 
-    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<bool, KeyStoreError> {
+    async fn destroy(&self, organization_id: &str, subject: &Subject) -> Result<Option<KeyId>, KeyStoreError> {
         let org = organization_id.to_owned();
         let token = self.keyring.subject_token(organization_id, subject);
-        self.with_conn(move |conn| {
-            let deleted = conn
-                .execute("DELETE FROM subject_keys WHERE organization_id = ?1 AND subject = ?2", params![org, token])
-                .map_err(db)?;
-            if deleted > 0 {
-                // Rewrite the file without the freed pages (secure_delete
-                // already zeroed the row's bytes in place).
-                conn.execute_batch("VACUUM").map_err(db)?;
-            }
-            Ok(deleted > 0)
-        })
-        .await
+        let id: Option<String> = self
+            .with_conn(move |conn| {
+                // One statement: the id of the row it deletes, if any.
+                let id: Option<String> = conn
+                    .query_row(
+                        "DELETE FROM subject_keys WHERE organization_id = ?1 AND subject = ?2 RETURNING key_id",
+                        params![org, token],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                if id.is_some() {
+                    // Rewrite the file without the freed pages (secure_delete
+                    // already zeroed the row's bytes in place).
+                    conn.execute_batch("VACUUM").map_err(db)?;
+                }
+                Ok(id)
+            })
+            .await?;
+        id.map(|id| KeyId::parse(&id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {id:?}"))))
+            .transpose()
     }
 
     fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    async fn place_hold(
+        &self,
+        organization_id: &str,
+        subject: Option<&Subject>,
+        reason: &str,
+    ) -> Result<LegalHold, KeyStoreError> {
+        let hold = LegalHold::new(subject.map(|s| self.keyring.subject_token(organization_id, s)), reason)?;
+        let (org, h) = (organization_id.to_owned(), hold.clone());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO legal_holds (organization_id, id, subject, reason, placed_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![org, h.id, h.subject_token, h.reason, h.placed_at],
+            )
+            .map(drop)
+            .map_err(db)
+        })
+        .await?;
+        Ok(hold)
+    }
+
+    async fn holds(&self, organization_id: &str) -> Result<Vec<LegalHold>, KeyStoreError> {
+        let org = organization_id.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, subject, reason, placed_at FROM legal_holds WHERE organization_id = ?1 ORDER BY placed_at, id",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([org], |r| {
+                    Ok(LegalHold { id: r.get(0)?, subject_token: r.get(1)?, reason: r.get(2)?, placed_at: r.get(3)? })
+                })
+                .map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        })
+        .await
+    }
+
+    async fn lift_hold(&self, organization_id: &str, id: &str) -> Result<Option<LegalHold>, KeyStoreError> {
+        let (org, id) = (organization_id.to_owned(), id.to_owned());
+        self.with_conn(move |conn| {
+            conn.query_row(
+                "DELETE FROM legal_holds WHERE organization_id = ?1 AND id = ?2 RETURNING id, subject, reason, placed_at",
+                params![org, id],
+                |r| Ok(LegalHold { id: r.get(0)?, subject_token: r.get(1)?, reason: r.get(2)?, placed_at: r.get(3)? }),
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
     }
 }

@@ -46,10 +46,10 @@ where
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "racing callers agree: {ids:?}");
 
     // Erasure: the key is gone, twice is a no-op, an unknown subject too.
-    assert!(store.destroy("org-1", &email("ada@example.com")).await.unwrap());
+    assert_eq!(store.destroy("org-1", &email("ada@example.com")).await.unwrap(), Some(id), "names the key destroyed");
     assert_eq!(store.key_by_id("org-1", id).await.unwrap(), None, "a destroyed key is not found");
-    assert!(!store.destroy("org-1", &email("ada@example.com")).await.unwrap(), "erasing twice");
-    assert!(!store.destroy("org-1", &email("nobody@example.com")).await.unwrap(), "an unknown subject");
+    assert_eq!(store.destroy("org-1", &email("ada@example.com")).await.unwrap(), None, "erasing twice");
+    assert_eq!(store.destroy("org-1", &email("nobody@example.com")).await.unwrap(), None, "an unknown subject");
     assert!(store.key_by_id("org-2", other_org).await.unwrap().is_some(), "other organizations keep theirs");
     let (fresh, _) = store.key_for("org-1", &email("ada@example.com")).await.unwrap();
     assert_ne!(fresh, id, "a subject seen again after erasure gets a new key");

@@ -120,7 +120,7 @@ async fn a_destroyed_key_and_every_subject_name_are_absent_from_the_sqlite_file(
     assert!(contains(&before, &id.to_string()), "the key's row is in the file");
     assert!(!contains(&before, "ada.lovelace") && !contains(&before, "grace.hopper"), "no subject name is stored");
 
-    assert!(store.destroy("org-1", &ada).await.unwrap());
+    assert_eq!(store.destroy("org-1", &ada).await.unwrap(), Some(id));
     let after = file();
     assert!(!contains(&after, &id.to_string()), "the destroyed key's row is gone from the file's bytes");
     assert!(contains(&after, &kept.to_string()), "the other subject's key stays");

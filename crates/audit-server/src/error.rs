@@ -47,6 +47,10 @@ pub enum ErrorCode {
     ServiceStopped,
     /// The query index failed or disagrees with storage.
     IndexUnavailable,
+    /// The subject (or its organization) is under a legal hold: no erasure.
+    LegalHold,
+    /// Personal data protection is off: nothing is sealed to erase.
+    ProtectionOff,
     /// A bug.
     Internal,
 }
@@ -63,7 +67,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::IdempotencyConflict | ErrorCode::NoCheckpoint => StatusCode::CONFLICT,
+            ErrorCode::IdempotencyConflict
+            | ErrorCode::NoCheckpoint
+            | ErrorCode::LegalHold
+            | ErrorCode::ProtectionOff => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::QueueFull
             | ErrorCode::Overloaded

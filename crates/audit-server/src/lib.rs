@@ -397,6 +397,9 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/checkpoint", get(routes::integrity::get_checkpoint))
         .route("/v1/events/{event_id}/proof", get(routes::integrity::get_inclusion_proof))
         .route("/v1/consistency", get(routes::integrity::get_consistency_proof))
+        .route("/v1/subjects/erase", post(routes::subjects::post_erase))
+        .route("/v1/legal-holds", post(routes::subjects::post_hold).get(routes::subjects::get_holds))
+        .route("/v1/legal-holds/{hold_id}", axum::routing::delete(routes::subjects::delete_hold))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_in_flight));
     let mut router = Router::new()
         .merge(api)

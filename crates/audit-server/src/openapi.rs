@@ -20,6 +20,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::health::get_health,
         crate::routes::health::get_ready,
         crate::routes::health::get_audit_health,
+        crate::routes::subjects::post_erase,
+        crate::routes::subjects::post_hold,
+        crate::routes::subjects::get_holds,
+        crate::routes::subjects::delete_hold,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Security, &CommonErrors, &Choices)

@@ -16,6 +16,7 @@ const POLL: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let Some(index) = shared.index.clone() else { return };
+    let blind = shared.protection.as_deref().map(|p| p as &dyn audit_index::BlindColumns);
     // On start: whatever storage holds that the index lacks.
     match shared.store.organizations().await {
         Ok(orgs) => lock(&shared.index_dirty).extend(orgs),
@@ -25,11 +26,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let stopping = shared.indexer_stop.load(std::sync::atomic::Ordering::Acquire);
         let dirty: Vec<String> = lock(&shared.index_dirty).drain().collect();
         for org in dirty {
-            let mut outcome = catch_up(shared.store.as_ref(), index.as_ref(), &org).await;
+            let mut outcome = catch_up(shared.store.as_ref(), index.as_ref(), &org, blind).await;
             if let Err(IndexError::AheadOfStorage { detail, .. }) = &outcome {
                 tracing::warn!(organization_id = %org, detail, "index ahead of storage; rebuilding it for this organization");
                 outcome = match index.clear(Some(&org)).await {
-                    Ok(()) => catch_up(shared.store.as_ref(), index.as_ref(), &org).await,
+                    Ok(()) => catch_up(shared.store.as_ref(), index.as_ref(), &org, blind).await,
                     Err(e) => Err(e),
                 };
             }

@@ -7,6 +7,7 @@ use audit_core::stored::{Receipt, StoredEvent};
 use audit_storage::LogWriter;
 
 use crate::checkpoint::Checkpointer;
+use crate::personal::Protection;
 use crate::sequencer::Sequencer;
 use crate::shared::Shared;
 
@@ -28,6 +29,10 @@ pub(crate) async fn follow_other_writers(
         let read = shared.store.read_chunk_at(organization_id, from).await.map_err(|e| e.to_string())?;
         let Some(bytes) = read else { break };
         let chunk = format!("the chunk at {from}");
+        let protection = shared.protection.as_deref();
+        if let Some(p) = protection {
+            prefetch_keys(p, organization_id, &bytes).await;
+        }
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let event = StoredEvent::parse_line(line)
                 .map_err(|e| format!("{chunk}: an event written by another instance is invalid ({e}); run verify"))?;
@@ -38,7 +43,7 @@ pub(crate) async fn follow_other_writers(
                     chunk, receipt.sequence
                 ));
             }
-            if !sequencer.adopt_stored(&event.body, receipt.clone()) {
+            if !sequencer.adopt_stored(&input_of(&event, protection), receipt.clone()) {
                 return Err(format!(
                     "{chunk}: sequence {} does not follow {} (fork or gap; run verify)",
                     receipt.sequence,
@@ -78,7 +83,11 @@ pub(crate) async fn remember_recent(
         in_flight = (in_flight * 2).min(READ_BACK_IN_FLIGHT);
         let reads = group.iter().map(|chunk| shared.store.read_chunk(organization_id, chunk));
         for bytes in futures_util::future::try_join_all(reads).await? {
-            if remember_chunk(&bytes, cutoff, &mut recent) {
+            let protection = shared.protection.as_deref();
+            if let Some(p) = protection {
+                prefetch_keys(p, organization_id, &bytes).await;
+            }
+            if remember_chunk(&bytes, cutoff, protection, &mut recent) {
                 break 'groups;
             }
         }
@@ -98,6 +107,7 @@ const READ_BACK_IN_FLIGHT: usize = 16;
 fn remember_chunk(
     bytes: &[u8],
     cutoff: audit_core::Timestamp,
+    protection: Option<&Protection>,
     recent: &mut Vec<Vec<(ValidatedEvent, Receipt)>>,
 ) -> bool {
     let mut oldest = None;
@@ -109,9 +119,28 @@ fn remember_chunk(
         oldest = oldest.or(Some(event.timestamp));
         if event.timestamp >= cutoff {
             let receipt = event.receipt();
-            in_chunk.push((event.body, receipt));
+            in_chunk.push((input_of(&event, protection), receipt));
         }
     }
     recent.push(in_chunk);
     oldest.is_some_and(|t| t < cutoff)
+}
+
+/// The event as its producer sent it, for deduplication: sealed personal
+/// values opened (their fingerprint is the input's, SPEC §5). Keys must be
+/// prefetched; an erased value reads `"[erased]"`, which no input can hold
+/// in its place, so after an erasure a resent event is stored anew.
+fn input_of(event: &StoredEvent, protection: Option<&Protection>) -> ValidatedEvent {
+    match protection {
+        Some(p) => p.reveal_cached(event).body,
+        None => event.body.clone(),
+    }
+}
+
+/// Caches the keys `bytes` needs; a key store failure only costs
+/// deduplication of those events (logged), never a start.
+async fn prefetch_keys(protection: &Protection, organization_id: &str, bytes: &[u8]) {
+    if let Err(e) = protection.prefetch(organization_id, bytes).await {
+        tracing::warn!(organization_id, error = %e, "cannot open sealed events read back; deduplication may miss them");
+    }
 }

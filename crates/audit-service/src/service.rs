@@ -71,9 +71,16 @@ pub struct ServiceBuilder {
     clock: Arc<dyn Clock>,
     index: Option<Arc<dyn EventIndex>>,
     checkpoints: Option<crate::config::CheckpointConfig>,
+    protection: Option<Arc<crate::personal::Protection>>,
 }
 
 impl ServiceBuilder {
+    /// Seal personal data under subject keys (SPEC §9).
+    pub fn protection(mut self, protection: Arc<crate::personal::Protection>) -> Self {
+        self.protection = Some(protection);
+        self
+    }
+
     /// Sign and store checkpoints of every log (SPEC §6).
     pub fn checkpoints(mut self, config: crate::config::CheckpointConfig) -> Self {
         self.checkpoints = Some(config);
@@ -139,6 +146,7 @@ impl AuditService {
             clock: Arc::new(SystemClock),
             index: None,
             checkpoints: None,
+            protection: None,
         }
     }
 
@@ -157,7 +165,7 @@ impl AuditService {
     }
 
     async fn start_from(parts: ServiceBuilder) -> AuditService {
-        let ServiceBuilder { store, config, clock, index, checkpoints } = parts;
+        let ServiceBuilder { store, config, clock, index, checkpoints, protection } = parts;
         let permits = Arc::new(Semaphore::new(config.queue_capacity.max(1)));
         let open_logs = Arc::new(Semaphore::new(config.max_open_logs.max(1)));
         let shared = Arc::new(Shared {
@@ -181,6 +189,7 @@ impl AuditService {
             indexer_stop: AtomicBool::new(false),
             instance: uuid::Uuid::now_v7().hyphenated().to_string(),
             checkpoints,
+            protection,
         });
         if shared.index.is_some() {
             *lock(&shared.indexer) = Some(tokio::spawn(crate::indexer::run(Arc::clone(&shared))));
@@ -388,7 +397,8 @@ impl AuditService {
     /// against storage (SPEC §8).
     pub async fn query_events(&self, filter: &AuditEventFilter) -> Result<QueryPage, QueryError> {
         let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
-        crate::read::query::query_events(self.shared.store.as_ref(), index.as_ref(), filter).await
+        let protection = self.shared.protection.as_deref();
+        crate::read::query::query_events(self.shared.store.as_ref(), index.as_ref(), filter, protection).await
     }
 
     /// The event with this id in `organization_id`'s log, through the index.
@@ -398,7 +408,20 @@ impl AuditService {
         event_id: &str,
     ) -> Result<Option<audit_core::stored::StoredEvent>, QueryError> {
         let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
-        crate::read::query::find_event(self.shared.store.as_ref(), index.as_ref(), organization_id, event_id).await
+        let protection = self.shared.protection.as_deref();
+        crate::read::query::find_event(
+            self.shared.store.as_ref(),
+            index.as_ref(),
+            organization_id,
+            event_id,
+            protection,
+        )
+        .await
+    }
+
+    /// Personal data protection, when on.
+    pub fn protection(&self) -> Option<&Arc<crate::personal::Protection>> {
+        self.shared.protection.as_ref()
     }
 
     /// The query index, if the service keeps one.
@@ -417,7 +440,15 @@ impl AuditService {
         filter
             .check()
             .map_err(|e| ExportError::Output(std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())))?;
-        crate::read::export::export_events(self.shared.store.as_ref(), filter, format, out, &mut |_| {}).await
+        crate::read::export::export_events(
+            self.shared.store.as_ref(),
+            filter,
+            format,
+            out,
+            self.shared.protection.as_deref(),
+            &mut |_| {},
+        )
+        .await
     }
 
     /// Events indexed per organization, as far as this service knows.

@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) instance: String,
     /// Checkpoint settings (none: no checkpoints are written).
     pub(crate) checkpoints: Option<CheckpointConfig>,
+    /// Personal data protection (none: personal values are stored as sent).
+    pub(crate) protection: Option<Arc<crate::personal::Protection>>,
 }
 
 impl Shared {

@@ -191,6 +191,7 @@ async fn serve_log(
         max_bytes: config.max_batch_bytes,
     });
     let mut closing = false;
+    let mut seal_cache = crate::personal::SealCache::default();
     while !closing || !batch.buffer.is_empty() {
         if batch.buffer.is_empty() && batch.flush_waiters.is_empty() {
             // Idle: wait for work, the next checkpoint, or the time to retire.
@@ -247,6 +248,13 @@ async fn serve_log(
             }
         }
         batch.batcher.reset();
+        if let Some(protection) = &shared.protection {
+            let now = shared.clock.now();
+            for (p, why) in protection.seal_batch(&mut seal_cache, &organization_id, now, &mut batch.buffer).await {
+                tracing::error!(organization_id, why, "an event is refused: its personal data cannot be sealed");
+                fail(shared, p, StorageErrorKind::Unexpected, &why);
+            }
+        }
         let buffer = &mut batch.buffer;
         let mut conflicts_in_a_row = 0;
         while !buffer.is_empty() {

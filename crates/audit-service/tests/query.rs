@@ -432,7 +432,7 @@ async fn a_lagging_index_catches_up_on_start_and_reindex_gives_identical_answers
 
         index.clear(None).await.unwrap();
         assert_eq!(service.query_events(&filters[0]).await.unwrap().events.len(), 0);
-        assert_eq!(catch_up(store.as_ref(), index.as_ref(), ORG).await.unwrap(), 40);
+        assert_eq!(catch_up(store.as_ref(), index.as_ref(), ORG, None).await.unwrap(), 40);
         for (f, before) in filters.iter().zip(&first) {
             assert_eq!(&service.query_events(f).await.unwrap().events, before);
         }
@@ -454,10 +454,14 @@ async fn queries_never_return_what_storage_does_not_hold() {
         let path = fx.store.log_dir(ORG).join("00000000000000000000.jsonl");
         let text = std::fs::read_to_string(&path).unwrap().replacen("trace-1", "trace-9", 1);
         std::fs::write(&path, text).unwrap();
-        let err =
-            audit_service::query_events(fx.store.as_ref(), fx.index.as_ref(), &AuditEventFilter::for_organization(ORG))
-                .await
-                .unwrap_err();
+        let err = audit_service::query_events(
+            fx.store.as_ref(),
+            fx.index.as_ref(),
+            &AuditEventFilter::for_organization(ORG),
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("disagree"), "{err}");
     }
 }

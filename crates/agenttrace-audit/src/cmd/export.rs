@@ -80,6 +80,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         None => Box::new(std::io::stdout()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
+    let protection = super::open_protection(backends).await?;
     let bar = super::progress("{spinner} exported {pos} events ({rate})", None);
     let mut progress = |n: u64| bar.set_position(n);
     let count = if args.with_proof {
@@ -100,7 +101,8 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         }
         summary.events
     } else {
-        audit_service::export_events(store.as_ref(), &filter, format, &mut out, &mut progress).await?
+        audit_service::export_events(store.as_ref(), &filter, format, &mut out, protection.as_deref(), &mut progress)
+            .await?
     };
     bar.finish_and_clear();
     out.flush()?;

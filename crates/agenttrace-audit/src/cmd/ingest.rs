@@ -209,11 +209,12 @@ pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig,
 
     // Pass 2: the same bytes again.
     let store = super::open_store(backends).await?;
-    let service = AuditService::builder(store)
-        .config(config)
-        .checkpoints(crate::signing::checkpoint_config(backends).await?)
-        .start()
-        .await;
+    let mut builder =
+        AuditService::builder(store).config(config).checkpoints(crate::signing::checkpoint_config(backends).await?);
+    if let Some(p) = super::open_protection(backends).await? {
+        builder = builder.protection(p);
+    }
+    let service = builder.start().await;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let bar = super::progress("{bar:30} {pos}/{len} lines stored ({rate}, {eta} left)", Some(valid));
     let mut in_flight: VecDeque<(u64, PendingReceipt)> = VecDeque::new();

@@ -1,5 +1,6 @@
 //! One module per CLI command; each returns its exit code.
 
+pub(crate) mod erase;
 pub(crate) mod export;
 mod filter_args;
 pub(crate) mod ingest;
@@ -81,6 +82,56 @@ pub(crate) async fn open_index(backends: &Backends) -> anyhow::Result<Arc<dyn Ev
             Ok(Arc::new(index))
         }
     }
+}
+
+/// Personal data protection (SPEC §9), when on: the key store opened with
+/// its master key. Every failure names the setting concerned; there is no
+/// fallback to storing personal data in plaintext.
+pub(crate) async fn open_protection(backends: &Backends) -> anyhow::Result<Option<Arc<audit_service::Protection>>> {
+    use crate::config::{KeyStoreChoice, MasterChoice};
+    use audit_keystore::{KeyWrapper, LocalMaster, SubjectKeys};
+    let Some(settings) = &backends.personal else { return Ok(None) };
+    let wrapper: Arc<dyn KeyWrapper> = match &settings.master {
+        MasterChoice::File { path, create: true } => {
+            if let Some(dir) = path.parent() {
+                audit_server::keys::private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let (key, created) = audit_keystore::master::read_or_create(path)
+                .with_context(|| format!("AUDIT_MASTER_KEY_FILE (default {})", path.display()))?;
+            if created {
+                eprintln!(
+                    "created the master key {} (it unlocks personal data: back it up apart from the log, see docs/PRODUCTION.md)",
+                    path.display()
+                );
+            }
+            Arc::new(LocalMaster(key))
+        }
+        MasterChoice::File { path, create: false } => Arc::new(LocalMaster(
+            audit_keystore::master::read(path).with_context(|| format!("AUDIT_MASTER_KEY_FILE {}", path.display()))?,
+        )),
+        MasterChoice::Kms { key_id, endpoint, region } => {
+            let config = audit_keystore::kms::KmsConfig {
+                key_id: key_id.clone(),
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+                credentials: None,
+            };
+            Arc::new(audit_keystore::kms::KmsWrapper::connect(config).await.context("AUDIT_KMS_KEY_ID")?)
+        }
+    };
+    let keys: Arc<dyn SubjectKeys> = match &settings.store {
+        KeyStoreChoice::Sqlite(dir) => Arc::new(
+            audit_keystore::sqlite::SqliteSubjectKeys::open(dir, wrapper)
+                .await
+                .with_context(|| format!("AUDIT_KEY_STORE_PATH {}", dir.display()))?,
+        ),
+        KeyStoreChoice::Postgres(url) => Arc::new(
+            audit_keystore::postgres::PostgresSubjectKeys::connect(url, "audit_keys", wrapper)
+                .await
+                .context("AUDIT_KEY_STORE_URL")?,
+        ),
+    };
+    Ok(Some(Arc::new(audit_service::Protection::new(keys, settings.paths.clone()))))
 }
 
 /// A progress line for people: drawn on stderr only when it is a terminal

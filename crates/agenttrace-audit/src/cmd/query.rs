@@ -73,12 +73,14 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     let index = super::open_index(backends).await?;
     // The CLI has no background indexer: bring the index up to date first.
     let bar = super::progress("{spinner} indexing: {pos} events ({rate})", None);
-    audit_index::catch_up_with_progress(store.as_ref(), index.as_ref(), &filter.organization_id, &mut |n| {
+    let protection = super::open_protection(backends).await?;
+    let blind = protection.as_deref().map(|p| p as &dyn audit_index::BlindColumns);
+    audit_index::catch_up_with_progress(store.as_ref(), index.as_ref(), &filter.organization_id, blind, &mut |n| {
         bar.set_position(n)
     })
     .await?;
     bar.finish_and_clear();
-    let page = audit_service::query_events(store.as_ref(), index.as_ref(), &filter).await?;
+    let page = audit_service::query_events(store.as_ref(), index.as_ref(), &filter, protection.as_deref()).await?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {

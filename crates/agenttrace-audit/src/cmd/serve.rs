@@ -131,6 +131,9 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     }
     let store = super::open_store(&settings.backends).await?;
     let index = super::open_index(&settings.backends).await?;
+    // Before anything is accepted: a missing, unreadable or wrong master key
+    // stops the start here, naming the setting.
+    let protection = super::open_protection(&settings.backends).await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot start the metrics recorder")?;
@@ -158,8 +161,11 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     // records — or the CLI did, while it could still write the system log.
     let keys = audit_server::KeyStore::open(&data_dir);
     keys.poll_changes();
-    let service =
-        AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints).start().await;
+    let mut builder = AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints);
+    if let Some(p) = protection.clone() {
+        builder = builder.protection(p);
+    }
+    let service = builder.start().await;
     let state = AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics))
         .with_keys(keys)
         .with_body_timeout(settings.body_timeout)

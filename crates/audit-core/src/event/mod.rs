@@ -510,6 +510,12 @@ impl ValidatedEvent {
         }
     }
 
+    /// True once [`Self::sealed`] made this event (sealing twice would hide
+    /// the first layer).
+    pub fn is_sealed(&self) -> bool {
+        self.input_fingerprint.is_some()
+    }
+
     /// This event with its personal values sealed under `key` (SPEC §9,
     /// [`crate::personal::protect`]): what is stored and hashed is the
     /// ciphertext; [`Self::fingerprint`] stays the one of the input, so a

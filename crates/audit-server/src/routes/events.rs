@@ -51,7 +51,11 @@ pub(crate) fn capture_error(e: CaptureError, index: Option<usize>) -> ApiError {
 
 /// What a read record says of its filter, and how many events it returned
 /// (`None` while an export is still streaming).
-pub(crate) fn filter_details(f: &AuditEventFilter, count: Option<u64>) -> Object {
+pub(crate) fn filter_details(
+    f: &AuditEventFilter,
+    count: Option<u64>,
+    protection: Option<&audit_service::Protection>,
+) -> Object {
     let mut o = Object::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -63,7 +67,11 @@ pub(crate) fn filter_details(f: &AuditEventFilter, count: Option<u64>) -> Object
     put("event_type", f.event_type.clone());
     put("action", f.action.map(|a| a.to_string()));
     put("actor_id", f.actor_id.clone());
-    put("actor_email", f.actor_email.clone());
+    match (protection, &f.actor_email) {
+        // The record of a lookup must not store the address it looked up.
+        (Some(p), Some(email)) => put("actor_email_token", Some(p.email_token(&f.organization_id, email))),
+        _ => put("actor_email", f.actor_email.clone()),
+    }
     put("resource_id", f.resource_id.clone());
     put("start_time", f.start_time.map(|t| t.to_string()));
     put("end_time", f.end_time.map(|t| t.to_string()));
@@ -258,7 +266,7 @@ pub(crate) async fn get_events(
             &filter.organization_id,
             "audit_log.queried",
             Action::Read,
-            filter_details(&filter, Some(count)),
+            filter_details(&filter, Some(count), state.service().protection().map(|p| p.as_ref())),
         )
         .await;
     Ok(Json(body).into_response())

@@ -63,7 +63,7 @@ pub(crate) async fn get_export(
         ExportFormat::Csv => "csv",
     };
     let filename = format!("audit-{}.{ext}", filter.organization_id.replace(':', "_"));
-    let mut details = filter_details(&filter, None);
+    let mut details = filter_details(&filter, None, state.service().protection().map(|p| p.as_ref()));
     details.insert("format", Value::String(ext.into()));
     if with_proof {
         details.insert("with_proof", Value::Bool(true));

@@ -107,7 +107,7 @@ pub async fn export_evidence(
     out.write_all(&audit_core::canonical::to_canonical(&Value::Object(header)))?;
     out.write_all(b"\n")?;
     let mut writer = ProofInterleaver { out, tree: &tree, partial: Vec::new(), events: 0, newer: 0, failure: None };
-    crate::read::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, progress).await?;
+    crate::read::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, None, progress).await?;
     if let Some(e) = writer.failure.take() {
         return Err(e);
     }

@@ -9,7 +9,11 @@ use audit_core::csv::{CSV_COLUMNS, csv_cell, csv_record};
 use audit_core::filter::AuditEventFilter;
 use audit_storage::LogStore;
 
-use crate::read::stored::{ExportError, TimeRange, for_each_stored_line};
+use audit_core::personal::normalise_email;
+use audit_core::stored::StoredEvent;
+
+use crate::personal::Protection;
+use crate::read::stored::{ExportError, TimeRange, for_each_stored_line_with};
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +49,16 @@ impl ExportFormat {
 
 /// Streams the events matching `filter` (paging ignored) to `out` and
 /// returns how many were written. `progress` is called with the running
-/// count every 10,000 events.
+/// count every 10,000 events. With `protection`, `json` and `csv` show
+/// personal values revealed (or `"[erased]"`) and an `actor_email` filter
+/// matches the revealed address (case-insensitively, as lookups do);
+/// `jsonl` is always the stored form.
 pub async fn export_events(
     store: &dyn LogStore,
     filter: &AuditEventFilter,
     format: ExportFormat,
     out: &mut (dyn Write + Send),
+    protection: Option<&Protection>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, ExportError> {
     filter.check()?;
@@ -63,12 +71,14 @@ pub async fn export_events(
             progress(*written);
         }
     };
+    // What is matched and shown: the stored event, or its revealed form.
+    let matcher = Matcher::new(filter, protection);
     match format {
         // Fast paths: the stored bytes are the export.
         ExportFormat::Jsonl if filter.is_time_range_only() => {
             written = crate::read::stored::export_jsonl(store, org, range, out).await?;
         }
-        ExportFormat::Json if filter.is_time_range_only() => {
+        ExportFormat::Json if filter.is_time_range_only() && protection.is_none() => {
             let mut array = ArrayWriter::new(&mut *out)?;
             written = crate::read::stored::export_jsonl(store, org, range, &mut array).await?;
             array.finish()?;
@@ -78,17 +88,19 @@ pub async fn export_events(
             if json {
                 out.write_all(b"[")?;
             }
-            for_each_stored_line(store, org, range, &mut |line, event| {
-                if filter.matches(event) {
-                    if json && written > 0 {
-                        out.write_all(b",")?;
-                    }
-                    out.write_all(line)?;
-                    if !json {
-                        out.write_all(b"\n")?;
-                    }
-                    count(&mut written);
+            for_each_stored_line_with(store, org, range, protection, &mut |line, event| {
+                let Some(shown) = matcher.shown_if_matching(event) else { return Ok(()) };
+                if json && written > 0 {
+                    out.write_all(b",")?;
                 }
+                match (json, &shown) {
+                    (true, Shown::Revealed(e)) => out.write_all(&e.to_line())?,
+                    _ => out.write_all(line)?,
+                }
+                if !json {
+                    out.write_all(b"\n")?;
+                }
+                count(&mut written);
                 Ok(())
             })
             .await?;
@@ -99,11 +111,11 @@ pub async fn export_events(
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(CSV_COLUMNS).map_err(csv_error)?;
-            for_each_stored_line(store, org, range, &mut |_, event| {
-                if filter.matches(event) {
-                    w.write_record(csv_record(event).iter().map(|c| csv_cell(c).into_owned())).map_err(csv_error)?;
-                    count(&mut written);
-                }
+            for_each_stored_line_with(store, org, range, protection, &mut |_, event| {
+                let Some(shown) = matcher.shown_if_matching(event) else { return Ok(()) };
+                let record = csv_record(shown.event(event));
+                w.write_record(record.iter().map(|c| csv_cell(c).into_owned())).map_err(csv_error)?;
+                count(&mut written);
                 Ok(())
             })
             .await?;
@@ -113,6 +125,60 @@ pub async fn export_events(
     out.flush()?;
     progress(written);
     Ok(written)
+}
+
+/// Filters stored events, revealing them first when personal data is
+/// protected (an `actor_email` condition is about the address, not the
+/// ciphertext).
+struct Matcher<'a> {
+    /// The filter without its `actor_email` when that is compared revealed.
+    filter: std::borrow::Cow<'a, AuditEventFilter>,
+    email: Option<String>,
+    protection: Option<&'a Protection>,
+}
+
+/// An event as an export shows it.
+enum Shown {
+    /// As stored (no protection).
+    Stored,
+    /// Revealed for display.
+    Revealed(StoredEvent),
+}
+
+impl Shown {
+    fn event<'e>(&'e self, stored: &'e StoredEvent) -> &'e StoredEvent {
+        match self {
+            Shown::Stored => stored,
+            Shown::Revealed(e) => e,
+        }
+    }
+}
+
+impl<'a> Matcher<'a> {
+    fn new(filter: &'a AuditEventFilter, protection: Option<&'a Protection>) -> Self {
+        match (protection, &filter.actor_email) {
+            (Some(_), Some(email)) => {
+                let mut rest = filter.clone();
+                rest.actor_email = None;
+                Matcher { filter: std::borrow::Cow::Owned(rest), email: Some(normalise_email(email)), protection }
+            }
+            _ => Matcher { filter: std::borrow::Cow::Borrowed(filter), email: None, protection },
+        }
+    }
+
+    fn shown_if_matching(&self, event: &StoredEvent) -> Option<Shown> {
+        let Some(p) = self.protection else {
+            return self.filter.matches(event).then_some(Shown::Stored);
+        };
+        if !self.filter.matches(event) {
+            return None;
+        }
+        let shown = p.reveal_cached(event);
+        let email_matches = self.email.as_ref().is_none_or(|want| {
+            shown.body.draft().actor_email.as_deref().is_some_and(|have| normalise_email(have) == *want)
+        });
+        email_matches.then_some(Shown::Revealed(shown))
+    }
 }
 
 fn csv_error(e: csv::Error) -> ExportError {

@@ -11,6 +11,8 @@ use audit_core::stored::StoredEvent;
 use audit_index::{EventIndex, Hit, IndexError};
 use audit_storage::{Chunk, LogStore, StorageError};
 
+use crate::personal::Protection;
+
 /// One page of query results.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryPage {
@@ -39,6 +41,9 @@ pub enum QueryError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The key store failed while personal values were being revealed.
+    #[error(transparent)]
+    KeyStore(audit_keystore::KeyStoreError),
     /// The index and storage disagree: nothing is returned (run verify, then reindex).
     #[error(
         "the index and storage disagree at sequence {sequence} of {organization_id}: {detail}; run verify, then reindex"
@@ -62,16 +67,29 @@ impl From<IndexError> for QueryError {
     }
 }
 
-/// Runs a query with `index` and fetches the events from `store`.
+/// Runs a query with `index` and fetches the events from `store`. With
+/// `protection`, an `actor_email` condition is looked up by its blind token
+/// (the index keeps no address) and the events come back revealed.
 pub async fn query_events(
     store: &dyn LogStore,
     index: &dyn EventIndex,
     filter: &AuditEventFilter,
+    protection: Option<&Protection>,
 ) -> Result<QueryPage, QueryError> {
     filter.check()?;
     let indexed_through = index.progress(&filter.organization_id).await?.map_or(0, |p| p.next_sequence);
-    let hits = index.query(filter).await?;
-    let events = fetch(store, &filter.organization_id, &hits).await?;
+    let hits = match protection {
+        Some(p) if filter.actor_email.is_some() => {
+            let mut blind = filter.clone();
+            blind.actor_email = filter.actor_email.as_deref().map(|e| p.email_token(&filter.organization_id, e));
+            index.query(&blind).await?
+        }
+        _ => index.query(filter).await?,
+    };
+    let mut events = fetch(store, &filter.organization_id, &hits).await?;
+    if let Some(p) = protection {
+        events = p.reveal(events).await.map_err(QueryError::KeyStore)?;
+    }
     let next_cursor = (events.len() == filter.page_size() as usize)
         .then(|| events.last().map(|e| Cursor { after_sequence: e.sequence, order: filter.order }.encode()))
         .flatten();
@@ -84,9 +102,15 @@ pub async fn find_event(
     index: &dyn EventIndex,
     organization_id: &str,
     event_id: &str,
+    protection: Option<&Protection>,
 ) -> Result<Option<StoredEvent>, QueryError> {
     let Some(hit) = index.find_event(organization_id, event_id).await? else { return Ok(None) };
-    Ok(fetch(store, organization_id, &[hit]).await?.pop())
+    let events = fetch(store, organization_id, &[hit]).await?;
+    Ok(match protection {
+        Some(p) => p.reveal(events).await.map_err(QueryError::KeyStore)?,
+        None => events,
+    }
+    .pop())
 }
 
 /// Reads the events of `hits` from storage (one read per chunk) and checks

@@ -13,6 +13,8 @@ use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationRep
 use audit_core::{Hash, Timestamp};
 use audit_storage::{Chunk, LogStore, StorageError};
 
+use crate::personal::Protection;
+
 /// A time range over `timestamp` (the service's time): `since` inclusive,
 /// `until` exclusive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -426,6 +428,7 @@ async fn for_each_block(
     store: &dyn LogStore,
     organization_id: &str,
     chunk: &Chunk,
+    protection: Option<&Protection>,
     f: &mut BlockVisitor<'_>,
 ) -> Result<ControlFlow<()>, ExportError> {
     let mut window = Vec::with_capacity(EXPORT_WINDOW);
@@ -437,6 +440,10 @@ async fn for_each_block(
         let at_end = window.len() < EXPORT_WINDOW;
         pending.extend_from_slice(&window);
         if let Some(last) = memchr::memrchr(b'\n', &pending) {
+            if let Some(p) = protection {
+                // The visitor is synchronous: the block's keys are fetched first.
+                p.prefetch(organization_id, &pending[..=last]).await.map_err(ExportError::KeyStore)?;
+            }
             if f(&pending[..=last])?.is_break() {
                 return Ok(ControlFlow::Break(()));
             }
@@ -467,7 +474,7 @@ pub async fn export_jsonl(
     if range.is_everything() {
         // Fast path: the stored bytes (up to the last complete line) are the export.
         for chunk in read_chunks(store, organization_id).await? {
-            let _: ControlFlow<()> = for_each_block(store, organization_id, &chunk, &mut |block| {
+            let _: ControlFlow<()> = for_each_block(store, organization_id, &chunk, None, &mut |block| {
                 out.write_all(block)?;
                 written += memchr::memchr_iter(b'\n', block).count() as u64;
                 Ok(ControlFlow::Continue(()))
@@ -487,6 +494,33 @@ pub async fn export_jsonl(
     Ok(written)
 }
 
+/// How many of an organization's stored lines contain any of `needles`
+/// (a scan of the raw bytes, nothing parsed): e.g. the events sealed under
+/// a set of keys.
+pub(crate) async fn count_lines_containing(
+    store: &dyn LogStore,
+    organization_id: &str,
+    needles: &[String],
+) -> Result<u64, ExportError> {
+    if needles.is_empty() {
+        return Ok(0);
+    }
+    let finders: Vec<memchr::memmem::Finder<'_>> = needles.iter().map(memchr::memmem::Finder::new).collect();
+    let mut count = 0;
+    for chunk in read_chunks(store, organization_id).await? {
+        let _: ControlFlow<()> = for_each_block(store, organization_id, &chunk, None, &mut |block| {
+            for line in block.split(|b| *b == b'\n') {
+                if finders.iter().any(|f| f.find(line).is_some()) {
+                    count += 1;
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+    }
+    Ok(count)
+}
+
 /// What [`for_each_stored_line`] calls for each line.
 pub type LineVisitor<'a> = dyn FnMut(&[u8], &StoredEvent) -> Result<(), ExportError> + Send + 'a;
 
@@ -500,8 +534,21 @@ pub async fn for_each_stored_line(
     range: TimeRange,
     f: &mut LineVisitor<'_>,
 ) -> Result<(), ExportError> {
+    for_each_stored_line_with(store, organization_id, range, None, f).await
+}
+
+/// [`for_each_stored_line`], with the keys of each block's sealed values
+/// fetched into `protection`'s cache before its lines are visited (so the
+/// visitor can reveal them with [`Protection::reveal_cached`]).
+pub async fn for_each_stored_line_with(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+    protection: Option<&Protection>,
+    f: &mut LineVisitor<'_>,
+) -> Result<(), ExportError> {
     for chunk in read_chunks(store, organization_id).await? {
-        let flow = for_each_block(store, organization_id, &chunk, &mut |block| {
+        let flow = for_each_block(store, organization_id, &chunk, protection, &mut |block| {
             for line in block[..block.len() - 1].split(|b| *b == b'\n') {
                 let event = StoredEvent::parse_line(line)
                     .map_err(|e| ExportError::Unreadable { chunk: chunk.name.clone(), detail: e.to_string() })?;
@@ -542,6 +589,9 @@ pub enum ExportError {
     /// The filter was refused; names the parameter.
     #[error(transparent)]
     Filter(#[from] audit_core::filter::FilterError),
+    /// The key store failed while personal values were being revealed.
+    #[error(transparent)]
+    KeyStore(audit_keystore::KeyStoreError),
     /// Writing the output failed (e.g. the reader went away).
     #[error("cannot write the export: {0}")]
     Output(#[from] std::io::Error),

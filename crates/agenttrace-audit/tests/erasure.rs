@@ -1,0 +1,218 @@
+//! The right to erasure (SPEC §9) through the real binary and the API, on
+//! the embedded default (local files, SQLite index, SQLite key store beside
+//! the data directory): personal data is sealed at ingest, readable through
+//! the API, `json` and `csv` exports and `query`, found by email; erased,
+//! it reads `"[erased]"` everywhere, is found by nothing, appears nowhere
+//! on disk; the log still verifies, offline too; a legal hold blocks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use audit_testkit::serve::Served;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agenttrace-audit");
+const ORG: &str = "org-1";
+const PATHS: (&str, &str) = ("AUDIT_PERSONAL_PATHS", "new_state.email");
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).arg("--data-dir").arg(data).args(args).env(PATHS.0, PATHS.1).output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn event(email: &str, ip: &str, resource: &str) -> String {
+    format!(
+        r#"{{"event_type":"trace.deleted","action":"delete","actor_type":"user","actor_id":"u-{resource}","actor_email":"{email}","actor_ip":"{ip}","user_agent":"curl/8.1","resource_id":"{resource}","new_state":{{"email":"{email}","plan":"pro"}}}}"#
+    )
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The files under `dirs` whose bytes contain `needle` (case-insensitive).
+fn holding(dirs: &[&Path], needle: &str) -> Vec<PathBuf> {
+    let needle = needle.to_lowercase();
+    dirs.iter()
+        .flat_map(|d| files(d))
+        .filter(|f| {
+            let bytes = std::fs::read(f).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).to_lowercase().contains(&needle)
+        })
+        .collect()
+}
+
+#[test]
+fn a_subject_is_readable_then_erased_everywhere_while_the_log_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keys_dir = dir.path().join("data-keys");
+    let admin = ok(run(&data, &["keys", "create", "--org", ORG, "--scopes", "ingest,read,export,verify,admin"]))
+        .trim()
+        .to_owned();
+    let input = dir.path().join("in.jsonl");
+    let lines = [
+        event("Ada@Example.com", "192.0.2.7", "t1"),
+        event("ada@example.com", "192.0.2.7", "t2"),
+        event("grace@example.org", "198.51.100.9", "t3"),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    ok(run(&data, &["ingest", "--org", ORG, input.to_str().unwrap()]));
+    assert!(keys_dir.join("master.key").is_file(), "the master key is made beside the data directory");
+
+    // Stored: ciphertext only.
+    for secret in ["ada@example.com", "192.0.2.7", "grace@example.org", "curl/8.1"] {
+        assert_eq!(holding(&[&data], secret), Vec::<PathBuf>::new(), "{secret} is stored in plaintext");
+    }
+    let jsonl = ok(run(&data, &["export", "--org", ORG, "--format", "jsonl"]));
+    assert_eq!(jsonl.matches("enc:v1:").count(), 3 * 4, "four sealed values per event:\n{jsonl}");
+
+    let server = Served::binary(BIN, &data, &[], &[PATHS, ("AUDIT_RATE_LIMIT", "0")]);
+    let get = |path: &str| server.request("GET", path, Some(&admin), "").expect("answers");
+    // Found by email (any case), readable.
+    let (status, body) = get("/v1/events?organization_id=org-1&actor_email=ADA@example.com");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.matches("\"event_id\"").count(), 2, "ada's two events: {body}");
+    assert!(body.contains("Ada@Example.com") && body.contains("192.0.2.7") && body.contains("curl/8.1"), "{body}");
+    assert!(!body.contains("enc:v1:"), "{body}");
+    let (_, csv) = get("/v1/export?organization_id=org-1&format=csv");
+    assert!(csv.contains("grace@example.org"), "{csv}");
+
+    // A hold blocks the erasure.
+    let (status, hold) = server
+        .request("POST", "/v1/legal-holds", Some(&admin), r#"{"email":"ada@example.com","reason":"case 7"}"#)
+        .unwrap();
+    assert_eq!(status, 201, "{hold}");
+    let erase = r#"{"email":"ada@example.com"}"#;
+    let (status, refused) = server.request("POST", "/v1/subjects/erase", Some(&admin), erase).unwrap();
+    assert_eq!((status, refused.contains("legal_hold")), (409, true), "{refused}");
+    let hold_id = hold.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let (status, _) = get(&format!("/v1/legal-holds?organization_id=org-1"));
+    assert_eq!(status, 200);
+    let lift = server.request("DELETE", &format!("/v1/legal-holds/{hold_id}"), Some(&admin), "").unwrap();
+    assert_eq!(lift.0, 200, "{}", lift.1);
+
+    // Erased: 200 with what it did; twice: already erased.
+    let (status, done) = server.request("POST", "/v1/subjects/erase", Some(&admin), erase).unwrap();
+    assert_eq!(status, 200, "{done}");
+    assert!(done.contains("\"already_erased\":false") && done.contains("\"affected_events\":2"), "{done}");
+    let (status, again) = server.request("POST", "/v1/subjects/erase", Some(&admin), erase).unwrap();
+    assert_eq!(status, 200);
+    assert!(again.contains("\"already_erased\":true"), "{again}");
+
+    // Nothing finds or shows ada any more; grace is untouched.
+    let (_, found) = get("/v1/events?organization_id=org-1&actor_email=ada@example.com");
+    assert_eq!(found.matches("\"event_id\"").count(), 0, "an erased email finds nothing: {found}");
+    let (_, all) = get("/v1/events?organization_id=org-1&event_type=trace.deleted");
+    assert_eq!(all.matches("[erased]").count(), 2 * 4, "ada's four personal values in two events: {all}");
+    assert!(all.contains("grace@example.org") && !all.to_lowercase().contains("ada@example.com"), "{all}");
+    let (_, json) = get("/v1/export?organization_id=org-1&format=json&event_type=trace.deleted");
+    assert!(json.contains("[erased]") && !json.to_lowercase().contains("ada@"), "{json}");
+    let (_, csv) = get("/v1/export?organization_id=org-1&format=csv&event_type=trace.deleted");
+    assert!(csv.contains("[erased]") && !csv.to_lowercase().contains("ada@"), "{csv}");
+    let (_, records) = get("/v1/events?organization_id=org-1&event_type=subject.erased");
+    assert_eq!(records.matches("\"subject.erased\"").count(), 2, "both erasures recorded: {records}");
+    assert!(!records.to_lowercase().contains("ada@"), "the record names a token, not the subject: {records}");
+    let (_, holds) = get("/v1/events?organization_id=org-1&event_type=legal_hold.placed");
+    assert_eq!(holds.matches("legal_hold.placed").count(), 1, "{holds}");
+    server.stop();
+
+    // The CLI agrees, and the email is nowhere on disk: log, index, key store.
+    let table = ok(run(&data, &["query", "--org", ORG, "--event-type", "trace.deleted", "--format", "csv"]));
+    assert!(table.contains("[erased]") && table.contains("grace@example.org"), "{table}");
+    assert_eq!(holding(&[&data, &keys_dir], "ada@example.com"), Vec::<PathBuf>::new(), "plaintext left on disk");
+    // The chain, the checkpoints and an offline check are as before.
+    ok(run(&data, &["verify", "--org", ORG]));
+    let export = dir.path().join("export.jsonl");
+    ok(run(&data, &["export", "--org", ORG, "--format", "jsonl", "--output", export.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read_to_string(&export).unwrap().lines().take(3).collect::<Vec<_>>().join("\n"),
+        jsonl.lines().take(3).collect::<Vec<_>>().join("\n"),
+        "stored lines unchanged"
+    );
+    ok(Command::new(BIN).args(["verify-export"]).arg(&export).output().unwrap());
+
+    // The CLI erases by actor id and time as well; unknown subjects are recorded too.
+    let unknown = ok(run(&data, &["erase-subject", "--org", ORG, "--email", "nobody@example.com"]));
+    assert!(unknown.contains("\"already_erased\":true"), "{unknown}");
+    let by_time = ok(run(&data, &["erase-subject", "--org", ORG, "--unattributed-before", "2000-01-01"]));
+    assert!(by_time.contains("\"keys_destroyed\":0"), "{by_time}");
+}
+
+#[test]
+fn a_wrong_master_key_stops_the_start_naming_the_variable_and_protection_off_stores_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, event("ada@example.com", "192.0.2.7", "t1") + "\n").unwrap();
+    ok(run(&data, &["ingest", "--org", ORG, input.to_str().unwrap()]));
+
+    // Another master key for the same key store: refused, naming the setting.
+    let other = dir.path().join("other.key");
+    let made = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path().join("scratch"))
+        .args(["ingest", "--org", ORG])
+        .arg(&input)
+        .env("AUDIT_KEY_STORE_PATH", dir.path().join("scratch-keys"))
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    std::fs::copy(dir.path().join("scratch-keys/master.key"), &other).unwrap();
+    let wrong = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--org", ORG])
+        .arg(&input)
+        .env("AUDIT_MASTER_KEY_FILE", &other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success() && err.contains("AUDIT_MASTER_KEY_FILE"), "{err}");
+    let missing = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("AUDIT_MASTER_KEY_FILE", dir.path().join("absent.key"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && err.contains("AUDIT_MASTER_KEY_FILE"), "{err}");
+
+    // Switched off: stored as sent (and the docs say existing sealed events stay sealed).
+    let plain = dir.path().join("plain");
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&plain)
+        .args(["ingest", "--org", ORG])
+        .arg(&input)
+        .env("AUDIT_PERSONAL_DATA_PROTECTION", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!holding(&[&plain], "ada@example.com").is_empty(), "off means plaintext");
+    assert!(!dir.path().join("plain-keys").exists(), "and no key store");
+    let erase = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&plain)
+        .args(["erase-subject", "--org", ORG, "--email", "ada@example.com"])
+        .env("AUDIT_PERSONAL_DATA_PROTECTION", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&erase.stderr);
+    assert!(!erase.status.success() && err.contains("AUDIT_PERSONAL_DATA_PROTECTION"), "{err}");
+}

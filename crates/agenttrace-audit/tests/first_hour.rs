@@ -132,7 +132,13 @@ fn export_never_overwrites_a_file_unless_told_and_never_leaves_half_a_file() {
     let out = run(&data, &["export", "--org", "nobody", "--format", "csv", "-o", fresh.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!fresh.try_exists().unwrap());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    // (data-keys: the key store of personal data, beside the data directory.)
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|name| name != "data-keys")
+        .collect();
     assert_eq!(leftovers.len(), 2, "input.jsonl and data only, no temporary files: {leftovers:?}");
 }
 

@@ -67,7 +67,7 @@ impl utoipa::Modify for CommonErrors {
             if !path.starts_with("/v1/") {
                 continue;
             }
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for operation in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 for (status, description) in [
                     ("400", "`invalid_parameter` (the field names it), or an invalid body"),

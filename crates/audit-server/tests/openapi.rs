@@ -133,7 +133,12 @@ impl Api {
 async fn every_documented_response_schema_validates_a_real_response() {
     let dir = tempfile::tempdir().unwrap();
     let signer = audit_core::note::SignerKey::from_seed("audit.test", [7; 32]).unwrap();
-    let service = AuditService::builder(Arc::new(LocalStore::new(dir.path())))
+    let master = audit_keystore::LocalMaster(audit_core::personal::MasterKey::from_bytes([9; 32]));
+    let subject_keys =
+        audit_keystore::sqlite::SqliteSubjectKeys::open(&dir.path().join("keys"), Arc::new(master)).await.unwrap();
+    let protection = Arc::new(audit_service::Protection::new(Arc::new(subject_keys), Vec::new()));
+    let service = AuditService::builder(Arc::new(LocalStore::new(dir.path().join("data"))))
+        .protection(protection)
         .index(Arc::new(SqliteIndex::open(&dir.path().join("index.sqlite3")).unwrap()))
         .checkpoints(audit_service::CheckpointConfig {
             origin: "audit.test".into(),
@@ -205,6 +210,31 @@ async fn every_documented_response_schema_validates_a_real_response() {
     let export_err = "/v1/export?format=xml";
     let exporter = keys.create("org-a", &[Scope::Export]).unwrap().token;
     assert_eq!(api.call(Method::GET, export_err, "/v1/export", Some(&exporter), None).await.0, StatusCode::BAD_REQUEST);
+
+    // Personal data: holds, erasure (refused under a hold, then done).
+    let a = Some(admin.as_str());
+    let hold_body = r#"{"email":"ada@example.com","reason":"litigation 7"}"#;
+    let (s, hold) = api.call(Method::POST, "/v1/legal-holds", "/v1/legal-holds", a, Some(hold_body)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(api.call(Method::GET, "/v1/legal-holds", "/v1/legal-holds", a, None).await.0, StatusCode::OK);
+    let erase = r#"{"email":"ada@example.com"}"#;
+    let (s, refused) = api.call(Method::POST, "/v1/subjects/erase", "/v1/subjects/erase", a, Some(erase)).await;
+    assert_eq!((s, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("legal_hold")));
+    let bad = r#"{"email":"a@b","actor_id":"u"}"#;
+    assert_eq!(
+        api.call(Method::POST, "/v1/subjects/erase", "/v1/subjects/erase", a, Some(bad)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.call(Method::POST, "/v1/subjects/erase", "/v1/subjects/erase", t, Some(erase)).await.0,
+        StatusCode::FORBIDDEN,
+        "admin only"
+    );
+    let lift = format!("/v1/legal-holds/{}", hold["id"].as_str().unwrap());
+    assert_eq!(api.call(Method::DELETE, &lift, "/v1/legal-holds/{hold_id}", a, None).await.0, StatusCode::OK);
+    assert_eq!(api.call(Method::DELETE, &lift, "/v1/legal-holds/{hold_id}", a, None).await.0, StatusCode::NOT_FOUND);
+    let (s, done) = api.call(Method::POST, "/v1/subjects/erase", "/v1/subjects/erase", a, Some(erase)).await;
+    assert_eq!((s, done["already_erased"].as_bool()), (StatusCode::OK, Some(true)), "never seen: nothing to destroy");
 
     // Every JSON route of the document was exercised.
     let documented: Vec<String> = api.doc["paths"].as_object().unwrap().keys().cloned().collect();

@@ -40,8 +40,12 @@ pub struct Protection {
     paths: Vec<PersonalPath>,
     /// Erasures done by this process: caches made before the last one are stale.
     erasures: AtomicU64,
-    opened: std::sync::Mutex<HashMap<(String, KeyId), (Option<DataKey>, Instant)>>,
+    opened: std::sync::Mutex<OpenedKeys>,
 }
+
+/// Keys looked up by id, per organization: the key (`None`: destroyed) and
+/// when it was asked for.
+type OpenedKeys = HashMap<(String, KeyId), (Option<DataKey>, Instant)>;
 
 impl Protection {
     /// Protection with subject keys in `keys`, sealing the four personal

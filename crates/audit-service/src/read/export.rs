@@ -3,6 +3,7 @@
 //! injection neutralised). Exports stream from storage: memory stays flat
 //! whatever their size, and no page limit applies.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use audit_core::csv::{CSV_COLUMNS, csv_cell, csv_record};
@@ -94,7 +95,7 @@ pub async fn export_events(
                     out.write_all(b",")?;
                 }
                 match (json, &shown) {
-                    (true, Shown::Revealed(e)) => out.write_all(&e.to_line())?,
+                    (true, Cow::Owned(revealed)) => out.write_all(&revealed.to_line())?,
                     _ => out.write_all(line)?,
                 }
                 if !json {
@@ -113,7 +114,7 @@ pub async fn export_events(
             w.write_record(CSV_COLUMNS).map_err(csv_error)?;
             for_each_stored_line_with(store, org, range, protection, &mut |_, event| {
                 let Some(shown) = matcher.shown_if_matching(event) else { return Ok(()) };
-                let record = csv_record(shown.event(event));
+                let record = csv_record(&shown);
                 w.write_record(record.iter().map(|c| csv_cell(c).into_owned())).map_err(csv_error)?;
                 count(&mut written);
                 Ok(())
@@ -132,26 +133,9 @@ pub async fn export_events(
 /// ciphertext).
 struct Matcher<'a> {
     /// The filter without its `actor_email` when that is compared revealed.
-    filter: std::borrow::Cow<'a, AuditEventFilter>,
+    filter: Cow<'a, AuditEventFilter>,
     email: Option<String>,
     protection: Option<&'a Protection>,
-}
-
-/// An event as an export shows it.
-enum Shown {
-    /// As stored (no protection).
-    Stored,
-    /// Revealed for display.
-    Revealed(StoredEvent),
-}
-
-impl Shown {
-    fn event<'e>(&'e self, stored: &'e StoredEvent) -> &'e StoredEvent {
-        match self {
-            Shown::Stored => stored,
-            Shown::Revealed(e) => e,
-        }
-    }
 }
 
 impl<'a> Matcher<'a> {
@@ -160,15 +144,17 @@ impl<'a> Matcher<'a> {
             (Some(_), Some(email)) => {
                 let mut rest = filter.clone();
                 rest.actor_email = None;
-                Matcher { filter: std::borrow::Cow::Owned(rest), email: Some(normalise_email(email)), protection }
+                Matcher { filter: Cow::Owned(rest), email: Some(normalise_email(email)), protection }
             }
-            _ => Matcher { filter: std::borrow::Cow::Borrowed(filter), email: None, protection },
+            _ => Matcher { filter: Cow::Borrowed(filter), email: None, protection },
         }
     }
 
-    fn shown_if_matching(&self, event: &StoredEvent) -> Option<Shown> {
+    /// The event as the export shows it — as stored (borrowed) without
+    /// protection, revealed (owned) with it — if it matches.
+    fn shown_if_matching<'e>(&self, event: &'e StoredEvent) -> Option<Cow<'e, StoredEvent>> {
         let Some(p) = self.protection else {
-            return self.filter.matches(event).then_some(Shown::Stored);
+            return self.filter.matches(event).then_some(Cow::Borrowed(event));
         };
         if !self.filter.matches(event) {
             return None;
@@ -177,7 +163,7 @@ impl<'a> Matcher<'a> {
         let email_matches = self.email.as_ref().is_none_or(|want| {
             shown.body.draft().actor_email.as_deref().is_some_and(|have| normalise_email(have) == *want)
         });
-        email_matches.then_some(Shown::Revealed(shown))
+        email_matches.then_some(Cow::Owned(shown))
     }
 }
 

@@ -6,6 +6,12 @@
 //! `--callers` concurrent tasks into one organization's log on the same
 //! disk. Rounds alternate baseline and service so both see the same machine.
 //!
+//! `--mode protection` measures the cost of sealing personal data (SPEC §9):
+//! the same durable ingest with protection off and on (SQLite key store,
+//! local master key), alternated; `--subjects N` spreads the events over N
+//! data subjects (default 13, the sample's; each new subject costs one
+//! synchronous key-store insert).
+//!
 //! `--mode flood` instead captures `--events` events without waiting for
 //! durability, as fast as producers can, and prints the peak RSS: with a
 //! bounded queue it stays flat however many events are pushed.
@@ -41,17 +47,28 @@ fn baseline(dir: &std::path::Path, lines: &[Vec<u8>]) -> f64 {
 
 /// Events/s of durable ingest; with an index, also the events/s until the
 /// index has caught up with the last commit.
-async fn service_durable(
-    dir: &std::path::Path,
-    events: u64,
-    callers: u64,
-    with_index: bool,
+#[derive(Debug, Clone, Copy, Default)]
+struct Extras {
+    index: bool,
     checkpoints: bool,
-) -> (f64, Option<f64>) {
+    protection: bool,
+    /// Distinct data subjects (0: the sample's own).
+    subjects: u64,
+}
+
+async fn service_durable(dir: &std::path::Path, events: u64, callers: u64, extras: Extras) -> (f64, Option<f64>) {
+    let Extras { index: with_index, checkpoints, protection, subjects } = extras;
     let data = dir.join("service");
+    let keys = dir.join("service-keys");
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&keys);
     std::fs::create_dir_all(&data).unwrap();
     let mut builder = AuditService::builder(Arc::new(LocalStore::new(&data)));
+    if protection {
+        let master = audit_keystore::LocalMaster(audit_core::personal::MasterKey::from_bytes([5; 32]));
+        let store = audit_keystore::sqlite::SqliteSubjectKeys::open(&keys, Arc::new(master)).await.unwrap();
+        builder = builder.protection(Arc::new(audit_service::Protection::new(Arc::new(store), Vec::new())));
+    }
     if with_index {
         builder = builder.index(Arc::new(SqliteIndex::open(&data.join("index.sqlite3")).unwrap()));
     }
@@ -72,7 +89,11 @@ async fn service_durable(
             let s = service.clone();
             tokio::spawn(async move {
                 for n in 0..per {
-                    s.capture_durable(sample_draft("bench-org", c * per + n)).await.unwrap();
+                    let mut draft = sample_draft("bench-org", c * per + n);
+                    if subjects > 0 {
+                        draft.actor_email = Some(format!("user{}@example.com", (c * per + n) % subjects));
+                    }
+                    s.capture_durable(draft).await.unwrap();
                 }
             })
         })
@@ -89,6 +110,7 @@ async fn service_durable(
     };
     service.stop().await;
     std::fs::remove_dir_all(&data).unwrap();
+    let _ = std::fs::remove_dir_all(&keys);
     ((per * callers) as f64 / secs, indexed)
 }
 
@@ -125,6 +147,23 @@ async fn main() {
         flood(&dir, events).await;
         return;
     }
+    if audit_bench::arg_str("--mode").as_deref() == Some("protection") {
+        let subjects = audit_bench::arg("--subjects", 0);
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let plain = Extras { subjects, ..Extras::default() };
+            let (off, _) = service_durable(&dir, events, callers, plain).await;
+            let (on, _) = service_durable(&dir, events, callers, Extras { protection: true, ..plain }).await;
+            ratios.push(on / off);
+            println!(
+                "round {round}: durable ingest, protection off {off:.0} events/s, on {on:.0} events/s (ratio {:.2})",
+                on / off
+            );
+        }
+        println!("mean ratio protection on / off: {:.2}", ratios.iter().sum::<f64>() / ratios.len() as f64);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let lines = sample_log("bench-org", events, Timestamp::from_micros(1_764_000_000_000_000));
     let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
     println!(
@@ -137,9 +176,11 @@ async fn main() {
     let mut checkpoint_ratios = Vec::new();
     for round in 1..=rounds {
         let base = baseline(&dir, &lines);
-        let (svc, _) = service_durable(&dir, events, callers, false, false).await;
-        let (with_checkpoints, _) = service_durable(&dir, events, callers, false, true).await;
-        let (with_index, caught_up) = service_durable(&dir, events, callers, true, false).await;
+        let (svc, _) = service_durable(&dir, events, callers, Extras::default()).await;
+        let (with_checkpoints, _) =
+            service_durable(&dir, events, callers, Extras { checkpoints: true, ..Extras::default() }).await;
+        let (with_index, caught_up) =
+            service_durable(&dir, events, callers, Extras { index: true, ..Extras::default() }).await;
         checkpoint_ratios.push(with_checkpoints / svc);
         println!(
             "round {round}: with signed checkpoints (1 s interval) {with_checkpoints:.0} events/s, ratio to without {:.2}",

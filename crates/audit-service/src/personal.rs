@@ -109,9 +109,21 @@ impl Protection {
     /// `event` for display: personal values opened with cached keys
     /// ([`Self::prefetch`] first), `"[erased]"` where the key is gone.
     pub fn reveal_cached(&self, event: &StoredEvent) -> StoredEvent {
+        self.reveal_cached_with_outcome(event).0
+    }
+
+    /// [`Self::reveal_cached`], saying how many values opened, read
+    /// erased, or did not open.
+    pub fn reveal_cached_with_outcome(&self, event: &StoredEvent) -> (StoredEvent, audit_core::personal::Revealing) {
         let org = event.body.organization_id().to_owned();
         let opened = lock(&self.opened);
-        event.revealed(&self.paths, |id| opened.get(&(org.clone(), id)).and_then(|(key, _)| key.clone())).0
+        event.revealed(&self.paths, |id| opened.get(&(org.clone(), id)).and_then(|(key, _)| key.clone()))
+    }
+
+    /// How many erasures this process has done (a worker that saw fewer
+    /// forgets its content fingerprints, see `Sequencer::forget_fingerprints`).
+    pub(crate) fn erasures(&self) -> u64 {
+        self.erasures.load(Ordering::Acquire)
     }
 
     /// Each of `events` for display (see [`Self::reveal_cached`]).

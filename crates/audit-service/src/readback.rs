@@ -43,7 +43,8 @@ pub(crate) async fn follow_other_writers(
                     chunk, receipt.sequence
                 ));
             }
-            if !sequencer.adopt_stored(&input_of(&event, protection), receipt.clone()) {
+            let (input, content_known) = input_of(&event, protection);
+            if !sequencer.adopt_stored(&input, receipt.clone(), content_known) {
                 return Err(format!(
                     "{chunk}: sequence {} does not follow {} (fork or gap; run verify)",
                     receipt.sequence,
@@ -71,7 +72,7 @@ pub(crate) async fn remember_recent(
     let cutoff = shared.clock.now().add_micros(-(span.as_micros() as i64));
     let chunks = shared.store.chunks(organization_id).await?;
     // One list per chunk, newest chunk first.
-    let mut recent: Vec<Vec<(ValidatedEvent, Receipt)>> = Vec::new();
+    let mut recent: Vec<Vec<(ValidatedEvent, bool, Receipt)>> = Vec::new();
     // Newest first, more reads in flight the further back the window
     // reaches (1, 2, 4, … 16): on an object store each chunk is one small
     // object and round trips, not bytes, are the cost; a short window
@@ -92,8 +93,8 @@ pub(crate) async fn remember_recent(
             }
         }
     }
-    for (event, receipt) in recent.into_iter().rev().flatten() {
-        sequencer.remember_stored(&event, receipt);
+    for (event, content_known, receipt) in recent.into_iter().rev().flatten() {
+        sequencer.remember_stored(&event, receipt, content_known);
     }
     Ok(())
 }
@@ -108,7 +109,7 @@ fn remember_chunk(
     bytes: &[u8],
     cutoff: audit_core::Timestamp,
     protection: Option<&Protection>,
-    recent: &mut Vec<Vec<(ValidatedEvent, Receipt)>>,
+    recent: &mut Vec<Vec<(ValidatedEvent, bool, Receipt)>>,
 ) -> bool {
     let mut oldest = None;
     let mut in_chunk = Vec::new();
@@ -119,7 +120,8 @@ fn remember_chunk(
         oldest = oldest.or(Some(event.timestamp));
         if event.timestamp >= cutoff {
             let receipt = event.receipt();
-            in_chunk.push((input_of(&event, protection), receipt));
+            let (input, content_known) = input_of(&event, protection);
+            in_chunk.push((input, content_known, receipt));
         }
     }
     recent.push(in_chunk);
@@ -127,13 +129,17 @@ fn remember_chunk(
 }
 
 /// The event as its producer sent it, for deduplication: sealed personal
-/// values opened (their fingerprint is the input's, SPEC §5). Keys must be
-/// prefetched; an erased value reads `"[erased]"`, which no input can hold
-/// in its place, so after an erasure a resent event is stored anew.
-fn input_of(event: &StoredEvent, protection: Option<&Protection>) -> ValidatedEvent {
+/// values opened (their fingerprint is the input's, SPEC §5), and whether
+/// that input is known. Keys must be prefetched. An event with erased (or
+/// unreadable) values has an unknown input: it is remembered by its
+/// idempotency key only, and no new content is taken for it.
+fn input_of(event: &StoredEvent, protection: Option<&Protection>) -> (ValidatedEvent, bool) {
     match protection {
-        Some(p) => p.reveal_cached(event).body,
-        None => event.body.clone(),
+        Some(p) => {
+            let (shown, outcome) = p.reveal_cached_with_outcome(event);
+            (shown.body, outcome.erased == 0 && outcome.unreadable == 0)
+        }
+        None => (event.body.clone(), true),
     }
 }
 

@@ -43,6 +43,9 @@ struct Remembered {
     fingerprint: Hash,
     key: Option<String>,
     dedupable: bool,
+    /// False for a stored event whose personal values were erased: its
+    /// input can no longer be compared with anything.
+    content_known: bool,
     receipt: Receipt,
 }
 
@@ -77,7 +80,9 @@ pub(crate) struct Sequencer {
     by_fingerprint: HashMap<Hash, Kept>,
     /// Fingerprints oldest first, for expiry and the capacity bound.
     dedup_order: VecDeque<(Timestamp, Hash, u64)>,
-    by_key: HashMap<Box<str>, (Hash, Kept)>,
+    /// Idempotency keys: the input's fingerprint (`None`: unknown, the
+    /// event's personal values were erased) and the receipt.
+    by_key: HashMap<Box<str>, (Option<Hash>, Kept)>,
     /// Keys oldest first, for expiry.
     key_order: VecDeque<(Timestamp, Box<str>, u64)>,
 }
@@ -135,12 +140,13 @@ impl Sequencer {
     }
 
     /// Remembers an event read back from storage at start-up.
-    pub(crate) fn remember_stored(&mut self, event: &ValidatedEvent, receipt: Receipt) {
+    pub(crate) fn remember_stored(&mut self, event: &ValidatedEvent, receipt: Receipt, content_known: bool) {
         let r = Remembered {
             at: receipt.timestamp,
             fingerprint: event.fingerprint(),
             key: event.idempotency_key().map(str::to_owned),
-            dedupable: dedupable(event),
+            dedupable: content_known && dedupable(event),
+            content_known,
             receipt,
         };
         self.insert(r);
@@ -150,7 +156,7 @@ impl Sequencer {
     /// shared store): it becomes the new tail and is remembered as if this
     /// instance had stored it. Returns false, changing nothing, when it does
     /// not sit right at the tail.
-    pub(crate) fn adopt_stored(&mut self, event: &ValidatedEvent, receipt: Receipt) -> bool {
+    pub(crate) fn adopt_stored(&mut self, event: &ValidatedEvent, receipt: Receipt, content_known: bool) -> bool {
         if receipt.sequence != self.tail.next_sequence {
             return false;
         }
@@ -159,8 +165,19 @@ impl Sequencer {
             last_hash: receipt.hash,
             last_timestamp: Some(receipt.timestamp),
         };
-        self.remember_stored(event, receipt);
+        self.remember_stored(event, receipt, content_known);
         true
+    }
+
+    /// Forgets every fingerprint kept for content deduplication (not the
+    /// idempotency keys): after an erasure, content captured before it is
+    /// not recognised again — in this process as after a restart, where the
+    /// erased events' content cannot be read back. Returns how many went.
+    pub(crate) fn forget_fingerprints(&mut self) -> usize {
+        let forgotten = self.dedup_order.len();
+        self.dedup_order.clear();
+        self.by_fingerprint.clear();
+        forgotten
     }
 
     fn insert(&mut self, r: Remembered) {
@@ -176,7 +193,7 @@ impl Sequencer {
         }
         if let Some(key) = r.key {
             let key: Box<str> = key.into();
-            self.by_key.insert(key.clone(), (r.fingerprint, kept));
+            self.by_key.insert(key.clone(), (r.content_known.then_some(r.fingerprint), kept));
             self.key_order.push_back((r.at, key, kept.sequence));
         }
     }
@@ -243,7 +260,8 @@ impl Sequencer {
                     continue;
                 }
                 if let Some((fp, kept)) = self.by_key.get(key) {
-                    decisions.push(if *fp == fingerprint {
+                    // An erased event's key answers any retry with its receipt.
+                    decisions.push(if fp.is_none_or(|fp| fp == fingerprint) {
                         Decision::DuplicateOfDurable(kept.receipt())
                     } else {
                         Decision::Conflict(key.into())
@@ -291,6 +309,7 @@ impl Sequencer {
                 fingerprint,
                 key: event.idempotency_key().map(str::to_owned),
                 dedupable,
+                content_known: true,
                 receipt: receipt.clone(),
             });
             decisions.push(Decision::Append(receipt));

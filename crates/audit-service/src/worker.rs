@@ -192,6 +192,7 @@ async fn serve_log(
     });
     let mut closing = false;
     let mut seal_cache = crate::personal::SealCache::default();
+    let mut erasures_seen = shared.protection.as_ref().map_or(0, |p| p.erasures());
     while !closing || !batch.buffer.is_empty() {
         if batch.buffer.is_empty() && batch.flush_waiters.is_empty() {
             // Idle: wait for work, the next checkpoint, or the time to retire.
@@ -254,6 +255,13 @@ async fn serve_log(
                 tracing::error!(organization_id, why, "an event is refused: its personal data cannot be sealed");
                 fail(shared, p, StorageErrorKind::Unexpected, &why);
             }
+        }
+        if let Some(erasures) = shared.protection.as_ref().map(|p| p.erasures())
+            && erasures != erasures_seen
+        {
+            erasures_seen = erasures;
+            let forgotten = sequencer.forget_fingerprints();
+            shared.state.note_remembered(&organization_id, -(forgotten as i64));
         }
         let buffer = &mut batch.buffer;
         let mut conflicts_in_a_row = 0;

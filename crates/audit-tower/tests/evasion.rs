@@ -148,3 +148,35 @@ async fn closed_policy_decides_before_the_handler_runs() {
     audit.stop().await;
     assert_eq!(events(dir.path(), "sys").await.len(), 1);
 }
+
+/// With protection on, the client address and user agent the layer records
+/// go through the same sealing as any event: no plaintext reaches storage,
+/// and the service reveals them to readers.
+#[tokio::test]
+async fn the_peer_address_and_user_agent_are_sealed_like_any_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = audit_keystore::LocalMaster(audit_core::personal::MasterKey::from_bytes([3; 32]));
+    let keys =
+        audit_keystore::sqlite::SqliteSubjectKeys::open(&dir.path().join("keys"), Arc::new(master)).await.unwrap();
+    let protection = Arc::new(audit_service::Protection::new(Arc::new(keys), Vec::new()));
+    let audit = AuditService::builder(Arc::new(LocalStore::new(dir.path().join("log"))))
+        .config(config())
+        .protection(Arc::clone(&protection))
+        .start()
+        .await;
+    let (addr, _) = serve(layer(audit.clone())).await;
+    let status = send(addr, "DELETE", "/projects/p1/traces/t", &[("User-Agent", "curl/8.1-test".to_owned())]).await;
+    assert_eq!(status, 204);
+    audit.flush().await;
+
+    let mut stored = Vec::new();
+    export_jsonl(&LocalStore::new(dir.path().join("log")), "sys", TimeRange::default(), &mut stored).await.unwrap();
+    let text = String::from_utf8(stored).unwrap();
+    assert!(!text.contains("127.0.0.1") && !text.contains("curl/8.1-test"), "{text}");
+    assert!(text.contains(r#""actor_ip":"enc:v1:"#) && text.contains(r#""user_agent":"enc:v1:"#), "{text}");
+    let event = StoredEvent::parse_line(text.lines().next().unwrap().as_bytes()).unwrap();
+    let shown = protection.reveal(vec![event]).await.unwrap().remove(0);
+    assert_eq!(shown.body.draft().actor_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(shown.body.draft().user_agent.as_deref(), Some("curl/8.1-test"));
+    audit.stop().await;
+}

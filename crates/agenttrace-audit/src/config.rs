@@ -59,6 +59,7 @@ pub(crate) struct FileConfig {
     personal_paths: Option<String>,
     key_store_path: Option<PathBuf>,
     key_store_url: Option<String>,
+    key_store_schema: Option<String>,
     master_key_file: Option<PathBuf>,
     kms_key_id: Option<String>,
     kms_endpoint: Option<String>,
@@ -114,6 +115,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_PERSONAL_PATHS",
     "AUDIT_KEY_STORE_PATH",
     "AUDIT_KEY_STORE_URL",
+    "AUDIT_KEY_STORE_SCHEMA",
     "AUDIT_MASTER_KEY_FILE",
     "AUDIT_KMS_KEY_ID",
     "AUDIT_KMS_ENDPOINT",
@@ -263,8 +265,9 @@ pub(crate) enum KeyStoreChoice {
     /// SQLite in its own directory (`AUDIT_KEY_STORE_PATH`, default: the
     /// data directory's name with `-keys`, beside it, never inside it).
     Sqlite(PathBuf),
-    /// PostgreSQL (`AUDIT_KEY_STORE_URL`), schema `audit_keys`.
-    Postgres(String),
+    /// PostgreSQL (`AUDIT_KEY_STORE_URL`) and the schema of its tables
+    /// (`AUDIT_KEY_STORE_SCHEMA`, default `audit_keys`).
+    Postgres(String, String),
 }
 
 /// What wraps subject keys.
@@ -427,7 +430,11 @@ fn personal_settings(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Optio
     .unwrap_or_else(|| default_key_store_dir(data_dir));
     let store = match pick(None, "AUDIT_KEY_STORE_URL", file.key_store_url.clone(), "key_store_url") {
         None => KeyStoreChoice::Sqlite(store_dir.clone()),
-        Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => KeyStoreChoice::Postgres(v),
+        Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => {
+            let schema = pick(None, "AUDIT_KEY_STORE_SCHEMA", file.key_store_schema.clone(), "key_store_schema")
+                .map_or_else(|| "audit_keys".to_owned(), |(v, _)| v);
+            KeyStoreChoice::Postgres(v, schema)
+        }
         Some((v, source)) => bail!("{source}: {v:?} is not a PostgreSQL URL (postgres://...)"),
     };
     let kms = pick(None, "AUDIT_KMS_KEY_ID", file.kms_key_id.clone(), "kms_key_id");
@@ -449,7 +456,7 @@ fn personal_settings(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Optio
             KeyStoreChoice::Sqlite(dir) => MasterChoice::File { path: dir.join("master.key"), create: true },
             // Instances sharing a database must share its master key: a
             // key made locally by each would lock the others out.
-            KeyStoreChoice::Postgres(_) => {
+            KeyStoreChoice::Postgres(..) => {
                 bail!(
                     "AUDIT_KEY_STORE_URL needs AUDIT_MASTER_KEY_FILE or AUDIT_KMS_KEY_ID (the master key every instance shares)"
                 )

@@ -269,3 +269,84 @@ fn concurrent_ingest_during_an_erasure_loses_nothing() {
     let report = ok(run(&data, &["verify", "--org", ORG, "--json"]));
     assert!(report.contains("\"valid\":true"), "{report}");
 }
+
+/// A KMS key on the test AWS API (moto), or `None` after saying why.
+fn kms_key(test: &str, endpoint: &str) -> Option<String> {
+    let script = format!(
+        "import boto3; c = boto3.client('kms', endpoint_url='{endpoint}', region_name='us-east-1', \
+         aws_access_key_id='testing', aws_secret_access_key='testing'); print(c.create_key()['KeyMetadata']['KeyId'])"
+    );
+    match Command::new("python3").args(["-c", &script]).output() {
+        Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        Ok(out) => {
+            audit_testkit::missing_service(
+                test,
+                &format!("no KMS at {endpoint}: {}", String::from_utf8_lossy(&out.stderr)),
+            );
+            None
+        }
+        Err(e) => {
+            audit_testkit::missing_service(test, &format!("python3 (boto3) to make a KMS key: {e}"));
+            None
+        }
+    }
+}
+
+/// The production shape: subject keys in PostgreSQL, wrapped by a KMS key
+/// (moto), nothing of it on the local disk; erasure works the same.
+#[test]
+fn the_key_store_in_postgresql_with_the_master_key_in_kms() {
+    let test = "the_key_store_in_postgresql_with_the_master_key_in_kms";
+    let endpoint = audit_testkit::s3_endpoint();
+    let Some(kms_key_id) = kms_key(test, &endpoint) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A schema of its own (the `audit_test_` prefix: .ci/run drops leftovers).
+    let schema = format!(
+        "audit_test_keys_{}",
+        dir.path().file_name().unwrap().to_string_lossy().to_lowercase().replace(['.', '-'], "_")
+    );
+    let env = [
+        ("AUDIT_KEY_STORE_URL", audit_testkit::postgres_url()),
+        ("AUDIT_KEY_STORE_SCHEMA", schema),
+        ("AUDIT_KMS_KEY_ID", kms_key_id),
+        ("AUDIT_KMS_ENDPOINT", endpoint),
+        ("AUDIT_KMS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        (PATHS.0, PATHS.1.into()),
+    ];
+    let cli =
+        |args: &[&str]| Command::new(BIN).arg("--data-dir").arg(&data).args(args).envs(env.clone()).output().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, event("ada@example.com", "192.0.2.7", "t1") + "\n").unwrap();
+    let stored = cli(&["ingest", "--org", ORG, input.to_str().unwrap()]);
+    if !stored.status.success() && String::from_utf8_lossy(&stored.stderr).contains("AUDIT_KEY_STORE_URL") {
+        audit_testkit::missing_service(test, &String::from_utf8_lossy(&stored.stderr));
+        return;
+    }
+    ok(stored);
+    assert!(!dir.path().join("data-keys").try_exists().unwrap(), "no local key store, no local master key");
+    assert_eq!(holding(&[&data], "ada@example.com"), Vec::<PathBuf>::new());
+    let found = ok(cli(&["query", "--org", ORG, "--actor-email", "ada@example.com", "--format", "csv"]));
+    assert!(found.contains("ada@example.com") && found.contains("192.0.2.7"), "{found}");
+    let erased = ok(cli(&["erase-subject", "--org", ORG, "--email", "ada@example.com"]));
+    assert!(erased.contains("\"keys_destroyed\":1"), "{erased}");
+    let after = ok(cli(&["export", "--org", ORG, "--format", "csv"]));
+    assert!(after.contains("[erased]") && !after.contains("ada@example.com"), "{after}");
+
+    // Without a shared master key, a PostgreSQL key store is refused.
+    let alone = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--org", ORG])
+        .arg(&input)
+        .env("AUDIT_KEY_STORE_URL", audit_testkit::postgres_url())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&alone.stderr);
+    assert!(
+        !alone.status.success() && err.contains("AUDIT_MASTER_KEY_FILE") && err.contains("AUDIT_KMS_KEY_ID"),
+        "{err}"
+    );
+}

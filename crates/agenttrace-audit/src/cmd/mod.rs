@@ -125,8 +125,8 @@ pub(crate) async fn open_protection(backends: &Backends) -> anyhow::Result<Optio
                 .await
                 .with_context(|| format!("AUDIT_KEY_STORE_PATH {}", dir.display()))?,
         ),
-        KeyStoreChoice::Postgres(url) => Arc::new(
-            audit_keystore::postgres::PostgresSubjectKeys::connect(url, "audit_keys", wrapper)
+        KeyStoreChoice::Postgres(url, schema) => Arc::new(
+            audit_keystore::postgres::PostgresSubjectKeys::connect(url, schema, wrapper)
                 .await
                 .context("AUDIT_KEY_STORE_URL")?,
         ),

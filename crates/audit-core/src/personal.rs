@@ -162,15 +162,37 @@ impl Place<'_> {
 
 /// Seals `value` (its canonical JSON text) under `key` for `place`.
 pub fn seal(value: &Value, key: &DataKey, key_id: KeyId, place: Place<'_>, nonce: [u8; NONCE_BYTES]) -> String {
-    let plaintext = crate::canonical::to_canonical(value);
-    let cipher = Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0));
-    let aad = place.associated_data();
-    let sealed = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
-        .expect("AES-GCM encrypts any message under 64 GiB");
-    let mut payload = nonce.to_vec();
-    payload.extend_from_slice(&sealed);
-    format!("{SEALED_PREFIX}{key_id}:{}", URL_SAFE_NO_PAD.encode(payload))
+    Sealer::new(key, key_id).seal(value, place, nonce)
+}
+
+/// One key ready to seal many values (the key schedule is done once).
+struct Sealer {
+    cipher: Aes256Gcm,
+    key_id: KeyId,
+}
+
+impl Sealer {
+    fn new(key: &DataKey, key_id: KeyId) -> Sealer {
+        Sealer { cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0)), key_id }
+    }
+
+    fn seal(&self, value: &Value, place: Place<'_>, nonce: [u8; NONCE_BYTES]) -> String {
+        let plaintext = crate::canonical::to_canonical(value);
+        let aad = place.associated_data();
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+            .expect("AES-GCM encrypts any message under 64 GiB");
+        let mut payload = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        payload.extend_from_slice(&nonce);
+        payload.extend_from_slice(&sealed);
+        let mut out = String::with_capacity(SEALED_PREFIX.len() + 33 + payload.len() * 4 / 3 + 4);
+        out.push_str(SEALED_PREFIX);
+        out.push_str(&self.key_id.to_string());
+        out.push(':');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut out);
+        out
+    }
 }
 
 /// A stored personal value, split (not yet opened).
@@ -420,17 +442,43 @@ pub fn protect(
     paths: &[PersonalPath],
     key: &DataKey,
     key_id: KeyId,
-    mut nonce: impl FnMut() -> [u8; NONCE_BYTES],
+    nonce: impl FnMut() -> [u8; NONCE_BYTES],
 ) -> usize {
+    let sealed = protect_counted(draft, paths, key, key_id, nonce);
+    sealed.members + sealed.at_paths
+}
+
+/// How many values [`protect`] sealed, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SealedCount {
+    /// Top-level personal members (strings).
+    pub(crate) members: usize,
+    /// Values at configured paths.
+    pub(crate) at_paths: usize,
+}
+
+pub(crate) fn protect_counted(
+    draft: &mut EventDraft,
+    paths: &[PersonalPath],
+    key: &DataKey,
+    key_id: KeyId,
+    mut nonce: impl FnMut() -> [u8; NONCE_BYTES],
+) -> SealedCount {
     let organization_id = draft.organization_id.clone();
-    let mut sealed = 0;
+    let sealer = Sealer::new(key, key_id);
+    let mut sealed = SealedCount::default();
     for (path, slot) in personal_slots(draft, paths) {
         let place = Place { organization_id: &organization_id, path: &path };
         match slot {
-            Slot::Member(text) => *text = seal(&Value::String(std::mem::take(text)), key, key_id, place, nonce()),
-            Slot::Value(value) => *value = Value::String(seal(value, key, key_id, place, nonce())),
+            Slot::Member(text) => {
+                *text = sealer.seal(&Value::String(std::mem::take(text)), place, nonce());
+                sealed.members += 1;
+            }
+            Slot::Value(value) => {
+                *value = Value::String(sealer.seal(value, place, nonce()));
+                sealed.at_paths += 1;
+            }
         }
-        sealed += 1;
     }
     sealed
 }

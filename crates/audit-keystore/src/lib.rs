@@ -161,6 +161,21 @@ pub trait SubjectKeys: Send + Sync + std::fmt::Debug {
     /// subject get the same key.
     async fn key_for(&self, organization_id: &str, subject: &Subject) -> Result<(KeyId, DataKey), KeyStoreError>;
 
+    /// [`Self::key_for`] of each of `subjects`, in order. Stores override
+    /// it to make every new key in one transaction (one synchronous commit
+    /// for a whole batch of events with new subjects).
+    async fn keys_for(
+        &self,
+        organization_id: &str,
+        subjects: &[Subject],
+    ) -> Result<Vec<(KeyId, DataKey)>, KeyStoreError> {
+        let mut keys = Vec::with_capacity(subjects.len());
+        for s in subjects {
+            keys.push(self.key_for(organization_id, s).await?);
+        }
+        Ok(keys)
+    }
+
     /// The data key with id `key_id`, or `None` when it was destroyed (or
     /// never existed here).
     async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError>;

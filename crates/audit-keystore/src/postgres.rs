@@ -140,6 +140,47 @@ impl SubjectKeys for PostgresSubjectKeys {
         self.keyring.unwrap(row.get(0), row.get(1)).await
     }
 
+    async fn keys_for(
+        &self,
+        organization_id: &str,
+        subjects: &[Subject],
+    ) -> Result<Vec<(KeyId, DataKey)>, KeyStoreError> {
+        let tokens: Vec<String> = subjects.iter().map(|s| self.keyring.subject_token(organization_id, s)).collect();
+        let s = &self.schema;
+        let find = format!("SELECT key_id, wrapped FROM {s}.subject_keys WHERE organization_id = $1 AND subject = $2");
+        let mut client = self.pool.get().await.map_err(db)?;
+        let mut rows: Vec<Option<(String, Vec<u8>)>> = Vec::with_capacity(tokens.len());
+        for t in &tokens {
+            rows.push(client.query_opt(&find, &[&organization_id, t]).await.map_err(db)?.map(|r| (r.get(0), r.get(1))));
+        }
+        if rows.iter().any(Option::is_none) {
+            // New keys in one transaction: one commit for the whole batch.
+            let tx = client.transaction().await.map_err(db)?;
+            let insert = format!(
+                "INSERT INTO {s}.subject_keys (organization_id, subject, key_id, wrapped) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (organization_id, subject) DO NOTHING"
+            );
+            for (t, row) in tokens.iter().zip(&rows) {
+                if row.is_none() {
+                    let (id, wrapped) = self.keyring.new_key().await?;
+                    tx.execute(&insert, &[&organization_id, t, &id.to_string(), &wrapped]).await.map_err(db)?;
+                }
+            }
+            tx.commit().await.map_err(db)?;
+            for (t, row) in tokens.iter().zip(rows.iter_mut()) {
+                if row.is_none() {
+                    let r = client.query_one(&find, &[&organization_id, t]).await.map_err(db)?;
+                    *row = Some((r.get(0), r.get(1)));
+                }
+            }
+        }
+        let mut keys = Vec::with_capacity(rows.len());
+        for (id, wrapped) in rows.into_iter().flatten() {
+            keys.push(self.keyring.unwrap(&id, &wrapped).await?);
+        }
+        Ok(keys)
+    }
+
     async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError> {
         let client = self.pool.get().await.map_err(db)?;
         let row = client

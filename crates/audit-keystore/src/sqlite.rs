@@ -153,6 +153,69 @@ impl SubjectKeys for SqliteSubjectKeys {
         self.keyring.unwrap(&id, &wrapped).await
     }
 
+    async fn keys_for(
+        &self,
+        organization_id: &str,
+        subjects: &[Subject],
+    ) -> Result<Vec<(KeyId, DataKey)>, KeyStoreError> {
+        let tokens: Vec<String> = subjects.iter().map(|s| self.keyring.subject_token(organization_id, s)).collect();
+        let org = organization_id.to_owned();
+        let wanted = tokens.clone();
+        let found: Vec<Option<Row>> = self
+            .with_conn(move |conn| {
+                let mut stmt = conn.prepare_cached(FIND).map_err(db)?;
+                wanted
+                    .iter()
+                    .map(|t| stmt.query_row(params![org, t], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(db))
+                    .collect()
+            })
+            .await?;
+        // New keys, wrapped (a KMS wrapper is called per key), then stored
+        // in one transaction: one synchronous commit for all of them.
+        let mut new_rows = Vec::new();
+        for (token, row) in tokens.iter().zip(&found) {
+            if row.is_none() && !new_rows.iter().any(|(t, _, _): &(String, KeyId, Vec<u8>)| t == token) {
+                let (id, wrapped) = self.keyring.new_key().await?;
+                new_rows.push((token.clone(), id, wrapped));
+            }
+        }
+        let rows: Vec<Row> = if new_rows.is_empty() {
+            found.into_iter().flatten().collect()
+        } else {
+            let org = organization_id.to_owned();
+            let wanted = tokens.clone();
+            self.with_conn(move |conn| {
+                let tx = conn.unchecked_transaction().map_err(db)?;
+                {
+                    let mut insert = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO subject_keys (organization_id, subject, key_id, wrapped) VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .map_err(db)?;
+                    for (token, id, wrapped) in &new_rows {
+                        insert.execute(params![org, token, id.to_string(), wrapped]).map_err(db)?;
+                    }
+                }
+                tx.commit().map_err(db)?;
+                // Whoever inserted first, these are the subjects' keys now.
+                let mut stmt = conn.prepare_cached(FIND).map_err(db)?;
+                wanted
+                    .iter()
+                    .map(|t| {
+                        stmt.query_row(params![org, t], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .map_err(|e| KeyStoreError::Database(format!("a new key row vanished: {e}")))
+                    })
+                    .collect::<Result<Vec<Row>, _>>()
+            })
+            .await?
+        };
+        let mut keys = Vec::with_capacity(rows.len());
+        for (id, wrapped) in rows {
+            keys.push(self.keyring.unwrap(&id, &wrapped).await?);
+        }
+        Ok(keys)
+    }
+
     async fn key_by_id(&self, organization_id: &str, key_id: KeyId) -> Result<Option<DataKey>, KeyStoreError> {
         let org = organization_id.to_owned();
         let wrapped: Option<Vec<u8>> = self

@@ -45,6 +45,28 @@ where
     }
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "racing callers agree: {ids:?}");
 
+    // Many at once (one transaction for the new ones): existing keys as
+    // they are, new ones stable, repeats within the call agree.
+    let many = [email("new@example.com"), email("b1@example.com"), email("b2@example.com"), email("b1@example.com")];
+    let keys = store.keys_for("org-1", &many).await.unwrap();
+    assert_eq!(keys.len(), 4);
+    assert_eq!(keys[0].0, ids[0], "an existing subject keeps its key");
+    assert_eq!(keys[1], keys[3], "a subject named twice gets one key");
+    assert_ne!(keys[1].0, keys[2].0);
+    assert_eq!(store.key_for("org-1", &email("b2@example.com")).await.unwrap(), keys[2].clone(), "stored");
+
+    // Holds: organization-wide or per subject, by token; lifted once.
+    let hold = store.place_hold("org-1", Some(&email("b1@example.com")), "case 1").await.unwrap();
+    assert!(store.hold_on("org-1", &email("b1@example.com")).await.unwrap().is_some());
+    assert!(store.hold_on("org-1", &email("b2@example.com")).await.unwrap().is_none(), "only that subject");
+    let everything = store.place_hold("org-2", None, "audit").await.unwrap();
+    assert!(store.hold_on("org-2", &email("anyone@example.com")).await.unwrap().is_some(), "organization-wide");
+    assert_eq!(store.holds("org-1").await.unwrap(), vec![hold.clone()]);
+    assert_eq!(store.lift_hold("org-1", &hold.id).await.unwrap(), Some(hold.clone()));
+    assert_eq!(store.lift_hold("org-1", &hold.id).await.unwrap(), None, "lifted once");
+    assert_eq!(store.lift_hold("org-1", &everything.id).await.unwrap(), None, "holds belong to their organization");
+    assert!(store.lift_hold("org-2", &everything.id).await.unwrap().is_some());
+
     // Erasure: the key is gone, twice is a no-op, an unknown subject too.
     assert_eq!(store.destroy("org-1", &email("ada@example.com")).await.unwrap(), Some(id), "names the key destroyed");
     assert_eq!(store.key_by_id("org-1", id).await.unwrap(), None, "a destroyed key is not found");

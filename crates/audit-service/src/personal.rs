@@ -18,6 +18,7 @@ use audit_core::Timestamp;
 use audit_core::personal::{DataKey, KeyId, PersonalPath, SEALED_PREFIX, Subject, has_personal_data, normalise_email};
 use audit_core::stored::StoredEvent;
 use audit_keystore::{KeyStoreError, SubjectKeys};
+use rand_chacha::ChaCha20Rng;
 
 use crate::queue::Pending;
 use crate::state::lock;
@@ -177,41 +178,68 @@ impl Protection {
             cache.keys.clear();
             cache.erasures = erasures;
         }
-        let mut failed = Vec::new();
-        let mut kept = Vec::with_capacity(batch.len());
-        for mut p in batch.drain(..) {
-            if p.event.is_sealed() || !has_personal_data(p.event.draft(), &self.paths) {
-                kept.push(p);
+        // Whose data each event carries; the keys not cached are fetched
+        // (and the new ones made) in one call: one commit for the batch.
+        let subjects: Vec<Option<Subject>> = batch
+            .iter()
+            .map(|p| {
+                let d = p.event.draft();
+                (!p.event.is_sealed() && has_personal_data(d, &self.paths))
+                    .then(|| Subject::of(d.actor_type, d.actor_id.as_deref(), d.actor_email.as_deref(), now))
+            })
+            .collect();
+        let mut resolved: HashMap<Subject, (KeyId, DataKey)> = HashMap::new();
+        let mut missing: Vec<Subject> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for s in subjects.iter().flatten() {
+            if !seen.insert(s) {
                 continue;
             }
-            let d = p.event.draft();
-            let subject = Subject::of(d.actor_type, d.actor_id.as_deref(), d.actor_email.as_deref(), now);
-            let (key_id, key) = match cache.get(&subject) {
-                Some(k) => k,
-                None => match self.keys.key_for(organization_id, &subject).await {
-                    Ok(k) => {
-                        cache.keys.insert(subject, (k.0, k.1.clone(), Instant::now()));
-                        k
-                    }
-                    Err(e) => {
-                        failed.push((p, format!("cannot seal personal data: {e}")));
-                        continue;
+            match cache.get(s) {
+                Some(k) => drop(resolved.insert(s.clone(), k)),
+                None => missing.push(s.clone()),
+            }
+        }
+        let fetched = match missing.is_empty() {
+            true => Ok(()),
+            false => self.keys.keys_for(organization_id, &missing).await.map(|keys| {
+                for (subject, (id, key)) in missing.into_iter().zip(keys) {
+                    cache.keys.insert(subject.clone(), (id, key.clone(), Instant::now()));
+                    resolved.insert(subject, (id, key));
+                }
+            }),
+        };
+        let mut rng = match (fetched, cache.rng.as_mut()) {
+            (Ok(()), Some(rng)) => Ok(rng),
+            (Ok(()), None) => audit_keystore::random::<32>()
+                .map(|seed| cache.rng.insert(<ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::from_seed(seed)))
+                .map_err(|e| format!("cannot seal personal data: {e}")),
+            (Err(e), _) => Err(format!("cannot seal personal data: {e}")),
+        };
+        let mut failed = Vec::new();
+        let mut kept = Vec::with_capacity(batch.len());
+        for (mut p, subject) in batch.drain(..).zip(subjects) {
+            let Some(subject) = subject else {
+                kept.push(p);
+                continue;
+            };
+            let sealed = match &mut rng {
+                Err(why) => Err(why.clone()),
+                Ok(rng) => match resolved.get(&subject) {
+                    None => Err("cannot seal personal data: the key store returned no key".to_owned()),
+                    Some((key_id, key)) => {
+                        p.event = p.event.sealed(&self.paths, key, *key_id, || {
+                            let mut nonce = [0; 12];
+                            rand_chacha::rand_core::RngCore::fill_bytes(&mut **rng, &mut nonce);
+                            nonce
+                        });
+                        Ok(())
                     }
                 },
             };
-            let mut no_randomness = None;
-            p.event = p.event.sealed(&self.paths, &key, key_id, || match audit_keystore::random::<12>() {
-                Ok(nonce) => nonce,
-                Err(e) => {
-                    no_randomness = Some(e);
-                    [0; 12]
-                }
-            });
-            match no_randomness {
-                // Refused, and its sealed form dropped with it: a fixed
-                // nonce must never reach storage.
-                Some(e) => failed.push((p, format!("cannot seal personal data: {e}"))),
-                None => kept.push(p),
+            match sealed {
+                Ok(()) => kept.push(p),
+                Err(why) => failed.push((p, why)),
             }
         }
         *batch = kept;
@@ -232,11 +260,14 @@ impl audit_index::BlindColumns for Protection {
     }
 }
 
-/// A worker's cache of its organization's subject keys.
+/// A worker's cache of its organization's subject keys, and its source of
+/// nonces: ChaCha20 seeded from the system's random source (a system call
+/// per nonce would cost more than the sealing itself).
 #[derive(Debug, Default)]
 pub(crate) struct SealCache {
     keys: HashMap<Subject, (KeyId, DataKey, Instant)>,
     erasures: u64,
+    rng: Option<ChaCha20Rng>,
 }
 
 impl SealCache {

@@ -528,11 +528,46 @@ impl ValidatedEvent {
         nonce: impl FnMut() -> [u8; 12],
     ) -> ValidatedEvent {
         let fingerprint = self.fingerprint();
-        if crate::personal::protect(&mut self.draft, paths, key, key_id, nonce) > 0 {
+        let sealed = crate::personal::protect_counted(&mut self.draft, paths, key, key_id, nonce);
+        if sealed.at_paths > 0 {
             self.canonical = crate::canonical::to_canonical(&Value::Object(self.to_object()));
+        } else if sealed.members > 0 {
+            // Only top-level strings changed: splice them into the canonical
+            // form instead of rebuilding it (the hot path of sealing).
+            self.canonical = self.with_personal_members_spliced();
+            debug_assert_eq!(self.canonical, crate::canonical::to_canonical(&Value::Object(self.to_object())));
         }
         self.input_fingerprint = Some(fingerprint);
         self
+    }
+
+    /// The canonical input with the values of the four top-level personal
+    /// members replaced by the draft's (members are sorted by name and
+    /// keep their places, so only those values' bytes change).
+    fn with_personal_members_spliced(&self) -> Vec<u8> {
+        let d = &self.draft;
+        let now = |name: &[u8]| match name {
+            b"actor_email" => d.actor_email.as_deref(),
+            b"actor_ip" => d.actor_ip.as_deref(),
+            b"user_agent" => d.user_agent.as_deref(),
+            b"session_id" => d.session_id.as_deref(),
+            _ => None,
+        };
+        let Ok(members) = crate::scan::scan_object(&self.canonical) else {
+            return crate::canonical::to_canonical(&Value::Object(self.to_object()));
+        };
+        let base = self.canonical.as_ptr() as usize;
+        let mut out = Vec::with_capacity(self.canonical.len() + 512);
+        let mut at = 0;
+        for m in members {
+            let Some(value) = now(m.name) else { continue };
+            let start = m.value.as_ptr() as usize - base;
+            out.extend_from_slice(&self.canonical[at..start]);
+            crate::canonical::write_string(value, &mut out);
+            at = start + m.value.len();
+        }
+        out.extend_from_slice(&self.canonical[at..]);
+        out
     }
 
     /// This stored event's members with its personal values revealed by

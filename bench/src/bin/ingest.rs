@@ -147,16 +147,31 @@ async fn main() {
         flood(&dir, events).await;
         return;
     }
+    if audit_bench::arg_str("--mode").as_deref() == Some("protection-only") {
+        // For a profiler: the protected run alone.
+        let subjects = audit_bench::arg("--subjects", 0);
+        let extras = Extras { protection: true, subjects, ..Extras::default() };
+        let (on, _) = service_durable(&dir, events, callers, extras).await;
+        println!("durable ingest with protection: {on:.0} events/s");
+        return;
+    }
     if audit_bench::arg_str("--mode").as_deref() == Some("protection") {
         let subjects = audit_bench::arg("--subjects", 0);
         let mut ratios = Vec::new();
         for round in 1..=rounds {
             let plain = Extras { subjects, ..Extras::default() };
+            let cpu = || audit_bench::cpu_seconds().unwrap_or(0.0);
+            let before = cpu();
             let (off, _) = service_durable(&dir, events, callers, plain).await;
+            let between = cpu();
             let (on, _) = service_durable(&dir, events, callers, Extras { protection: true, ..plain }).await;
+            let after = cpu();
+            let per_event = |secs: f64| secs / events as f64 * 1e6;
             ratios.push(on / off);
             println!(
-                "round {round}: durable ingest, protection off {off:.0} events/s, on {on:.0} events/s (ratio {:.2})",
+                "round {round}: durable ingest, protection off {off:.0} events/s ({:.1} µs CPU/event), on {on:.0} events/s ({:.1} µs CPU/event) (ratio {:.2})",
+                per_event(between - before),
+                per_event(after - between),
                 on / off
             );
         }

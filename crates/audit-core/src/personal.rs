@@ -168,12 +168,16 @@ pub fn seal(value: &Value, key: &DataKey, key_id: KeyId, place: Place<'_>, nonce
 /// One key ready to seal many values (the key schedule is done once).
 struct Sealer {
     cipher: Aes256Gcm,
-    key_id: KeyId,
+    /// `enc:v1:<key id>:`, the start of every value it seals.
+    prefix: String,
 }
 
 impl Sealer {
     fn new(key: &DataKey, key_id: KeyId) -> Sealer {
-        Sealer { cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0)), key_id }
+        Sealer {
+            cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0)),
+            prefix: format!("{SEALED_PREFIX}{key_id}:"),
+        }
     }
 
     fn seal(&self, value: &Value, place: Place<'_>, nonce: [u8; NONCE_BYTES]) -> String {
@@ -186,10 +190,8 @@ impl Sealer {
         let mut payload = Vec::with_capacity(NONCE_BYTES + sealed.len());
         payload.extend_from_slice(&nonce);
         payload.extend_from_slice(&sealed);
-        let mut out = String::with_capacity(SEALED_PREFIX.len() + 33 + payload.len() * 4 / 3 + 4);
-        out.push_str(SEALED_PREFIX);
-        out.push_str(&self.key_id.to_string());
-        out.push(':');
+        let mut out = String::with_capacity(self.prefix.len() + payload.len() * 4 / 3 + 4);
+        out.push_str(&self.prefix);
         URL_SAFE_NO_PAD.encode_string(payload, &mut out);
         out
     }

@@ -116,6 +116,16 @@ impl Keyring {
         Ok(Keyring { wrapper, blind: BlindIndexKey::from_data_key(&blind) })
     }
 
+    /// A new legal hold on `organization_id`, or on one subject of it (by token).
+    pub(crate) fn new_hold(
+        &self,
+        organization_id: &str,
+        subject: Option<&Subject>,
+        reason: &str,
+    ) -> Result<LegalHold, KeyStoreError> {
+        LegalHold::new(subject.map(|s| self.subject_token(organization_id, s)), reason)
+    }
+
     /// A new random key, its id, and its wrapped form.
     pub(crate) async fn new_key(&self) -> Result<(KeyId, Vec<u8>), KeyStoreError> {
         new_wrapped_key(self.wrapper.as_ref()).await
@@ -134,8 +144,13 @@ pub(crate) async fn new_wrapped_key(wrapper: &dyn KeyWrapper) -> Result<(KeyId, 
     Ok((id, wrapped))
 }
 
+/// A key id read from a row.
+pub(crate) fn parse_key_id(text: &str) -> Result<KeyId, KeyStoreError> {
+    KeyId::parse(text).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {text:?}")))
+}
+
 async fn unwrap_row(wrapper: &dyn KeyWrapper, key_id: &str, wrapped: &[u8]) -> Result<(KeyId, DataKey), KeyStoreError> {
-    let id = KeyId::parse(key_id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {key_id:?}")))?;
+    let id = parse_key_id(key_id)?;
     let key = wrapper
         .unwrap(wrapped, id)
         .await?

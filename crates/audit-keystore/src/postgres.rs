@@ -209,11 +209,7 @@ impl SubjectKeys for PostgresSubjectKeys {
             )
             .await
             .map_err(db)?;
-        row.map(|r| {
-            let id: String = r.get(0);
-            KeyId::parse(&id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {id:?}")))
-        })
-        .transpose()
+        row.map(|r| crate::parse_key_id(r.get(0))).transpose()
     }
 
     fn keyring(&self) -> &Keyring {
@@ -226,7 +222,7 @@ impl SubjectKeys for PostgresSubjectKeys {
         subject: Option<&Subject>,
         reason: &str,
     ) -> Result<LegalHold, KeyStoreError> {
-        let hold = LegalHold::new(subject.map(|s| self.keyring.subject_token(organization_id, s)), reason)?;
+        let hold = self.keyring.new_hold(organization_id, subject, reason)?;
         let client = self.pool.get().await.map_err(db)?;
         client
             .execute(

@@ -257,8 +257,7 @@ impl SubjectKeys for SqliteSubjectKeys {
                 Ok(id)
             })
             .await?;
-        id.map(|id| KeyId::parse(&id).ok_or_else(|| KeyStoreError::Database(format!("malformed key id {id:?}"))))
-            .transpose()
+        id.as_deref().map(crate::parse_key_id).transpose()
     }
 
     fn keyring(&self) -> &Keyring {
@@ -271,7 +270,7 @@ impl SubjectKeys for SqliteSubjectKeys {
         subject: Option<&Subject>,
         reason: &str,
     ) -> Result<LegalHold, KeyStoreError> {
-        let hold = LegalHold::new(subject.map(|s| self.keyring.subject_token(organization_id, s)), reason)?;
+        let hold = self.keyring.new_hold(organization_id, subject, reason)?;
         let (org, h) = (organization_id.to_owned(), hold.clone());
         self.with_conn(move |conn| {
             conn.execute(

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_core::Timestamp;
+use audit_core::event::ValidatedEvent;
 use audit_core::personal::{DataKey, KeyId, PersonalPath, SEALED_PREFIX, Subject, has_personal_data, normalise_email};
 use audit_core::stored::StoredEvent;
 use audit_keystore::{KeyStoreError, SubjectKeys};
@@ -39,10 +40,18 @@ const EMAIL_FIELD: &str = "actor_email";
 pub struct Protection {
     keys: Arc<dyn SubjectKeys>,
     paths: Vec<PersonalPath>,
-    /// Erasures done by this process: caches made before the last one are stale.
+    /// Erasures done by this process (workers compare it with what they saw).
     erasures: AtomicU64,
+    /// Readers' keys by id.
     opened: std::sync::Mutex<OpenedKeys>,
+    /// Sealers' keys by subject, per organization: callers seal with them
+    /// on their own threads; workers fill them for the subjects callers
+    /// could not (a new subject's key is made in the worker's batch).
+    sealing: std::sync::Mutex<SealingKeys>,
 }
+
+/// Subject keys for sealing, per organization, with when they were fetched.
+type SealingKeys = HashMap<String, HashMap<Subject, (KeyId, DataKey, Instant)>>;
 
 /// Keys looked up by id, per organization: the key (`None`: destroyed) and
 /// when it was asked for.
@@ -52,7 +61,13 @@ impl Protection {
     /// Protection with subject keys in `keys`, sealing the four personal
     /// members and the values at `paths`.
     pub fn new(keys: Arc<dyn SubjectKeys>, paths: Vec<PersonalPath>) -> Protection {
-        Protection { keys, paths, erasures: AtomicU64::new(0), opened: std::sync::Mutex::new(HashMap::new()) }
+        Protection {
+            keys,
+            paths,
+            erasures: AtomicU64::new(0),
+            opened: std::sync::Mutex::new(HashMap::new()),
+            sealing: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// The configured personal paths inside `metadata` and the states.
@@ -158,36 +173,50 @@ impl Protection {
         // Whatever the outcome, nothing cached before may be trusted.
         self.erasures.fetch_add(1, Ordering::AcqRel);
         lock(&self.opened).clear();
+        lock(&self.sealing).clear();
         destroyed
     }
 
-    /// Seals the personal values of every event in `batch` that has any,
-    /// each under its subject's key (made and stored when new, before the
-    /// event can be acknowledged). Events that cannot be sealed (the key
-    /// store failed) are taken out and returned with the reason: they must
-    /// be refused, never stored in plaintext.
+    /// The fresh cached key of `subject` in `organization_id`, if any.
+    fn cached_key(&self, organization_id: &str, subject: &Subject) -> Option<(KeyId, DataKey)> {
+        lock(&self.sealing)
+            .get(organization_id)?
+            .get(subject)
+            .filter(|(_, _, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(id, key, _)| (*id, key.clone()))
+    }
+
+    /// The subject whose key seals `event`, or `None` when it needs none
+    /// (no personal data, or sealed already).
+    fn subject_of(&self, event: &ValidatedEvent, now: Timestamp) -> Option<Subject> {
+        let d = event.draft();
+        (!event.is_sealed() && has_personal_data(d, &self.paths))
+            .then(|| Subject::of(d.actor_type, d.actor_id.as_deref(), d.actor_email.as_deref(), now))
+    }
+
+    /// Seals `event` on the caller's thread when its subject's key is
+    /// cached (the common case: sealing then costs the log's worker
+    /// nothing); otherwise returns it as it is, for the worker to seal.
+    pub(crate) fn seal_if_cached(&self, event: ValidatedEvent, now: Timestamp) -> ValidatedEvent {
+        let Some(subject) = self.subject_of(&event, now) else { return event };
+        let Some((key_id, key)) = self.cached_key(event.organization_id(), &subject) else { return event };
+        seal_with_nonces(event, &self.paths, &key, key_id).0
+    }
+
+    /// Seals the personal values of every event in `batch` that has any
+    /// and is not sealed yet, each under its subject's key; the keys not
+    /// cached are fetched, and the new ones made and committed, in one
+    /// key-store call before any of these events can be acknowledged.
+    /// Events that cannot be sealed (the key store failed) are taken out
+    /// and returned with the reason: they must be refused, never stored in
+    /// plaintext.
     pub(crate) async fn seal_batch(
         &self,
-        cache: &mut SealCache,
         organization_id: &str,
         now: Timestamp,
         batch: &mut Vec<Pending>,
     ) -> Vec<(Pending, String)> {
-        let erasures = self.erasures.load(Ordering::Acquire);
-        if cache.erasures != erasures {
-            cache.keys.clear();
-            cache.erasures = erasures;
-        }
-        // Whose data each event carries; the keys not cached are fetched
-        // (and the new ones made) in one call: one commit for the batch.
-        let subjects: Vec<Option<Subject>> = batch
-            .iter()
-            .map(|p| {
-                let d = p.event.draft();
-                (!p.event.is_sealed() && has_personal_data(d, &self.paths))
-                    .then(|| Subject::of(d.actor_type, d.actor_id.as_deref(), d.actor_email.as_deref(), now))
-            })
-            .collect();
+        let subjects: Vec<Option<Subject>> = batch.iter().map(|p| self.subject_of(&p.event, now)).collect();
         let mut resolved: HashMap<Subject, (KeyId, DataKey)> = HashMap::new();
         let mut missing: Vec<Subject> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -195,27 +224,28 @@ impl Protection {
             if !seen.insert(s) {
                 continue;
             }
-            match cache.get(s) {
+            match self.cached_key(organization_id, s) {
                 Some(k) => drop(resolved.insert(s.clone(), k)),
                 None => missing.push(s.clone()),
             }
         }
-        let fetched = match missing.is_empty() {
-            true => Ok(()),
-            false => self.keys.keys_for(organization_id, &missing).await.map(|keys| {
-                for (subject, (id, key)) in missing.into_iter().zip(keys) {
-                    cache.keys.insert(subject.clone(), (id, key.clone(), Instant::now()));
-                    resolved.insert(subject, (id, key));
+        let mut failure = None;
+        if !missing.is_empty() {
+            match self.keys.keys_for(organization_id, &missing).await {
+                Ok(keys) => {
+                    let mut sealing = lock(&self.sealing);
+                    let cached = sealing.entry(organization_id.to_owned()).or_default();
+                    if cached.len() >= MAX_CACHED_KEYS {
+                        cached.clear();
+                    }
+                    for (subject, (id, key)) in missing.into_iter().zip(keys) {
+                        cached.insert(subject.clone(), (id, key.clone(), Instant::now()));
+                        resolved.insert(subject, (id, key));
+                    }
                 }
-            }),
-        };
-        let mut rng = match (fetched, cache.rng.as_mut()) {
-            (Ok(()), Some(rng)) => Ok(rng),
-            (Ok(()), None) => audit_keystore::random::<32>()
-                .map(|seed| cache.rng.insert(<ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::from_seed(seed)))
-                .map_err(|e| format!("cannot seal personal data: {e}")),
-            (Err(e), _) => Err(format!("cannot seal personal data: {e}")),
-        };
+                Err(e) => failure = Some(format!("cannot seal personal data: {e}")),
+            }
+        }
         let mut failed = Vec::new();
         let mut kept = Vec::with_capacity(batch.len());
         for (mut p, subject) in batch.drain(..).zip(subjects) {
@@ -223,22 +253,20 @@ impl Protection {
                 kept.push(p);
                 continue;
             };
-            let sealed = match &mut rng {
-                Err(why) => Err(why.clone()),
-                Ok(rng) => match resolved.get(&subject) {
-                    None => Err("cannot seal personal data: the key store returned no key".to_owned()),
-                    Some((key_id, key)) => {
-                        p.event = p.event.sealed(&self.paths, key, *key_id, || {
-                            let mut nonce = [0; 12];
-                            rand_chacha::rand_core::RngCore::fill_bytes(&mut **rng, &mut nonce);
-                            nonce
-                        });
-                        Ok(())
-                    }
-                },
+            let key = match (&failure, resolved.get(&subject)) {
+                (Some(why), _) => Err(why.clone()),
+                (None, None) => Err("cannot seal personal data: the key store returned no key".to_owned()),
+                (None, Some(key)) => Ok(key),
             };
-            match sealed {
-                Ok(()) => kept.push(p),
+            match key {
+                Ok((key_id, key)) => {
+                    let (event, sealed) = seal_with_nonces(p.event, &self.paths, key, *key_id);
+                    p.event = event;
+                    match sealed {
+                        true => kept.push(p),
+                        false => failed.push((p, "cannot seal personal data: no randomness for nonces".to_owned())),
+                    }
+                }
                 Err(why) => failed.push((p, why)),
             }
         }
@@ -260,20 +288,44 @@ impl audit_index::BlindColumns for Protection {
     }
 }
 
-/// A worker's cache of its organization's subject keys, and its source of
-/// nonces: ChaCha20 seeded from the system's random source (a system call
-/// per nonce would cost more than the sealing itself).
-#[derive(Debug, Default)]
-pub(crate) struct SealCache {
-    keys: HashMap<Subject, (KeyId, DataKey, Instant)>,
-    erasures: u64,
-    rng: Option<ChaCha20Rng>,
+/// A thread's source of AES-GCM nonces: ChaCha20 seeded once from the
+/// system's random source (a system call per nonce would cost more than the
+/// sealing itself).
+struct Nonces(ChaCha20Rng);
+
+impl Nonces {
+    fn next(&mut self) -> [u8; 12] {
+        let mut nonce = [0; 12];
+        rand_chacha::rand_core::RngCore::fill_bytes(&mut self.0, &mut nonce);
+        nonce
+    }
 }
 
-impl SealCache {
-    fn get(&self, subject: &Subject) -> Option<(KeyId, DataKey)> {
-        self.keys.get(subject).filter(|(_, _, at)| at.elapsed() < KEY_CACHE_TTL).map(|(id, key, _)| (*id, key.clone()))
-    }
+thread_local! {
+    static NONCES: std::cell::RefCell<Option<Nonces>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `event` sealed with nonces from this thread's source (seeded first if
+/// needed) and `true`; or `event` back unchanged and `false` when the
+/// system's random source fails.
+fn seal_with_nonces(
+    event: ValidatedEvent,
+    paths: &[PersonalPath],
+    key: &DataKey,
+    key_id: KeyId,
+) -> (ValidatedEvent, bool) {
+    NONCES.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none()
+            && let Ok(seed) = audit_keystore::random::<32>()
+        {
+            *slot = Some(Nonces(<ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::from_seed(seed)));
+        }
+        match slot.as_mut() {
+            Some(nonces) => (event.sealed(paths, key, key_id, || nonces.next()), true),
+            None => (event, false),
+        }
+    })
 }
 
 /// The key ids named by sealed values in `bytes` (stored lines), in order,

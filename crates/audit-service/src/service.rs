@@ -231,10 +231,15 @@ impl AuditService {
         if !self.is_running() {
             return Err(CaptureError::Stopped);
         }
-        draft.validate(&self.shared.config.limits).map_err(|e| {
+        let event = draft.validate(&self.shared.config.limits).map_err(|e| {
             self.shared.counters.rejected_invalid.fetch_add(1, Ordering::Relaxed);
             CaptureError::Invalid(e)
-        })
+        })?;
+        // On the caller's thread, in parallel, rather than in the log's
+        // worker (one task per organization): the fingerprint that
+        // deduplication compares.
+        event.fingerprint();
+        Ok(event)
     }
 
     async fn permit(&self, event: &ValidatedEvent) -> Result<tokio::sync::OwnedSemaphorePermit, CaptureError> {
@@ -257,6 +262,14 @@ impl AuditService {
         reply: Option<Reply>,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<String, CaptureError> {
+        // Sealed here, on the caller's thread, when the subject's key is
+        // cached (the worker seals the rest, see `Protection::seal_batch`);
+        // after the queue slot is taken, so that a refused caller gets its
+        // event back as it sent it.
+        let event = match &self.shared.protection {
+            Some(p) => p.seal_if_cached(event, self.shared.clock.now()),
+            None => event,
+        };
         let event_id = uuid::Uuid::now_v7().hyphenated().to_string();
         let org = event.organization_id().to_owned();
         let slot = QueueSlot::new(permit, self.shared.state.queued_counter(&org));

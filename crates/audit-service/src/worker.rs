@@ -191,7 +191,6 @@ async fn serve_log(
         max_bytes: config.max_batch_bytes,
     });
     let mut closing = false;
-    let mut seal_cache = crate::personal::SealCache::default();
     let mut erasures_seen = shared.protection.as_ref().map_or(0, |p| p.erasures());
     while !closing || !batch.buffer.is_empty() {
         if batch.buffer.is_empty() && batch.flush_waiters.is_empty() {
@@ -251,7 +250,7 @@ async fn serve_log(
         batch.batcher.reset();
         if let Some(protection) = &shared.protection {
             let now = shared.clock.now();
-            for (p, why) in protection.seal_batch(&mut seal_cache, &organization_id, now, &mut batch.buffer).await {
+            for (p, why) in protection.seal_batch(&organization_id, now, &mut batch.buffer).await {
                 tracing::error!(organization_id, why, "an event is refused: its personal data cannot be sealed");
                 fail(shared, p, StorageErrorKind::Unexpected, &why);
             }

@@ -192,7 +192,7 @@ impl ValidationError {
 
 /// An event that passed validation, with defaults filled in. Its members are
 /// exactly what will be stored (plus the service's members).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ValidatedEvent {
     draft: EventDraft,
     category: Category,
@@ -200,10 +200,29 @@ pub struct ValidatedEvent {
     severity: Severity,
     actor_type: ActorType,
     canonical: Vec<u8>,
-    /// Set once personal values are sealed: the fingerprint of the input
-    /// as the caller sent it (sealing draws random nonces, so the sealed
-    /// form's own fingerprint would never repeat).
-    input_fingerprint: Option<Hash>,
+    /// The fingerprint of the input as the caller sent it, computed once
+    /// (by whoever asks first: the service asks on the caller's thread, so
+    /// the log's worker does not). Kept through sealing: the sealed form's
+    /// own fingerprint would never repeat (random nonces).
+    fingerprint: std::sync::OnceLock<Hash>,
+    /// Personal values sealed ([`Self::sealed`]).
+    sealed: bool,
+}
+
+/// Equal when they store the same thing: whether a fingerprint was
+/// computed yet (a cache) does not matter; what it is follows from the rest,
+/// except for a sealed event, whose input fingerprint is compared too.
+impl PartialEq for ValidatedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.draft == other.draft
+            && self.category == other.category
+            && self.action == other.action
+            && self.severity == other.severity
+            && self.actor_type == other.actor_type
+            && self.canonical == other.canonical
+            && self.sealed == other.sealed
+            && (!self.sealed || self.fingerprint() == other.fingerprint())
+    }
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$` — organization and project ids.
@@ -447,7 +466,8 @@ impl EventDraft {
             severity,
             actor_type,
             canonical: Vec::new(),
-            input_fingerprint: None,
+            fingerprint: std::sync::OnceLock::new(),
+            sealed: false,
         };
         event.canonical = crate::canonical::to_canonical(&Value::Object(event.to_object()));
         check_object_sizes(&event.canonical, limits)?;
@@ -501,19 +521,16 @@ impl ValidatedEvent {
     /// For an event whose personal values were sealed ([`Self::sealed`]),
     /// the fingerprint of the input before sealing.
     pub fn fingerprint(&self) -> Hash {
-        if let Some(fingerprint) = self.input_fingerprint {
-            return fingerprint;
-        }
-        match self.idempotency_key_member() {
+        *self.fingerprint.get_or_init(|| match self.idempotency_key_member() {
             Some(range) => Hash::of_parts(&[&self.canonical[..range.start], &self.canonical[range.end..]]),
             None => Hash::of(&self.canonical),
-        }
+        })
     }
 
     /// True once [`Self::sealed`] made this event (sealing twice would hide
     /// the first layer).
     pub fn is_sealed(&self) -> bool {
-        self.input_fingerprint.is_some()
+        self.sealed
     }
 
     /// This event with its personal values sealed under `key` (SPEC §9,
@@ -527,7 +544,8 @@ impl ValidatedEvent {
         key_id: crate::personal::KeyId,
         nonce: impl FnMut() -> [u8; 12],
     ) -> ValidatedEvent {
-        let fingerprint = self.fingerprint();
+        // The input's fingerprint, fixed before the canonical form changes.
+        self.fingerprint();
         let sealed = crate::personal::protect_counted(&mut self.draft, paths, key, key_id, nonce);
         if sealed.at_paths > 0 {
             self.canonical = crate::canonical::to_canonical(&Value::Object(self.to_object()));
@@ -537,7 +555,7 @@ impl ValidatedEvent {
             self.canonical = self.with_personal_members_spliced();
             debug_assert_eq!(self.canonical, crate::canonical::to_canonical(&Value::Object(self.to_object())));
         }
-        self.input_fingerprint = Some(fingerprint);
+        self.sealed = true;
         self
     }
 
@@ -584,6 +602,9 @@ impl ValidatedEvent {
         let outcome = crate::personal::reveal_draft(&mut shown.draft, paths, key_for);
         if outcome != crate::personal::Revealing::default() {
             shown.canonical = crate::canonical::to_canonical(&Value::Object(shown.to_object()));
+            // What deduplication compares is now the revealed input's.
+            shown.fingerprint = std::sync::OnceLock::new();
+            shown.sealed = false;
         }
         (shown, outcome)
     }

@@ -296,17 +296,33 @@ impl Backends {
         }
     }
 
+    /// Where personal data's keys are, for people (no secrets).
+    pub(crate) fn describe_personal(&self) -> String {
+        match &self.personal {
+            None => "stored as sent (AUDIT_PERSONAL_DATA_PROTECTION=off)".to_owned(),
+            Some(p) => match &p.store {
+                KeyStoreChoice::Sqlite(dir) => format!("sealed, keys in {}", dir.display()),
+                KeyStoreChoice::Postgres(url, schema) => {
+                    format!("sealed, keys in {} schema {schema}", url_for_people(url))
+                }
+            },
+        }
+    }
+
     /// Where the index is, for people (the password of a URL is not shown).
     pub(crate) fn describe_index(&self) -> String {
         match &self.index {
             IndexChoice::Sqlite(path) => path.display().to_string(),
-            IndexChoice::Postgres(url, _) => {
-                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-                format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
-            }
+            IndexChoice::Postgres(url, _) => url_for_people(url),
         }
     }
+}
+
+/// A database URL without its user, password or parameters.
+fn url_for_people(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
 }
 
 /// The default retention of S3 objects: 7 years, as the seed recommends.

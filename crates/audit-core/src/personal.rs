@@ -29,6 +29,10 @@ pub const PERSONAL_MEMBERS: [&str; 4] = ["actor_email", "actor_ip", "user_agent"
 /// What a personal value whose key was destroyed reads as.
 pub const ERASED: &str = "[erased]";
 
+/// What a sealed value that does not open with its key reads as: it was
+/// altered or moved (the event's hash check fails too; `verify` says where).
+pub const UNREADABLE: &str = "[unreadable]";
+
 /// The prefix of a stored personal value.
 pub const SEALED_PREFIX: &str = "enc:v1:";
 
@@ -518,13 +522,13 @@ pub struct Revealing {
     pub opened: usize,
     /// Erased (their key is gone): now [`ERASED`].
     pub erased: usize,
-    /// Unreadable (altered, moved or not JSON): left as stored.
+    /// Unreadable (altered, moved or not JSON): now [`UNREADABLE`].
     pub unreadable: usize,
 }
 
 /// Replaces `draft`'s sealed personal values by what they hold, or by
-/// [`ERASED`] where `key_for` has no key (destroyed). A value that does not
-/// open is left as stored and counted. Top-level members get the opened
+/// [`ERASED`] where `key_for` has no key (destroyed), or by [`UNREADABLE`]
+/// where it does not open (altered or moved; counted). Top-level members get the opened
 /// string (a non-string sealed there reads as its JSON text).
 pub fn reveal_draft(
     draft: &mut EventDraft,
@@ -552,7 +556,7 @@ pub fn reveal_draft(
             }
             Revealed::Unreadable(_) => {
                 outcome.unreadable += 1;
-                continue;
+                Value::String(UNREADABLE.to_owned())
             }
         };
         match slot {
@@ -756,15 +760,14 @@ mod tests {
     }
 
     #[test]
-    fn a_sealed_value_moved_to_another_member_stays_unreadable_not_revealed() {
+    fn a_sealed_value_moved_to_another_member_reads_unreadable_not_revealed() {
         let mut draft = draft_with_personal_data();
         protect(&mut draft, &paths(), &KEY, ID, || [5; 12]);
         // Someone swaps the sealed email into user_agent.
         draft.user_agent = draft.actor_email.clone();
-        let moved = draft.user_agent.clone();
         let outcome = reveal_draft(&mut draft, &paths(), |_| Some(KEY.clone()));
         assert_eq!(outcome.unreadable, 1);
-        assert_eq!(draft.user_agent, moved, "left as stored");
+        assert_eq!(draft.user_agent.as_deref(), Some(UNREADABLE), "never the email it holds");
         assert_eq!(draft.actor_email.as_deref(), Some("ada@example.com"));
     }
 

@@ -182,10 +182,11 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     }
     let router = app(state.clone(), settings.metrics_listen.is_none());
     eprintln!(
-        "agenttrace-audit listening on http://{} (log: {}; index: {}{})",
+        "agenttrace-audit listening on http://{} (log: {}; index: {}; personal data: {}{})",
         listener.local_addr()?,
         settings.backends.describe_storage(),
         settings.backends.describe_index(),
+        settings.backends.describe_personal(),
         if args.no_auth { "; NO AUTHENTICATION" } else { "" }
     );
     let served = audit_server::serve(listener, router, limits, shutdown_signal()).await;

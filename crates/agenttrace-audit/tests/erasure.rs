@@ -91,6 +91,18 @@ fn a_subject_is_readable_then_erased_everywhere_while_the_log_still_verifies() {
     assert!(!body.contains("enc:v1:"), "{body}");
     let (_, csv) = get("/v1/export?organization_id=org-1&format=csv");
     assert!(csv.contains("grace@example.org"), "{csv}");
+    // Right of access: everything about one person, readable, through the
+    // API and the CLI; and a verifiable bundle of the same events.
+    let (_, access) = get("/v1/export?organization_id=org-1&format=json&actor_email=ada@example.com");
+    assert_eq!(access.matches("\"event_id\"").count(), 2, "{access}");
+    assert!(access.contains("192.0.2.7") && !access.contains("grace"), "{access}");
+    let access = ok(run(&data, &["export", "--org", ORG, "--format", "csv", "--actor-email", "ADA@example.com"]));
+    assert_eq!(access.lines().count(), 1 + 2, "header and ada's two events: {access}");
+    let bundle = dir.path().join("ada.evidence.jsonl");
+    let args = ["export", "--org", ORG, "--format", "jsonl", "--actor-email", "ada@example.com", "--with-proof", "-o"];
+    ok(run(&data, &[&args[..], &[bundle.to_str().unwrap()]].concat()));
+    let checked = ok(Command::new(BIN).arg("verify-export").arg(&bundle).arg("--json").output().unwrap());
+    assert!(checked.contains("\"total_events\":2"), "the bundle holds ada's two events, sealed: {checked}");
 
     // A hold blocks the erasure.
     let (status, hold) = server
@@ -201,6 +213,18 @@ fn a_wrong_master_key_stops_the_start_naming_the_variable_and_protection_off_sto
         .unwrap();
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success() && err.contains("AUDIT_MASTER_KEY_FILE"), "{err}");
+
+    // A personal path that names no object member is refused, naming the setting.
+    let bad = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--org", ORG])
+        .arg(&input)
+        .env("AUDIT_PERSONAL_PATHS", "email")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("AUDIT_PERSONAL_PATHS"), "{err}");
 
     // Switched off: stored as sent (and the docs say existing sealed events stay sealed).
     let plain = dir.path().join("plain");

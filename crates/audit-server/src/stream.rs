@@ -121,8 +121,15 @@ pub(crate) fn evidence_body(
 ) -> Body {
     streamed(state.export_patience(), move |out, handle| {
         let store = std::sync::Arc::clone(state.service().store());
-        let result =
-            handle.block_on(audit_service::export_evidence(store.as_ref(), &filter, key.as_ref(), out, &mut |_| {}));
+        let protection = state.service().protection().map(|p| p.as_ref());
+        let result = handle.block_on(audit_service::export_evidence(
+            store.as_ref(),
+            &filter,
+            key.as_ref(),
+            out,
+            protection,
+            &mut |_| {},
+        ));
         let result = finish(&filter, result.map(|s| s.events).map_err(|e| e.to_string()), out);
         handle.block_on(record_export(&state, &filter, record, result.clone()));
         result.map(drop)

@@ -91,8 +91,15 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
                 "warning: no signing key in the data directory: the checkpoint's signature is not checked before export"
             );
         }
-        let summary =
-            audit_service::export_evidence(store.as_ref(), &filter, key.as_ref(), &mut out, &mut progress).await?;
+        let summary = audit_service::export_evidence(
+            store.as_ref(),
+            &filter,
+            key.as_ref(),
+            &mut out,
+            protection.as_deref(),
+            &mut progress,
+        )
+        .await?;
         if summary.newer_than_checkpoint > 0 {
             eprintln!(
                 "left out {} matching events newer than the checkpoint (tree size {}); export again after the next checkpoint",

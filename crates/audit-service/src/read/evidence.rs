@@ -84,6 +84,7 @@ pub async fn export_evidence(
     filter: &AuditEventFilter,
     key: Option<&VerifierKey>,
     out: &mut (dyn Write + Send),
+    protection: Option<&crate::personal::Protection>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<EvidenceSummary, EvidenceError> {
     let org = filter.organization_id.clone();
@@ -107,7 +108,9 @@ pub async fn export_evidence(
     out.write_all(&audit_core::canonical::to_canonical(&Value::Object(header)))?;
     out.write_all(b"\n")?;
     let mut writer = ProofInterleaver { out, tree: &tree, partial: Vec::new(), events: 0, newer: 0, failure: None };
-    crate::read::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, None, progress).await?;
+    // The events as stored; `protection` only lets an `actor_email` filter
+    // match the sealed addresses (a subject's right-of-access bundle).
+    crate::read::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, protection, progress).await?;
     if let Some(e) = writer.failure.take() {
         return Err(e);
     }

@@ -41,6 +41,8 @@ pub(crate) struct FileConfig {
     s3_endpoint: Option<String>,
     s3_prefix: Option<String>,
     s3_require_object_lock: Option<toml::Value>,
+    s3_sse: Option<String>,
+    s3_kms_key_id: Option<String>,
     worker_idle_timeout: Option<toml::Value>,
     max_open_logs: Option<toml::Value>,
     checkpoint_mirror: Option<String>,
@@ -85,6 +87,8 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_S3_ENDPOINT",
     "AUDIT_S3_PREFIX",
     "AUDIT_S3_REQUIRE_OBJECT_LOCK",
+    "AUDIT_S3_SSE",
+    "AUDIT_S3_KMS_KEY_ID",
     "AUDIT_RETENTION_DAYS",
     "AUDIT_INDEX_URL",
     "AUDIT_INDEX_CA_FILE",
@@ -218,6 +222,9 @@ pub(crate) struct S3Settings {
     pub(crate) prefix: String,
     pub(crate) retention_days: u32,
     pub(crate) require_object_lock: bool,
+    /// Server-side encryption (`AUDIT_S3_SSE`: `AES256` or `aws:kms`) and
+    /// the KMS key (`AUDIT_S3_KMS_KEY_ID`), checked at load.
+    pub(crate) sse: Option<(String, Option<String>)>,
 }
 
 /// Where the query index is (`AUDIT_INDEX_URL`).
@@ -353,6 +360,24 @@ impl Backends {
                     "s3_require_object_lock",
                 ))?
                 .unwrap_or(true),
+                sse: {
+                    let mode = pick(None, "AUDIT_S3_SSE", file.s3_sse.clone(), "s3_sse");
+                    let key = pick(None, "AUDIT_S3_KMS_KEY_ID", file.s3_kms_key_id.clone(), "s3_kms_key_id");
+                    match (mode, key) {
+                        (None, None) => None,
+                        (None, Some((_, source))) => bail!("{source} needs AUDIT_S3_SSE=aws:kms"),
+                        (Some((mode, source)), key) => {
+                            let key = key.map(|(k, _)| k);
+                            match (mode.as_str(), &key) {
+                                ("AES256", None) | ("aws:kms", _) => Some((mode, key)),
+                                ("AES256", Some(_)) => {
+                                    bail!("AUDIT_S3_KMS_KEY_ID goes with AUDIT_S3_SSE=aws:kms, not AES256")
+                                }
+                                _ => bail!("{source}: {mode:?} is not a server-side encryption (AES256 or aws:kms)"),
+                            }
+                        }
+                    }
+                },
             })
         };
         let storage = match pick(None, "AUDIT_STORAGE_BACKEND", file.storage_backend.clone(), "storage_backend") {
@@ -723,6 +748,7 @@ mod tests {
                 prefix: "prod/".into(),
                 retention_days: 2555,
                 require_object_lock: true,
+                sse: None,
             }),
             index: IndexChoice::Postgres("postgres://audit:s3cret@db.internal:5432/audit?sslmode=disable".into(), None),
             mirror: None,

@@ -40,7 +40,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
+use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode, ServerSideEncryption};
 
 type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 
@@ -65,6 +65,32 @@ pub struct S3Config {
     /// A static access key id and secret; `None` (the default) uses the
     /// standard AWS chain (environment, profile, SSO, instance role).
     pub credentials: Option<(String, String)>,
+    /// Server-side encryption every object is written with
+    /// (`AUDIT_S3_SSE`, `AUDIT_S3_KMS_KEY_ID`); `None` leaves it to the
+    /// bucket's default encryption.
+    pub sse: Option<Sse>,
+}
+
+/// Server-side encryption of the objects (encryption at rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    /// `AES256`: keys managed by S3 (SSE-S3).
+    Aes256,
+    /// `aws:kms`: a KMS key (SSE-KMS); `None` is the account's AWS-managed
+    /// `aws/s3` key.
+    Kms(Option<String>),
+}
+
+impl Sse {
+    /// `AES256`, or `aws:kms` with an optional key id.
+    pub fn parse(mode: &str, kms_key_id: Option<String>) -> Result<Sse, String> {
+        match (mode, kms_key_id) {
+            ("AES256", None) => Ok(Sse::Aes256),
+            ("AES256", Some(_)) => Err("a KMS key id goes with aws:kms, not AES256".into()),
+            ("aws:kms", key) => Ok(Sse::Kms(key)),
+            (other, _) => Err(format!("{other:?} is not a server-side encryption (AES256 or aws:kms)")),
+        }
+    }
 }
 
 impl S3Config {
@@ -80,6 +106,7 @@ impl S3Config {
             require_object_lock: true,
             append_deadline: Duration::from_secs(30),
             credentials: None,
+            sse: None,
         }
     }
 }
@@ -98,6 +125,7 @@ struct Inner {
     retention: Duration,
     object_lock: bool,
     append_deadline: Duration,
+    sse: Option<Sse>,
     /// What listing found so far, per organization: objects are never
     /// removed (Object Lock), so later listings only ask for newer keys.
     listings: Mutex<HashMap<String, Listing>>,
@@ -261,6 +289,24 @@ impl S3Store {
             }
             tracing::warn!(bucket, "bucket has no Object Lock: objects are written without retention");
         }
+        if config.sse.is_none() {
+            match client.get_bucket_encryption().bucket(&bucket).send().await {
+                Ok(out) if out.server_side_encryption_configuration().is_some_and(|c| !c.rules().is_empty()) => {}
+                Ok(_) => tracing::warn!(
+                    bucket,
+                    "bucket has no default encryption and AUDIT_S3_SSE is not set: objects are written unencrypted"
+                ),
+                Err(e) if e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => {
+                    tracing::warn!(
+                        bucket,
+                        "bucket has no default encryption and AUDIT_S3_SSE is not set: objects are written unencrypted"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(bucket, error = %brief(&e), "cannot read the bucket's default encryption; set AUDIT_S3_SSE to be sure objects are encrypted")
+                }
+            }
+        }
         let mut prefix = config.prefix.trim_start_matches('/').to_owned();
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
@@ -273,6 +319,7 @@ impl S3Store {
                 retention: Duration::from_secs(u64::from(config.retention_days) * 86_400),
                 object_lock,
                 append_deadline: config.append_deadline,
+                sse: config.sse,
                 listings: Mutex::new(HashMap::new()),
             }),
         })
@@ -453,6 +500,13 @@ impl S3Store {
             .key(key)
             .body(ByteStream::from(bytes.to_vec()))
             .if_none_match("*");
+        match &self.inner.sse {
+            None => {}
+            Some(Sse::Aes256) => put = put.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms(key)) => {
+                put = put.server_side_encryption(ServerSideEncryption::AwsKms).set_ssekms_key_id(key.clone());
+            }
+        }
         if self.inner.object_lock {
             let until = SystemTime::now() + self.inner.retention;
             let secs = until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());

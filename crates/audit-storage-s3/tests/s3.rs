@@ -342,3 +342,41 @@ async fn the_s3_backend_passes_the_conformance_suite() {
     let Some(_) = fresh_bucket("the_s3_backend_passes_the_conformance_suite", true).await else { return };
     audit_storage::test_suite::run_all(&S3Harness).await;
 }
+
+/// `AUDIT_S3_SSE`: every object the service writes — segments, signed
+/// checkpoints, Merkle frontiers — carries the server-side encryption asked
+/// for (moto records the headers as S3 does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_object_is_written_with_the_server_side_encryption_asked_for() {
+    for (name, sse, expected) in [
+        ("sse_aes256", audit_storage_s3::Sse::Aes256, "AES256"),
+        ("sse_kms", audit_storage_s3::Sse::Kms(None), "aws:kms"),
+    ] {
+        let Some(bucket) = fresh_bucket(name, true).await else { return };
+        let mut s3 = bucket.config();
+        s3.sse = Some(sse);
+        let store = S3Store::connect(s3).await.expect("connect to the test bucket");
+        let signer = audit_core::note::SignerKey::from_seed("sse.test", [2; 32]).unwrap();
+        let service = AuditService::builder(Arc::new(store))
+            .config(config())
+            .checkpoints(audit_service::CheckpointConfig {
+                origin: "sse.test".into(),
+                signer,
+                interval: Duration::from_millis(1),
+                mirror: None,
+            })
+            .start()
+            .await;
+        for n in 0..3 {
+            service.capture_durable(draft(n)).await.unwrap();
+        }
+        service.stop().await;
+        let objects = objects(&bucket).await;
+        let kinds = |suffix: &str| objects.iter().filter(|(k, _)| k.ends_with(suffix)).count();
+        assert!(kinds(".jsonl") > 0 && kinds(".note") > 0 && kinds(".frontier") > 0, "{objects:?}");
+        for (key, _) in &objects {
+            let head = bucket.client.head_object().bucket(&bucket.bucket).key(key).send().await.unwrap();
+            assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some(expected), "{key}");
+        }
+    }
+}

@@ -47,6 +47,12 @@ async fn open_s3(s3: &crate::config::S3Settings) -> anyhow::Result<Arc<dyn LogSt
     config.prefix = s3.prefix.clone();
     config.retention_days = s3.retention_days;
     config.require_object_lock = s3.require_object_lock;
+    config.sse = match &s3.sse {
+        None => None,
+        Some((mode, key)) => {
+            Some(audit_storage_s3::Sse::parse(mode, key.clone()).map_err(|e| anyhow::anyhow!("AUDIT_S3_SSE: {e}"))?)
+        }
+    };
     let store = audit_storage_s3::S3Store::connect(config).await.with_context(|| format!("S3 bucket {}", s3.bucket))?;
     Ok(Arc::new(store))
 }

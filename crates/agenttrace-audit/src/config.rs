@@ -57,6 +57,10 @@ pub(crate) struct FileConfig {
     rate_limit: Option<toml::Value>,
     max_in_flight: Option<toml::Value>,
     max_exports: Option<toml::Value>,
+    alert_webhook_url: Option<String>,
+    alert_webhook_secret: Option<String>,
+    alert_webhook_attempts: Option<toml::Value>,
+    alert_webhook_timeout: Option<toml::Value>,
     personal_data_protection: Option<toml::Value>,
     personal_paths: Option<String>,
     key_store_path: Option<PathBuf>,
@@ -115,6 +119,10 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_RATE_LIMIT",
     "AUDIT_MAX_IN_FLIGHT",
     "AUDIT_MAX_EXPORTS",
+    "AUDIT_ALERT_WEBHOOK_URL",
+    "AUDIT_ALERT_WEBHOOK_SECRET",
+    "AUDIT_ALERT_WEBHOOK_ATTEMPTS",
+    "AUDIT_ALERT_WEBHOOK_TIMEOUT",
     "AUDIT_PERSONAL_DATA_PROTECTION",
     "AUDIT_PERSONAL_PATHS",
     "AUDIT_KEY_STORE_PATH",
@@ -624,6 +632,8 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: usize,
     /// `AUDIT_MAX_EXPORTS`: exports streaming at once.
     pub(crate) max_exports: usize,
+    /// `AUDIT_ALERT_WEBHOOK_*`: where alerts are posted (none: logged only).
+    pub(crate) alerts: Option<audit_service::WebhookConfig>,
 }
 
 /// Flags of `serve` that are also settings.
@@ -716,7 +726,51 @@ impl Settings {
         if max_exports == 0 {
             bail!("AUDIT_MAX_EXPORTS: must be at least 1");
         }
+        let alerts = match pick(None, "AUDIT_ALERT_WEBHOOK_URL", file.alert_webhook_url.clone(), "alert_webhook_url") {
+            None => None,
+            Some((url, source)) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    bail!("{source}: {url:?} is not an http(s) URL");
+                }
+                let mut webhook = audit_service::WebhookConfig::new(url);
+                webhook.secret =
+                    pick(None, "AUDIT_ALERT_WEBHOOK_SECRET", file.alert_webhook_secret.clone(), "alert_webhook_secret")
+                        .map(|(v, _)| v);
+                if webhook.secret.is_none() {
+                    eprintln!("warning: AUDIT_ALERT_WEBHOOK_SECRET is not set: alerts are posted unsigned");
+                }
+                let attempts: Option<u32> = parse(
+                    pick(
+                        None,
+                        "AUDIT_ALERT_WEBHOOK_ATTEMPTS",
+                        toml_text(file.alert_webhook_attempts.clone()),
+                        "alert_webhook_attempts",
+                    ),
+                    "a whole number",
+                )?;
+                match attempts {
+                    Some(0) => bail!("AUDIT_ALERT_WEBHOOK_ATTEMPTS: must be at least 1"),
+                    Some(n) => webhook.attempts = n,
+                    None => {}
+                }
+                if let Some(t) = parse_seconds(
+                    pick(
+                        None,
+                        "AUDIT_ALERT_WEBHOOK_TIMEOUT",
+                        toml_text(file.alert_webhook_timeout.clone()),
+                        "alert_webhook_timeout",
+                    ),
+                    false,
+                )? {
+                    webhook.attempt_timeout = t;
+                    // Retries back off from a tenth of an attempt's time (1 s by default).
+                    webhook.first_backoff = (t / 10).max(Duration::from_millis(100));
+                }
+                Some(webhook)
+            }
+        };
         Ok(Settings {
+            alerts,
             listen,
             metrics_listen,
             backends,

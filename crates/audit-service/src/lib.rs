@@ -13,6 +13,7 @@
 //!
 //! Reading back (`Verifier`, `export_jsonl`) goes straight to storage.
 
+mod alert;
 mod batcher;
 mod checkpoint;
 mod clock;
@@ -34,6 +35,7 @@ mod state;
 pub mod timearg;
 mod worker;
 
+pub use alert::{AlertKind, WebhookConfig, signature};
 pub use audit_core::csv::{CSV_COLUMNS, csv_cell, csv_record};
 pub use clock::{Clock, SystemClock};
 pub use config::CheckpointConfig;

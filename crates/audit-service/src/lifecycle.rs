@@ -57,9 +57,21 @@ impl AuditService {
             }
             let mut draft = self.system_event(audit_core::stored::EVENTS_DROPPED, Action::Other, metadata);
             draft.organization_id = log.clone();
-            if let Err(e) = self.record_service_event(draft).await {
-                tracing::error!(organization_id = %org, log = %log, error = %e, "cannot record audit_log.events_dropped; will retry");
-                self.shared.state.restore_dropped((org, log), dropped);
+            match self.record_service_event(draft).await {
+                // One alert per loss report: with the system log's copy.
+                Ok(_) if log == self.shared.config.system_organization => {
+                    let detail = format!(
+                        "{} accepted events lost ({})",
+                        dropped.count,
+                        dropped.reasons.iter().copied().collect::<Vec<_>>().join(", ")
+                    );
+                    self.alert(crate::alert::AlertKind::EventsDropped, &org, &detail);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(organization_id = %org, log = %log, error = %e, "cannot record audit_log.events_dropped; will retry");
+                    self.shared.state.restore_dropped((org, log), dropped);
+                }
             }
         }
     }

@@ -72,9 +72,16 @@ pub struct ServiceBuilder {
     index: Option<Arc<dyn EventIndex>>,
     checkpoints: Option<crate::config::CheckpointConfig>,
     protection: Option<Arc<crate::personal::Protection>>,
+    alerts: Option<crate::alert::WebhookConfig>,
 }
 
 impl ServiceBuilder {
+    /// Send alerts to a webhook too (they are always logged).
+    pub fn alerts(mut self, webhook: crate::alert::WebhookConfig) -> Self {
+        self.alerts = Some(webhook);
+        self
+    }
+
     /// Seal personal data under subject keys (SPEC §9).
     pub fn protection(mut self, protection: Arc<crate::personal::Protection>) -> Self {
         self.protection = Some(protection);
@@ -147,6 +154,7 @@ impl AuditService {
             index: None,
             checkpoints: None,
             protection: None,
+            alerts: None,
         }
     }
 
@@ -165,7 +173,8 @@ impl AuditService {
     }
 
     async fn start_from(parts: ServiceBuilder) -> AuditService {
-        let ServiceBuilder { store, config, clock, index, checkpoints, protection } = parts;
+        let ServiceBuilder { store, config, clock, index, checkpoints, protection, alerts } = parts;
+        let (raised, raised_rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(config.queue_capacity.max(1)));
         let open_logs = Arc::new(Semaphore::new(config.max_open_logs.max(1)));
         let shared = Arc::new(Shared {
@@ -190,11 +199,14 @@ impl AuditService {
             instance: uuid::Uuid::now_v7().hyphenated().to_string(),
             checkpoints,
             protection,
+            alerts,
+            raised,
         });
         if shared.index.is_some() {
             *lock(&shared.indexer) = Some(tokio::spawn(crate::indexer::run(Arc::clone(&shared))));
         }
         let service = AuditService { shared };
+        tokio::spawn(crate::alert::run(service.clone(), raised_rx));
         if service.shared.config.record_lifecycle {
             let started = service.system_event("audit_log.started", Action::Execute, Object::new());
             if let Err(e) = service.capture_durable(started).await {

@@ -64,6 +64,10 @@ pub(crate) struct Shared {
     pub(crate) checkpoints: Option<CheckpointConfig>,
     /// Personal data protection (none: personal values are stored as sent).
     pub(crate) protection: Option<Arc<crate::personal::Protection>>,
+    /// The alert webhook (none: alerts are log lines only).
+    pub(crate) alerts: Option<crate::alert::WebhookConfig>,
+    /// Alerts raised by workers, for the task that delivers them.
+    pub(crate) raised: mpsc::UnboundedSender<crate::alert::Raised>,
 }
 
 impl Shared {
@@ -107,6 +111,11 @@ impl Shared {
 
     /// Queues the report of a lost event for the system log and the
     /// organization's own.
+    /// Raises an alert from anywhere (see [`crate::AuditService::alert`]).
+    pub(crate) fn raise(&self, kind: crate::alert::AlertKind, organization_id: &str, detail: &str) {
+        let _ = self.raised.send((kind, organization_id.to_owned(), detail.to_owned()));
+    }
+
     pub(crate) fn note_dropped(&self, organization_id: &str, reason: &'static str, producer: Option<(&str, u64)>) {
         let system = self.config.system_organization.as_str();
         let logs: &[&str] = if organization_id == system { &[system] } else { &[system, organization_id] };

@@ -175,6 +175,7 @@ async fn serve_log(
             Err(why) => {
                 tracing::error!(organization_id, why, "refusing to append");
                 shared.state.note_refusing(&organization_id, &why);
+                shared.raise(crate::alert::AlertKind::LogPoisoned, &organization_id, &why);
                 return refuse_all(shared, &organization_id, generation, rx, StorageErrorKind::Poisoned, why).await;
             }
         };
@@ -454,6 +455,7 @@ async fn commit(
             tracing::error!(organization_id, events = count, error = %e, "append failed; no event of the batch is acknowledged");
             if poisoned {
                 shared.state.note_refusing(organization_id, &e.to_string());
+                shared.raise(crate::alert::AlertKind::LogPoisoned, organization_id, &e.to_string());
             }
             let why = e.to_string();
             for (p, _) in waiting {

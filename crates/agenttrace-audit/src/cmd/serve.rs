@@ -165,6 +165,9 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     if let Some(p) = protection.clone() {
         builder = builder.protection(p);
     }
+    if let Some(webhook) = settings.alerts.clone() {
+        builder = builder.alerts(webhook);
+    }
     let service = builder.start().await;
     let state = AppState::new(service.clone(), &data_dir, args.no_auth, Some(metrics))
         .with_keys(keys)

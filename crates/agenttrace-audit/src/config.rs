@@ -57,6 +57,7 @@ pub(crate) struct FileConfig {
     rate_limit: Option<toml::Value>,
     max_in_flight: Option<toml::Value>,
     max_exports: Option<toml::Value>,
+    verify_schedule: Option<String>,
     alert_webhook_url: Option<String>,
     alert_webhook_secret: Option<String>,
     alert_webhook_attempts: Option<toml::Value>,
@@ -119,6 +120,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_RATE_LIMIT",
     "AUDIT_MAX_IN_FLIGHT",
     "AUDIT_MAX_EXPORTS",
+    "AUDIT_VERIFY_SCHEDULE",
     "AUDIT_ALERT_WEBHOOK_URL",
     "AUDIT_ALERT_WEBHOOK_SECRET",
     "AUDIT_ALERT_WEBHOOK_ATTEMPTS",
@@ -632,6 +634,8 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: usize,
     /// `AUDIT_MAX_EXPORTS`: exports streaming at once.
     pub(crate) max_exports: usize,
+    /// `AUDIT_VERIFY_SCHEDULE`: when every log is verified (none: `off`).
+    pub(crate) verify_schedule: Option<audit_server::VerifySchedule>,
     /// `AUDIT_ALERT_WEBHOOK_*`: where alerts are posted (none: logged only).
     pub(crate) alerts: Option<audit_service::WebhookConfig>,
 }
@@ -769,7 +773,16 @@ impl Settings {
                 Some(webhook)
             }
         };
+        let verify_schedule = match pick(None, "AUDIT_VERIFY_SCHEDULE", file.verify_schedule.clone(), "verify_schedule")
+        {
+            None => Some(audit_server::VerifySchedule::parse("0 2 * * *").map_err(|e| anyhow::anyhow!(e))?),
+            Some((v, _)) if v.trim().eq_ignore_ascii_case("off") => None,
+            Some((v, source)) => Some(audit_server::VerifySchedule::parse(v.trim()).map_err(|e| {
+                anyhow::anyhow!("{source}: {v:?} is not a cron schedule ({e}); e.g. \"0 2 * * *\", or off")
+            })?),
+        };
         Ok(Settings {
+            verify_schedule,
             alerts,
             listen,
             metrics_listen,

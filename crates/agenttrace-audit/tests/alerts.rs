@@ -155,3 +155,50 @@ fn a_receiver_that_never_answers_is_given_up_on_and_that_is_recorded() {
     assert_eq!(failed.len(), 1, "{system}");
     assert!(failed[0].contains("\"attempts\":2") && failed[0].contains("no answer within"), "{}", failed[0]);
 }
+
+/// `AUDIT_VERIFY_SCHEDULE`: the next scheduled run finds the tampered log
+/// with nobody asking, alerts, and records its result in the system log.
+#[test]
+fn a_tampered_log_is_caught_by_the_next_scheduled_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tampered_log(&data);
+    let (port, got) = receiver(vec![Some(200)]);
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let env = [
+        ("AUDIT_ALERT_WEBHOOK_URL", url.as_str()),
+        ("AUDIT_ALERT_WEBHOOK_SECRET", SECRET),
+        // Every two seconds (six fields: seconds first).
+        ("AUDIT_VERIFY_SCHEDULE", "*/2 * * * * *"),
+    ];
+    let server = Served::binary(BIN, &data, &[], &env);
+    let posts = wait_for(&got, 1, Duration::from_secs(20));
+    let (signature, body) = posts.first().expect("an alert within 20 s, without any request");
+    assert!(body.contains("verification_failed") && body.contains("scheduled verification"), "{body}");
+    // Sequence 0 is the token's api_key.created; trace-2 is the fourth event.
+    assert!(body.contains("hash_mismatch at sequence 3"), "{body}");
+    assert_eq!(signature.as_deref(), Some(audit_service::signature(SECRET, body.as_bytes()).as_str()));
+    server.stop();
+    let system = system_log(&data);
+    // One record per log and run: org-1's say invalid (the system log's own are valid).
+    let runs: Vec<&str> = system
+        .lines()
+        .filter(|l| l.contains("audit_log.verified") && l.contains("\"organization_id\":\"org-1\",\"scheduled\":true"))
+        .collect();
+    assert!(!runs.is_empty(), "{system}");
+    assert!(runs.iter().all(|r| r.contains("\"valid\":false")), "{runs:?}");
+}
+
+#[test]
+fn a_bad_schedule_stops_the_start_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("AUDIT_VERIFY_SCHEDULE", "every night")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("AUDIT_VERIFY_SCHEDULE"), "{err}");
+}

@@ -18,6 +18,7 @@ pub mod keys;
 mod listener;
 mod openapi;
 mod routes;
+mod schedule;
 mod stream;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub use keys::{KeyChange, KeyStore, Scope};
 pub use listener::{ConnectionLimits, serve};
 pub use openapi::openapi_json;
 pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
+pub use schedule::VerifySchedule;
 
 /// API requests running at once, by default.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;

@@ -178,6 +178,9 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         .with_max_exports(settings.max_exports)
         .with_checkpoint_key(signer, origin);
     state.spawn_key_auditor();
+    if let Some(schedule) = settings.verify_schedule.clone() {
+        state.spawn_scheduled_verification(schedule);
+    }
     if let Some(l) = metrics_listener {
         let m = metrics_app(state.clone());
         eprintln!("metrics on http://{}/metrics", l.local_addr()?);

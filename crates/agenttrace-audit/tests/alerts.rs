@@ -162,7 +162,7 @@ fn a_receiver_that_never_answers_is_given_up_on_and_that_is_recorded() {
 fn a_tampered_log_is_caught_by_the_next_scheduled_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    tampered_log(&data);
+    let token = tampered_log(&data);
     let (port, got) = receiver(vec![Some(200)]);
     let url = format!("http://127.0.0.1:{port}/hook");
     let env = [
@@ -178,6 +178,9 @@ fn a_tampered_log_is_caught_by_the_next_scheduled_run() {
     // Sequence 0 is the token's api_key.created; trace-2 is the fourth event.
     assert!(body.contains("hash_mismatch at sequence 3"), "{body}");
     assert_eq!(signature.as_deref(), Some(audit_service::signature(SECRET, body.as_bytes()).as_str()));
+    let (status, shown) = server.request("GET", "/v1/integrity/status", Some(&token), "").unwrap();
+    assert_eq!(status, 200, "{shown}");
+    assert!(shown.contains("\"schedule\":\"*/2 * * * * *\"") && shown.contains("\"valid\":false"), "{shown}");
     server.stop();
     let system = system_log(&data);
     // One record per log and run: org-1's say invalid (the system log's own are valid).

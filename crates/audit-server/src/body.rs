@@ -154,6 +154,31 @@ pub(crate) struct ProducerGapBody {
     known_loss: bool,
 }
 
+/// A log's last scheduled verification.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct ScheduledRun {
+    /// When it ended (RFC 3339, UTC).
+    pub(crate) finished_at: String,
+    pub(crate) valid: bool,
+    /// Events verified.
+    pub(crate) total_events: u64,
+    pub(crate) duration_ms: u64,
+    /// Why it could not run, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub(crate) error: Option<String>,
+}
+
+/// `GET /v1/integrity/status`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct IntegrityStatus {
+    pub(crate) organization_id: String,
+    /// `AUDIT_VERIFY_SCHEDULE` (null: off).
+    pub(crate) schedule: Option<String>,
+    /// The last scheduled run over this log (null: none yet).
+    pub(crate) last_run: Option<ScheduledRun>,
+}
+
 /// The verification report (SPEC §6).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ReportBody {

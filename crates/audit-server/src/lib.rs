@@ -83,6 +83,8 @@ struct StateInner {
     exports: Arc<tokio::sync::Semaphore>,
     /// How many slots `exports` has in all.
     max_exports: usize,
+    /// The verification schedule and each log's last scheduled run.
+    scheduled: Mutex<schedule::Runs>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,6 +115,7 @@ impl AppState {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
                 exports: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_EXPORTS)),
                 max_exports: DEFAULT_MAX_EXPORTS,
+                scheduled: Mutex::new(schedule::Runs::default()),
             }),
         }
     }
@@ -228,6 +231,7 @@ impl AppState {
             in_flight: Arc::clone(&shared.in_flight),
             exports: Arc::clone(&shared.exports),
             max_exports: shared.max_exports,
+            scheduled: Mutex::new(schedule::Runs::default()),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }
@@ -395,6 +399,7 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/events/{event_id}", get(routes::events::get_event))
         .route("/v1/export", get(routes::export::get_export))
         .route("/v1/integrity", get(routes::integrity::get_integrity))
+        .route("/v1/integrity/status", get(routes::integrity::get_integrity_status))
         .route("/v1/audit/health", get(routes::health::get_audit_health))
         .route("/v1/checkpoint", get(routes::integrity::get_checkpoint))
         .route("/v1/events/{event_id}/proof", get(routes::integrity::get_inclusion_proof))

@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::events::get_event,
         crate::routes::export::get_export,
         crate::routes::integrity::get_integrity,
+        crate::routes::integrity::get_integrity_status,
         crate::routes::integrity::get_checkpoint,
         crate::routes::integrity::get_inclusion_proof,
         crate::routes::integrity::get_consistency_proof,

@@ -17,6 +17,14 @@ use audit_service::{AlertKind, TimeRange};
 
 use crate::AppState;
 
+/// What the status route shows: the schedule, and per organization the
+/// last scheduled run.
+#[derive(Debug, Default)]
+pub(crate) struct Runs {
+    pub(crate) schedule: Option<String>,
+    pub(crate) last: std::collections::HashMap<String, crate::body::ScheduledRun>,
+}
+
 /// A parsed verification schedule.
 #[derive(Debug, Clone)]
 pub struct VerifySchedule {
@@ -49,6 +57,7 @@ impl AppState {
     /// Runs the scheduled verifications until the service stops.
     pub fn spawn_scheduled_verification(&self, schedule: VerifySchedule) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
+        self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).schedule = Some(schedule.as_str().to_owned());
         tokio::spawn(async move {
             while state.service().is_running() {
                 let Some(wait) = schedule.until_next() else {
@@ -66,6 +75,12 @@ impl AppState {
                 state.verify_every_log().await;
             }
         })
+    }
+
+    /// The schedule and `org`'s last scheduled run.
+    pub(crate) fn scheduled_run(&self, org: &str) -> (Option<String>, Option<crate::body::ScheduledRun>) {
+        let runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+        (runs.schedule.clone(), runs.last.get(org).cloned())
     }
 
     /// One scheduled run over every organization's log.
@@ -121,6 +136,20 @@ impl AppState {
                     );
                 }
             }
+            let run = crate::body::ScheduledRun {
+                finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                valid: metadata.get("valid") == Some(&Value::Bool(true)),
+                total_events: match metadata.get("total_events") {
+                    Some(Value::Number(n)) => *n as u64,
+                    _ => 0,
+                },
+                duration_ms: (seconds * 1000.0).round() as u64,
+                error: match metadata.get("error") {
+                    Some(Value::String(e)) => Some(e.clone()),
+                    _ => None,
+                },
+            };
+            self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).last.insert(org.clone(), run);
             let record = EventDraft {
                 organization_id: service.config().system_organization.clone(),
                 event_type: "audit_log.verified".into(),

@@ -182,6 +182,8 @@ async fn every_documented_response_schema_validates_a_real_response() {
     let missing = "/v1/events/01937a2b-3c4d-7e5f-8a6b-000000000000";
     assert_eq!(api.call(Method::GET, missing, template, t, None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(api.call(Method::GET, "/v1/integrity", "/v1/integrity", t, None).await.0, StatusCode::OK);
+    let (s, status) = api.call(Method::GET, "/v1/integrity/status", "/v1/integrity/status", t, None).await;
+    assert_eq!((s, status["last_run"].is_null()), (StatusCode::OK, true), "no scheduled run in this test");
     // Wait for a checkpoint covering both events, then prove against it.
     for _ in 0..200 {
         if service.store().latest_checkpoint("org-a").await.unwrap().is_some_and(|(size, _)| size >= 2) {

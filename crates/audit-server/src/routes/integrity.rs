@@ -56,6 +56,23 @@ pub(crate) async fn get_integrity(
     Ok(Json(body::ReportBody::from(&report)).into_response())
 }
 
+/// `GET /v1/integrity/status`: the verification schedule and this log's
+/// last scheduled run.
+#[utoipa::path(get, path = "/v1/integrity/status", tag = "integrity",
+    params(("organization_id" = Option<String>, Query,)),
+    responses((status = 200, description = "The schedule and the last scheduled run", body = body::IntegrityStatus)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_integrity_status(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::Verify)?;
+    let org = organization_only(raw, &principal)?;
+    let (schedule, last_run) = state.scheduled_run(&org);
+    Ok(Json(body::IntegrityStatus { organization_id: org, schedule, last_run }).into_response())
+}
+
 /// `GET /v1/checkpoint`: the newest signed checkpoint of the organization's log.
 #[utoipa::path(get, path = "/v1/checkpoint", tag = "integrity",
     params(("organization_id" = Option<String>, Query,)),

@@ -17,6 +17,16 @@ use audit_service::{AlertKind, TimeRange};
 
 use crate::AppState;
 
+/// An invalid report in one line: how many errors and the first, for
+/// alerts.
+pub(crate) fn failure_summary(report: &audit_core::verify::VerificationReport) -> String {
+    let first = report.errors.first().map_or_else(String::new, |e| match e.sequence {
+        Some(n) => format!(": first {} at sequence {n}", e.kind.as_str()),
+        None => format!(": first {}", e.kind.as_str()),
+    });
+    format!("{} error(s) in {} events{first}", report.errors.len(), report.total_events)
+}
+
 /// What the status route shows: the schedule, and per organization the
 /// last scheduled run.
 #[derive(Debug, Default)]
@@ -113,15 +123,7 @@ impl AppState {
                         metrics::gauge!("audit_scheduled_verify_last_success_timestamp_seconds").set(now.as_secs_f64());
                     } else {
                         metrics::counter!("audit_scheduled_verify_failures_total").increment(1);
-                        let first = report.errors.first().map_or_else(String::new, |e| match e.sequence {
-                            Some(n) => format!(": first {} at sequence {n}", e.kind.as_str()),
-                            None => format!(": first {}", e.kind.as_str()),
-                        });
-                        let detail = format!(
-                            "scheduled verification: {} error(s) in {} events{first}",
-                            report.errors.len(),
-                            report.total_events
-                        );
+                        let detail = format!("scheduled verification: {}", failure_summary(&report));
                         service.alert(AlertKind::VerificationFailed, &org, &detail);
                     }
                 }

@@ -46,11 +46,7 @@ pub(crate) async fn get_integrity(
     state.record_read(&principal, &org, "audit_log.verified", Action::Read, details).await;
     if !report.valid {
         metrics::counter!("audit_verify_failures_total").increment(1);
-        let first = report.errors.first().map_or_else(String::new, |e| match e.sequence {
-            Some(n) => format!(": first {} at sequence {n}", e.kind.as_str()),
-            None => format!(": first {}", e.kind.as_str()),
-        });
-        let detail = format!("{} error(s) in {} events{first}", report.errors.len(), report.total_events);
+        let detail = crate::schedule::failure_summary(&report);
         state.service().alert(audit_service::AlertKind::VerificationFailed, &org, &detail);
     }
     Ok(Json(body::ReportBody::from(&report)).into_response())

@@ -205,3 +205,49 @@ fn a_bad_schedule_stops_the_start_naming_the_variable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("AUDIT_VERIFY_SCHEDULE"), "{err}");
 }
+
+/// A store restored from an old copy (checkpoints and all) looks valid on
+/// its own; held to the checkpoint mirror, the scheduled run sees the
+/// rollback and alerts.
+#[test]
+fn a_rollback_against_the_checkpoint_mirror_is_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mirror, backup) = (dir.path().join("data"), dir.path().join("mirror"), dir.path().join("backup"));
+    let mirror_env = ("AUDIT_CHECKPOINT_MIRROR", mirror.to_str().unwrap());
+    let ingest = |n: usize| {
+        let input = dir.path().join(format!("in{n}.jsonl"));
+        let lines: String = (0..n)
+            .map(|i| format!("{{\"event_type\":\"trace.viewed\",\"action\":\"read\",\"actor_type\":\"user\",\"actor_id\":\"u{n}-{i}\"}}\n"))
+            .collect();
+        std::fs::write(&input, lines).unwrap();
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["ingest", "--org", "org-1"])
+            .arg(&input)
+            .env(mirror_env.0, mirror_env.1)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    ingest(3);
+    assert!(Command::new("cp").arg("-a").arg(&data).arg(&backup).status().unwrap().success());
+    ingest(4);
+    std::fs::remove_dir_all(&data).unwrap();
+    assert!(Command::new("cp").arg("-a").arg(&backup).arg(&data).status().unwrap().success());
+
+    let (port, got) = receiver(vec![Some(200)]);
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let env = [
+        ("AUDIT_ALERT_WEBHOOK_URL", url.as_str()),
+        ("AUDIT_ALERT_WEBHOOK_SECRET", SECRET),
+        ("AUDIT_VERIFY_SCHEDULE", "*/2 * * * * *"),
+        mirror_env,
+    ];
+    let server = Served::binary(BIN, &data, &[], &env);
+    let posts = wait_for(&got, 1, Duration::from_secs(20));
+    server.stop();
+    let (_, body) = posts.first().expect("an alert within 20 s");
+    assert!(body.contains("verification_failed") && body.contains("truncated"), "{body}");
+    assert!(body.contains("\"organization_id\":\"org-1\""), "{body}");
+}

@@ -343,11 +343,16 @@ impl AppState {
             Arc::clone(running.entry(key.clone()).or_default())
         };
         let store = Arc::clone(self.inner.service.store());
+        let mirror = self.inner.service.checkpoint_mirror().cloned();
         let checkpoint_key = self.verifier_for(org);
         let result = cell
             .get_or_init(|| async move {
                 let _turn = self.heavy_turn().await;
-                let verifier = audit_service::Verifier::new(store.as_ref()).range(range);
+                let mut verifier = audit_service::Verifier::new(store.as_ref()).range(range);
+                if let Some(mirror) = &mirror {
+                    // A store restored from an old copy is behind its mirror.
+                    verifier = verifier.mirror(mirror.as_ref());
+                }
                 let verifier = match &checkpoint_key {
                     Some(k) => verifier.key(k),
                     // A server started without checkpoints has no key to check them with.

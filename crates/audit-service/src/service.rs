@@ -444,6 +444,12 @@ impl AuditService {
         .await
     }
 
+    /// Where checkpoints are published outside the store, if anywhere:
+    /// verifications hold logs to it (a rollback of the store shows).
+    pub fn checkpoint_mirror(&self) -> Option<&Arc<dyn LogStore>> {
+        self.shared.checkpoints.as_ref()?.mirror.as_ref()
+    }
+
     /// Personal data protection, when on.
     pub fn protection(&self) -> Option<&Arc<crate::personal::Protection>> {
         self.shared.protection.as_ref()

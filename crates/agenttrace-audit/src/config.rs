@@ -478,7 +478,7 @@ fn personal_settings(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Optio
         "key_store_path",
     )
     .map(|(v, _)| PathBuf::from(v))
-    .unwrap_or_else(|| default_key_store_dir(data_dir));
+    .map_or_else(|| default_key_store_dir(data_dir), Ok)?;
     let store = match pick(None, "AUDIT_KEY_STORE_URL", file.key_store_url.clone(), "key_store_url") {
         None => KeyStoreChoice::Sqlite(store_dir.clone()),
         Some((v, _)) if v.starts_with("postgres://") || v.starts_with("postgresql://") => {
@@ -519,9 +519,26 @@ fn personal_settings(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Optio
 
 /// The embedded key store's default directory: beside the data directory,
 /// never inside it (a copy of the log must not carry its keys).
-pub(crate) fn default_key_store_dir(data_dir: &Path) -> PathBuf {
-    let name = data_dir.file_name().map_or_else(|| "audit_logs".into(), |n| n.to_string_lossy().into_owned());
-    data_dir.with_file_name(format!("{name}-keys"))
+/// A data directory named `.` or `..` is resolved first; one with no
+/// parent (`/`) has no "beside" and needs `AUDIT_KEY_STORE_PATH`.
+pub(crate) fn default_key_store_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let resolved;
+    let data_dir = match data_dir.file_name() {
+        Some(_) => data_dir,
+        None => {
+            resolved = std::path::absolute(data_dir)
+                .and_then(|p| if p.try_exists()? { std::fs::canonicalize(p) } else { Ok(p) })
+                .with_context(|| format!("cannot resolve the data directory {}", data_dir.display()))?;
+            &resolved
+        }
+    };
+    let (Some(name), Some(_)) = (data_dir.file_name(), data_dir.parent()) else {
+        bail!(
+            "the data directory {} has no parent to keep the key store beside it: set AUDIT_KEY_STORE_PATH",
+            data_dir.display()
+        );
+    };
+    Ok(data_dir.with_file_name(format!("{}-keys", name.to_string_lossy())))
 }
 
 /// How events are batched, deduplicated and queued (`AUDIT_BATCH_*`,
@@ -803,6 +820,21 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_store_is_beside_the_data_directory_never_inside() {
+        assert_eq!(default_key_store_dir(Path::new("./audit_logs")).unwrap(), PathBuf::from("./audit_logs-keys"));
+        assert_eq!(default_key_store_dir(Path::new("/srv/audit")).unwrap(), PathBuf::from("/srv/audit-keys"));
+        let here = std::env::current_dir().unwrap();
+        let dot = default_key_store_dir(Path::new(".")).unwrap();
+        assert!(
+            !dot.starts_with(std::fs::canonicalize(&here).unwrap()),
+            "{} is inside {}",
+            dot.display(),
+            here.display()
+        );
+        assert!(default_key_store_dir(Path::new("/")).unwrap_err().to_string().contains("AUDIT_KEY_STORE_PATH"));
+    }
 
     #[test]
     fn the_start_line_never_shows_a_database_password() {

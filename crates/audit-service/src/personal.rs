@@ -145,7 +145,7 @@ impl Protection {
     /// Each of `events` for display (see [`Self::reveal_cached`]).
     pub async fn reveal(&self, events: Vec<StoredEvent>) -> Result<Vec<StoredEvent>, KeyStoreError> {
         for e in &events {
-            self.prefetch(e.body.organization_id(), &e.to_line()).await?;
+            self.prefetch(e.body.organization_id(), e.body.canonical_input()).await?;
         }
         Ok(events.iter().map(|e| self.reveal_cached(e)).collect())
     }

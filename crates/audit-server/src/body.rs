@@ -70,7 +70,7 @@ pub(crate) fn raw_event(line: Vec<u8>) -> Box<RawValue> {
 }
 
 /// A durable receipt.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ReceiptBody {
     event_id: String,
     sequence: u64,

@@ -109,14 +109,8 @@ impl AppState {
             let outcome = self.verify_shared(&org, TimeRange::default()).await;
             let seconds = started.elapsed().as_secs_f64();
             metrics::histogram!("audit_scheduled_verify_duration_seconds").record(seconds);
-            let mut metadata = Object::new();
-            metadata.insert("organization_id", Value::String(org.clone()));
-            metadata.insert("scheduled", Value::Bool(true));
-            metadata.insert("duration_ms", Value::Number((seconds * 1000.0).round()));
-            match outcome {
+            let (valid, total_events, error) = match outcome {
                 Ok(report) => {
-                    metadata.insert("valid", Value::Bool(report.valid));
-                    metadata.insert("total_events", Value::Number(report.total_events as f64));
                     if report.valid {
                         let now =
                             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -126,31 +120,32 @@ impl AppState {
                         let detail = format!("scheduled verification: {}", failure_summary(&report));
                         service.alert(AlertKind::VerificationFailed, &org, &detail);
                     }
+                    (report.valid, report.total_events, None)
                 }
                 Err(e) => {
                     metrics::counter!("audit_scheduled_verify_failures_total").increment(1);
-                    metadata.insert("valid", Value::Bool(false));
-                    metadata.insert("error", Value::String(e.message.clone()));
-                    service.alert(
-                        AlertKind::VerificationFailed,
-                        &org,
-                        &format!("scheduled verification could not run: {}", e.message),
-                    );
+                    let detail = format!("scheduled verification could not run: {}", e.message);
+                    service.alert(AlertKind::VerificationFailed, &org, &detail);
+                    (false, 0, Some(e.message))
                 }
-            }
+            };
             let run = crate::body::ScheduledRun {
                 finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                valid: metadata.get("valid") == Some(&Value::Bool(true)),
-                total_events: match metadata.get("total_events") {
-                    Some(Value::Number(n)) => *n as u64,
-                    _ => 0,
-                },
+                valid,
+                total_events,
                 duration_ms: (seconds * 1000.0).round() as u64,
-                error: match metadata.get("error") {
-                    Some(Value::String(e)) => Some(e.clone()),
-                    _ => None,
-                },
+                error,
             };
+            // The record says what the status route shows.
+            let mut metadata = Object::new();
+            metadata.insert("organization_id", Value::String(org.clone()));
+            metadata.insert("scheduled", Value::Bool(true));
+            metadata.insert("duration_ms", Value::Number(run.duration_ms as f64));
+            metadata.insert("valid", Value::Bool(run.valid));
+            match &run.error {
+                None => metadata.insert("total_events", Value::Number(run.total_events as f64)),
+                Some(why) => metadata.insert("error", Value::String(why.clone())),
+            }
             self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).last.insert(org.clone(), run);
             let record = EventDraft {
                 organization_id: service.config().system_organization.clone(),

@@ -259,7 +259,12 @@ impl AuditService {
         let store = self.store();
         let chunks = store.chunks(organization_id).await.map_err(crate::read::ExportError::from)?;
         let Some(first) = chunks.first() else { return Ok(None) };
-        let bytes = store.read_chunk(organization_id, first).await.map_err(crate::read::ExportError::from)?;
+        // The first line only: a bounded read, however large the segment.
+        let mut bytes = Vec::new();
+        store
+            .read_chunk_window(organization_id, first, 0, crate::read::stored::LONGEST_LINE, &mut bytes)
+            .await
+            .map_err(crate::read::ExportError::from)?;
         let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
         Ok(audit_core::stored::StoredEvent::parse_line(line).ok().map(|e| e.timestamp))
     }

@@ -40,8 +40,7 @@ pub(crate) struct ErasureBody {
     /// Stored events whose personal values now read `"[erased]"`.
     affected_events: u64,
     /// The `subject.erased` record's receipt.
-    #[schema(value_type = Object)]
-    record: serde_json::Value,
+    record: crate::body::ReceiptBody,
 }
 
 /// What `POST /v1/legal-holds` takes.
@@ -135,7 +134,7 @@ pub(crate) async fn post_erase(
         }
     };
     let report = state.service().erase_subject(&org, &target, &requester(&principal)).await?;
-    let record = serde_json::to_value(RawReceipt(&report.receipt)).unwrap_or_default();
+    let record = crate::body::ReceiptBody::from(&report.receipt);
     Ok(Json(ErasureBody {
         organization_id: org,
         already_erased: report.already_erased(),
@@ -144,17 +143,6 @@ pub(crate) async fn post_erase(
         record,
     })
     .into_response())
-}
-
-/// A receipt as JSON (the service's own object form).
-struct RawReceipt<'a>(&'a audit_service::DurableReceipt);
-
-impl Serialize for RawReceipt<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let text = audit_core::canonical::to_canonical(&audit_core::json::Value::Object(self.0.to_object()));
-        let value: serde_json::Value = serde_json::from_slice(&text).map_err(serde::ser::Error::custom)?;
-        value.serialize(s)
-    }
 }
 
 /// `POST /v1/legal-holds`: places a hold (organization-wide or per subject).

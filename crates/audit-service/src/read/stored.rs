@@ -413,7 +413,7 @@ const EXPORT_WINDOW: usize = 128 * 1024;
 /// The longest line an export carries from one window to the next: far
 /// above any stored event (events are limited to 256 KiB), so only a
 /// damaged segment reaches it, and it is refused rather than buffered.
-const LONGEST_LINE: usize = 4 * 1024 * 1024;
+pub(crate) const LONGEST_LINE: usize = 4 * 1024 * 1024;
 
 /// What [`for_each_block`] calls with each block of complete lines.
 type BlockVisitor<'a> = dyn FnMut(&[u8]) -> Result<ControlFlow<()>, ExportError> + Send + 'a;

@@ -401,3 +401,46 @@ fn a_tampered_ciphertext_fails_verification_and_reads_unreadable() {
     assert!(csv.contains("[unreadable]") && csv.contains("198.51.100.9"), "{csv}");
     assert!(!csv.contains("enc:v1:"), "{csv}");
 }
+
+/// The operator's commands as the README spells them: `holds place|list|lift`,
+/// `erase-subject --actor-id`, and the refusal while a `serve` holds the log.
+#[test]
+fn holds_and_erasure_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = dir.path().join("in.jsonl");
+    // u-t1 has no email here: its subject is its actor id.
+    let line = r#"{"event_type":"trace.deleted","action":"delete","actor_type":"user","actor_id":"u-t1","actor_ip":"192.0.2.7","resource_id":"t1"}"#;
+    std::fs::write(&input, format!("{line}\n")).unwrap();
+    ok(run(&data, &["ingest", "--org", ORG, input.to_str().unwrap()]));
+
+    let placed = ok(run(&data, &["holds", "place", "--org", ORG, "--actor-id", "u-t1", "--reason", "case 9"]));
+    assert!(placed.contains("\"scope\":\"subject\"") && placed.contains("\"reason\":\"case 9\""), "{placed}");
+    let id = placed.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let listed = ok(run(&data, &["holds", "list", "--org", ORG]));
+    assert!(listed.contains(&id), "{listed}");
+    let refused = run(&data, &["erase-subject", "--org", ORG, "--actor-id", "u-t1"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("legal hold"));
+    ok(run(&data, &["holds", "lift", "--org", ORG, &id]));
+    assert_eq!(run(&data, &["holds", "lift", "--org", ORG, &id]).status.code(), Some(1), "lifted once");
+
+    // While a serve has the log open for writing, the CLI changes nothing
+    // and says where to go.
+    let token = ok(run(&data, &["keys", "create", "--org", ORG, "--scopes", "ingest"])).trim().to_owned();
+    let server = Served::binary(BIN, &data, &[], &[PATHS]);
+    let posted = server.request("POST", "/v1/events", Some(&token), &line.replace("t1\"}", "t2\"}")).unwrap();
+    assert_eq!(posted.0, 201, "{}", posted.1);
+    let busy = run(&data, &["erase-subject", "--org", ORG, "--actor-id", "u-t1"]);
+    server.stop();
+    assert!(!busy.status.success() && String::from_utf8_lossy(&busy.stderr).contains("POST /v1/subjects/erase"));
+
+    let erased = ok(run(&data, &["erase-subject", "--org", ORG, "--actor-id", "u-t1", "--requested-by", "dpo"]));
+    assert!(erased.contains("\"keys_destroyed\":1") && erased.contains("\"affected_events\":2"), "{erased}");
+    let shown = ok(run(&data, &["export", "--org", ORG, "--format", "csv", "--event-type", "trace.deleted"]));
+    assert!(shown.contains("[erased]") && !shown.contains("192.0.2.7"), "{shown}");
+    let records = ok(run(&data, &["export", "--org", ORG, "--format", "jsonl", "--event-type", "subject.erased"]));
+    assert!(records.contains("\"actor_id\":\"dpo\"") && records.contains("\"subject_kind\":\"actor_id\""), "{records}");
+    let holds = ok(run(&data, &["export", "--org", ORG, "--format", "jsonl", "--event-type", "legal_hold.lifted"]));
+    assert_eq!(holds.lines().count(), 1, "{holds}");
+}

@@ -1,8 +1,9 @@
 //! `erase-subject` and `holds`: the right to erasure and legal holds
 //! (SPEC §9), for an operator at the machine. Each writes its audit record
-//! into the organization's log, so the log must not be held by a running
-//! `serve` (which offers the same through `POST /v1/subjects/erase` and
-//! `/v1/legal-holds`).
+//! into the organization's log, so it is refused while a running `serve`
+//! has that log open for writing (the server offers the same through
+//! `POST /v1/subjects/erase` and `/v1/legal-holds`); a `serve` that has not
+//! opened it stops using a destroyed key within its 10 s key cache.
 
 use std::sync::Arc;
 

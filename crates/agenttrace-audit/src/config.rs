@@ -58,6 +58,7 @@ pub(crate) struct FileConfig {
     max_in_flight: Option<toml::Value>,
     max_exports: Option<toml::Value>,
     verify_schedule: Option<String>,
+    verify_full_schedule: Option<String>,
     alert_webhook_url: Option<String>,
     alert_webhook_secret: Option<String>,
     alert_webhook_attempts: Option<toml::Value>,
@@ -121,6 +122,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_MAX_IN_FLIGHT",
     "AUDIT_MAX_EXPORTS",
     "AUDIT_VERIFY_SCHEDULE",
+    "AUDIT_VERIFY_FULL_SCHEDULE",
     "AUDIT_ALERT_WEBHOOK_URL",
     "AUDIT_ALERT_WEBHOOK_SECRET",
     "AUDIT_ALERT_WEBHOOK_ATTEMPTS",
@@ -651,8 +653,9 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: usize,
     /// `AUDIT_MAX_EXPORTS`: exports streaming at once.
     pub(crate) max_exports: usize,
-    /// `AUDIT_VERIFY_SCHEDULE`: when every log is verified (none: `off`).
-    pub(crate) verify_schedule: Option<audit_server::VerifySchedule>,
+    /// `AUDIT_VERIFY_SCHEDULE` and `AUDIT_VERIFY_FULL_SCHEDULE`: when every
+    /// log is verified, incrementally and whole.
+    pub(crate) verification: audit_server::VerificationPlan,
     /// `AUDIT_ALERT_WEBHOOK_*`: where alerts are posted (none: logged only).
     pub(crate) alerts: Option<audit_service::WebhookConfig>,
 }
@@ -790,16 +793,28 @@ impl Settings {
                 Some(webhook)
             }
         };
-        let verify_schedule = match pick(None, "AUDIT_VERIFY_SCHEDULE", file.verify_schedule.clone(), "verify_schedule")
-        {
-            None => Some(audit_server::VerifySchedule::parse("0 2 * * *").map_err(|e| anyhow::anyhow!(e))?),
-            Some((v, _)) if v.trim().eq_ignore_ascii_case("off") => None,
-            Some((v, source)) => Some(audit_server::VerifySchedule::parse(v.trim()).map_err(|e| {
-                anyhow::anyhow!("{source}: {v:?} is not a cron schedule ({e}); e.g. \"0 2 * * *\", or off")
-            })?),
+        let schedule =
+            |var: &'static str, key: &'static str, given: Option<String>, default: audit_server::VerifySchedule| {
+                Ok::<_, anyhow::Error>(match pick(None, var, given, key) {
+                    None => Some(default),
+                    Some((v, _)) if v.trim().eq_ignore_ascii_case("off") => None,
+                    Some((v, source)) => Some(audit_server::VerifySchedule::parse(v.trim()).map_err(|e| {
+                        anyhow::anyhow!("{source}: {v:?} is not a cron schedule ({e}); e.g. \"0 2 * * *\", or off")
+                    })?),
+                })
+            };
+        let daily = audit_server::VerifySchedule::parse("0 2 * * *").map_err(|e| anyhow::anyhow!(e))?;
+        let verification = audit_server::VerificationPlan {
+            incremental: schedule("AUDIT_VERIFY_SCHEDULE", "verify_schedule", file.verify_schedule.clone(), daily)?,
+            full: schedule(
+                "AUDIT_VERIFY_FULL_SCHEDULE",
+                "verify_full_schedule",
+                file.verify_full_schedule.clone(),
+                audit_server::VerifySchedule::weekly(),
+            )?,
         };
         Ok(Settings {
-            verify_schedule,
+            verification,
             alerts,
             listen,
             metrics_listen,

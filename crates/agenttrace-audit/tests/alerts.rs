@@ -195,15 +195,17 @@ fn a_tampered_log_is_caught_by_the_next_scheduled_run() {
 #[test]
 fn a_bad_schedule_stops_the_start_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("AUDIT_VERIFY_SCHEDULE", "every night")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("AUDIT_VERIFY_SCHEDULE"), "{err}");
+    for variable in ["AUDIT_VERIFY_SCHEDULE", "AUDIT_VERIFY_FULL_SCHEDULE"] {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env(variable, "every night")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(&format!("{variable}: \"every night\"")), "{err}");
+    }
 }
 
 /// A store restored from an old copy (checkpoints and all) looks valid on

@@ -30,8 +30,18 @@ pub fn sample_draft(organization_id: &str, n: u64) -> EventDraft {
 /// `count` sealed lines (no newlines) of a valid log for `organization_id`,
 /// one event per millisecond from `start`, event ids derived from `n`.
 pub fn sample_log(organization_id: &str, count: u64, start: Timestamp) -> Vec<Vec<u8>> {
-    let mut previous_hash = Hash::GENESIS;
-    (0..count)
+    sample_log_from(organization_id, 0..count, Hash::GENESIS, start)
+}
+
+/// The lines at `sequences` of the log [`sample_log`] writes, the first
+/// linked to `previous_hash` (so that a long log can be made piece by piece).
+pub fn sample_log_from(
+    organization_id: &str,
+    sequences: std::ops::Range<u64>,
+    mut previous_hash: Hash,
+    start: Timestamp,
+) -> Vec<Vec<u8>> {
+    sequences
         .map(|n| {
             let event = sample_draft(organization_id, n).validate(&Limits::default()).expect("sample drafts are valid");
             let sealed = seal(

@@ -221,7 +221,52 @@ pub struct ChainVerifier {
     /// The Merkle tree of the events read so far, up to the largest size
     /// asked for, and its roots at the sizes asked for.
     merkle: Option<MerkleTracking>,
+    /// Resumed from a verified prefix: its tree, which tracking extends.
+    merkle_base: Option<crate::merkle::Frontier>,
+    /// The state when the tree reached the largest size asked for (the
+    /// newest checkpoint), kept to resume from if the whole run is valid.
+    prefix: Option<(u64, VerifiedPrefix)>,
     report: VerificationReport,
+}
+
+/// What a valid verification of a log's first `size` events leaves behind:
+/// enough to check only the events appended after them next time (an
+/// incremental verification), and the tree of those events, so that the
+/// next checkpoint is checked for consistency with this one.
+///
+/// A prefix says nothing about the stored bytes it came from staying
+/// unchanged: a later rewrite of those events is found by the next full
+/// verification, not by the incremental ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPrefix {
+    organization_id: String,
+    last_hash: Hash,
+    last_timestamp: Option<Timestamp>,
+    tree: crate::merkle::Frontier,
+    producers: std::collections::HashMap<String, u64>,
+    reported_losses: std::collections::HashMap<String, Vec<(u64, u64)>>,
+}
+
+impl VerifiedPrefix {
+    /// The log the prefix belongs to.
+    pub fn organization_id(&self) -> &str {
+        &self.organization_id
+    }
+
+    /// Events verified: sequences `0..size`.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// The Merkle root of those events (the signed root at that size).
+    pub fn root(&self) -> Hash {
+        self.tree.root()
+    }
+
+    /// The hash of the last verified event.
+    pub fn last_hash(&self) -> Hash {
+        self.last_hash
+    }
 }
 
 impl ChainVerifier {
@@ -237,6 +282,8 @@ impl ChainVerifier {
             producers: std::collections::HashMap::new(),
             reported_losses: std::collections::HashMap::new(),
             merkle: None,
+            merkle_base: None,
+            prefix: None,
             report: VerificationReport {
                 valid: true,
                 organization_id: organization_id.to_owned(),
@@ -251,15 +298,30 @@ impl ChainVerifier {
         }
     }
 
+    /// A verifier that picks up after `prefix`: the first line fed must be
+    /// the event at sequence `prefix.size()`, linked to the prefix's last
+    /// event; producers' numbering and the Merkle tree continue from it.
+    pub fn resume(prefix: &VerifiedPrefix) -> Self {
+        let mut v = ChainVerifier::new(&prefix.organization_id, ChainStart::Genesis);
+        v.next_sequence = Some(prefix.size());
+        v.previous_hash = Some(prefix.last_hash);
+        v.previous_timestamp = prefix.last_timestamp;
+        v.producers.clone_from(&prefix.producers);
+        v.reported_losses.clone_from(&prefix.reported_losses);
+        v.merkle_base = Some(prefix.tree.clone());
+        v
+    }
+
     /// Also builds the Merkle tree of the log and records its root at each of
-    /// `sizes` (to compare with checkpoints of those sizes). Only from genesis.
+    /// `sizes` (to compare with checkpoints of those sizes). Only from
+    /// genesis or a resumed prefix; sizes below a prefix's are not reached.
     pub fn track_merkle_at(&mut self, sizes: &[u64]) {
         if !self.from_genesis || sizes.is_empty() {
             return;
         }
         let mut t = MerkleTracking {
             until: sizes.iter().copied().max().unwrap_or(0),
-            frontier: crate::merkle::Frontier::new(),
+            frontier: self.merkle_base.clone().unwrap_or_default(),
             wanted: sizes.iter().copied().collect(),
             roots: std::collections::BTreeMap::new(),
         };
@@ -438,7 +500,36 @@ impl ChainVerifier {
         self.next_sequence = Some(seq + 1);
         self.previous_hash = Some(event.hash);
         self.previous_timestamp = Some(event.timestamp);
+        self.keep_prefix_at_the_newest_checkpoint();
         true
+    }
+
+    /// When the tree has just reached the largest size asked for, keeps
+    /// the state there: a prefix to resume from, if the run ends valid.
+    fn keep_prefix_at_the_newest_checkpoint(&mut self) {
+        let Some(t) = self.merkle.as_ref() else { return };
+        if t.frontier.size() != t.until || self.prefix.is_some() || !self.report.valid {
+            return;
+        }
+        let Some(last_hash) = self.previous_hash else { return };
+        let lines_read = self.report.total_events;
+        self.prefix = Some((
+            lines_read,
+            VerifiedPrefix {
+                organization_id: self.organization_id.clone(),
+                last_hash,
+                last_timestamp: self.previous_timestamp,
+                tree: t.frontier.clone(),
+                producers: self.producers.clone(),
+                reported_losses: self.reported_losses.clone(),
+            },
+        ));
+    }
+
+    /// Lines read when the prefix was kept (the prefix ends with the
+    /// `n`-th line fed), so that a reader can tell where in its bytes.
+    pub fn prefix_kept_after_line(&self) -> Option<u64> {
+        self.prefix.as_ref().map(|(lines, _)| *lines)
     }
 
     /// Records a torn, unacknowledged last line (a crash mid-write).
@@ -467,7 +558,14 @@ impl ChainVerifier {
     /// Finishes and returns the report: each producer gap that reported
     /// losses cover whole (wherever in the log the report stands — it is
     /// written after the loss) is marked a known loss.
-    pub fn finish(mut self) -> VerificationReport {
+    pub fn finish(self) -> VerificationReport {
+        self.finish_with_prefix().0
+    }
+
+    /// Like [`ChainVerifier::finish`], and when the whole run is valid, the
+    /// verified prefix up to the newest checkpoint asked for (see
+    /// [`ChainVerifier::track_merkle_at`]) to resume from next time.
+    pub fn finish_with_prefix(mut self) -> (VerificationReport, Option<VerifiedPrefix>) {
         for gap in &mut self.report.producer_gaps {
             let Some(ranges) = self.reported_losses.get_mut(&gap.producer_id) else { continue };
             ranges.sort_unstable();
@@ -483,7 +581,8 @@ impl ChainVerifier {
             }
             gap.known_loss = next > gap.missing_to;
         }
-        self.report
+        let prefix = if self.report.valid { self.prefix.map(|(_, p)| p) } else { None };
+        (self.report, prefix)
     }
 }
 

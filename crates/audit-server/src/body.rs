@@ -159,9 +159,16 @@ pub(crate) struct ProducerGapBody {
 pub(crate) struct ScheduledRun {
     /// When it ended (RFC 3339, UTC).
     pub(crate) finished_at: String,
+    /// `incremental` (only the events after the last valid run) or `full`.
+    pub(crate) mode: &'static str,
     pub(crate) valid: bool,
     /// Events verified.
     pub(crate) total_events: u64,
+    /// The first sequence read (0 for a full run).
+    pub(crate) verified_from: u64,
+    /// The size of the newest signed checkpoint the log is now verified
+    /// through (null: none, or the run failed).
+    pub(crate) checkpoint_size: Option<u64>,
     pub(crate) duration_ms: u64,
     /// Why it could not run, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,8 +180,10 @@ pub(crate) struct ScheduledRun {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct IntegrityStatus {
     pub(crate) organization_id: String,
-    /// `AUDIT_VERIFY_SCHEDULE` (null: off).
+    /// `AUDIT_VERIFY_SCHEDULE`, incremental runs (null: off).
     pub(crate) schedule: Option<String>,
+    /// `AUDIT_VERIFY_FULL_SCHEDULE`, runs that read every log whole (null: off).
+    pub(crate) full_schedule: Option<String>,
     /// The last scheduled run over this log (null: none yet).
     pub(crate) last_run: Option<ScheduledRun>,
 }

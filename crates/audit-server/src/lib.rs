@@ -39,7 +39,7 @@ pub use keys::{KeyChange, KeyStore, Scope};
 pub use listener::{ConnectionLimits, serve};
 pub use openapi::openapi_json;
 pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
-pub use schedule::VerifySchedule;
+pub use schedule::{VerificationPlan, VerifySchedule};
 
 /// API requests running at once, by default.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
@@ -47,7 +47,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 /// Exports streaming at once, by default.
 pub const DEFAULT_MAX_EXPORTS: usize = 32;
 
-type SharedReport = Arc<OnceCell<Result<VerificationReport, String>>>;
+/// A report, and where a valid whole-log run can be resumed from.
+type Verified = (VerificationReport, Option<audit_service::VerifiedThrough>);
+type SharedReport = Arc<OnceCell<Result<Verified, String>>>;
 /// A verification in progress: organization and time range (microseconds).
 type VerificationKey = (String, Option<i64>, Option<i64>);
 
@@ -335,40 +337,55 @@ impl AppState {
     }
 
     /// Runs at most one verification per organization and range at a time;
-    /// concurrent callers share its result.
+    /// concurrent callers share its result. A valid whole-log run becomes
+    /// the place the next incremental scheduled run resumes from.
     pub(crate) async fn verify_shared(&self, org: &str, range: TimeRange) -> Result<VerificationReport, ApiError> {
         let key = (org.to_owned(), range.since.map(|t| t.as_micros()), range.until.map(|t| t.as_micros()));
         let cell = {
             let mut running = self.inner.verifications.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(running.entry(key.clone()).or_default())
         };
-        let store = Arc::clone(self.inner.service.store());
-        let mirror = self.inner.service.checkpoint_mirror().cloned();
-        let checkpoint_key = self.verifier_for(org);
-        let result = cell
-            .get_or_init(|| async move {
-                let _turn = self.heavy_turn().await;
-                let mut verifier = audit_service::Verifier::new(store.as_ref()).range(range);
-                if let Some(mirror) = &mirror {
-                    // A store restored from an old copy is behind its mirror.
-                    verifier = verifier.mirror(mirror.as_ref());
-                }
-                let verifier = match &checkpoint_key {
-                    Some(k) => verifier.key(k),
-                    // A server started without checkpoints has no key to check them with.
-                    None => verifier.danger_unsigned_checkpoints(),
-                };
-                verifier.verify(org).await.map_err(|e| e.to_string())
-            })
-            .await
-            .clone();
+        let result = cell.get_or_init(|| async { self.verify_once(org, range, None).await }).await.clone();
         {
             let mut running = self.inner.verifications.lock().unwrap_or_else(|p| p.into_inner());
             if running.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
                 running.remove(&key);
             }
         }
-        result.map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "verification could not read storage", e))
+        let (report, through) = result
+            .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "verification could not read storage", e))?;
+        if let Some(through) = through {
+            self.remember_verified(through);
+        }
+        Ok(report)
+    }
+
+    /// One verification of `org`'s log (after `after`, when given), held
+    /// to the checkpoint mirror and the deployment's key, in its heavy turn.
+    pub(crate) async fn verify_once(
+        &self,
+        org: &str,
+        range: TimeRange,
+        after: Option<&audit_service::VerifiedThrough>,
+    ) -> Result<Verified, String> {
+        let store = Arc::clone(self.inner.service.store());
+        let mirror = self.inner.service.checkpoint_mirror().cloned();
+        let checkpoint_key = self.verifier_for(org);
+        let _turn = self.heavy_turn().await;
+        let mut verifier = audit_service::Verifier::new(store.as_ref()).range(range);
+        if let Some(mirror) = &mirror {
+            // A store restored from an old copy is behind its mirror.
+            verifier = verifier.mirror(mirror.as_ref());
+        }
+        if let Some(through) = after {
+            verifier = verifier.after(through);
+        }
+        let verifier = match &checkpoint_key {
+            Some(k) => verifier.key(k),
+            // A server started without checkpoints has no key to check them with.
+            None => verifier.danger_unsigned_checkpoints(),
+        };
+        verifier.verify_and_keep(org).await.map_err(|e| e.to_string())
     }
 }
 

@@ -5,17 +5,24 @@
 //! `"scheduled":true`), exported as metrics, and an invalid log raises a
 //! `verification_failed` alert.
 //!
-//! Today every scheduled run verifies each whole log (sharing the work
-//! with concurrent `GET /v1/integrity` calls); the incremental run from the
-//! last verified checkpoint is still to come.
+//! Those runs are **incremental**: each log is checked from where its last
+//! valid verification stopped (the newest checkpoint it covered) — the new
+//! events must follow it, link to it and extend its Merkle tree to the
+//! newest signed checkpoints — so a run costs what was appended since, not
+//! the log. A rewrite of events already verified is found by the **full**
+//! runs of `AUDIT_VERIFY_FULL_SCHEDULE` (weekly by default), which read
+//! every log whole. Where a log was verified is kept in memory: after a
+//! restart, or after a run that found a problem, the next run is full.
 
 use std::time::{Duration, Instant};
 
 use audit_core::event::{Action, ActorType, EventDraft};
 use audit_core::json::{Object, Value};
-use audit_service::{AlertKind, TimeRange};
+use audit_core::verify::VerificationReport;
+use audit_service::{AlertKind, TimeRange, VerifiedThrough};
 
 use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
 
 /// An invalid report in one line: how many errors and the first, for
 /// alerts.
@@ -28,11 +35,32 @@ pub(crate) fn failure_summary(report: &audit_core::verify::VerificationReport) -
 }
 
 /// What the status route shows: the schedule, and per organization the
-/// last scheduled run.
+/// last scheduled run; and where each log was last verified whole.
 #[derive(Debug, Default)]
 pub(crate) struct Runs {
     pub(crate) schedule: Option<String>,
+    pub(crate) full_schedule: Option<String>,
     pub(crate) last: std::collections::HashMap<String, crate::body::ScheduledRun>,
+    verified: std::collections::HashMap<String, VerifiedThrough>,
+}
+
+/// When `serve` verifies every log: incremental runs, and full ones.
+#[derive(Debug, Clone, Default)]
+pub struct VerificationPlan {
+    /// `AUDIT_VERIFY_SCHEDULE`: incremental runs (none: off).
+    pub incremental: Option<VerifySchedule>,
+    /// `AUDIT_VERIFY_FULL_SCHEDULE`: runs that read every log whole (none: off).
+    pub full: Option<VerifySchedule>,
+}
+
+/// How much of each log a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunMode {
+    /// What was appended since the last valid run (the whole log when
+    /// there was none since the start).
+    Incremental,
+    /// Every event.
+    Full,
 }
 
 /// A parsed verification schedule.
@@ -57,6 +85,12 @@ impl VerifySchedule {
         (next - now).to_std().ok()
     }
 
+    /// The default of `AUDIT_VERIFY_FULL_SCHEDULE`: Sundays at 03:00 UTC
+    /// (after the nightly incremental run of 02:00).
+    pub fn weekly() -> VerifySchedule {
+        VerifySchedule::parse("0 3 * * 0").expect("a valid pattern")
+    }
+
     /// The pattern as given.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -65,14 +99,26 @@ impl VerifySchedule {
 
 impl AppState {
     /// Runs the scheduled verifications until the service stops.
-    pub fn spawn_scheduled_verification(&self, schedule: VerifySchedule) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_scheduled_verification(&self, plan: VerificationPlan) -> tokio::task::JoinHandle<()> {
         let state = self.clone();
-        self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).schedule = Some(schedule.as_str().to_owned());
+        {
+            let mut runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+            runs.schedule = plan.incremental.as_ref().map(|s| s.as_str().to_owned());
+            runs.full_schedule = plan.full.as_ref().map(|s| s.as_str().to_owned());
+        }
         tokio::spawn(async move {
             while state.service().is_running() {
-                let Some(wait) = schedule.until_next() else {
-                    tracing::warn!(schedule = schedule.as_str(), "the verification schedule never fires again");
-                    return;
+                // The sooner of the two; a full run when both are due together.
+                let incremental = plan.incremental.as_ref().and_then(VerifySchedule::until_next);
+                let full = plan.full.as_ref().and_then(VerifySchedule::until_next);
+                let (wait, mode) = match (incremental, full) {
+                    (None, None) => {
+                        tracing::warn!("the verification schedules never fire again");
+                        return;
+                    }
+                    (Some(i), Some(f)) if i + Duration::from_secs(1) < f => (i, RunMode::Incremental),
+                    (Some(i), None) => (i, RunMode::Incremental),
+                    (_, Some(f)) => (f, RunMode::Full),
                 };
                 // Wake at least every second to notice a stop.
                 let due = Instant::now() + wait;
@@ -82,19 +128,69 @@ impl AppState {
                     }
                     tokio::time::sleep((due - Instant::now()).min(Duration::from_secs(1))).await;
                 }
-                state.verify_every_log().await;
+                state.verify_every_log(mode).await;
             }
         })
     }
 
-    /// The schedule and `org`'s last scheduled run.
-    pub(crate) fn scheduled_run(&self, org: &str) -> (Option<String>, Option<crate::body::ScheduledRun>) {
+    /// The schedules and `org`'s last scheduled run.
+    pub(crate) fn scheduled_run(
+        &self,
+        org: &str,
+    ) -> (Option<String>, Option<String>, Option<crate::body::ScheduledRun>) {
         let runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
-        (runs.schedule.clone(), runs.last.get(org).cloned())
+        (runs.schedule.clone(), runs.full_schedule.clone(), runs.last.get(org).cloned())
+    }
+
+    /// Keeps where a log was verified, for the next incremental run (the
+    /// further of two concurrent runs wins).
+    pub(crate) fn remember_verified(&self, through: VerifiedThrough) {
+        let mut runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+        let org = through.organization_id().to_owned();
+        if runs.verified.get(&org).is_none_or(|known| known.size() <= through.size()) {
+            runs.verified.insert(org, through);
+        }
+    }
+
+    /// One log, as a scheduled run of `mode` reads it: the report and the
+    /// first sequence it checked from.
+    async fn verify_scheduled(&self, org: &str, mode: RunMode) -> Result<(VerificationReport, u64), ApiError> {
+        let after = match mode {
+            RunMode::Full => None,
+            RunMode::Incremental => {
+                self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).verified.get(org).cloned()
+            }
+        };
+        let Some(after) = after else {
+            // From the first event, shared with any on-demand run of the same log.
+            let report = self.verify_shared(org, TimeRange::default()).await;
+            if !report.as_ref().is_ok_and(|r| r.valid) {
+                self.forget_verified(org);
+            }
+            return report.map(|r| (r, 0));
+        };
+        match self.verify_once(org, TimeRange::default(), Some(&after)).await {
+            Ok((report, through)) => {
+                match through {
+                    Some(t) => self.remember_verified(t),
+                    // Invalid: the next run reads the whole log again.
+                    None => self.forget_verified(org),
+                }
+                Ok((report, after.size()))
+            }
+            Err(e) => {
+                self.forget_verified(org);
+                Err(ApiError::internal(ErrorCode::StorageUnavailable, "verification could not read storage", e))
+            }
+        }
+    }
+
+    fn forget_verified(&self, org: &str) {
+        self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).verified.remove(org);
     }
 
     /// One scheduled run over every organization's log.
-    async fn verify_every_log(&self) {
+    async fn verify_every_log(&self, mode: RunMode) {
         let service = self.service();
         let organizations = match service.store().organizations().await {
             Ok(orgs) => orgs,
@@ -106,11 +202,11 @@ impl AppState {
         };
         for org in organizations {
             let started = Instant::now();
-            let outcome = self.verify_shared(&org, TimeRange::default()).await;
+            let outcome = self.verify_scheduled(&org, mode).await;
             let seconds = started.elapsed().as_secs_f64();
             metrics::histogram!("audit_scheduled_verify_duration_seconds").record(seconds);
-            let (valid, total_events, error) = match outcome {
-                Ok(report) => {
+            let (valid, total_events, verified_from, error) = match outcome {
+                Ok((report, verified_from)) => {
                     if report.valid {
                         let now =
                             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -120,19 +216,29 @@ impl AppState {
                         let detail = format!("scheduled verification: {}", failure_summary(&report));
                         service.alert(AlertKind::VerificationFailed, &org, &detail);
                     }
-                    (report.valid, report.total_events, None)
+                    (report.valid, report.total_events, verified_from, None)
                 }
                 Err(e) => {
                     metrics::counter!("audit_scheduled_verify_failures_total").increment(1);
                     let detail = format!("scheduled verification could not run: {}", e.message);
                     service.alert(AlertKind::VerificationFailed, &org, &detail);
-                    (false, 0, Some(e.message))
+                    (false, 0, 0, Some(e.message))
                 }
+            };
+            let checkpoint_size = {
+                let runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+                runs.verified.get(&org).filter(|_| valid).map(VerifiedThrough::size)
             };
             let run = crate::body::ScheduledRun {
                 finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                mode: match (mode, verified_from) {
+                    (RunMode::Incremental, 1..) => "incremental",
+                    _ => "full",
+                },
                 valid,
                 total_events,
+                verified_from,
+                checkpoint_size,
                 duration_ms: (seconds * 1000.0).round() as u64,
                 error,
             };
@@ -140,6 +246,11 @@ impl AppState {
             let mut metadata = Object::new();
             metadata.insert("organization_id", Value::String(org.clone()));
             metadata.insert("scheduled", Value::Bool(true));
+            metadata.insert("mode", Value::String(run.mode.into()));
+            metadata.insert("verified_from", Value::Number(run.verified_from as f64));
+            if let Some(size) = run.checkpoint_size {
+                metadata.insert("checkpoint_size", Value::Number(size as f64));
+            }
             metadata.insert("duration_ms", Value::Number(run.duration_ms as f64));
             metadata.insert("valid", Value::Bool(run.valid));
             match &run.error {

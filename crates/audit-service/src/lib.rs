@@ -50,7 +50,7 @@ pub use read::export::{ExportFormat, export_events};
 pub use read::query::{QueryError, QueryPage, query_events};
 // The read side keeps its former paths (`audit_service::proofs::…`).
 pub use read::verifier::{Verifier, VerifyError};
-pub use read::{ExportError, TimeRange, export_jsonl, for_each_stored_line};
+pub use read::{ExportError, TimeRange, VerifiedThrough, export_jsonl, for_each_stored_line};
 pub use read::{evidence, export, proofs, query};
 pub use scope::{ScopeError, ScopeState};
 pub use service::{Accepted, AuditService, Health, PendingReceipt, Reservation, ServiceBuilder};

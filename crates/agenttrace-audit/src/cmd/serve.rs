@@ -178,8 +178,8 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         .with_max_exports(settings.max_exports)
         .with_checkpoint_key(signer, origin);
     state.spawn_key_auditor();
-    if let Some(schedule) = settings.verify_schedule.clone() {
-        state.spawn_scheduled_verification(schedule);
+    if settings.verification.incremental.is_some() || settings.verification.full.is_some() {
+        state.spawn_scheduled_verification(settings.verification.clone());
     }
     if let Some(l) = metrics_listener {
         let m = metrics_app(state.clone());

@@ -272,3 +272,72 @@ fn gaps_a_drop_report_covers_are_known_losses() {
     let json = String::from_utf8(crate::canonical::to_canonical(&r.to_value())).unwrap();
     assert!(json.contains(r#""known_loss":true"#) && json.contains(r#""complete":false"#), "{json}");
 }
+
+/// Verifies `lines[..n]` holding the tree to a checkpoint at `n`; returns
+/// the prefix kept.
+fn prefix_of(lines: &[Vec<u8>], n: usize) -> VerifiedPrefix {
+    let mut v = ChainVerifier::new(ORG, ChainStart::Genesis);
+    v.track_merkle_at(&[n as u64]);
+    for l in lines {
+        v.push_line(l);
+    }
+    assert_eq!(v.prefix_kept_after_line(), Some(n as u64));
+    let (report, prefix) = v.finish_with_prefix();
+    assert!(report.valid, "{:?}", report.errors);
+    prefix.expect("a valid run that reached the checkpoint keeps a prefix")
+}
+
+#[test]
+fn a_resumed_run_checks_only_the_new_events_and_reaches_the_same_tree() {
+    let log = sample_log(ORG, 40, start());
+    let leaves: Vec<Hash> = log
+        .iter()
+        .map(|l| crate::merkle::leaf_hash(crate::stored::StoredEvent::parse_line(l).unwrap().hash.as_bytes()))
+        .collect();
+    // The first run saw 25 events and a checkpoint at 20: the prefix stops there.
+    let prefix = prefix_of(&log[..25], 20);
+    assert_eq!((prefix.size(), prefix.root()), (20, crate::merkle::root(&leaves[..20])));
+    let mut v = ChainVerifier::resume(&prefix);
+    v.track_merkle_at(&[40]);
+    for l in &log[20..] {
+        v.push_line(l);
+    }
+    assert_eq!(v.merkle_root_at(40), Some(crate::merkle::root(&leaves)), "consistent with the earlier checkpoint");
+    let (report, next) = v.finish_with_prefix();
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!((report.total_events, report.first_sequence, report.last_sequence), (20, Some(20), Some(39)));
+    assert_eq!(next.map(|p| p.size()), Some(40));
+}
+
+#[test]
+fn a_resumed_run_finds_new_events_that_do_not_link_to_the_prefix() {
+    let log = sample_log(ORG, 30, start());
+    let prefix = prefix_of(&log[..10], 10);
+    // The store was rolled back and regrown: event 10 now links elsewhere.
+    let other = sample_log(ORG, 30, Timestamp::parse_rfc3339("2026-11-29T00:00:00Z").unwrap());
+    let mut v = ChainVerifier::resume(&prefix);
+    v.track_merkle_at(&[30]);
+    for l in &other[10..] {
+        v.push_line(l);
+    }
+    let (report, next) = v.finish_with_prefix();
+    assert_eq!(report.errors.first().map(|e| (e.kind, e.sequence)), Some((FindingKind::ChainBreak, Some(10))));
+    assert!(next.is_none(), "an invalid run leaves nothing to resume from");
+    // And events that skip ahead of the prefix are a gap.
+    let mut v = ChainVerifier::resume(&prefix);
+    for l in &log[12..] {
+        v.push_line(l);
+    }
+    assert_eq!(v.finish().errors[0].kind, FindingKind::SequenceGap);
+}
+
+#[test]
+fn producer_numbering_continues_across_a_resumed_run() {
+    let numbers = [0u64, 1, 2, 4];
+    let lines = log_of(numbers.iter().enumerate().map(|(n, k)| numbered("p", *k, n as u64)).collect());
+    let prefix = prefix_of(&lines[..3], 3);
+    let mut v = ChainVerifier::resume(&prefix);
+    v.push_line(&lines[3]);
+    let gaps: Vec<(u64, u64)> = v.finish().producer_gaps.iter().map(|g| (g.missing_from, g.missing_to)).collect();
+    assert_eq!(gaps, vec![(3, 3)], "the resumed run knows producer p reached 2");
+}

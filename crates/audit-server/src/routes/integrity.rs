@@ -65,8 +65,8 @@ pub(crate) async fn get_integrity_status(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Verify)?;
     let org = organization_only(raw, &principal)?;
-    let (schedule, last_run) = state.scheduled_run(&org);
-    Ok(Json(body::IntegrityStatus { organization_id: org, schedule, last_run }).into_response())
+    let (schedule, full_schedule, last_run) = state.scheduled_run(&org);
+    Ok(Json(body::IntegrityStatus { organization_id: org, schedule, full_schedule, last_run }).into_response())
 }
 
 /// `GET /v1/checkpoint`: the newest signed checkpoint of the organization's log.

@@ -21,4 +21,6 @@ pub mod query;
 pub(crate) mod stored;
 pub mod verifier;
 
-pub use stored::{ExportError, LineVisitor, TimeRange, export_jsonl, for_each_stored_line, for_each_stored_line_with};
+pub use stored::{
+    ExportError, LineVisitor, TimeRange, VerifiedThrough, export_jsonl, for_each_stored_line, for_each_stored_line_with,
+};

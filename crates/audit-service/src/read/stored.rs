@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use audit_core::merkle::{ProofTree, leaf_hash, verify_inclusion};
 use audit_core::note::{Checkpoint, VerifierKey};
 use audit_core::stored::{StoredEvent, check_line};
-use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationReport};
+use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationReport, VerifiedPrefix};
 use audit_core::{Hash, Timestamp};
 use audit_storage::{Chunk, LogStore, StorageError};
 
@@ -147,128 +147,50 @@ impl std::fmt::Debug for ProgressFn<'_> {
     }
 }
 
-/// Verifies a whole log against every checkpoint `sources_of` yields, or a
-/// time range of it (see [`crate::Verifier`], the public way in).
+/// Where a valid whole-log verification stopped: its verified prefix (the
+/// events up to the newest checkpoint it checked) and the byte just after
+/// the prefix's last line, so that the next run reads only what follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedThrough {
+    prefix: VerifiedPrefix,
+    chunk: Chunk,
+    /// Just past the `\n` ending the prefix's last line in `chunk`.
+    offset: u64,
+}
+
+impl VerifiedThrough {
+    /// Events verified (sequences `0..size`): the checkpoint size covered.
+    pub fn size(&self) -> u64 {
+        self.prefix.size()
+    }
+
+    /// The Merkle root at that size (the signed root checked).
+    pub fn root(&self) -> Hash {
+        self.prefix.root()
+    }
+
+    /// The log it belongs to.
+    pub fn organization_id(&self) -> &str {
+        self.prefix.organization_id()
+    }
+}
+
+/// Verifies a whole log against every checkpoint `sources_of` yields —
+/// from its first event, or (`resume`) only the events after a prefix an
+/// earlier run verified — or a time range of it (see [`crate::Verifier`],
+/// the public way in). A whole-log run also says where it can be resumed
+/// from, when it is valid.
 pub(crate) async fn verify_log_checked(
     store: &dyn LogStore,
     organization_id: &str,
     range: TimeRange,
     sources_of: &CheckpointSources<'_>,
-) -> Result<VerificationReport, StorageError> {
+    resume: Option<&VerifiedThrough>,
+) -> Result<(VerificationReport, Option<VerifiedThrough>), StorageError> {
     let chunks = read_chunks(store, organization_id).await?;
     if range.is_everything() {
-        let mut v = ChainVerifier::new(organization_id, ChainStart::Genesis);
-        // Checkpoints to hold the log to: the newest beside it, the newest in
-        // the mirror, and one the verifier saved earlier.
-        let mut checkpoints: Vec<(&'static str, Checkpoint)> = Vec::new();
-        let mut sources: Vec<(&'static str, Option<StoredCheckpoint>)> =
-            vec![("stored", store.latest_checkpoint(organization_id).await?)];
-        if let Some(mirror) = sources_of.mirror {
-            sources.push(("mirrored", mirror.latest_checkpoint(organization_id).await?));
-        }
-        if let Some(note) = sources_of.trusted {
-            sources.push(("trusted", Some((u64::MAX, note.as_bytes().to_vec()))));
-        }
-        for (label, found) in sources {
-            let Some((size, note)) = found else { continue };
-            match read_checkpoint(&note, sources_of.key) {
-                Ok((cp, warning)) => {
-                    if let Some(w) = warning {
-                        v.push_warning("checkpoint_unchecked", format!("{label} checkpoint: {w}"));
-                    }
-                    if size != u64::MAX && cp.size != size {
-                        let detail =
-                            format!("{label} checkpoint file of size {size} holds a checkpoint of size {}", cp.size);
-                        v.push_finding(FindingKind::CheckpointMismatch, None, detail);
-                    }
-                    checkpoints.push((label, cp));
-                }
-                Err((kind, detail)) => v.push_finding(kind, None, format!("{label} checkpoint: {detail}")),
-            }
-        }
-        for evidence in store.unexpected_versions(organization_id).await? {
-            v.push_finding(FindingKind::UnexpectedObjectVersion, None, evidence);
-        }
-        let sizes: Vec<u64> = checkpoints.iter().map(|(_, cp)| cp.size).collect();
-        v.track_merkle_at(&sizes);
-        let last = chunks.len().saturating_sub(1);
-        // Two buffers: the next chunk is read while the current one is checked.
-        let mut current = Vec::new();
-        let mut spare = Vec::new();
-        if let Some(first) = chunks.first() {
-            store.read_chunk_into(organization_id, first, &mut current).await?;
-        }
-        for (i, chunk) in chunks.iter().enumerate() {
-            let bytes = std::mem::take(&mut current);
-            v.begin_segment(chunk.first_sequence, &chunk.name);
-            // Checking lines is CPU work: off the async threads, on every
-            // core, behind them in priority (see `heavy`).
-            let check = super::heavy::run(move || {
-                let lines: Vec<&[u8]> = ChunkLines::split(&bytes).0.collect();
-                check_in_parallel(&mut v, &lines);
-                drop(lines);
-                (v, bytes)
-            });
-            let prefetch = async {
-                match chunks.get(i + 1) {
-                    Some(next) => store.read_chunk_into(organization_id, next, &mut spare).await,
-                    None => Ok(()),
-                }
-            };
-            let (checked, prefetched) = tokio::join!(check, prefetch);
-            let (verifier, bytes) = checked?;
-            prefetched?;
-            v = verifier;
-            if let Some(ProgressFn(report)) = sources_of.progress {
-                report(v.lines_read());
-            }
-            if let Some(torn) = ChunkLines::split(&bytes).1 {
-                if i == last {
-                    v.torn_tail(&chunk.name, torn.len());
-                } else {
-                    let seq = v.next_sequence();
-                    let detail = format!("sealed segment {} ends inside a line", chunk.name);
-                    v.push_finding(FindingKind::Malformed, seq, detail);
-                }
-            }
-            current = std::mem::replace(&mut spare, bytes);
-        }
-        for (label, cp) in checkpoints {
-            // The log's own checkpoint disagreeing is a mismatch; one kept
-            // elsewhere (mirror, verifier) disagreeing means the log was rewritten.
-            let differs =
-                if label == "stored" { FindingKind::CheckpointMismatch } else { FindingKind::InconsistentCheckpoint };
-            match v.merkle_root_at(cp.size) {
-                Some(root) if root == cp.root => {}
-                Some(root) => v.push_finding(
-                    differs,
-                    Some(cp.size.saturating_sub(1)),
-                    format!(
-                        "the tree of the first {} events has root {root}; the {label} checkpoint says {}",
-                        cp.size, cp.root
-                    ),
-                ),
-                None => {
-                    // The tree is rebuilt only while sequences follow each
-                    // other: say where it stopped as well as what the log holds.
-                    let held = v.merkle_size().unwrap_or(0);
-                    let lines = v.lines_read();
-                    let detail = if held < lines {
-                        format!(
-                            "the {label} checkpoint covers {} events; the log holds {lines} lines but they follow each other only through sequence {}, so its tree cannot reach the checkpoint",
-                            cp.size,
-                            held.saturating_sub(1)
-                        )
-                    } else {
-                        format!("the {label} checkpoint covers {} events but the log holds {lines}", cp.size)
-                    };
-                    v.push_finding(FindingKind::Truncated, Some(held), detail);
-                }
-            }
-        }
-        return Ok(v.finish());
+        return verify_whole_log(store, organization_id, &chunks, sources_of, resume).await;
     }
-
     // A range: find the event just before it (the anchor), then check every
     // event in it, linked to the anchor. Parsing and checking are CPU work:
     // each chunk is walked on a low-priority thread, off the async ones.
@@ -289,7 +211,224 @@ pub(crate) async fn verify_log_checked(
     if let Some((first, last)) = ends {
         anchor_range_ends(store, organization_id, sources_of, &mut v, [first, last]).await?;
     }
-    Ok(v.finish())
+    Ok((v.finish(), None))
+}
+
+/// The newest checkpoints to hold a log to: the one beside it, the
+/// mirror's, and one the verifier saved; each signature checked.
+async fn checkpoints_to_hold_to(
+    store: &dyn LogStore,
+    organization_id: &str,
+    sources_of: &CheckpointSources<'_>,
+    v: &mut ChainVerifier,
+) -> Result<Vec<(&'static str, Checkpoint)>, StorageError> {
+    let mut checkpoints: Vec<(&'static str, Checkpoint)> = Vec::new();
+    let mut sources: Vec<(&'static str, Option<StoredCheckpoint>)> =
+        vec![("stored", store.latest_checkpoint(organization_id).await?)];
+    if let Some(mirror) = sources_of.mirror {
+        sources.push(("mirrored", mirror.latest_checkpoint(organization_id).await?));
+    }
+    if let Some(note) = sources_of.trusted {
+        sources.push(("trusted", Some((u64::MAX, note.as_bytes().to_vec()))));
+    }
+    for (label, found) in sources {
+        let Some((size, note)) = found else { continue };
+        match read_checkpoint(&note, sources_of.key) {
+            Ok((cp, warning)) => {
+                if let Some(w) = warning {
+                    v.push_warning("checkpoint_unchecked", format!("{label} checkpoint: {w}"));
+                }
+                if size != u64::MAX && cp.size != size {
+                    let detail =
+                        format!("{label} checkpoint file of size {size} holds a checkpoint of size {}", cp.size);
+                    v.push_finding(FindingKind::CheckpointMismatch, None, detail);
+                }
+                checkpoints.push((label, cp));
+            }
+            Err((kind, detail)) => v.push_finding(kind, None, format!("{label} checkpoint: {detail}")),
+        }
+    }
+    Ok(checkpoints)
+}
+
+/// The bytes of a resumed run's first chunk after the verified prefix,
+/// or why they cannot be trusted to follow it (the chunk is gone, shorter
+/// than it was, or no longer has a line end where the prefix ended).
+async fn bytes_after_prefix(
+    store: &dyn LogStore,
+    organization_id: &str,
+    chunks: &[Chunk],
+    through: &VerifiedThrough,
+) -> Result<Result<(usize, Vec<u8>), String>, StorageError> {
+    let verified = through.size();
+    let Some(index) = chunks.iter().position(|c| *c == through.chunk) else {
+        return Ok(Err(format!(
+            "segment {}, which held events up to sequence {} when the log was last verified, is gone",
+            through.chunk.name,
+            verified.saturating_sub(1)
+        )));
+    };
+    // From the prefix's final newline: proof that the chunk still reaches it.
+    let mut bytes = store.read_chunk_from(organization_id, &through.chunk, through.offset.saturating_sub(1)).await?;
+    if bytes.first() != Some(&b'\n') {
+        return Ok(Err(format!(
+            "segment {} no longer holds the {verified} events verified earlier in the same place: it was cut or rewritten",
+            through.chunk.name
+        )));
+    }
+    bytes.remove(0);
+    Ok(Ok((index, bytes)))
+}
+
+/// A whole log, from genesis or after a verified prefix.
+async fn verify_whole_log(
+    store: &dyn LogStore,
+    organization_id: &str,
+    chunks: &[Chunk],
+    sources_of: &CheckpointSources<'_>,
+    resume: Option<&VerifiedThrough>,
+) -> Result<(VerificationReport, Option<VerifiedThrough>), StorageError> {
+    let mut v = match resume {
+        Some(through) => ChainVerifier::resume(&through.prefix),
+        None => ChainVerifier::new(organization_id, ChainStart::Genesis),
+    };
+    let verified = resume.map_or(0, VerifiedThrough::size);
+    let mut checkpoints = checkpoints_to_hold_to(store, organization_id, sources_of, &mut v).await?;
+    for evidence in store.unexpected_versions(organization_id).await? {
+        v.push_finding(FindingKind::UnexpectedObjectVersion, None, evidence);
+    }
+    // A checkpoint smaller than one an earlier run verified: the store (or
+    // the mirror) went back in time.
+    checkpoints.retain(|(label, cp)| {
+        if cp.size >= verified {
+            return true;
+        }
+        let detail = format!(
+            "the newest {label} checkpoint covers {} events, but a checkpoint of {verified} was verified earlier: the log was rolled back",
+            cp.size
+        );
+        v.push_finding(FindingKind::InconsistentCheckpoint, Some(cp.size), detail);
+        false
+    });
+    let sizes: Vec<u64> = checkpoints.iter().map(|(_, cp)| cp.size).collect();
+    v.track_merkle_at(&sizes);
+
+    // Where reading starts: the first chunk, or just after the prefix.
+    let (first_index, mut current, mut base_offset) = match resume {
+        None => {
+            let mut bytes = Vec::new();
+            if let Some(first) = chunks.first() {
+                store.read_chunk_into(organization_id, first, &mut bytes).await?;
+            }
+            (0, bytes, 0)
+        }
+        Some(through) => match bytes_after_prefix(store, organization_id, chunks, through).await? {
+            Ok((index, bytes)) => (index, bytes, through.offset),
+            Err(detail) => {
+                v.push_finding(FindingKind::Truncated, Some(verified.saturating_sub(1)), detail);
+                return Ok((v.finish(), None));
+            }
+        },
+    };
+    let last = chunks.len().saturating_sub(1);
+    let mut spare = Vec::new();
+    // Where the newest checkpoint's prefix ends, once the walk passes it.
+    let mut kept_at: Option<(Chunk, u64)> = None;
+    for (i, chunk) in chunks.iter().enumerate().skip(first_index) {
+        let bytes = std::mem::take(&mut current);
+        if i != first_index || resume.is_none() {
+            v.begin_segment(chunk.first_sequence, &chunk.name);
+        }
+        // Checking lines is CPU work: off the async threads, on every
+        // core, behind them in priority (see `heavy`).
+        let check = super::heavy::run(move || {
+            let lines: Vec<&[u8]> = ChunkLines::split(&bytes).0.collect();
+            let before = v.lines_read();
+            check_in_parallel(&mut v, &lines);
+            // The byte after the prefix's last line, if it is in this chunk.
+            let prefix_end = v.prefix_kept_after_line().filter(|n| *n > before).and_then(|n| {
+                let line = lines.get(usize::try_from(n - before - 1).ok()?)?;
+                Some((line.as_ptr() as usize - bytes.as_ptr() as usize + line.len() + 1) as u64)
+            });
+            drop(lines);
+            (v, bytes, prefix_end)
+        });
+        let prefetch = async {
+            match chunks.get(i + 1) {
+                Some(next) => store.read_chunk_into(organization_id, next, &mut spare).await,
+                None => Ok(()),
+            }
+        };
+        let (checked, prefetched) = tokio::join!(check, prefetch);
+        let (verifier, bytes, prefix_end) = checked?;
+        prefetched?;
+        v = verifier;
+        if let Some(end) = prefix_end {
+            kept_at = Some((chunk.clone(), base_offset + end));
+        }
+        base_offset = 0;
+        if let Some(ProgressFn(report)) = sources_of.progress {
+            report(v.lines_read());
+        }
+        if let Some(torn) = ChunkLines::split(&bytes).1 {
+            if i == last {
+                v.torn_tail(&chunk.name, torn.len());
+            } else {
+                let seq = v.next_sequence();
+                let detail = format!("sealed segment {} ends inside a line", chunk.name);
+                v.push_finding(FindingKind::Malformed, seq, detail);
+            }
+        }
+        current = std::mem::replace(&mut spare, bytes);
+    }
+    for (label, cp) in checkpoints {
+        // The log's own checkpoint disagreeing is a mismatch; one kept
+        // elsewhere (mirror, verifier) disagreeing means the log was rewritten.
+        let differs =
+            if label == "stored" { FindingKind::CheckpointMismatch } else { FindingKind::InconsistentCheckpoint };
+        match v.merkle_root_at(cp.size) {
+            Some(root) if root == cp.root => {}
+            Some(root) => {
+                let since = if verified > 0 && cp.size > verified {
+                    format!(" (extending the tree of {verified} events verified earlier)")
+                } else {
+                    String::new()
+                };
+                v.push_finding(
+                    differs,
+                    Some(cp.size.saturating_sub(1)),
+                    format!(
+                        "the tree of the first {} events{since} has root {root}; the {label} checkpoint says {}",
+                        cp.size, cp.root
+                    ),
+                );
+            }
+            None => {
+                // The tree is rebuilt only while sequences follow each
+                // other: say where it stopped as well as what the log holds.
+                let held = v.merkle_size().unwrap_or(0);
+                let lines = verified + v.lines_read();
+                let detail = if held < lines {
+                    format!(
+                        "the {label} checkpoint covers {} events; the log holds {lines} lines but they follow each other only through sequence {}, so its tree cannot reach the checkpoint",
+                        cp.size,
+                        held.saturating_sub(1)
+                    )
+                } else {
+                    format!("the {label} checkpoint covers {} events but the log holds {lines}", cp.size)
+                };
+                v.push_finding(FindingKind::Truncated, Some(held), detail);
+            }
+        }
+    }
+    let (report, prefix) = v.finish_with_prefix();
+    let through = match (prefix, kept_at) {
+        (Some(prefix), Some((chunk, offset))) => Some(VerifiedThrough { prefix, chunk, offset }),
+        // Valid, and no newer checkpoint reached: the old prefix still stands.
+        _ if report.valid => resume.cloned(),
+        _ => None,
+    };
+    Ok((report, through))
 }
 
 /// A range verification between chunks: the event just before the range

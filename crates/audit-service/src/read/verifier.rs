@@ -5,7 +5,7 @@ use audit_core::note::VerifierKey;
 use audit_core::verify::VerificationReport;
 use audit_storage::{LogStore, StorageError};
 
-use crate::read::stored::{CheckpointSources, ProgressFn, TimeRange, verify_log_checked};
+use crate::read::stored::{CheckpointSources, ProgressFn, TimeRange, VerifiedThrough, verify_log_checked};
 
 /// How checkpoint signatures are checked.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +61,7 @@ pub struct Verifier<'a> {
     trusted: Option<&'a str>,
     range: TimeRange,
     progress: Option<ProgressFn<'a>>,
+    after: Option<&'a VerifiedThrough>,
 }
 
 impl<'a> Verifier<'a> {
@@ -74,6 +75,7 @@ impl<'a> Verifier<'a> {
             trusted: None,
             range: TimeRange::default(),
             progress: None,
+            after: None,
         }
     }
 
@@ -117,14 +119,37 @@ impl<'a> Verifier<'a> {
         self
     }
 
+    /// Checks only the events after `through` (what an earlier valid run of
+    /// [`Verifier::verify_and_keep`] returned for the same log): they must
+    /// follow it, link to it, and extend its Merkle tree to the newest
+    /// checkpoints, so the cost grows with the new events, not with the
+    /// log. A rollback below it is `inconsistent_checkpoint` or
+    /// `truncated`. Events inside the prefix are not read again: a rewrite
+    /// there is found by the next full run. Whole-log verification only
+    /// (a time range ignores it, and so does another organization's log).
+    pub fn after(mut self, through: &'a VerifiedThrough) -> Self {
+        self.after = Some(through);
+        self
+    }
+
     /// Verifies `organization_id`'s log.
     pub async fn verify(&self, organization_id: &str) -> Result<VerificationReport, VerifyError> {
+        Ok(self.verify_and_keep(organization_id).await?.0)
+    }
+
+    /// Verifies `organization_id`'s log and, when the whole log is valid,
+    /// says how far it is verified, to resume from with [`Verifier::after`].
+    pub async fn verify_and_keep(
+        &self,
+        organization_id: &str,
+    ) -> Result<(VerificationReport, Option<VerifiedThrough>), VerifyError> {
         let key = match self.signatures {
             Signatures::Unset => return Err(VerifyError::NoKey),
             Signatures::Key(k) => Some(k),
             Signatures::DangerUnchecked => None,
         };
         let sources = CheckpointSources { key, mirror: self.mirror, trusted: self.trusted, progress: self.progress };
-        Ok(verify_log_checked(self.store, organization_id, self.range, &sources).await?)
+        let after = self.after.filter(|t| t.organization_id() == organization_id);
+        Ok(verify_log_checked(self.store, organization_id, self.range, &sources, after).await?)
     }
 }

@@ -1,0 +1,101 @@
+//! Scheduled verification through the real binary: after a first full run,
+//! `AUDIT_VERIFY_SCHEDULE` runs read only the events appended since the
+//! last valid run (shown by `GET /v1/integrity/status` and recorded in the
+//! system log), and `AUDIT_VERIFY_FULL_SCHEDULE` runs read every log whole,
+//! so a rewrite of events verified long ago is still found.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use audit_testkit::serve::Served;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agenttrace-audit");
+
+fn cli(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN).arg("--data-dir").arg(data).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn post(server: &Served, token: &str, from: u32, to: u32) {
+    for n in from..to {
+        let body = format!(
+            r#"{{"event_type":"trace.deleted","action":"delete","actor_type":"user","actor_id":"u{n}","resource_id":"trace-{n}"}}"#
+        );
+        let (status, answer) = server.request("POST", "/v1/events", Some(token), &body).unwrap();
+        assert_eq!(status, 201, "{answer}");
+    }
+}
+
+/// Polls the status route until `done` accepts its last run.
+fn wait_for_run(
+    server: &Served,
+    token: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (status, body) = server.request("GET", "/v1/integrity/status", Some(token), "").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if done(&shown["last_run"]) {
+            return shown;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no run {what} within 30 s; last: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn scheduled_runs_read_only_new_events_and_full_runs_still_find_old_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = cli(&data, &["keys", "create", "--org", "org-1", "--scopes", "ingest,read,verify"]).trim().to_owned();
+    let env = [
+        // Incremental every second; full every 20 s (six fields: seconds first).
+        ("AUDIT_VERIFY_SCHEDULE", "* * * * * *"),
+        ("AUDIT_VERIFY_FULL_SCHEDULE", "*/20 * * * * *"),
+    ];
+    let server = Served::binary(BIN, &data, &[], &env);
+    post(&server, &token, 0, 20);
+    // The first run since the start reads the whole log (nothing to resume
+    // from); once a checkpoint covers all 21 events (the token's creation
+    // and 20 posts), the runs after it are incremental.
+    let shown = wait_for_run(&server, &token, "covering 21 events", |run| run["checkpoint_size"] == 21);
+    assert_eq!(shown["schedule"], "* * * * * *");
+    assert_eq!(shown["full_schedule"], "*/20 * * * * *");
+
+    post(&server, &token, 20, 27);
+    let run = wait_for_run(&server, &token, "incremental over the 7 new events", |run| {
+        run["mode"] == "incremental" && run["checkpoint_size"] == 28
+    })["last_run"]
+        .clone();
+    assert_eq!(run["valid"], true, "{run}");
+    let verified_from = run["verified_from"].as_u64().unwrap();
+    assert!((21..28).contains(&verified_from), "resumed after the earlier checkpoint: {run}");
+    assert_eq!(run["total_events"].as_u64().unwrap(), 28 - verified_from, "only the new events were read: {run}");
+
+    // Rewrite an event verified long ago (same length, so the writer's
+    // appends are unaffected). Incremental runs do not reread it; the next
+    // full run does, and says where.
+    let segment = data.join("logs/org-1/00000000000000000000.jsonl");
+    let text = std::fs::read_to_string(&segment).unwrap().replacen("trace-2\"", "trace-8\"", 1);
+    std::fs::write(&segment, text).unwrap();
+    let run = wait_for_run(&server, &token, "finding the rewrite", |run| run["valid"] == false)["last_run"].clone();
+    assert_eq!(run["mode"], "full", "{run}");
+    assert_eq!(run["checkpoint_size"], serde_json::Value::Null, "{run}");
+    server.stop();
+
+    let system = cli(&data, &["export", "--org", "agenttrace-system", "--format", "jsonl"]);
+    let records: Vec<serde_json::Value> = system
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event_type"] == "audit_log.verified" && e["metadata"]["organization_id"] == "org-1")
+        .collect();
+    let modes: Vec<&str> = records.iter().filter_map(|e| e["metadata"]["mode"].as_str()).collect();
+    assert!(modes.contains(&"incremental") && modes.contains(&"full"), "{modes:?}");
+    let last = records.last().unwrap();
+    assert_eq!(last["metadata"]["valid"], false, "{last}");
+}

@@ -70,6 +70,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     entry("audit_log.queried", Access, Info),
     entry("audit_log.exported", Access, Warning),
     entry("audit_log.verified", Access, Info),
+    entry("audit_log.pruned", Admin, Warning),
     entry("audit_log.alert_delivered", Admin, Info),
     entry("audit_log.alert_failed", Admin, Critical),
     entry("subject.erased", Admin, Warning),

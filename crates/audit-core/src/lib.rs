@@ -47,6 +47,7 @@ pub mod json;
 pub mod merkle;
 pub mod note;
 pub mod personal;
+pub mod prune;
 pub mod sample;
 pub mod scan;
 pub mod stored;

@@ -104,6 +104,9 @@ pub struct VerificationReport {
     /// Events a producer numbered but the log does not hold (lost between
     /// the application and the log). Empty means `complete`.
     pub producer_gaps: Vec<ProducerGap>,
+    /// The last sequence retention removed, when a signed prune record
+    /// covers the start of the log (the rest is verified against it).
+    pub pruned_through: Option<u64>,
 }
 
 /// A range of a producer's numbering missing from the log.
@@ -171,6 +174,9 @@ impl VerificationReport {
             })
             .collect();
         o.insert("producer_gaps", Value::Array(gaps));
+        if let Some(n) = self.pruned_through {
+            o.insert("pruned_through", Value::Number(n as f64));
+        }
         Value::Object(o)
     }
 }
@@ -240,6 +246,10 @@ pub struct ChainVerifier {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPrefix {
     organization_id: String,
+    /// The prefix was read from the first event (so every producer's
+    /// numbering is known from 0), not from a prune record.
+    from_start: bool,
+    pruned_through: Option<u64>,
     last_hash: Hash,
     last_timestamp: Option<Timestamp>,
     tree: crate::merkle::Frontier,
@@ -248,6 +258,29 @@ pub struct VerifiedPrefix {
 }
 
 impl VerifiedPrefix {
+    /// The start of a log whose events `0..tree.size()` retention removed,
+    /// as a signed prune record describes them (checked by the caller):
+    /// their Merkle tree (from the kept hashes), the last removed event's
+    /// hash and timestamp. Producers' numbering before the cut is unknown,
+    /// so each producer's first event after it sets its baseline.
+    pub fn after_prune(
+        organization_id: &str,
+        tree: crate::merkle::Frontier,
+        last_hash: Hash,
+        last_timestamp: Timestamp,
+    ) -> Self {
+        VerifiedPrefix {
+            organization_id: organization_id.to_owned(),
+            from_start: false,
+            pruned_through: tree.size().checked_sub(1),
+            last_hash,
+            last_timestamp: Some(last_timestamp),
+            tree,
+            producers: std::collections::HashMap::new(),
+            reported_losses: std::collections::HashMap::new(),
+        }
+    }
+
     /// The log the prefix belongs to.
     pub fn organization_id(&self) -> &str {
         &self.organization_id
@@ -294,6 +327,7 @@ impl ChainVerifier {
                 errors_not_listed: 0,
                 warnings: Vec::new(),
                 producer_gaps: Vec::new(),
+                pruned_through: None,
             },
         }
     }
@@ -303,6 +337,8 @@ impl ChainVerifier {
     /// event; producers' numbering and the Merkle tree continue from it.
     pub fn resume(prefix: &VerifiedPrefix) -> Self {
         let mut v = ChainVerifier::new(&prefix.organization_id, ChainStart::Genesis);
+        v.from_genesis = prefix.from_start;
+        v.report.pruned_through = prefix.pruned_through;
         v.next_sequence = Some(prefix.size());
         v.previous_hash = Some(prefix.last_hash);
         v.previous_timestamp = prefix.last_timestamp;
@@ -316,7 +352,7 @@ impl ChainVerifier {
     /// `sizes` (to compare with checkpoints of those sizes). Only from
     /// genesis or a resumed prefix; sizes below a prefix's are not reached.
     pub fn track_merkle_at(&mut self, sizes: &[u64]) {
-        if !self.from_genesis || sizes.is_empty() {
+        if !(self.from_genesis || self.merkle_base.is_some()) || sizes.is_empty() {
             return;
         }
         let mut t = MerkleTracking {
@@ -517,6 +553,8 @@ impl ChainVerifier {
             lines_read,
             VerifiedPrefix {
                 organization_id: self.organization_id.clone(),
+                from_start: self.from_genesis,
+                pruned_through: self.report.pruned_through,
                 last_hash,
                 last_timestamp: self.previous_timestamp,
                 tree: t.frontier.clone(),

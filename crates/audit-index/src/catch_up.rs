@@ -39,8 +39,21 @@ pub async fn catch_up_with_progress(
     report: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, IndexError> {
     let chunks = store.chunks(organization_id).await?;
+    // A pruned log starts at its cut, in the first chunk retention kept.
+    let cut = store.pruned(organization_id).await?.map_or(0, |p| p.first_kept);
+    let from_the_cut = (
+        cut,
+        chunks
+            .iter()
+            .enumerate()
+            .position(|(i, _)| chunks.get(i + 1).is_none_or(|n| n.first_sequence > cut))
+            .unwrap_or(0),
+        0,
+    );
     let (mut next_sequence, first, mut offset) = match index.progress(organization_id).await? {
-        None => (0, 0, 0),
+        None => from_the_cut,
+        // Indexed up to events retention has since removed.
+        Some(p) if p.next_sequence <= cut && !chunks.contains(&p.chunk) => from_the_cut,
         Some(p) => {
             let at = chunks.iter().position(|c| *c == p.chunk).ok_or_else(|| IndexError::AheadOfStorage {
                 organization_id: organization_id.to_owned(),

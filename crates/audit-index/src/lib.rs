@@ -122,4 +122,8 @@ pub trait EventIndex: Send + Sync + Debug {
     /// erased subject's blind token: lookups must no longer find it) and
     /// returns how many rows held it.
     async fn forget_actor_email(&self, organization_id: &str, value: &str) -> Result<u64, IndexError>;
+
+    /// Forgets `organization_id`'s rows before sequence `first_kept` (the
+    /// events retention removed) and returns how many there were.
+    async fn forget_before(&self, organization_id: &str, first_kept: u64) -> Result<u64, IndexError>;
 }

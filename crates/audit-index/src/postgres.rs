@@ -297,4 +297,13 @@ impl EventIndex for PostgresIndex {
             .await
             .map_err(db)
     }
+
+    async fn forget_before(&self, organization_id: &str, first_kept: u64) -> Result<u64, IndexError> {
+        let client = self.client().await?;
+        let first_kept = i64::try_from(first_kept).unwrap_or(i64::MAX);
+        client
+            .execute("DELETE FROM events WHERE org = $1 AND seq < $2", &[&organization_id, &first_kept])
+            .await
+            .map_err(db)
+    }
 }

@@ -241,4 +241,15 @@ impl EventIndex for SqliteIndex {
         })
         .await
     }
+
+    async fn forget_before(&self, organization_id: &str, first_kept: u64) -> Result<u64, IndexError> {
+        let org = organization_id.to_owned();
+        let first_kept = i64::try_from(first_kept).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            conn.execute("DELETE FROM events WHERE org = ?1 AND seq < ?2", rusqlite::params![org, first_kept])
+                .map(|n| n as u64)
+                .map_err(db)
+        })
+        .await
+    }
 }

@@ -74,6 +74,7 @@ pub async fn run_all(index: &dyn EventIndex) {
     find(index).await;
     clear(index).await;
     forget_actor_email(index).await;
+    forget_before(index).await;
 }
 
 /// Progress moves forward only, and re-applying rows stores nothing twice.
@@ -219,4 +220,19 @@ pub async fn forget_actor_email(index: &dyn EventIndex) {
     let all = index.query(&AuditEventFilter { limit: Some(1000), ..AuditEventFilter::for_organization(a) }).await;
     assert_eq!(all.expect("queries").len(), 40, "the rows themselves stay");
     assert_eq!(index.forget_actor_email(a, "user5@example.com").await.expect("forgets"), 0, "twice: nothing");
+}
+
+/// Forgetting the rows before a cut (retention) removes exactly those, in
+/// one organization.
+pub async fn forget_before(index: &dyn EventIndex) {
+    let (a, b) = ("suite-prune-a", "suite-prune-b");
+    indexed(index, a, 30).await;
+    indexed(index, b, 30).await;
+    let all = |org: &str| AuditEventFilter { limit: Some(1000), ..AuditEventFilter::for_organization(org) };
+    assert_eq!(index.forget_before(a, 12).await.expect("forgets"), 12);
+    let left = index.query(&all(a)).await.expect("queries");
+    assert_eq!(left.len(), 18);
+    assert!(left.iter().all(|h| h.sequence >= 12), "only events from the cut on");
+    assert_eq!(index.query(&all(b)).await.expect("queries").len(), 30, "another organization keeps its rows");
+    assert_eq!(index.forget_before(a, 12).await.expect("forgets"), 0, "twice: nothing");
 }

@@ -51,6 +51,8 @@ pub enum ErrorCode {
     LegalHold,
     /// Personal data protection is off: nothing is sealed to erase.
     ProtectionOff,
+    /// The event was removed under retention (a prune record covers it).
+    Pruned,
     /// A bug.
     Internal,
 }
@@ -71,6 +73,7 @@ impl ErrorCode {
             | ErrorCode::NoCheckpoint
             | ErrorCode::LegalHold
             | ErrorCode::ProtectionOff => StatusCode::CONFLICT,
+            ErrorCode::Pruned => StatusCode::GONE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::QueueFull
             | ErrorCode::Overloaded
@@ -157,6 +160,7 @@ impl From<audit_service::proofs::ProofRequestError> for ApiError {
             audit_service::proofs::ProofRequestError::OutOfRange(why) => {
                 ApiError::field(ErrorCode::InvalidParameter, "tree_size", why)
             }
+            audit_service::proofs::ProofRequestError::Pruned(why) => ApiError::new(ErrorCode::Pruned, why),
             other => ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the log for a proof", other),
         }
     }

@@ -79,7 +79,6 @@ impl Checkpointer {
             }
             anchors.push((label, cp));
         }
-        let mut frontier = Frontier::new();
         let check = |frontier: &Frontier, anchors: &[(&str, Checkpoint)]| -> Result<(), String> {
             for (label, cp) in anchors {
                 if cp.size == frontier.size() && cp.root != frontier.root() {
@@ -91,14 +90,15 @@ impl Checkpointer {
             }
             Ok(())
         };
-        check(&frontier, &anchors)?;
         // Resume from the frontier stored with the newest checkpoint when its
         // root is the signed one (then its peaks are right) and no anchor
         // lies before it; otherwise rebuild the tree from the whole log.
-        if let Some(resumed) = Self::stored_frontier(shared, org, &anchors).await {
-            frontier = resumed;
-            check(&frontier, &anchors)?;
-        }
+        let frontier = match Self::stored_frontier(shared, org, &anchors).await {
+            Some(resumed) => resumed,
+            None => Self::tree_below_the_cut(shared, org, &verifier).await?,
+        };
+        check(&frontier, &anchors)?;
+        let mut frontier = frontier;
         let start = frontier.size();
         let chunks = shared.store.chunks(org).await.map_err(|e| e.to_string())?;
         for (i, chunk) in chunks.iter().enumerate() {
@@ -135,6 +135,22 @@ impl Checkpointer {
             written_size: latest.map_or(0, |(size, _)| size),
             written_at: None,
         }))
+    }
+
+    /// The tree a rebuild starts from: empty, or for a pruned log the
+    /// removed events' kept hashes, as its signed prune record binds them.
+    async fn tree_below_the_cut(
+        shared: &Shared,
+        org: &str,
+        verifier: &audit_core::note::VerifierKey,
+    ) -> Result<Frontier, String> {
+        let Some(p) = shared.store.pruned(org).await.map_err(|e| e.to_string())? else { return Ok(Frontier::new()) };
+        let record = audit_core::prune::PruneRecord::open(&p.record, verifier)
+            .map_err(|e| format!("the prune record of {org} cannot be trusted: {e}"))?;
+        tokio::task::spawn_blocking(move || record.check_hashes(&p.hashes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{org}: {e}; refusing to append until an operator acts (run verify)"))
     }
 
     /// The frontier stored beside the log's newest checkpoint, if it can be

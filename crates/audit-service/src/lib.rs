@@ -27,6 +27,7 @@ pub mod personal;
 mod queue;
 pub mod read;
 mod readback;
+mod retention;
 mod scope;
 mod sequencer;
 mod service;
@@ -48,6 +49,7 @@ pub use queue::DurableReceipt;
 pub use read::evidence::{BundleError, EvidenceError, EvidenceSummary, export_evidence, verify_evidence};
 pub use read::export::{ExportFormat, export_events};
 pub use read::query::{QueryError, QueryPage, query_events};
+pub use retention::{PruneError, PruneOutcome};
 // The read side keeps its former paths (`audit_service::proofs::…`).
 pub use read::verifier::{Verifier, VerifyError};
 pub use read::{ExportError, TimeRange, VerifiedThrough, export_jsonl, for_each_stored_line};

@@ -111,6 +111,19 @@ pub struct Batch {
     pub bytes: Vec<u8>,
 }
 
+/// What retention removed from the start of a log, as the store keeps it
+/// for ever: the newest signed prune record and the hashes (32 raw bytes
+/// each, in sequence order) of every removed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// Events `0..first_kept` were removed.
+    pub first_kept: u64,
+    /// The newest prune record (a signed note).
+    pub record: Vec<u8>,
+    /// The removed events' hashes, `first_kept` × 32 bytes when whole.
+    pub hashes: Vec<u8>,
+}
+
 /// A store of organization logs.
 #[async_trait]
 pub trait LogStore: Send + Sync + Debug {
@@ -204,6 +217,34 @@ pub trait LogStore: Send + Sync + Debug {
     /// and extra versions under a log's keys; Object Lock protects
     /// versions, not key names). Stores that cannot have any say none.
     async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError>;
+
+    /// What retention removed from the start of the log, if anything.
+    async fn pruned(&self, organization_id: &str) -> Result<Option<Pruned>, StorageError> {
+        let _ = organization_id;
+        Ok(None)
+    }
+
+    /// Retention (SPEC §15), the one exception to append-only: stores the
+    /// signed prune `record` and the hashes of the events it removes
+    /// (`removed_hashes`: those of events from the previous cut up to
+    /// `first_kept`), durably and write-once, and only then removes the
+    /// chunks that lie wholly before `first_kept`. The caller has checked
+    /// that those chunks are sealed, verified and past retention; the
+    /// newest chunk is never removed. Stores that cannot remove chunks
+    /// (S3 Object Lock: a lifecycle rule does) refuse.
+    async fn prune(
+        &self,
+        organization_id: &str,
+        first_kept: u64,
+        removed_hashes: &[u8],
+        record: &[u8],
+    ) -> Result<(), StorageError> {
+        let _ = (organization_id, first_kept, removed_hashes, record);
+        Err(StorageError::new(
+            StorageErrorKind::Unexpected,
+            "this store does not remove events (see its retention rule)",
+        ))
+    }
 
     /// Several `(offset, length)` ranges of one chunk (for fetching query results).
     async fn read_ranges(

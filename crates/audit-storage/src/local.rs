@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail, org_dir};
+use crate::{Batch, Chunk, LogStore, LogWriter, Pruned, Recovery, StorageError, StorageErrorKind, Tail, org_dir};
 
 /// Segments roll over once they reach this size (a batch never straddles two).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -39,6 +39,10 @@ const LOCK_FILE: &str = ".lock";
 const CHECKPOINT_DIR: &str = "checkpoints";
 const CHECKPOINT_SUFFIX: &str = ".note";
 const FRONTIER_SUFFIX: &str = ".frontier";
+/// Prune records and the hashes of removed events, kept for ever.
+const PRUNED_DIR: &str = "pruned";
+const PRUNE_RECORD_SUFFIX: &str = ".prune";
+const PRUNED_HASHES_SUFFIX: &str = ".hashes";
 
 /// Creates `dir/name` holding `bytes` unless it exists (the first one
 /// stands), durably: data and directory entry synced.
@@ -86,7 +90,7 @@ impl LocalStore {
     fn list_chunks(dir: &Path) -> Result<Vec<Chunk>, StorageError> {
         let mut chunks = Vec::new();
         for name in entry_names(dir)? {
-            if name == LOCK_FILE || name == CHECKPOINT_DIR {
+            if name == LOCK_FILE || name == CHECKPOINT_DIR || name == PRUNED_DIR {
                 continue;
             }
             match parse_segment_name(&name) {
@@ -226,6 +230,59 @@ impl LogStore for LocalStore {
     ) -> Result<(), StorageError> {
         let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
         write_once(dir, format!("{size:020}{FRONTIER_SUFFIX}"), peaks.to_vec()).await
+    }
+
+    async fn pruned(&self, organization_id: &str) -> Result<Option<Pruned>, StorageError> {
+        let dir = self.log_dir(organization_id).join(PRUNED_DIR);
+        blocking(move || {
+            // Each prune wrote `<first_kept>.hashes` (the events since the
+            // previous cut) and `<first_kept>.prune`; the pieces in order
+            // are every removed event's hash.
+            let mut cuts: Vec<u64> =
+                entry_names(&dir)?.iter().filter_map(|n| n.strip_suffix(PRUNE_RECORD_SUFFIX)?.parse().ok()).collect();
+            cuts.sort_unstable();
+            let Some(&first_kept) = cuts.last() else { return Ok(None) };
+            let read = |name: String| {
+                let path = dir.join(name);
+                fs::read(&path).map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))
+            };
+            let mut hashes = Vec::with_capacity(usize::try_from(first_kept.saturating_mul(32)).unwrap_or(0));
+            for cut in &cuts {
+                hashes.extend(read(format!("{cut:020}{PRUNED_HASHES_SUFFIX}"))?);
+            }
+            let record = read(format!("{first_kept:020}{PRUNE_RECORD_SUFFIX}"))?;
+            Ok(Some(Pruned { first_kept, record, hashes }))
+        })
+        .await
+    }
+
+    async fn prune(
+        &self,
+        organization_id: &str,
+        first_kept: u64,
+        removed_hashes: &[u8],
+        record: &[u8],
+    ) -> Result<(), StorageError> {
+        let log = self.log_dir(organization_id);
+        let dir = log.join(PRUNED_DIR);
+        // The hashes first, then the record that binds them: a record is
+        // never without its hashes.
+        write_once(dir.clone(), format!("{first_kept:020}{PRUNED_HASHES_SUFFIX}"), removed_hashes.to_vec()).await?;
+        write_once(dir, format!("{first_kept:020}{PRUNE_RECORD_SUFFIX}"), record.to_vec()).await?;
+        blocking(move || {
+            let chunks = Self::list_chunks(&log)?;
+            for (i, chunk) in chunks.iter().enumerate() {
+                // Wholly before the cut: the next chunk starts at or before it.
+                let Some(next) = chunks.get(i + 1) else { break };
+                if next.first_sequence > first_kept {
+                    break;
+                }
+                let path = log.join(&chunk.name);
+                fs::remove_file(&path).map_err(|e| StorageError::io(format!("cannot remove {}", path.display()), e))?;
+            }
+            fsync_dir(&log)
+        })
+        .await
     }
 
     async fn unexpected_versions(&self, _organization_id: &str) -> Result<Vec<String>, StorageError> {

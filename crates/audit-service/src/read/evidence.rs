@@ -95,7 +95,9 @@ pub async fn export_evidence(
     let note = String::from_utf8(note_bytes).map_err(|_| bad("not UTF-8".into()))?;
     let leaves = leaves(store, &org, checkpoint.size).await.map_err(|e| match e {
         crate::read::proofs::ProofRequestError::Storage(s) => EvidenceError::Storage(s),
-        crate::read::proofs::ProofRequestError::OutOfRange(_) => EvidenceError::Mismatch(org.clone()),
+        crate::read::proofs::ProofRequestError::OutOfRange(_) | crate::read::proofs::ProofRequestError::Pruned(_) => {
+            EvidenceError::Mismatch(org.clone())
+        }
     })?;
     let tree = ProofTree::new(&leaves);
     if tree.root() != checkpoint.root {
@@ -345,6 +347,7 @@ pub fn verify_evidence<'l>(
         errors_not_listed: 0,
         warnings,
         producer_gaps: Vec::new(),
+        pruned_through: None,
     })
 }
 

@@ -24,6 +24,10 @@ pub enum ProofRequestError {
     /// Sizes or index out of range (the caller's mistake).
     #[error("{0}")]
     OutOfRange(String),
+    /// The event was removed under retention: its hash is kept (so trees
+    /// that contain it still have their roots), its content is not.
+    #[error("{0}")]
+    Pruned(String),
     /// Storage failed or holds an unreadable line.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -35,6 +39,14 @@ pub enum ProofRequestError {
 pub(crate) async fn leaves(store: &dyn LogStore, org: &str, size: u64) -> Result<Vec<Hash>, ProofRequestError> {
     type Hashed = tokio::task::JoinHandle<Result<(Vec<Hash>, Vec<u8>), StorageError>>;
     let mut out: Vec<Hash> = Vec::with_capacity(size.min(1 << 24) as usize);
+    // Events retention removed: their hashes are kept beside the log.
+    let cut = match store.pruned(org).await? {
+        Some(p) => {
+            out.extend(p.hashes.chunks_exact(32).take(size as usize).map(merkle::leaf_hash));
+            p.first_kept
+        }
+        None => 0,
+    };
     let mut spare = Vec::new();
     let mut pending: Option<Hashed> = None;
     let finish = |pending: Hashed| async move {
@@ -42,9 +54,13 @@ pub(crate) async fn leaves(store: &dyn LogStore, org: &str, size: u64) -> Result
             .await
             .map_err(|e| StorageError::new(audit_storage::StorageErrorKind::Io, format!("hashing task failed: {e}")))?
     };
-    for chunk in store.chunks(org).await? {
+    let chunks = store.chunks(org).await?;
+    for (i, chunk) in chunks.iter().cloned().enumerate() {
         if out.len() as u64 >= size {
             break;
+        }
+        if chunks.get(i + 1).is_some_and(|next| next.first_sequence <= cut) {
+            continue; // covered by the prune record, not removed yet
         }
         let mut bytes = std::mem::take(&mut spare);
         store.read_chunk_into(org, &chunk, &mut bytes).await?;
@@ -160,6 +176,14 @@ pub async fn inclusion_proof(
     if sequence >= tree_size {
         return Err(ProofRequestError::OutOfRange(format!(
             "sequence {sequence} is not in a tree of {tree_size} events (sequences 0..{tree_size})"
+        )));
+    }
+    if let Some(p) = store.pruned(org).await?
+        && sequence < p.first_kept
+    {
+        return Err(ProofRequestError::Pruned(format!(
+            "event {sequence} of {org} was removed under retention (the log now starts at sequence {}): no proof of an event that is no longer stored",
+            p.first_kept
         )));
     }
     let leaves = leaves(store, org, tree_size).await?;

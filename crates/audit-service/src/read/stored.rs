@@ -8,6 +8,7 @@ use std::ops::ControlFlow;
 
 use audit_core::merkle::{ProofTree, leaf_hash, verify_inclusion};
 use audit_core::note::{Checkpoint, VerifierKey};
+use audit_core::prune::{PruneRecord, PruneRecordError};
 use audit_core::stored::{StoredEvent, check_line};
 use audit_core::verify::{ChainStart, ChainVerifier, FindingKind, VerificationReport, VerifiedPrefix};
 use audit_core::{Hash, Timestamp};
@@ -194,8 +195,20 @@ pub(crate) async fn verify_log_checked(
     // A range: find the event just before it (the anchor), then check every
     // event in it, linked to the anchor. Parsing and checking are CPU work:
     // each chunk is walked on a low-priority thread, off the async ones.
-    let mut walk = RangeWalk { organization_id: organization_id.to_owned(), range, ..RangeWalk::default() };
-    for chunk in chunks {
+    // A range from the start of a pruned log links to its prune record.
+    let start = match store.pruned(organization_id).await? {
+        None => None,
+        Some(p) => {
+            let (org, key) = (organization_id.to_owned(), sources_of.key.cloned());
+            Some(super::heavy::run(move || pruned_start(&org, &p, key.as_ref()).map(|(prefix, _)| prefix)).await?)
+        }
+    };
+    let cut = start.as_ref().and_then(|s| s.as_ref().ok()).map_or(0, VerifiedPrefix::size);
+    let mut walk = RangeWalk { organization_id: organization_id.to_owned(), range, start, ..RangeWalk::default() };
+    for (i, chunk) in chunks.iter().cloned().enumerate() {
+        if chunks.get(i + 1).is_some_and(|next| next.first_sequence <= cut) {
+            continue; // covered by the prune record, not removed yet
+        }
         let bytes = store.read_chunk(organization_id, &chunk).await?;
         walk = super::heavy::run(move || {
             walk.chunk(ChunkLines { chunk, bytes });
@@ -207,7 +220,7 @@ pub(crate) async fn verify_log_checked(
         }
     }
     let RangeWalk { v, ends, .. } = walk;
-    let mut v = v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Genesis));
+    let mut v = v.unwrap_or_else(|| ChainVerifier::new(organization_id, ChainStart::Anchored));
     if let Some((first, last)) = ends {
         anchor_range_ends(store, organization_id, sources_of, &mut v, [first, last]).await?;
     }
@@ -280,7 +293,41 @@ async fn bytes_after_prefix(
     Ok(Ok((index, bytes)))
 }
 
-/// A whole log, from genesis or after a verified prefix.
+/// The start of a pruned log: its prune record opened with `key` (or read
+/// unchecked, with a warning) and the kept hashes checked against it.
+fn pruned_start(
+    organization_id: &str,
+    pruned: &audit_storage::Pruned,
+    key: Option<&VerifierKey>,
+) -> Result<(VerifiedPrefix, Option<String>), (FindingKind, String)> {
+    let (record, warning) = match key {
+        Some(k) => (
+            PruneRecord::open(&pruned.record, k).map_err(|e| match e {
+                PruneRecordError::Signature(why) => (FindingKind::BadSignature, why),
+                other => (FindingKind::Malformed, other.to_string()),
+            })?,
+            None,
+        ),
+        None => {
+            // Unchecked: its text, up to the signatures.
+            let note = String::from_utf8_lossy(&pruned.record);
+            let text = note
+                .rfind("\n\n")
+                .map(|i| &note[..i + 1])
+                .ok_or((FindingKind::BadSignature, "not a signed note".to_owned()))?;
+            let record = PruneRecord::parse(text).map_err(|e| (FindingKind::Malformed, e.to_string()))?;
+            (record, Some("no verifier key was given: its signature was not checked".to_owned()))
+        }
+    };
+    if record.first_kept != pruned.first_kept {
+        let detail = format!("stored as the cut at {} but says {}", pruned.first_kept, record.first_kept);
+        return Err((FindingKind::Malformed, detail));
+    }
+    let tree = record.check_hashes(&pruned.hashes).map_err(|e| (FindingKind::CheckpointMismatch, e.to_string()))?;
+    Ok((VerifiedPrefix::after_prune(organization_id, tree, record.last_hash, record.last_timestamp), warning))
+}
+
+/// A whole log, from genesis (or its prune record) or after a verified prefix.
 async fn verify_whole_log(
     store: &dyn LogStore,
     organization_id: &str,
@@ -288,21 +335,56 @@ async fn verify_whole_log(
     sources_of: &CheckpointSources<'_>,
     resume: Option<&VerifiedThrough>,
 ) -> Result<(VerificationReport, Option<VerifiedThrough>), StorageError> {
-    let mut v = match resume {
-        Some(through) => ChainVerifier::resume(&through.prefix),
-        None => ChainVerifier::new(organization_id, ChainStart::Genesis),
+    let pruned = store.pruned(organization_id).await?;
+    // A place to resume from that retention has since cut away: start
+    // again from the prune record instead.
+    let resume = resume.filter(|t| pruned.as_ref().is_none_or(|p| t.size() > p.first_kept));
+    let (mut v, pruned_hashes) = match (resume, &pruned) {
+        (Some(through), _) => (ChainVerifier::resume(&through.prefix), None),
+        (None, None) => (ChainVerifier::new(organization_id, ChainStart::Genesis), None),
+        (None, Some(p)) => {
+            let (org, key, p) = (organization_id.to_owned(), sources_of.key.cloned(), p.clone());
+            match super::heavy::run(move || pruned_start(&org, &p, key.as_ref()).map(|s| (s, p.hashes))).await? {
+                Ok(((prefix, warning), hashes)) => {
+                    let mut v = ChainVerifier::resume(&prefix);
+                    if let Some(w) = warning {
+                        v.push_warning("checkpoint_unchecked", format!("prune record: {w}"));
+                    }
+                    (v, Some(hashes))
+                }
+                Err((kind, detail)) => {
+                    // The rest is still checked, linked only to itself.
+                    let mut v = ChainVerifier::new(organization_id, ChainStart::Anchored);
+                    v.push_finding(kind, None, format!("prune record: {detail}"));
+                    (v, None)
+                }
+            }
+        }
     };
-    let verified = resume.map_or(0, VerifiedThrough::size);
+    let verified = resume.map_or(0, VerifiedThrough::size).max(pruned.as_ref().map_or(0, |p| p.first_kept));
     let mut checkpoints = checkpoints_to_hold_to(store, organization_id, sources_of, &mut v).await?;
     for evidence in store.unexpected_versions(organization_id).await? {
         v.push_finding(FindingKind::UnexpectedObjectVersion, None, evidence);
     }
-    // A checkpoint smaller than one an earlier run verified: the store (or
-    // the mirror) went back in time.
     checkpoints.retain(|(label, cp)| {
         if cp.size >= verified {
             return true;
         }
+        // Below a prune's cut: the kept hashes still have that tree.
+        if let Some(hashes) = &pruned_hashes {
+            let leaves: Vec<Hash> = hashes.chunks_exact(32).take(cp.size as usize).map(leaf_hash).collect();
+            let root = audit_core::merkle::root(&leaves);
+            if root != cp.root {
+                let detail = format!(
+                    "the tree of the first {} events (kept as hashes since the prune) has root {root}; the {label} checkpoint says {}",
+                    cp.size, cp.root
+                );
+                v.push_finding(FindingKind::InconsistentCheckpoint, Some(cp.size.saturating_sub(1)), detail);
+            }
+            return false;
+        }
+        // A checkpoint smaller than one an earlier run verified: the store
+        // (or the mirror) went back in time.
         let detail = format!(
             "the newest {label} checkpoint covers {} events, but a checkpoint of {verified} was verified earlier: the log was rolled back",
             cp.size
@@ -313,14 +395,30 @@ async fn verify_whole_log(
     let sizes: Vec<u64> = checkpoints.iter().map(|(_, cp)| cp.size).collect();
     v.track_merkle_at(&sizes);
 
-    // Where reading starts: the first chunk, or just after the prefix.
+    // Where reading starts: the first chunk (after any a prune record
+    // covers but that are not removed yet), or just after the prefix.
     let (first_index, mut current, mut base_offset) = match resume {
         None => {
-            let mut bytes = Vec::new();
-            if let Some(first) = chunks.first() {
-                store.read_chunk_into(organization_id, first, &mut bytes).await?;
+            let cut = pruned.as_ref().map_or(0, |p| p.first_kept);
+            let first = chunks
+                .iter()
+                .enumerate()
+                .position(|(i, _)| chunks.get(i + 1).is_none_or(|n| n.first_sequence > cut))
+                .unwrap_or(0);
+            for leftover in &chunks[..first] {
+                v.push_warning(
+                    "pruned_segment_left",
+                    format!(
+                        "segment {} is covered by the prune record (events before {cut}) and was not removed",
+                        leftover.name
+                    ),
+                );
             }
-            (0, bytes, 0)
+            let mut bytes = Vec::new();
+            if let Some(chunk) = chunks.get(first) {
+                store.read_chunk_into(organization_id, chunk, &mut bytes).await?;
+            }
+            (first, bytes, 0)
         }
         Some(through) => match bytes_after_prefix(store, organization_id, chunks, through).await? {
             Ok((index, bytes)) => (index, bytes, through.offset),
@@ -443,6 +541,9 @@ struct RangeWalk {
     ends: Option<((u64, Hash), (u64, Hash))>,
     /// An event at or after the range's end was seen: nothing later counts.
     past_the_end: bool,
+    /// Where the log starts when retention pruned it (or why its prune
+    /// record cannot be trusted).
+    start: Option<Result<VerifiedPrefix, (FindingKind, String)>>,
 }
 
 impl RangeWalk {
@@ -467,7 +568,15 @@ impl RangeWalk {
                     v.push_anchor(a);
                     v
                 }
-                None => ChainVerifier::new(org, ChainStart::Genesis),
+                None => match &self.start {
+                    None => ChainVerifier::new(org, ChainStart::Genesis),
+                    Some(Ok(prefix)) => ChainVerifier::resume(prefix),
+                    Some(Err((kind, detail))) => {
+                        let mut v = ChainVerifier::new(org, ChainStart::Anchored);
+                        v.push_finding(*kind, None, format!("prune record: {detail}"));
+                        v
+                    }
+                },
             });
             verifier.push_line(line);
             if let Some(e) = event {
@@ -520,7 +629,10 @@ async fn anchor_range_ends(
     let leaves = match crate::read::proofs::leaves(store, organization_id, cp.size).await {
         Ok(l) => l,
         Err(crate::read::proofs::ProofRequestError::Storage(e)) => return Err(e),
-        Err(crate::read::proofs::ProofRequestError::OutOfRange(detail)) => {
+        Err(
+            crate::read::proofs::ProofRequestError::OutOfRange(detail)
+            | crate::read::proofs::ProofRequestError::Pruned(detail),
+        ) => {
             v.push_finding(FindingKind::Truncated, None, detail);
             return Ok(());
         }

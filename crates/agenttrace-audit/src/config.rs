@@ -35,6 +35,8 @@ pub(crate) struct FileConfig {
     system_organization: Option<String>,
     metrics_listen: Option<String>,
     retention_days: Option<toml::Value>,
+    retention_floor_days: Option<toml::Value>,
+    prune_schedule: Option<String>,
     capture_api_access: Option<toml::Value>,
     s3_bucket: Option<String>,
     s3_region: Option<String>,
@@ -96,6 +98,8 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_S3_SSE",
     "AUDIT_S3_KMS_KEY_ID",
     "AUDIT_RETENTION_DAYS",
+    "AUDIT_RETENTION_FLOOR_DAYS",
+    "AUDIT_PRUNE_SCHEDULE",
     "AUDIT_INDEX_URL",
     "AUDIT_INDEX_CA_FILE",
     "AUDIT_BATCH_SIZE",
@@ -267,6 +271,23 @@ pub(crate) struct Backends {
     /// Personal data protection (`AUDIT_PERSONAL_DATA_PROTECTION`, on by
     /// default); `None` when off.
     pub(crate) personal: Option<PersonalSettings>,
+    /// Days events are kept (`AUDIT_RETENTION_DAYS`), and the shortest
+    /// period an organization may set (`AUDIT_RETENTION_FLOOR_DAYS`; on S3
+    /// never below the Object Lock period).
+    pub(crate) retention_days: u32,
+    pub(crate) retention_floor_days: u32,
+}
+
+impl Backends {
+    /// The retention policy: periods per organization kept in the data directory.
+    pub(crate) fn retention_policy(&self) -> anyhow::Result<audit_server::RetentionPolicy> {
+        audit_server::RetentionPolicy::load(
+            self.data_dir.join("retention.json"),
+            self.retention_days,
+            self.retention_floor_days,
+        )
+        .map_err(|e| anyhow::anyhow!(e))
+    }
 }
 
 /// Where subject keys are kept and what wraps them (SPEC §9).
@@ -344,8 +365,12 @@ fn url_for_people(url: &str) -> String {
     format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
 }
 
-/// The default retention of S3 objects: 7 years, as the seed recommends.
+/// The default retention: 7 years, as the seed recommends.
 const DEFAULT_RETENTION_DAYS: u32 = 2555;
+
+/// The shortest retention an organization may set by default: a year, what
+/// SOC 2 auditors commonly expect (HIPAA asks six: raise it).
+const DEFAULT_RETENTION_FLOOR_DAYS: u32 = 365;
 
 impl Backends {
     pub(crate) fn load(data_dir_flag: Option<PathBuf>, file: &FileConfig) -> anyhow::Result<Backends> {
@@ -357,6 +382,22 @@ impl Backends {
         .unwrap_or(DEFAULT_RETENTION_DAYS);
         if retention_days == 0 {
             bail!("AUDIT_RETENTION_DAYS: must be at least 1");
+        }
+        let floor: u32 = parse(
+            pick(
+                None,
+                "AUDIT_RETENTION_FLOOR_DAYS",
+                toml_text(file.retention_floor_days.clone()),
+                "retention_floor_days",
+            ),
+            "a whole number of days",
+        )?
+        .unwrap_or(DEFAULT_RETENTION_FLOOR_DAYS);
+        if floor == 0 {
+            bail!("AUDIT_RETENTION_FLOOR_DAYS: must be at least 1");
+        }
+        if retention_days < floor {
+            bail!("AUDIT_RETENTION_DAYS ({retention_days}) is below AUDIT_RETENTION_FLOOR_DAYS ({floor})");
         }
         let s3_for = |bucket: String, prefix: Option<String>| -> anyhow::Result<S3Settings> {
             Ok(S3Settings {
@@ -448,7 +489,23 @@ impl Backends {
             Some((v, source)) => bail!("{source}: {v:?} is not an index URL (sqlite://PATH or postgres://...)"),
         };
         let personal = personal_settings(&data_dir, file)?;
-        Ok(Backends { data_dir, storage, index, mirror, origin, signing_key_file, checkpoint_interval, personal })
+        // On S3 the Object Lock period is a floor of its own: no object can go sooner.
+        let retention_floor_days = match &storage {
+            StorageChoice::S3(_) => floor.max(retention_days),
+            StorageChoice::Local => floor,
+        };
+        Ok(Backends {
+            data_dir,
+            storage,
+            index,
+            mirror,
+            origin,
+            signing_key_file,
+            checkpoint_interval,
+            personal,
+            retention_days,
+            retention_floor_days,
+        })
     }
 }
 
@@ -656,6 +713,8 @@ pub(crate) struct Settings {
     /// `AUDIT_VERIFY_SCHEDULE` and `AUDIT_VERIFY_FULL_SCHEDULE`: when every
     /// log is verified, incrementally and whole.
     pub(crate) verification: audit_server::VerificationPlan,
+    /// `AUDIT_PRUNE_SCHEDULE`: when retention runs (none: `off`).
+    pub(crate) prune_schedule: Option<audit_server::VerifySchedule>,
     /// `AUDIT_ALERT_WEBHOOK_*`: where alerts are posted (none: logged only).
     pub(crate) alerts: Option<audit_service::WebhookConfig>,
 }
@@ -813,8 +872,15 @@ impl Settings {
                 audit_server::VerifySchedule::weekly(),
             )?,
         };
+        let prune_schedule = schedule(
+            "AUDIT_PRUNE_SCHEDULE",
+            "prune_schedule",
+            file.prune_schedule.clone(),
+            audit_server::VerifySchedule::parse("0 1 * * *").map_err(|e| anyhow::anyhow!(e))?,
+        )?;
         Ok(Settings {
             verification,
+            prune_schedule,
             alerts,
             listen,
             metrics_listen,
@@ -870,6 +936,8 @@ mod tests {
             personal: None,
             signing_key_file: None,
             checkpoint_interval: Duration::from_secs(1),
+            retention_days: 2555,
+            retention_floor_days: 2555,
         };
         assert_eq!(b.describe_storage(), "s3://audit-logs/prod/");
         assert_eq!(b.describe_index(), "postgres://db.internal:5432/audit");

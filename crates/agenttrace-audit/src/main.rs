@@ -80,6 +80,8 @@ enum Command {
     /// Legal holds: place, list, lift (an erasure under a hold is refused).
     #[command(subcommand)]
     Holds(cmd::erase::HoldsCommand),
+    /// Apply retention now: remove old sealed segments, keeping a signed prune record (exit 1 under a legal hold).
+    Prune(cmd::prune::Args),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +133,7 @@ fn main() -> ExitCode {
             Command::VerifyExport(args) => cmd::verify_export::run(&data_dir, args).await,
             Command::EraseSubject(args) => cmd::erase::erase(&backends, args).await,
             Command::Holds(command) => cmd::erase::holds(&backends, command).await,
+            Command::Prune(args) => cmd::prune::run(&backends, args).await,
         }
     });
     match result {

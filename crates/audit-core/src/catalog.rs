@@ -76,6 +76,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     entry("subject.erased", Admin, Warning),
     entry("legal_hold.placed", Admin, Warning),
     entry("legal_hold.lifted", Admin, Warning),
+    entry("retention.changed", Admin, Warning),
 ];
 
 /// Looks up a catalogued event type.

@@ -203,6 +203,11 @@ pub(crate) struct ReportBody {
     warnings: Vec<WarningBody>,
     complete: bool,
     producer_gaps: Vec<ProducerGapBody>,
+    /// The last sequence retention removed, when a prune record covers the
+    /// start of the log (the rest is verified against it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pruned_through: Option<u64>,
 }
 
 impl From<&VerificationReport> for ReportBody {
@@ -240,6 +245,7 @@ impl From<&VerificationReport> for ReportBody {
                     known_loss: g.known_loss,
                 })
                 .collect(),
+            pruned_through: r.pruned_through,
         }
     }
 }

@@ -144,6 +144,25 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Replaces `path` with `bytes` atomically, readable by this user only:
+/// a temporary file written and synced, renamed over it, the directory
+/// synced. The error says which step failed.
+pub(crate) fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), (String, std::io::Error)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    private_dir(dir).map_err(|e| (format!("cannot create {}", dir.display()), e))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| (format!("cannot write {}", tmp.display()), e))?;
+    f.write_all(bytes).and_then(|()| f.sync_data()).map_err(|e| (format!("cannot write {}", tmp.display()), e))?;
+    fs::rename(&tmp, path).map_err(|e| (format!("cannot replace {}", path.display()), e))?;
+    File::open(dir).and_then(|d| d.sync_data()).map_err(|e| (format!("cannot fsync {}", dir.display()), e))
+}
+
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -234,23 +253,10 @@ impl KeyStore {
         }
     }
 
-    /// Replaces the file atomically: write a temporary file, fsync, rename, fsync the directory.
+    /// Replaces the file atomically (see [`replace_private_file`]).
     fn write_file(&self, file: &KeyFile) -> Result<(), KeyError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        private_dir(dir).map_err(io(format!("cannot create {}", dir.display())))?;
-        let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Invalid(e.to_string()))?;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(format!("cannot write {}", tmp.display())))?;
-        f.write_all(&bytes).and_then(|()| f.sync_data()).map_err(io(format!("cannot write {}", tmp.display())))?;
-        fs::rename(&tmp, &self.path).map_err(io(format!("cannot replace {}", self.path.display())))?;
-        File::open(dir).and_then(|d| d.sync_data()).map_err(io(format!("cannot fsync {}", dir.display())))?;
-        Ok(())
+        replace_private_file(&self.path, &bytes).map_err(|(what, e)| io(what)(e))
     }
 
     /// Runs `f` on the file under an exclusive lock (several CLI invocations at once).

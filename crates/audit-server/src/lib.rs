@@ -17,6 +17,7 @@ pub mod error;
 pub mod keys;
 mod listener;
 mod openapi;
+mod retention;
 mod routes;
 mod schedule;
 mod stream;
@@ -38,6 +39,7 @@ pub use error::{ApiError, ErrorCode};
 pub use keys::{KeyChange, KeyStore, Scope};
 pub use listener::{ConnectionLimits, serve};
 pub use openapi::openapi_json;
+pub use retention::RetentionPolicy;
 pub use routes::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 pub use schedule::{VerificationPlan, VerifySchedule};
 
@@ -87,6 +89,9 @@ struct StateInner {
     max_exports: usize,
     /// The verification schedule and each log's last scheduled run.
     scheduled: Mutex<schedule::Runs>,
+    /// How long each organization's events are kept (none: no retention
+    /// routes and no pruning).
+    retention: Option<Arc<RetentionPolicy>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -118,8 +123,15 @@ impl AppState {
                 exports: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_EXPORTS)),
                 max_exports: DEFAULT_MAX_EXPORTS,
                 scheduled: Mutex::new(schedule::Runs::default()),
+                retention: None,
             }),
         }
+    }
+
+    /// Applies `policy`: `GET`/`PUT /v1/retention` and the prunes of
+    /// [`AppState::spawn_pruning`].
+    pub fn with_retention(self, policy: Arc<RetentionPolicy>) -> AppState {
+        self.configured(|inner| inner.retention = Some(policy))
     }
 
     /// Uses `keys` (a view shared with the caller, e.g. one whose changes
@@ -234,6 +246,7 @@ impl AppState {
             exports: Arc::clone(&shared.exports),
             max_exports: shared.max_exports,
             scheduled: Mutex::new(schedule::Runs::default()),
+            retention: shared.retention.clone(),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }
@@ -429,6 +442,7 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/subjects/erase", post(routes::subjects::post_erase))
         .route("/v1/legal-holds", post(routes::subjects::post_hold).get(routes::subjects::get_holds))
         .route("/v1/legal-holds/{hold_id}", axum::routing::delete(routes::subjects::delete_hold))
+        .route("/v1/retention", get(routes::retention::get_retention).put(routes::retention::put_retention))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_in_flight));
     let mut router = Router::new()
         .merge(api)

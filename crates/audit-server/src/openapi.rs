@@ -25,6 +25,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::subjects::post_hold,
         crate::routes::subjects::get_holds,
         crate::routes::subjects::delete_hold,
+        crate::routes::retention::get_retention,
+        crate::routes::retention::put_retention,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Security, &CommonErrors, &Choices)
@@ -68,7 +70,7 @@ impl utoipa::Modify for CommonErrors {
             if !path.starts_with("/v1/") {
                 continue;
             }
-            for operation in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
+            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 for (status, description) in [
                     ("400", "`invalid_parameter` (the field names it), or an invalid body"),

@@ -79,7 +79,7 @@ impl VerifySchedule {
     }
 
     /// How long from now to the next run (`None`: the pattern never fires again).
-    fn until_next(&self) -> Option<Duration> {
+    pub(crate) fn until_next(&self) -> Option<Duration> {
         let now = chrono::Utc::now();
         let next = self.cron.find_next_occurrence(&now, false).ok()?;
         (next - now).to_std().ok()
@@ -120,17 +120,25 @@ impl AppState {
                     (Some(i), None) => (i, RunMode::Incremental),
                     (_, Some(f)) => (f, RunMode::Full),
                 };
-                // Wake at least every second to notice a stop.
-                let due = Instant::now() + wait;
-                while Instant::now() < due {
-                    if !state.service().is_running() {
-                        return;
-                    }
-                    tokio::time::sleep((due - Instant::now()).min(Duration::from_secs(1))).await;
+                if !state.wait_while_running(wait).await {
+                    return;
                 }
                 state.verify_every_log(mode).await;
             }
         })
+    }
+
+    /// Sleeps `wait`, waking every second to notice a stop; false when the
+    /// service stopped meanwhile.
+    pub(crate) async fn wait_while_running(&self, wait: Duration) -> bool {
+        let due = Instant::now() + wait;
+        while Instant::now() < due {
+            if !self.service().is_running() {
+                return false;
+            }
+            tokio::time::sleep((due - Instant::now()).min(Duration::from_secs(1))).await;
+        }
+        self.service().is_running()
     }
 
     /// The schedules and `org`'s last scheduled run.
@@ -185,7 +193,7 @@ impl AppState {
         }
     }
 
-    fn forget_verified(&self, org: &str) {
+    pub(crate) fn forget_verified(&self, org: &str) {
         self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).verified.remove(org);
     }
 

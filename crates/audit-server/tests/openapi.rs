@@ -152,7 +152,11 @@ async fn every_documented_response_schema_validates_a_real_response() {
     let token = keys.create("org-a", &[Scope::Ingest, Scope::Read, Scope::Verify]).unwrap().token;
     let admin = keys.create("org-a", &[Scope::Admin]).unwrap().token;
     let router = app(
-        AppState::new(service.clone(), dir.path(), false, None).with_checkpoint_key(signer, "audit.test".into()),
+        AppState::new(service.clone(), dir.path(), false, None)
+            .with_checkpoint_key(signer, "audit.test".into())
+            .with_retention(std::sync::Arc::new(
+                audit_server::RetentionPolicy::load(dir.path().join("retention.json"), 2555, 365).unwrap(),
+            )),
         true,
     );
     let doc: Value = serde_json::from_str(&audit_server::openapi_json()).unwrap();
@@ -237,6 +241,14 @@ async fn every_documented_response_schema_validates_a_real_response() {
     assert_eq!(api.call(Method::DELETE, &lift, "/v1/legal-holds/{hold_id}", a, None).await.0, StatusCode::NOT_FOUND);
     let (s, done) = api.call(Method::POST, "/v1/subjects/erase", "/v1/subjects/erase", a, Some(erase)).await;
     assert_eq!((s, done["already_erased"].as_bool()), (StatusCode::OK, Some(true)), "never seen: nothing to destroy");
+
+    // Retention: read, set, refused below the floor.
+    assert_eq!(api.call(Method::GET, "/v1/retention", "/v1/retention", t, None).await.0, StatusCode::OK);
+    let (s, set) = api.call(Method::PUT, "/v1/retention", "/v1/retention", a, Some(r#"{"days":3650}"#)).await;
+    assert_eq!((s, set["days"].as_u64()), (StatusCode::OK, Some(3650)));
+    let low = r#"{"days":1}"#;
+    assert_eq!(api.call(Method::PUT, "/v1/retention", "/v1/retention", a, Some(low)).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(api.call(Method::PUT, "/v1/retention", "/v1/retention", t, Some(low)).await.0, StatusCode::FORBIDDEN);
 
     // Every JSON route of the document was exercised.
     let documented: Vec<String> = api.doc["paths"].as_object().unwrap().keys().cloned().collect();

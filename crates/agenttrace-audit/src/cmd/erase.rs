@@ -5,13 +5,10 @@
 //! `POST /v1/subjects/erase` and `/v1/legal-holds`); a `serve` that has not
 //! opened it stops using a destroyed key within its 10 s key cache.
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use audit_core::Timestamp;
 use audit_core::event::ActorType;
 use audit_core::json::{Object, Value};
-use audit_service::{AuditConfig, AuditService, ErasureError, ErasureTarget, Requester};
+use audit_service::{AuditService, ErasureError, ErasureTarget, Requester};
 
 use crate::exit;
 
@@ -92,22 +89,7 @@ async fn service_for(backends: &crate::config::Backends, org: &str) -> anyhow::R
             "personal data protection is off (AUDIT_PERSONAL_DATA_PROTECTION): nothing is sealed, nothing to erase"
         )
     })?;
-    let store = super::open_store(backends).await?;
-    match store.open_writer(org).await {
-        Ok(writer) => drop(writer),
-        Err(e) if e.kind == audit_storage::StorageErrorKind::Locked => anyhow::bail!(
-            "a running serve holds {org}'s log: use POST /v1/subjects/erase or /v1/legal-holds on it (nothing was changed)"
-        ),
-        Err(e) => return Err(e).context("cannot open the log to record the change"),
-    }
-    let index = super::open_index(backends).await?;
-    Ok(AuditService::builder(store)
-        .config(AuditConfig::default())
-        .index(index)
-        .checkpoints(crate::signing::checkpoint_config(backends).await?)
-        .protection(Arc::clone(&protection))
-        .start()
-        .await)
+    super::service_writing_to(backends, org, Some(protection), "POST /v1/subjects/erase or /v1/legal-holds").await
 }
 
 /// A date as RFC 3339, or `YYYY-MM-DD` (midnight UTC).

@@ -6,6 +6,7 @@ mod filter_args;
 pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod prove;
+pub(crate) mod prune;
 pub(crate) mod query;
 pub(crate) mod reindex;
 pub(crate) mod serve;
@@ -199,4 +200,32 @@ pub(crate) fn check_org(org: &str) -> anyhow::Result<()> {
         "--org {org:?} is not a valid organization id (^[A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}$)"
     );
     Ok(())
+}
+
+/// A service over `org`'s log for a command that records what it does in
+/// that log, or an error when a running `serve` holds the log (`instead`
+/// names the route that does the same through it).
+pub(crate) async fn service_writing_to(
+    backends: &Backends,
+    org: &str,
+    protection: Option<Arc<audit_service::Protection>>,
+    instead: &str,
+) -> anyhow::Result<audit_service::AuditService> {
+    let store = open_store(backends).await?;
+    match store.open_writer(org).await {
+        Ok(writer) => drop(writer),
+        Err(e) if e.kind == audit_storage::StorageErrorKind::Locked => {
+            anyhow::bail!("a running serve holds {org}'s log: use {instead} on it (nothing was changed)")
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot open the log to record the change")),
+    }
+    let index = open_index(backends).await?;
+    let mut builder = audit_service::AuditService::builder(store)
+        .config(audit_service::AuditConfig::default())
+        .index(index)
+        .checkpoints(crate::signing::checkpoint_config(backends).await?);
+    if let Some(protection) = protection {
+        builder = builder.protection(protection);
+    }
+    Ok(builder.start().await)
 }

@@ -176,8 +176,17 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         .with_rate_limit(settings.rate_limit)
         .with_max_in_flight(settings.max_in_flight)
         .with_max_exports(settings.max_exports)
-        .with_checkpoint_key(signer, origin);
+        .with_checkpoint_key(signer, origin)
+        .with_retention(std::sync::Arc::new(settings.backends.retention_policy()?));
     state.spawn_key_auditor();
+    match (&settings.prune_schedule, &settings.backends.storage) {
+        (Some(schedule), crate::config::StorageChoice::Local) => {
+            state.spawn_pruning(schedule.clone());
+        }
+        // Object Lock keeps objects until their retain-until date; a
+        // bucket lifecycle rule removes them after (docs/PRODUCTION.md).
+        (_, crate::config::StorageChoice::S3(_)) | (None, _) => {}
+    }
     if settings.verification.incremental.is_some() || settings.verification.full.is_some() {
         state.spawn_scheduled_verification(settings.verification.clone());
     }

@@ -97,6 +97,11 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
             (Some(a), Some(b)) => format!(", sequences {a}..={b}"),
             _ => String::new(),
         };
+        if let Some(n) = report.pruned_through {
+            eprintln!(
+                "pruned: events 0..={n} were removed under retention; the rest is checked against the signed prune record"
+            );
+        }
         if report.valid {
             eprintln!("valid: {} events in the log of {}{span}", report.total_events, report.organization_id);
         } else {

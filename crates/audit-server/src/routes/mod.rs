@@ -8,6 +8,7 @@ pub(crate) mod export;
 pub(crate) mod health;
 pub(crate) mod integrity;
 mod params;
+pub(crate) mod retention;
 pub(crate) mod subjects;
 
 /// Most events in one request.

@@ -96,20 +96,9 @@ impl AuditService {
         let origin_line = format!("{}/{organization_id}", cfg.origin);
         let signer = cfg.signer.renamed(&origin_line).map_err(|e| PruneError::Unavailable(e.to_string()))?;
         let key = signer.verifier();
+        // Segments due first (cheap: the oldest kept one is read), then,
+        // only if any is, the whole log is verified.
         let store = self.store().as_ref();
-        let mut verifier = crate::Verifier::new(store).key(&key);
-        if let Some(mirror) = self.checkpoint_mirror() {
-            verifier = verifier.mirror(mirror.as_ref());
-        }
-        let report = verifier.verify(organization_id).await.map_err(|e| PruneError::Unavailable(e.to_string()))?;
-        if !report.valid {
-            let first = report.errors.first().map_or_else(String::new, |e| format!(", first {}", e.kind.as_str()));
-            return Err(PruneError::InvalidLog(format!(
-                "the log of {organization_id} has {} verification error(s){first}",
-                report.errors.len()
-            )));
-        }
-
         let cutoff = self
             .shared
             .clock
@@ -131,14 +120,21 @@ impl AuditService {
                 continue; // covered by an earlier prune
             }
             let bytes = store.read_chunk(organization_id, chunk).await?;
-            let mut hashes = Vec::new();
-            let mut newest = None;
-            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let event = StoredEvent::parse_line(line)
-                    .map_err(|e| PruneError::InvalidLog(format!("{}: {e}", chunk.name)))?;
-                hashes.extend_from_slice(event.hash.as_bytes());
-                newest = Some(event);
-            }
+            let name = chunk.name.clone();
+            // Parsing a segment is CPU work: off the async threads.
+            let (hashes, newest) = tokio::task::spawn_blocking(move || {
+                let mut hashes = Vec::new();
+                let mut newest = None;
+                for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let event =
+                        StoredEvent::parse_line(line).map_err(|e| PruneError::InvalidLog(format!("{name}: {e}")))?;
+                    hashes.extend_from_slice(event.hash.as_bytes());
+                    newest = Some(event);
+                }
+                Ok::<_, PruneError>((hashes, newest))
+            })
+            .await
+            .map_err(|e| PruneError::Unavailable(e.to_string()))??;
             let Some(newest) = newest else { break };
             if newest.timestamp.as_micros() >= cutoff {
                 break;
@@ -149,6 +145,20 @@ impl AuditService {
             removed_segments += 1;
         }
         let Some(last) = last else { return Ok(None) };
+        // Something is due: the whole log must verify first.
+        let mut verifier = crate::Verifier::new(store).key(&key);
+        if let Some(mirror) = self.checkpoint_mirror() {
+            verifier = verifier.mirror(mirror.as_ref());
+        }
+        let report = verifier.verify(organization_id).await.map_err(|e| PruneError::Unavailable(e.to_string()))?;
+        if !report.valid {
+            let first = report.errors.first().map_or_else(String::new, |e| format!(", first {}", e.kind.as_str()));
+            return Err(PruneError::InvalidLog(format!(
+                "the log of {organization_id} has {} verification error(s){first}",
+                report.errors.len()
+            )));
+        }
+
         let removed_events = first_kept - cut;
         if removed_hashes.len() as u64 != removed_events * 32 || last.sequence + 1 != first_kept {
             return Err(PruneError::InvalidLog(format!(

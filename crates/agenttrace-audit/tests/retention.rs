@@ -8,27 +8,16 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use audit_core::Timestamp;
 use audit_core::note::SignerKey;
-use audit_service::{AuditConfig, AuditService, CheckpointConfig, Clock};
+use audit_service::{AuditConfig, AuditService, CheckpointConfig, ManualClock};
 use audit_storage::local::LocalStore;
 use audit_testkit::serve::Served;
 
 const BIN: &str = env!("CARGO_BIN_EXE_agenttrace-audit");
 const ORG: &str = "org-1";
 const DAY: i64 = 86_400 * 1_000_000;
-
-#[derive(Debug)]
-struct FixedClock(AtomicI64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
-    }
-}
 
 fn signer() -> SignerKey {
     SignerKey::from_seed("agenttrace-audit.local", [11; 32]).unwrap()
@@ -51,7 +40,7 @@ async fn batch_at(data: &Path, micros: i64, first: u64) {
     };
     let service = AuditService::builder(Arc::new(LocalStore::new(data).with_segment_bytes(1)))
         .config(config)
-        .clock(Arc::new(FixedClock(AtomicI64::new(micros))))
+        .clock(Arc::new(ManualClock::at_micros(micros)))
         .checkpoints(checkpoints)
         .start()
         .await;

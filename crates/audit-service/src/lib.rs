@@ -38,7 +38,7 @@ mod worker;
 
 pub use alert::{AlertKind, WebhookConfig, signature};
 pub use audit_core::csv::{CSV_COLUMNS, csv_cell, csv_record};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::CheckpointConfig;
 pub use config::{AuditConfig, FullQueuePolicy};
 pub use erasure::{ErasureError, ErasureReport, ErasureTarget, Requester};

@@ -5,31 +5,20 @@
 //! resumes the same tree; a record or kept hashes tampered with are caught.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use audit_core::Timestamp;
 use audit_core::merkle::verify_consistency;
 use audit_core::note::{SignerKey, VerifierKey};
 use audit_core::sample::sample_draft;
 use audit_core::verify::FindingKind;
 use audit_service::proofs::{ProofRequestError, consistency_proof, inclusion_proof};
-use audit_service::{AuditConfig, AuditService, CheckpointConfig, Clock, Verifier};
+use audit_service::{AuditConfig, AuditService, CheckpointConfig, Clock, ManualClock, Verifier};
 use audit_storage::LogStore;
 use audit_storage::local::LocalStore;
 
 const ORG: &str = "org-1";
 const DAY: i64 = 86_400 * 1_000_000;
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
-
-#[derive(Debug)]
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
-    }
-}
 
 fn signer() -> SignerKey {
     SignerKey::from_seed("audit.test", [5; 32]).unwrap()
@@ -61,8 +50,8 @@ async fn start(dir: &tempfile::TempDir, clock: Arc<ManualClock>) -> AuditService
 /// A log whose first 20 events are eight years old and the next 20 new,
 /// with a checkpoint of all 40; returns the signed root at 20.
 async fn old_and_new(dir: &tempfile::TempDir, clock: &Arc<ManualClock>) -> audit_core::Hash {
-    let now = clock.0.load(Ordering::SeqCst);
-    clock.0.store(now - 8 * 365 * DAY, Ordering::SeqCst);
+    let now = clock.now().as_micros();
+    clock.set_micros(now - 8 * 365 * DAY);
     let service = start(dir, clock.clone()).await;
     for n in 0..20 {
         service.capture_durable(sample_draft(ORG, n)).await.unwrap();
@@ -71,7 +60,7 @@ async fn old_and_new(dir: &tempfile::TempDir, clock: &Arc<ManualClock>) -> audit
     let (_, note) = local(dir).latest_checkpoint(ORG).await.unwrap().unwrap();
     let text = audit_core::note::open(std::str::from_utf8(&note).unwrap(), &key()).unwrap();
     let old_root = audit_core::note::Checkpoint::parse(text).unwrap().root;
-    clock.0.store(now, Ordering::SeqCst);
+    clock.set_micros(now);
     let service = start(dir, clock.clone()).await;
     for n in 20..40 {
         service.capture_durable(sample_draft(ORG, n)).await.unwrap();
@@ -83,7 +72,7 @@ async fn old_and_new(dir: &tempfile::TempDir, clock: &Arc<ManualClock>) -> audit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_segments_are_pruned_with_proof_and_the_rest_still_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock(AtomicI64::new(1_765_000_000_000_000)));
+    let clock = Arc::new(ManualClock::at_micros(1_765_000_000_000_000));
     let old_root = old_and_new(&dir, &clock).await;
     let store = local(&dir);
     let segments_before = store.chunks(ORG).await.unwrap().len();
@@ -128,7 +117,7 @@ async fn old_segments_are_pruned_with_proof_and_the_rest_still_verifies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_rebuilds_the_tree_across_the_cut_and_tampering_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock(AtomicI64::new(1_765_000_000_000_000)));
+    let clock = Arc::new(ManualClock::at_micros(1_765_000_000_000_000));
     old_and_new(&dir, &clock).await;
     let service = start(&dir, clock.clone()).await;
     let outcome = service.prune_expired(ORG, YEAR).await.unwrap().unwrap();
@@ -163,7 +152,7 @@ async fn a_writer_rebuilds_the_tree_across_the_cut_and_tampering_is_caught() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_pruned_from_a_log_that_does_not_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock(AtomicI64::new(1_765_000_000_000_000)));
+    let clock = Arc::new(ManualClock::at_micros(1_765_000_000_000_000));
     old_and_new(&dir, &clock).await;
     let store = local(&dir);
     let first = store.chunks(ORG).await.unwrap()[0].name.clone();

@@ -9,7 +9,17 @@
 //! <prefix>logs/<org>/<first sequence, 20 digits>.jsonl        one committed batch
 //! <prefix>logs/<org>/checkpoints/<size, 20 digits>.note       one signed checkpoint
 //! <prefix>logs/<org>/checkpoints/<size, 20 digits>.frontier   its tree's peaks (a cache for writers)
+//! <prefix>retention/<org>/<first kept, 20 digits>.prune        a signed prune record (SPEC §15)
+//! <prefix>retention/<org>/<first kept, 20 digits>.hashes       the hashes of the events it covers
 //! ```
+//!
+//! Retention never deletes here: objects are kept by Object Lock until their
+//! retain-until date and removed after it by a bucket lifecycle rule on
+//! `logs/`. The service writes a prune record (outside `logs/`, so the rule
+//! never touches it) once a log's oldest objects are past retention; from
+//! then on the objects it covers are left out of the log's chunks whether
+//! the rule has removed them yet or not, and their delete markers are
+//! expected, not evidence.
 //!
 //! Every object is written once, with `If-None-Match: *` and (when the bucket
 //! has Object Lock, which is required unless explicitly waived) retention
@@ -129,7 +139,12 @@ struct Inner {
     /// What listing found so far, per organization: objects are never
     /// removed (Object Lock), so later listings only ask for newer keys.
     listings: Mutex<HashMap<String, Listing>>,
+    /// Per log: where retention cut it (0: never), and when that was read.
+    cuts: Mutex<HashMap<String, (u64, std::time::Instant)>>,
 }
+
+/// How long a log's cut is trusted before the prune records are listed again.
+const CUT_REFRESH: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Default)]
 struct Listing {
@@ -139,6 +154,9 @@ struct Listing {
 }
 
 const CHUNK_SUFFIX: &str = ".jsonl";
+const RETENTION_DIR: &str = "retention/";
+const PRUNE_RECORD_SUFFIX: &str = ".prune";
+const PRUNED_HASHES_SUFFIX: &str = ".hashes";
 const CHECKPOINT_DIR: &str = "checkpoints/";
 const CHECKPOINT_SUFFIX: &str = ".note";
 const FRONTIER_SUFFIX: &str = ".frontier";
@@ -321,6 +339,7 @@ impl S3Store {
                 append_deadline: config.append_deadline,
                 sse: config.sse,
                 listings: Mutex::new(HashMap::new()),
+                cuts: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -343,6 +362,47 @@ impl S3Store {
     /// The SDK client (tests inspect retention and try forbidden calls with it).
     pub fn client(&self) -> &Client {
         &self.inner.client
+    }
+
+    fn retention_prefix(&self, organization_id: &str) -> String {
+        format!("{}{RETENTION_DIR}{}/", self.inner.prefix, org_dir::encode(organization_id))
+    }
+
+    /// The cuts of `organization_id`'s log (the `first_kept` of each prune
+    /// record), oldest first.
+    async fn list_cuts(&self, organization_id: &str) -> Result<Vec<u64>, StorageError> {
+        let prefix = self.retention_prefix(organization_id);
+        let mut pages =
+            self.inner.client.list_objects_v2().bucket(&self.inner.bucket).prefix(&prefix).into_paginator().send();
+        let mut cuts = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| io_error(format!("cannot list {prefix}"), brief(&e)))?;
+            for object in page.contents() {
+                let name = object.key().and_then(|k| k.strip_prefix(&prefix)).unwrap_or_default();
+                if let Some(cut) = parse_numbered(name, PRUNE_RECORD_SUFFIX) {
+                    cuts.push(cut);
+                }
+            }
+        }
+        cuts.sort_unstable();
+        Ok(cuts)
+    }
+
+    /// Where retention cut the log (0: never), re-read at most every minute.
+    async fn cut(&self, organization_id: &str) -> Result<u64, StorageError> {
+        let cached = self.inner.cuts.lock().unwrap_or_else(|p| p.into_inner()).get(organization_id).copied();
+        if let Some((cut, at)) = cached
+            && at.elapsed() < CUT_REFRESH
+        {
+            return Ok(cut);
+        }
+        let cut = self.list_cuts(organization_id).await?.last().copied().unwrap_or(0);
+        self.inner
+            .cuts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(organization_id.to_owned(), (cut, std::time::Instant::now()));
+        Ok(cut)
     }
 
     fn log_prefix(&self, organization_id: &str) -> String {
@@ -646,13 +706,24 @@ impl LogStore for S3Store {
     /// object (reported by verify as `unexpected_object_version`).
     async fn unexpected_versions(&self, organization_id: &str) -> Result<Vec<String>, StorageError> {
         let prefix = self.log_prefix(organization_id);
+        let cut = self.cut(organization_id).await?;
+        // A lifecycle rule removes what a prune record covers: batches and
+        // checkpoints before the cut.
+        let covered = |key: &str| {
+            let name = key.strip_prefix(&prefix).unwrap_or_default();
+            let numbered = parse_numbered(name, CHUNK_SUFFIX).or_else(|| {
+                let name = name.strip_prefix(CHECKPOINT_DIR)?;
+                parse_numbered(name, CHECKPOINT_SUFFIX).or_else(|| parse_numbered(name, FRONTIER_SUFFIX))
+            });
+            numbered.is_some_and(|n| n < cut)
+        };
         let mut versions: HashMap<String, usize> = HashMap::new();
         let mut found = Vec::new();
         self.for_each_version_page(&prefix, None, None, |out| {
             for v in out.versions() {
                 *versions.entry(v.key().unwrap_or_default().to_owned()).or_default() += 1;
             }
-            for m in out.delete_markers() {
+            for m in out.delete_markers().iter().filter(|m| !covered(m.key().unwrap_or_default())) {
                 found.push(format!(
                     "{} has a delete marker (version {})",
                     m.key().unwrap_or_default(),
@@ -668,7 +739,52 @@ impl LogStore for S3Store {
     }
 
     async fn chunks(&self, organization_id: &str) -> Result<Vec<Chunk>, StorageError> {
-        Ok(self.refresh(organization_id).await?.chunks)
+        let chunks = self.refresh(organization_id).await?.chunks;
+        // Batches a prune record covers are no longer the log's, whether the
+        // lifecycle rule removed them yet or not.
+        let cut = self.cut(organization_id).await?;
+        let first = chunks.partition_point(|c| c.first_sequence < cut);
+        Ok(chunks[first..].to_vec())
+    }
+
+    async fn pruned(&self, organization_id: &str) -> Result<Option<audit_storage::Pruned>, StorageError> {
+        let cuts = self.list_cuts(organization_id).await?;
+        let Some(&first_kept) = cuts.last() else { return Ok(None) };
+        let prefix = self.retention_prefix(organization_id);
+        let read = |name: String| {
+            let key = format!("{prefix}{name}");
+            async move {
+                match self.get(&key, None).await {
+                    Ok(Some(bytes)) => Ok(bytes),
+                    Ok(None) => {
+                        Err(StorageError::new(StorageErrorKind::Unexpected, format!("{key} was listed but is gone")))
+                    }
+                    Err(f) => Err(io_error(format!("cannot read {key}"), format!("{f:?}"))),
+                }
+            }
+        };
+        let mut hashes = Vec::new();
+        for cut in &cuts {
+            hashes.extend(read(format!("{cut:020}{PRUNED_HASHES_SUFFIX}")).await?);
+        }
+        let record = read(format!("{first_kept:020}{PRUNE_RECORD_SUFFIX}")).await?;
+        Ok(Some(audit_storage::Pruned { first_kept, record, hashes }))
+    }
+
+    /// Stores the record and the hashes (write-once, hashes first); removes
+    /// nothing: the bucket's lifecycle rule does, once Object Lock allows.
+    async fn prune(
+        &self,
+        organization_id: &str,
+        first_kept: u64,
+        removed_hashes: &[u8],
+        record: &[u8],
+    ) -> Result<(), StorageError> {
+        let prefix = self.retention_prefix(organization_id);
+        self.create_once(&format!("{prefix}{first_kept:020}{PRUNED_HASHES_SUFFIX}"), removed_hashes).await?;
+        self.create_once(&format!("{prefix}{first_kept:020}{PRUNE_RECORD_SUFFIX}"), record).await?;
+        self.inner.cuts.lock().unwrap_or_else(|p| p.into_inner()).remove(organization_id);
+        Ok(())
     }
 
     async fn read_chunk(&self, organization_id: &str, chunk: &Chunk) -> Result<Vec<u8>, StorageError> {

@@ -1,5 +1,6 @@
 //! `prune --org ORG`: applies retention to one log now, as `serve` does at
-//! each time of `AUDIT_PRUNE_SCHEDULE` (SPEC §15). The prune is recorded
+//! each time of `AUDIT_PRUNE_SCHEDULE` (SPEC §15). On S3 it writes the
+//! prune record only; the bucket's lifecycle rule removes the objects. The prune is recorded
 //! in the organization's log, so it is refused while a running `serve` has
 //! that log open for writing (serve prunes on its own schedule).
 
@@ -18,11 +19,6 @@ pub(crate) struct Args {
 pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyhow::Result<u8> {
     super::check_org(&args.org)?;
     super::require_data_dir(backends)?;
-    if let crate::config::StorageChoice::S3(_) = backends.storage {
-        anyhow::bail!(
-            "on S3, objects are kept by Object Lock and removed by the bucket's lifecycle rule, not by prune (docs/PRODUCTION.md#retention)"
-        );
-    }
     let policy = backends.retention_policy()?;
     let (days, _) = policy.days_for(&args.org);
     // Holds live in the key store: open it when there is one.

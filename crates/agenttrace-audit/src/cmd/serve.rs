@@ -179,13 +179,10 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         .with_checkpoint_key(signer, origin)
         .with_retention(std::sync::Arc::new(settings.backends.retention_policy()?));
     state.spawn_key_auditor();
-    match (&settings.prune_schedule, &settings.backends.storage) {
-        (Some(schedule), crate::config::StorageChoice::Local) => {
-            state.spawn_pruning(schedule.clone());
-        }
-        // Object Lock keeps objects until their retain-until date; a
-        // bucket lifecycle rule removes them after (docs/PRODUCTION.md).
-        (_, crate::config::StorageChoice::S3(_)) | (None, _) => {}
+    if let Some(schedule) = &settings.prune_schedule {
+        // Local logs lose their old segments; on S3 a prune record is
+        // written and the bucket's lifecycle rule removes the objects.
+        state.spawn_pruning(schedule.clone());
     }
     if settings.verification.incremental.is_some() || settings.verification.full.is_some() {
         state.spawn_scheduled_verification(settings.verification.clone());

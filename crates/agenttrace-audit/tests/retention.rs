@@ -141,8 +141,10 @@ fn serve_prunes_on_its_schedule_and_takes_retention_per_organization() {
     three_segments(&data);
     let token = ok(&data, &["keys", "create", "--org", ORG, "--scopes", "read,verify,admin"]).trim().to_owned();
     let env = [("AUDIT_RETENTION_DAYS", "365"), ("AUDIT_PRUNE_SCHEDULE", "* * * * * *")];
-    let server = Served::binary(BIN, &data, &[], &env);
     let first = data.join("logs").join(ORG).join("00000000000000000000.jsonl");
+    let removed_id =
+        json(std::fs::read_to_string(&first).unwrap().lines().next().unwrap())["event_id"].as_str().unwrap().to_owned();
+    let server = Served::binary(BIN, &data, &[], &env);
     let start = Instant::now();
     while first.try_exists().unwrap() {
         assert!(start.elapsed() < Duration::from_secs(30), "not pruned within 30 s");
@@ -152,6 +154,10 @@ fn serve_prunes_on_its_schedule_and_takes_retention_per_organization() {
     assert_eq!(status, 200, "{report}");
     let report = json(&report);
     assert_eq!((report["valid"].clone(), report["pruned_through"].clone()), (true.into(), 4.into()), "{report}");
+    let proof = format!("/v1/events/{removed_id}/proof?tree_size=10");
+    let (status, gone) = server.request("GET", &proof, Some(&token), "").unwrap();
+    assert_eq!(status, 404, "{gone}");
+    assert!(gone.contains("removed under retention"), "a removed event's proof says why: {gone}");
 
     let (status, shown) = server.request("GET", "/v1/retention", Some(&token), "").unwrap();
     assert_eq!(status, 200, "{shown}");

@@ -40,7 +40,7 @@ pub async fn catch_up_with_progress(
 ) -> Result<u64, IndexError> {
     let chunks = store.chunks(organization_id).await?;
     // A pruned log starts at its cut, in the first chunk retention kept.
-    let cut = store.pruned(organization_id).await?.map_or(0, |p| p.first_kept);
+    let cut = store.prune_cut(organization_id).await?;
     let from_the_cut = (
         cut,
         chunks

@@ -771,6 +771,10 @@ impl LogStore for S3Store {
         Ok(Some(audit_storage::Pruned { first_kept, record, hashes }))
     }
 
+    async fn prune_cut(&self, organization_id: &str) -> Result<u64, StorageError> {
+        self.cut(organization_id).await
+    }
+
     /// Stores the record and the hashes (write-once, hashes first); removes
     /// nothing: the bucket's lifecycle rule does, once Object Lock allows.
     async fn prune(

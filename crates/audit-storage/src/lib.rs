@@ -224,6 +224,12 @@ pub trait LogStore: Send + Sync + Debug {
         Ok(None)
     }
 
+    /// Where retention cut the log: the first sequence still kept (0 when
+    /// never pruned). Cheap, unlike [`LogStore::pruned`]: no hashes read.
+    async fn prune_cut(&self, organization_id: &str) -> Result<u64, StorageError> {
+        Ok(self.pruned(organization_id).await?.map_or(0, |p| p.first_kept))
+    }
+
     /// Retention (SPEC §15), the one exception to append-only: stores the
     /// signed prune `record` and the hashes of the events it removes
     /// (`removed_hashes`: those of events from the previous cut up to

@@ -256,6 +256,18 @@ impl LogStore for LocalStore {
         .await
     }
 
+    async fn prune_cut(&self, organization_id: &str) -> Result<u64, StorageError> {
+        let dir = self.log_dir(organization_id).join(PRUNED_DIR);
+        blocking(move || {
+            Ok(entry_names(&dir)?
+                .iter()
+                .filter_map(|n| n.strip_suffix(PRUNE_RECORD_SUFFIX)?.parse().ok())
+                .max()
+                .unwrap_or(0))
+        })
+        .await
+    }
+
     async fn prune(
         &self,
         organization_id: &str,

@@ -281,7 +281,19 @@ pub(crate) async fn event_or_404(
     if !audit_core::stored::is_uuid_v7(event_id) {
         return Err(ApiError::new(ErrorCode::NotFound, "not found"));
     }
-    state.find_event(org, event_id).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "not found"))
+    if let Some(event) = state.find_event(org, event_id).await? {
+        return Ok(event);
+    }
+    // An id from before a prune is not an unknown id: say why it is gone.
+    let cut = state.service().store().prune_cut(org).await?;
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        if cut > 0 {
+            format!("not found; events before sequence {cut} of this log were removed under retention")
+        } else {
+            "not found".to_owned()
+        },
+    ))
 }
 
 /// `GET /v1/events/{event_id}`.

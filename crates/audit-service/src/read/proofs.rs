@@ -178,12 +178,10 @@ pub async fn inclusion_proof(
             "sequence {sequence} is not in a tree of {tree_size} events (sequences 0..{tree_size})"
         )));
     }
-    if let Some(p) = store.pruned(org).await?
-        && sequence < p.first_kept
-    {
+    let cut = store.prune_cut(org).await?;
+    if sequence < cut {
         return Err(ProofRequestError::Pruned(format!(
-            "event {sequence} of {org} was removed under retention (the log now starts at sequence {}): no proof of an event that is no longer stored",
-            p.first_kept
+            "event {sequence} of {org} was removed under retention (the log now starts at sequence {cut}): no proof of an event that is no longer stored"
         )));
     }
     let leaves = leaves(store, org, tree_size).await?;

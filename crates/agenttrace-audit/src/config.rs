@@ -396,9 +396,7 @@ impl Backends {
         if floor == 0 {
             bail!("AUDIT_RETENTION_FLOOR_DAYS: must be at least 1");
         }
-        if retention_days < floor {
-            bail!("AUDIT_RETENTION_DAYS ({retention_days}) is below AUDIT_RETENTION_FLOOR_DAYS ({floor})");
-        }
+
         let s3_for = |bucket: String, prefix: Option<String>| -> anyhow::Result<S3Settings> {
             Ok(S3Settings {
                 bucket,

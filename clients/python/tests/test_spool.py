@@ -95,3 +95,21 @@ def test_unknown_fields_and_missing_required_ones_are_refused_at_once(serve: Ser
             client.capture_event(organization_id=ORG, action="read", actor_type="user")
         receipt = client.capture_event_durable(**event(1))
         assert receipt.sequence >= 1 and len(receipt.hash) == 64
+
+
+async def test_an_event_refused_by_a_full_spool_shows_as_a_gap_in_verification(serve: Served) -> None:
+    client = AuditClient(serve.url, serve.token, max_spooled=2)
+    await client.capture_event(**event(1))
+    await client.capture_event(**event(2))
+    with pytest.raises(SpoolFull):
+        await client.capture_event(**event(3))
+    await client.start()
+    await client.flush()
+    await client.capture_event(**event(4))
+    await client.stop()
+    async with AuditClient(serve.url, serve.token) as reader:
+        report = await reader.verify_integrity(ORG)
+    assert report["valid"], report
+    gaps = [(g["producer_id"], g["missing_from"], g["missing_to"]) for g in report["producer_gaps"]]
+    assert gaps == [(client.producer_id, 2, 2)], "the refused event is a known gap, not a silent one"
+    assert report["complete"] is False

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Coroutine
@@ -146,6 +148,11 @@ class AuditClient:
         #: Per organization, one past the highest sequence of a receipt this
         #: client got (what :meth:`wait_indexed` waits for).
         self._stored_through: dict[str, int] = {}
+        #: This client numbers what it sends to each organization (SPEC §2,
+        #: producer_id/producer_sequence), so verification reports any event
+        #: lost between here and the log — one refused by a full spool too.
+        self.producer_id = f"py-{socket.gethostname()[:64]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._producer_next: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -204,7 +211,7 @@ class AuditClient:
         idempotency key; it is sent in the background. Raises
         :class:`SpoolFull` (counted in ``stats()["dropped"]``) when the
         spool is full."""
-        event = build_event(fields, self.organization_id)
+        event = self._numbered(build_event(fields, self.organization_id))
         try:
             self.spool.put(event)
         except SpoolFull:
@@ -216,13 +223,21 @@ class AuditClient:
 
     async def capture_event_durable(self, **fields: Any) -> Receipt:
         """Sends one event now and returns its receipt once it is durable."""
-        event = build_event(fields, self.organization_id)
+        event = self._numbered(build_event(fields, self.organization_id))
         response = await self._http.post("/v1/events", json=event)
         if response.status_code != 201:
             raise _error(response)
         receipt = Receipt.model_validate(response.json()["receipts"][0])
         self._note_stored([event], [receipt.model_dump()])
         return receipt
+
+    def _numbered(self, event: dict[str, Any]) -> dict[str, Any]:
+        if "producer_id" in event:
+            return event
+        org = str(event.get("organization_id", ""))
+        n = self._producer_next.get(org, 0)
+        self._producer_next[org] = n + 1
+        return {**event, "producer_id": self.producer_id, "producer_sequence": n}
 
     def _note_stored(self, events: list[dict[str, Any]], receipts: list[dict[str, Any]]) -> None:
         for event, receipt in zip(events, receipts):

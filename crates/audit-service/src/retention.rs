@@ -119,6 +119,17 @@ impl AuditService {
             if next.first_sequence <= cut {
                 continue; // covered by an earlier prune
             }
+            // Cheap first: a segment whose first event is within retention
+            // is not due, and nor is anything after it (the usual answer,
+            // for years, with the default seven; 64 KiB read, not 64 MiB).
+            let mut head = Vec::new();
+            store.read_chunk_window(organization_id, chunk, 0, 64 * 1024, &mut head).await?;
+            let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+            if let Ok(first) = StoredEvent::parse_line(first_line)
+                && first.timestamp.as_micros() >= cutoff
+            {
+                break;
+            }
             let bytes = store.read_chunk(organization_id, chunk).await?;
             let name = chunk.name.clone();
             // Parsing a segment is CPU work: off the async threads.

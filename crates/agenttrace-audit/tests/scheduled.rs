@@ -99,3 +99,35 @@ fn scheduled_runs_read_only_new_events_and_full_runs_still_find_old_rewrites() {
     let last = records.last().unwrap();
     assert_eq!(last["metadata"]["valid"], false, "{last}");
 }
+
+#[test]
+fn a_restarted_serve_resumes_incremental_runs_from_its_signed_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = cli(&data, &["keys", "create", "--org", "org-1", "--scopes", "ingest,read,verify"]).trim().to_owned();
+    let env = [("AUDIT_VERIFY_SCHEDULE", "* * * * * *"), ("AUDIT_VERIFY_FULL_SCHEDULE", "off")];
+    let server = Served::binary(BIN, &data, &[], &env);
+    post(&server, &token, 0, 10);
+    wait_for_run(&server, &token, "covering 11 events", |run| run["checkpoint_size"] == 11);
+    server.stop();
+    let kept = data.join("verified/org-1.note");
+    assert!(std::fs::read_to_string(&kept).unwrap().contains("\n\n\u{2014} "), "kept as a signed note");
+
+    // Restarted: the first run already starts where the last one stopped.
+    let server = Served::binary(BIN, &data, &[], &env);
+    post(&server, &token, 10, 15);
+    let run =
+        wait_for_run(&server, &token, "covering 16 events", |run| run["checkpoint_size"] == 16)["last_run"].clone();
+    assert_eq!(run["mode"], "incremental", "{run}");
+    assert!(run["verified_from"].as_u64().unwrap() >= 11, "{run}");
+    server.stop();
+
+    // A kept place that does not open with the key is ignored: a full run.
+    let forged = std::fs::read_to_string(&kept).unwrap().replace("\"offset\":", "\"offset\":1");
+    std::fs::write(&kept, forged).unwrap();
+    let server = Served::binary(BIN, &data, &[], &env);
+    let run =
+        wait_for_run(&server, &token, "after the restart", |run| run["checkpoint_size"].is_u64())["last_run"].clone();
+    assert_eq!((run["mode"].as_str(), run["valid"].as_bool()), (Some("full"), Some(true)), "{run}");
+    server.stop();
+}

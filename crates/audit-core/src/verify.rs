@@ -300,6 +300,102 @@ impl VerifiedPrefix {
     pub fn last_hash(&self) -> Hash {
         self.last_hash
     }
+
+    /// The prefix as JSON, to keep between runs (see [`VerifiedPrefix::from_value`]).
+    pub fn to_value(&self) -> Value {
+        let mut o = Object::new();
+        o.insert("organization_id", Value::String(self.organization_id.clone()));
+        o.insert("from_start", Value::Bool(self.from_start));
+        if let Some(n) = self.pruned_through {
+            o.insert("pruned_through", Value::Number(n as f64));
+        }
+        o.insert("last_hash", Value::String(self.last_hash.to_hex()));
+        if let Some(t) = self.last_timestamp {
+            o.insert("last_timestamp", Value::String(t.to_string()));
+        }
+        o.insert("size", Value::Number(self.tree.size() as f64));
+        o.insert("peaks", Value::Array(self.tree.peaks().iter().map(|h| Value::String(h.to_hex())).collect()));
+        let mut producers = Object::new();
+        for (id, next) in &self.producers {
+            producers.insert(id.clone(), Value::Number(*next as f64));
+        }
+        o.insert("producers", Value::Object(producers));
+        let mut losses = Object::new();
+        for (id, ranges) in &self.reported_losses {
+            let pairs = ranges
+                .iter()
+                .map(|(a, b)| Value::Array(vec![Value::Number(*a as f64), Value::Number(*b as f64)]))
+                .collect();
+            losses.insert(id.clone(), Value::Array(pairs));
+        }
+        o.insert("reported_losses", Value::Object(losses));
+        Value::Object(o)
+    }
+
+    /// A prefix kept with [`VerifiedPrefix::to_value`]; the error names the
+    /// member that is wrong. Whoever reads one must trust where it was kept
+    /// (e.g. check a signature over it): it is believed, not re-verified.
+    pub fn from_value(value: &Value) -> Result<VerifiedPrefix, String> {
+        let Value::Object(o) = value else { return Err("not a JSON object".into()) };
+        let text = |name: &str| match o.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            _ => Err(format!("{name}: missing or not a string")),
+        };
+        let number = |v: Option<&Value>, name: &str| match v {
+            Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n < 9_007_199_254_740_992.0 => Ok(*n as u64),
+            _ => Err(format!("{name}: missing or not a whole number")),
+        };
+        let hash = |s: &str, name: &str| Hash::from_hex(s).map_err(|_| format!("{name}: not a hex SHA-256 hash"));
+        let peaks = match o.get("peaks") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => hash(s, "peaks"),
+                    _ => Err("peaks: not a string".into()),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err("peaks: missing or not an array".into()),
+        };
+        let size = number(o.get("size"), "size")?;
+        let tree = crate::merkle::Frontier::from_peaks(size, peaks).ok_or("peaks: not one per set bit of size")?;
+        let mut producers = std::collections::HashMap::new();
+        if let Some(Value::Object(p)) = o.get("producers") {
+            for (id, next) in p.iter() {
+                producers.insert(id.to_owned(), number(Some(next), "producers")?);
+            }
+        }
+        let mut reported_losses = std::collections::HashMap::new();
+        if let Some(Value::Object(l)) = o.get("reported_losses") {
+            for (id, ranges) in l.iter() {
+                let Value::Array(ranges) = ranges else { return Err("reported_losses: not an array".into()) };
+                let mut out = Vec::new();
+                for r in ranges {
+                    match r {
+                        Value::Array(pair) if pair.len() == 2 => out
+                            .push((number(pair.first(), "reported_losses")?, number(pair.get(1), "reported_losses")?)),
+                        _ => return Err("reported_losses: not [from, to] pairs".into()),
+                    }
+                }
+                reported_losses.insert(id.to_owned(), out);
+            }
+        }
+        Ok(VerifiedPrefix {
+            organization_id: text("organization_id")?,
+            from_start: matches!(o.get("from_start"), Some(Value::Bool(true))),
+            pruned_through: o.get("pruned_through").map(|v| number(Some(v), "pruned_through")).transpose()?,
+            last_hash: hash(&text("last_hash")?, "last_hash")?,
+            last_timestamp: match o.get("last_timestamp") {
+                None => None,
+                Some(_) => Some(
+                    Timestamp::parse_rfc3339(&text("last_timestamp")?)
+                        .map_err(|_| "last_timestamp: not RFC 3339".to_owned())?,
+                ),
+            },
+            tree,
+            producers,
+            reported_losses,
+        })
+    }
 }
 
 impl ChainVerifier {

@@ -92,6 +92,8 @@ struct StateInner {
     /// How long each organization's events are kept (none: no retention
     /// routes and no pruning).
     retention: Option<Arc<RetentionPolicy>>,
+    /// Where each log was last verified, signed (`<data dir>/verified`).
+    verified_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for AppState {
@@ -124,6 +126,7 @@ impl AppState {
                 max_exports: DEFAULT_MAX_EXPORTS,
                 scheduled: Mutex::new(schedule::Runs::default()),
                 retention: None,
+                verified_dir: data_dir.join("verified"),
             }),
         }
     }
@@ -247,14 +250,20 @@ impl AppState {
             max_exports: shared.max_exports,
             scheduled: Mutex::new(schedule::Runs::default()),
             retention: shared.retention.clone(),
+            verified_dir: shared.verified_dir.clone(),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }
     }
 
     pub(crate) fn verifier_for(&self, org: &str) -> Option<audit_core::note::VerifierKey> {
+        self.signer_for(org).map(|s| s.verifier())
+    }
+
+    /// The deployment's key under `org`'s name (`<origin>/<org>`).
+    pub(crate) fn signer_for(&self, org: &str) -> Option<audit_core::note::SignerKey> {
         let (signer, origin) = self.inner.checkpoint_key.as_ref()?;
-        signer.renamed(&format!("{origin}/{org}")).ok().map(|s| s.verifier())
+        signer.renamed(&format!("{origin}/{org}")).ok()
     }
 
     /// The audit service.
@@ -368,7 +377,7 @@ impl AppState {
         let (report, through) = result
             .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "verification could not read storage", e))?;
         if let Some(through) = through {
-            self.remember_verified(through);
+            self.remember_verified(through).await;
         }
         Ok(report)
     }

@@ -112,7 +112,7 @@ impl crate::AppState {
                 Ok(None) => {}
                 Ok(Some(pruned)) => {
                     // Its last verified place may be gone: the next run reads it whole.
-                    self.forget_verified(&org);
+                    self.forget_verified(&org).await;
                     metrics::counter!("audit_pruned_events_total").increment(pruned.removed_events);
                     tracing::info!(
                         organization_id = org,

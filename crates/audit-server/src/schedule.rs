@@ -11,8 +11,10 @@
 //! newest signed checkpoints — so a run costs what was appended since, not
 //! the log. A rewrite of events already verified is found by the **full**
 //! runs of `AUDIT_VERIFY_FULL_SCHEDULE` (weekly by default), which read
-//! every log whole. Where a log was verified is kept in memory: after a
-//! restart, or after a run that found a problem, the next run is full.
+//! every log whole. Where a log was verified is kept in memory and, signed
+//! with the log's checkpoint key, in `<data dir>/verified/` so that a
+//! restarted `serve` resumes from it; after a run that found a problem (or
+//! with a file that does not open with the key) the next run is full.
 
 use std::time::{Duration, Instant};
 
@@ -151,12 +153,64 @@ impl AppState {
     }
 
     /// Keeps where a log was verified, for the next incremental run (the
-    /// further of two concurrent runs wins).
-    pub(crate) fn remember_verified(&self, through: VerifiedThrough) {
-        let mut runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+    /// further of two concurrent runs wins) — in memory, and signed in the
+    /// data directory so that a restarted `serve` resumes from it too.
+    pub(crate) async fn remember_verified(&self, through: VerifiedThrough) {
         let org = through.organization_id().to_owned();
-        if runs.verified.get(&org).is_none_or(|known| known.size() <= through.size()) {
-            runs.verified.insert(org, through);
+        {
+            let mut runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+            if runs.verified.get(&org).is_some_and(|known| known.size() > through.size()) {
+                return;
+            }
+            runs.verified.insert(org.clone(), through.clone());
+        }
+        let (Some(path), Some(signer)) = (self.verified_file(&org), self.signer_for(&org)) else { return };
+        let text = format!("{}\n", String::from_utf8_lossy(&audit_core::canonical::to_canonical(&through.to_value())));
+        let note = match audit_core::note::sign(&text, &signer) {
+            Ok(note) => note,
+            Err(e) => {
+                return tracing::warn!(organization_id = org, error = %e, "cannot sign where the log was verified");
+            }
+        };
+        let written = tokio::task::spawn_blocking(move || {
+            crate::keys::replace_private_file(&path, note.as_bytes()).map_err(|(what, e)| format!("{what}: {e}"))
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = written.map_err(|e| e.to_string()) {
+            // Only costs a full run after the next restart.
+            tracing::warn!(organization_id = org, error = %e, "cannot keep where the log was verified");
+        }
+    }
+
+    /// Where this log was verified, from memory or (after a restart) from
+    /// its signed file; a file that does not open with the log's key is
+    /// ignored (the run is full).
+    async fn verified_through(&self, org: &str) -> Option<VerifiedThrough> {
+        if let Some(known) = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).verified.get(org) {
+            return Some(known.clone());
+        }
+        let path = self.verified_file(org)?;
+        let key = self.verifier_for(org)?;
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(path)).await.ok()?.ok()?;
+        let loaded = std::str::from_utf8(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|note| audit_core::note::open(note, &key).map_err(|e| e.to_string()))
+            .and_then(|text| {
+                audit_core::json::parse(text.trim_end().as_bytes(), audit_core::json::NumberPolicy::Exact)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|value| VerifiedThrough::from_value(&value))
+            .and_then(|t| if t.organization_id() == org { Ok(t) } else { Err("another log's".into()) });
+        match loaded {
+            Ok(through) => {
+                let mut runs = self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+                runs.verified.insert(org.to_owned(), through.clone());
+                Some(through)
+            }
+            Err(e) => {
+                tracing::warn!(organization_id = org, error = %e, "ignoring the kept place of the last verification");
+                None
+            }
         }
     }
 
@@ -165,36 +219,44 @@ impl AppState {
     async fn verify_scheduled(&self, org: &str, mode: RunMode) -> Result<(VerificationReport, u64), ApiError> {
         let after = match mode {
             RunMode::Full => None,
-            RunMode::Incremental => {
-                self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).verified.get(org).cloned()
-            }
+            RunMode::Incremental => self.verified_through(org).await,
         };
         let Some(after) = after else {
             // From the first event, shared with any on-demand run of the same log.
             let report = self.verify_shared(org, TimeRange::default()).await;
             if !report.as_ref().is_ok_and(|r| r.valid) {
-                self.forget_verified(org);
+                self.forget_verified(org).await;
             }
             return report.map(|r| (r, 0));
         };
         match self.verify_once(org, TimeRange::default(), Some(&after)).await {
             Ok((report, through)) => {
                 match through {
-                    Some(t) => self.remember_verified(t),
+                    Some(t) => self.remember_verified(t).await,
                     // Invalid: the next run reads the whole log again.
-                    None => self.forget_verified(org),
+                    None => self.forget_verified(org).await,
                 }
                 Ok((report, after.size()))
             }
             Err(e) => {
-                self.forget_verified(org);
+                self.forget_verified(org).await;
                 Err(ApiError::internal(ErrorCode::StorageUnavailable, "verification could not read storage", e))
             }
         }
     }
 
-    pub(crate) fn forget_verified(&self, org: &str) {
+    pub(crate) async fn forget_verified(&self, org: &str) {
         self.inner.scheduled.lock().unwrap_or_else(|p| p.into_inner()).verified.remove(org);
+        if let Some(path) = self.verified_file(org) {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+        }
+    }
+
+    /// The file keeping where `org`'s log was verified (none without a
+    /// checkpoint key to sign it with).
+    fn verified_file(&self, org: &str) -> Option<std::path::PathBuf> {
+        self.inner.checkpoint_key.as_ref()?;
+        Some(self.inner.verified_dir.join(format!("{}.note", audit_storage::org_dir::encode(org))))
     }
 
     /// One scheduled run over every organization's log.

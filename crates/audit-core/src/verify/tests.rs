@@ -341,3 +341,18 @@ fn producer_numbering_continues_across_a_resumed_run() {
     let gaps: Vec<(u64, u64)> = v.finish().producer_gaps.iter().map(|g| (g.missing_from, g.missing_to)).collect();
     assert_eq!(gaps, vec![(3, 3)], "the resumed run knows producer p reached 2");
 }
+
+#[test]
+fn a_prefix_survives_its_json_form_and_bad_forms_are_named() {
+    let numbers = [0u64, 1, 2, 4];
+    let lines = log_of(numbers.iter().enumerate().map(|(n, k)| numbered("p", *k, n as u64)).collect());
+    let prefix = prefix_of(&lines[..3], 3);
+    let back = VerifiedPrefix::from_value(&prefix.to_value()).unwrap();
+    assert_eq!(back, prefix);
+    let mut v = ChainVerifier::resume(&back);
+    v.push_line(&lines[3]);
+    assert_eq!(v.finish().producer_gaps.len(), 1, "the producers' numbering came back too");
+    let Value::Object(mut o) = prefix.to_value() else { unreachable!() };
+    o.insert("peaks", Value::Array(Vec::new()));
+    assert!(VerifiedPrefix::from_value(&Value::Object(o)).unwrap_err().contains("peaks"));
+}

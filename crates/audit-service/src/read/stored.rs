@@ -174,6 +174,36 @@ impl VerifiedThrough {
     pub fn organization_id(&self) -> &str {
         self.prefix.organization_id()
     }
+
+    /// As JSON, to keep between runs of a service (sign it where it is kept:
+    /// [`VerifiedThrough::from_value`] believes what it reads).
+    pub fn to_value(&self) -> audit_core::json::Value {
+        use audit_core::json::Value;
+        let mut o = audit_core::json::Object::new();
+        o.insert("prefix", self.prefix.to_value());
+        o.insert("chunk_first_sequence", Value::Number(self.chunk.first_sequence as f64));
+        o.insert("chunk_name", Value::String(self.chunk.name.clone()));
+        o.insert("offset", Value::Number(self.offset as f64));
+        Value::Object(o)
+    }
+
+    /// What [`VerifiedThrough::to_value`] wrote; the error names the member.
+    pub fn from_value(value: &audit_core::json::Value) -> Result<VerifiedThrough, String> {
+        use audit_core::json::Value;
+        let Value::Object(o) = value else { return Err("not a JSON object".into()) };
+        let number = |name: &str| match o.get(name) {
+            Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n < 9_007_199_254_740_992.0 => Ok(*n as u64),
+            _ => Err(format!("{name}: missing or not a whole number")),
+        };
+        let prefix = VerifiedPrefix::from_value(o.get("prefix").ok_or("prefix: missing")?)?;
+        let Some(Value::String(name)) = o.get("chunk_name") else { return Err("chunk_name: missing".into()) };
+        let chunk = Chunk { first_sequence: number("chunk_first_sequence")?, name: name.clone() };
+        let offset = number("offset")?;
+        if offset == 0 {
+            return Err("offset: the prefix ends after a line, never at 0".into());
+        }
+        Ok(VerifiedThrough { prefix, chunk, offset })
+    }
 }
 
 /// Verifies a whole log against every checkpoint `sources_of` yields —

@@ -105,8 +105,7 @@ impl AuditService {
             .now()
             .as_micros()
             .saturating_sub(i64::try_from(retention.as_micros()).unwrap_or(i64::MAX));
-        let earlier = store.pruned(organization_id).await?;
-        let cut = earlier.as_ref().map_or(0, |p| p.first_kept);
+        let cut = store.prune_cut(organization_id).await?;
         let chunks = store.chunks(organization_id).await?;
         let mut removed_hashes = Vec::new();
         let mut last: Option<StoredEvent> = None;
@@ -177,6 +176,8 @@ impl AuditService {
             )));
         }
 
+        // The earlier prunes' hashes, read only now that something is due.
+        let earlier = if cut > 0 { store.pruned(organization_id).await? } else { None };
         let mut all = earlier.map(|p| p.hashes).unwrap_or_default();
         all.extend_from_slice(&removed_hashes);
         let tree = tokio::task::spawn_blocking(move || {

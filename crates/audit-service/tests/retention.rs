@@ -77,6 +77,8 @@ async fn old_segments_are_pruned_with_proof_and_the_rest_still_verifies() {
     let store = local(&dir);
     let segments_before = store.chunks(ORG).await.unwrap().len();
 
+    let (_, before_prune) = Verifier::new(&store).key(&key()).verify_and_keep(ORG).await.unwrap();
+    let before_prune = before_prune.expect("a valid log with a checkpoint");
     let service = start(&dir, clock.clone()).await;
     let outcome = service.prune_expired(ORG, YEAR).await.unwrap().expect("old segments to remove");
     assert!(outcome.first_kept > 0 && outcome.first_kept <= 20, "only old events go: {outcome:?}");
@@ -86,6 +88,9 @@ async fn old_segments_are_pruned_with_proof_and_the_rest_still_verifies() {
     service.capture_durable(sample_draft(ORG, 40)).await.unwrap();
     service.stop().await;
 
+    // A place verified before the prune, past its cut, still resumes.
+    let resumed = Verifier::new(&store).key(&key()).after(&before_prune).verify(ORG).await.unwrap();
+    assert!(resumed.valid && resumed.first_sequence == Some(40), "{resumed:?}");
     let report = Verifier::new(&store).key(&key()).verify(ORG).await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.pruned_through, Some(outcome.first_kept - 1));

@@ -365,10 +365,16 @@ async fn verify_whole_log(
     sources_of: &CheckpointSources<'_>,
     resume: Option<&VerifiedThrough>,
 ) -> Result<(VerificationReport, Option<VerifiedThrough>), StorageError> {
-    let pruned = store.pruned(organization_id).await?;
+    // The cut is cheap to learn; the kept hashes (32 bytes per removed
+    // event) are read only by a run that starts from the prune record.
+    let cut = store.prune_cut(organization_id).await?;
     // A place to resume from that retention has since cut away: start
     // again from the prune record instead.
-    let resume = resume.filter(|t| pruned.as_ref().is_none_or(|p| t.size() > p.first_kept));
+    let resume = resume.filter(|t| t.size() > cut);
+    let pruned = match resume {
+        None if cut > 0 => store.pruned(organization_id).await?,
+        _ => None,
+    };
     let (mut v, pruned_hashes) = match (resume, &pruned) {
         (Some(through), _) => (ChainVerifier::resume(&through.prefix), None),
         (None, None) => (ChainVerifier::new(organization_id, ChainStart::Genesis), None),
@@ -391,7 +397,7 @@ async fn verify_whole_log(
             }
         }
     };
-    let verified = resume.map_or(0, VerifiedThrough::size).max(pruned.as_ref().map_or(0, |p| p.first_kept));
+    let verified = resume.map_or(0, VerifiedThrough::size).max(cut);
     let mut checkpoints = checkpoints_to_hold_to(store, organization_id, sources_of, &mut v).await?;
     for evidence in store.unexpected_versions(organization_id).await? {
         v.push_finding(FindingKind::UnexpectedObjectVersion, None, evidence);
@@ -429,7 +435,6 @@ async fn verify_whole_log(
     // covers but that are not removed yet), or just after the prefix.
     let (first_index, mut current, mut base_offset) = match resume {
         None => {
-            let cut = pruned.as_ref().map_or(0, |p| p.first_kept);
             let first = chunks
                 .iter()
                 .enumerate()

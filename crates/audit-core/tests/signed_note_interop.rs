@@ -1,0 +1,79 @@
+//! Our C2SP signed notes against an independent implementation: Cloudflare's
+//! `signed_note` crate (a port of Go's `golang.org/x/mod/sumdb/note`) opens
+//! what we sign — checkpoints and prune records — and we open what it
+//! signs; both agree on the published example key.
+
+use audit_core::Hash;
+use audit_core::note::{Checkpoint, SignerKey, VerifierKey, open, sign};
+use signed_note::{Note, StandardSigner, StandardVerifier, VerifierList};
+
+/// The example key pair of the Go `note` package's documentation (also in
+/// the `signed_note` crate's docs): a published test vector.
+const GO_DOC_SIGNER: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const GO_DOC_VERIFIER: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+
+fn theirs_open(note: &str, vkey: &str) -> Vec<u8> {
+    let verifier = StandardVerifier::new(vkey).expect("their parser takes our verifier key");
+    let list = VerifierList::new(vec![Box::new(verifier)]);
+    let parsed = Note::from_bytes(note.as_bytes()).expect("their parser takes our note");
+    let (verified, _) = parsed.verify(&list).expect("their verifier accepts our signature");
+    assert_eq!(verified.len(), 1);
+    parsed.text().to_vec()
+}
+
+#[test]
+fn the_published_example_key_reads_the_same_in_both() {
+    let ours = SignerKey::parse(GO_DOC_SIGNER).unwrap();
+    assert_eq!(ours.verifier().to_string(), GO_DOC_VERIFIER);
+    assert_eq!(ours.to_private_string(), GO_DOC_SIGNER);
+    let text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+    let note = sign(text, &ours).unwrap();
+    assert_eq!(theirs_open(&note, GO_DOC_VERIFIER), text.as_bytes());
+}
+
+#[test]
+fn they_open_our_checkpoints_and_we_open_theirs() {
+    let signer = SignerKey::from_seed("audit.example/org-1", [42; 32]).unwrap();
+    let checkpoint = Checkpoint { origin: "audit.example/org-1".into(), size: 1234, root: Hash::of(b"a tree head") };
+    let note = sign(&checkpoint.to_text(), &signer).unwrap();
+    let text = theirs_open(&note, &signer.verifier().to_string());
+    assert_eq!(Checkpoint::parse(std::str::from_utf8(&text).unwrap()).unwrap(), checkpoint);
+
+    // A note they sign with our key opens with our verifier.
+    let theirs = StandardSigner::new(&signer.to_private_string()).expect("they take our private key form");
+    let mut note = Note::new(checkpoint.to_text().as_bytes(), &[]).unwrap();
+    note.add_sigs(&[&theirs]).unwrap();
+    let bytes = String::from_utf8(note.to_bytes()).unwrap();
+    let key = VerifierKey::parse(&signer.verifier().to_string()).unwrap();
+    assert_eq!(open(&bytes, &key).unwrap(), checkpoint.to_text());
+
+    // A signature by another key is refused by both.
+    let other = SignerKey::from_seed("audit.example/org-1", [7; 32]).unwrap();
+    let forged = sign(&checkpoint.to_text(), &other).unwrap();
+    assert!(open(&forged, &key).is_err());
+    let verifier = StandardVerifier::new(&signer.verifier().to_string()).unwrap();
+    let parsed = Note::from_bytes(forged.as_bytes()).unwrap();
+    assert!(parsed.verify(&VerifierList::new(vec![Box::new(verifier)])).is_err());
+}
+
+#[test]
+fn they_open_our_prune_records() {
+    let signer = SignerKey::from_seed("audit.example/org-1", [3; 32]).unwrap();
+    let hashes: Vec<u8> = (0..4u8).flat_map(|n| [n; 32]).collect();
+    let mut tree = audit_core::merkle::Frontier::new();
+    for h in hashes.chunks_exact(32) {
+        tree.push(audit_core::merkle::leaf_hash(h));
+    }
+    let record = audit_core::prune::PruneRecord {
+        origin: "audit.example/org-1".into(),
+        first_kept: 4,
+        root: tree.root(),
+        last_hash: Hash::from_bytes([3; 32]),
+        last_timestamp: audit_core::Timestamp::parse_rfc3339("2019-01-01T00:00:00Z").unwrap(),
+        hashes: Hash::of(&hashes),
+        pruned_at: audit_core::Timestamp::parse_rfc3339("2026-12-06T00:00:00Z").unwrap(),
+    };
+    let note = sign(&record.to_text(), &signer).unwrap();
+    let text = theirs_open(&note, &signer.verifier().to_string());
+    assert_eq!(audit_core::prune::PruneRecord::parse(std::str::from_utf8(&text).unwrap()).unwrap(), record);
+}

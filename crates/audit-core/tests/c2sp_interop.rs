@@ -1,7 +1,9 @@
-//! Our C2SP signed notes against an independent implementation: Cloudflare's
-//! `signed_note` crate (a port of Go's `golang.org/x/mod/sumdb/note`) opens
-//! what we sign — checkpoints and prune records — and we open what it
-//! signs; both agree on the published example key.
+//! Our C2SP signed notes, checkpoints and RFC 6962/9162 proofs against
+//! independent implementations: Cloudflare's `signed_note` (a port of Go's
+//! `golang.org/x/mod/sumdb/note`) opens what we sign — checkpoints and prune
+//! records — and we open what it signs, both agreeing on the published
+//! example key; its `tlog_tiles` (a port of Go's `sumdb/tlog`) checks every
+//! inclusion and consistency proof we make and parses our checkpoints.
 
 use audit_core::Hash;
 use audit_core::note::{Checkpoint, SignerKey, VerifierKey, open, sign};
@@ -76,4 +78,34 @@ fn they_open_our_prune_records() {
     let note = sign(&record.to_text(), &signer).unwrap();
     let text = theirs_open(&note, &signer.verifier().to_string());
     assert_eq!(audit_core::prune::PruneRecord::parse(std::str::from_utf8(&text).unwrap()).unwrap(), record);
+}
+
+/// Our Merkle proofs and checkpoint text against Cloudflare's `tlog_tiles`
+/// (a port of Go's `golang.org/x/mod/sumdb/tlog`): it checks every
+/// inclusion and consistency proof we make, and parses our checkpoints.
+#[test]
+fn tlog_tiles_checks_our_proofs_and_reads_our_checkpoints() {
+    use tlog_tiles::tlog::{Hash as TlogHash, check_record, check_tree, record_hash};
+    let entries: Vec<[u8; 32]> = (0..37u8).map(|n| *Hash::of(&[n]).as_bytes()).collect();
+    let leaves: Vec<Hash> = entries.iter().map(|e| audit_core::merkle::leaf_hash(e)).collect();
+    let tree = audit_core::merkle::ProofTree::new(&leaves);
+    let theirs = |h: &Hash| TlogHash(*h.as_bytes());
+    for size in [1usize, 2, 3, 7, 8, 13, 32, 37] {
+        let root = tree.root_at(size);
+        for index in 0..size {
+            let prefix = audit_core::merkle::ProofTree::new(&leaves[..size]);
+            let proof: Vec<TlogHash> = prefix.inclusion_proof(index).unwrap().iter().map(theirs).collect();
+            check_record(&proof, size as u64, theirs(&root), index as u64, record_hash(&entries[index]))
+                .unwrap_or_else(|e| panic!("inclusion of {index} in {size}: {e:?}"));
+        }
+        for first in 1..size {
+            let prefix = audit_core::merkle::ProofTree::new(&leaves[..size]);
+            let proof: Vec<TlogHash> = prefix.consistency_proof(first).unwrap().iter().map(theirs).collect();
+            check_tree(&proof, size as u64, theirs(&root), first as u64, theirs(&tree.root_at(first)))
+                .unwrap_or_else(|e| panic!("consistency {first} -> {size}: {e:?}"));
+        }
+    }
+    let checkpoint = Checkpoint { origin: "audit.example/org-1".into(), size: 37, root: tree.root() };
+    let parsed = tlog_tiles::checkpoint::Checkpoint::from_bytes(checkpoint.to_text().as_bytes()).unwrap();
+    assert_eq!((parsed.origin(), parsed.size(), parsed.hash().0), ("audit.example/org-1", 37, *tree.root().as_bytes()));
 }

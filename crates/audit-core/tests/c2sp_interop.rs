@@ -92,14 +92,13 @@ fn tlog_tiles_checks_our_proofs_and_reads_our_checkpoints() {
     let theirs = |h: &Hash| TlogHash(*h.as_bytes());
     for size in [1usize, 2, 3, 7, 8, 13, 32, 37] {
         let root = tree.root_at(size);
-        for index in 0..size {
-            let prefix = audit_core::merkle::ProofTree::new(&leaves[..size]);
+        let prefix = audit_core::merkle::ProofTree::new(&leaves[..size]);
+        for (index, entry) in entries.iter().enumerate().take(size) {
             let proof: Vec<TlogHash> = prefix.inclusion_proof(index).unwrap().iter().map(theirs).collect();
-            check_record(&proof, size as u64, theirs(&root), index as u64, record_hash(&entries[index]))
+            check_record(&proof, size as u64, theirs(&root), index as u64, record_hash(entry))
                 .unwrap_or_else(|e| panic!("inclusion of {index} in {size}: {e:?}"));
         }
         for first in 1..size {
-            let prefix = audit_core::merkle::ProofTree::new(&leaves[..size]);
             let proof: Vec<TlogHash> = prefix.consistency_proof(first).unwrap().iter().map(theirs).collect();
             check_tree(&proof, size as u64, theirs(&root), first as u64, theirs(&tree.root_at(first)))
                 .unwrap_or_else(|e| panic!("consistency {first} -> {size}: {e:?}"));

@@ -53,64 +53,54 @@ fn scheduled_runs_read_only_new_events_and_full_runs_still_find_old_rewrites() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = cli(&data, &["keys", "create", "--org", "org-1", "--scopes", "ingest,read,verify"]).trim().to_owned();
-    let env = [
-        // Incremental every second; full every 20 s (six fields: seconds first).
-        ("AUDIT_VERIFY_SCHEDULE", "* * * * * *"),
-        ("AUDIT_VERIFY_FULL_SCHEDULE", "*/20 * * * * *"),
-    ];
-    let server = Served::binary(BIN, &data, &[], &env);
+    // Incremental runs every second (six fields: seconds first), no full ones yet.
+    let incremental = [("AUDIT_VERIFY_SCHEDULE", "* * * * * *"), ("AUDIT_VERIFY_FULL_SCHEDULE", "off")];
+    let server = Served::binary(BIN, &data, &[], &incremental);
     post(&server, &token, 0, 20);
     // The first run since the start reads the whole log (nothing to resume
     // from); once a checkpoint covers all 21 events (the token's creation
     // and 20 posts), the runs after it are incremental.
     let shown = wait_for_run(&server, &token, "covering 21 events", |run| run["checkpoint_size"] == 21);
-    assert_eq!(shown["schedule"], "* * * * * *");
-    assert_eq!(shown["full_schedule"], "*/20 * * * * *");
-
+    assert_eq!((shown["schedule"].as_str(), shown["full_schedule"].as_str()), (Some("* * * * * *"), None));
     post(&server, &token, 20, 27);
-    let run = wait_for_run(&server, &token, "incremental up to the 7 new events", |run| {
-        run["mode"] == "incremental" && run["checkpoint_size"] == 28
-    })["last_run"]
-        .clone();
-    assert_eq!(run["valid"], true, "{run}");
-    // (Which run read the 7 new events is checked below, in the records:
-    // runs come every second, the status shows only the last.)
+    let run = wait_for_run(&server, &token, "covering the 7 new events", |run| run["checkpoint_size"] == 28);
+    assert_eq!(run["last_run"]["mode"], "incremental", "{run}");
+    server.stop();
+    // The run that reached the checkpoint of 28 resumed after an earlier one
+    // and read only what came after it (runs come every second: the status
+    // shows the last, the records show each).
+    let records = verified_records(&data);
+    let reached = records
+        .iter()
+        .map(|e| &e["metadata"])
+        .find(|m| m["checkpoint_size"] == 28)
+        .unwrap_or_else(|| panic!("no run reached the checkpoint of 28: {records:?}"));
+    let verified_from = reached["verified_from"].as_u64().unwrap();
+    assert_eq!(reached["mode"], "incremental", "{reached}");
+    assert!((1..28).contains(&verified_from), "resumed after an earlier checkpoint: {reached}");
+    assert_eq!(reached["total_events"].as_u64(), Some(28 - verified_from), "only the new events were read: {reached}");
 
-    // Rewrite an event verified long ago (same length, so the writer's
-    // appends are unaffected). Incremental runs do not reread it; the next
-    // full run does, and says where.
+    // Rewrite an event verified long ago (same length). Incremental runs
+    // (resumed after the restart from the kept place) do not reread it...
     let segment = data.join("logs/org-1/00000000000000000000.jsonl");
     let text = std::fs::read_to_string(&segment).unwrap().replacen("trace-2\"", "trace-8\"", 1);
     std::fs::write(&segment, text).unwrap();
+    let before = verified_records(&data).len();
+    let server = Served::binary(BIN, &data, &[], &incremental);
+    wait_for_run(&server, &token, "after the restart", |run| run["checkpoint_size"].is_u64());
+    server.stop();
+    let after_restart = &verified_records(&data)[before]["metadata"];
+    assert_eq!((after_restart["mode"].as_str(), after_restart["valid"].as_bool()), (Some("incremental"), Some(true)));
+
+    // ... the full runs of AUDIT_VERIFY_FULL_SCHEDULE do, and say where.
+    let full = [("AUDIT_VERIFY_SCHEDULE", "off"), ("AUDIT_VERIFY_FULL_SCHEDULE", "* * * * * *")];
+    let server = Served::binary(BIN, &data, &[], &full);
     let run = wait_for_run(&server, &token, "finding the rewrite", |run| run["valid"] == false)["last_run"].clone();
     assert_eq!(run["mode"], "full", "{run}");
     assert_eq!(run["checkpoint_size"], serde_json::Value::Null, "{run}");
     server.stop();
-
-    let system = cli(&data, &["export", "--org", "agenttrace-system", "--format", "jsonl"]);
-    let records: Vec<serde_json::Value> = system
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["event_type"] == "audit_log.verified" && e["metadata"]["organization_id"] == "org-1")
-        .collect();
-    let modes: Vec<&str> = records.iter().filter_map(|e| e["metadata"]["mode"].as_str()).collect();
-    assert!(modes.contains(&"incremental") && modes.contains(&"full"), "{modes:?}");
-    // The run that reached the checkpoint of 28 resumed after the earlier
-    // one and read only what came after it.
-    let reached = records
-        .iter()
-        .map(|e| &e["metadata"])
-        .find(|m| m["mode"] == "incremental" && m["checkpoint_size"] == 28 && m["verified_from"].as_u64() < Some(28))
-        .unwrap_or_else(|| panic!("no incremental run read the new events: {records:?}"));
-    let verified_from = reached["verified_from"].as_u64().unwrap();
-    assert!((21..28).contains(&verified_from), "resumed after the earlier checkpoint: {reached}");
-    assert_eq!(
-        reached["total_events"].as_u64().unwrap(),
-        28 - verified_from,
-        "only the new events were read: {reached}"
-    );
-    let last = records.last().unwrap();
-    assert_eq!(last["metadata"]["valid"], false, "{last}");
+    let last = verified_records(&data).pop().unwrap();
+    assert_eq!((last["metadata"]["mode"].as_str(), last["metadata"]["valid"].as_bool()), (Some("full"), Some(false)));
 }
 
 #[test]

@@ -39,27 +39,27 @@ pub async fn catch_up_with_progress(
     report: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, IndexError> {
     let chunks = store.chunks(organization_id).await?;
-    // A pruned log starts at its cut, in the first chunk retention kept.
-    let cut = store.prune_cut(organization_id).await?;
-    let from_the_cut = (
-        cut,
-        chunks
-            .iter()
-            .enumerate()
-            .position(|(i, _)| chunks.get(i + 1).is_none_or(|n| n.first_sequence > cut))
-            .unwrap_or(0),
-        0,
-    );
-    let (mut next_sequence, first, mut offset) = match index.progress(organization_id).await? {
-        None => from_the_cut,
-        // Indexed up to events retention has since removed.
-        Some(p) if p.next_sequence <= cut && !chunks.contains(&p.chunk) => from_the_cut,
-        Some(p) => {
-            let at = chunks.iter().position(|c| *c == p.chunk).ok_or_else(|| IndexError::AheadOfStorage {
-                organization_id: organization_id.to_owned(),
-                detail: format!("indexed chunk {} is no longer in storage", p.chunk.name),
-            })?;
-            (p.next_sequence, at, p.offset)
+    let progress = index.progress(organization_id).await?;
+    let resumed = progress.as_ref().and_then(|p| chunks.iter().position(|c| *c == p.chunk).map(|at| (p, at)));
+    let (mut next_sequence, first, mut offset) = match (resumed, progress.as_ref()) {
+        // The usual case, every catch-up: the indexed chunk is still there.
+        (Some((p, at)), _) => (p.next_sequence, at, p.offset),
+        // Nothing indexed yet, or indexed up to events retention has since
+        // removed: from the cut, in the first chunk retention kept.
+        (None, p) => {
+            let cut = store.prune_cut(organization_id).await?;
+            if let Some(p) = p.filter(|p| p.next_sequence > cut) {
+                return Err(IndexError::AheadOfStorage {
+                    organization_id: organization_id.to_owned(),
+                    detail: format!("indexed chunk {} is no longer in storage", p.chunk.name),
+                });
+            }
+            let first = chunks
+                .iter()
+                .enumerate()
+                .position(|(i, _)| chunks.get(i + 1).is_none_or(|n| n.first_sequence > cut))
+                .unwrap_or(0);
+            (cut, first, 0)
         }
     };
     for (i, chunk) in chunks.iter().enumerate().skip(first) {

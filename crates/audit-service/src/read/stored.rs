@@ -32,6 +32,11 @@ impl TimeRange {
     }
 }
 
+/// A signed note's text, its signatures not checked (no key was given).
+fn unchecked_text(note: &str) -> Option<&str> {
+    note.rfind("\n\n").map(|i| &note[..i + 1])
+}
+
 /// A stored checkpoint note: opened with `key` when there is one; without
 /// one, its text is read and a warning says the signature went unchecked.
 pub(crate) fn read_checkpoint(
@@ -43,9 +48,7 @@ pub(crate) fn read_checkpoint(
     let (text, warning) = match key {
         Some(k) => (audit_core::note::open(note, k).map_err(|e| (FindingKind::BadSignature, e.to_string()))?, None),
         None => {
-            let text = note
-                .rfind("\n\n")
-                .map(|i| &note[..i + 1])
+            let text = unchecked_text(note)
                 .ok_or((FindingKind::BadSignature, "the checkpoint is not a signed note".to_owned()))?;
             (
                 text,
@@ -341,10 +344,7 @@ fn pruned_start(
         None => {
             // Unchecked: its text, up to the signatures.
             let note = String::from_utf8_lossy(&pruned.record);
-            let text = note
-                .rfind("\n\n")
-                .map(|i| &note[..i + 1])
-                .ok_or((FindingKind::BadSignature, "not a signed note".to_owned()))?;
+            let text = unchecked_text(&note).ok_or((FindingKind::BadSignature, "not a signed note".to_owned()))?;
             let record = PruneRecord::parse(text).map_err(|e| (FindingKind::Malformed, e.to_string()))?;
             (record, Some("no verifier key was given: its signature was not checked".to_owned()))
         }

@@ -51,6 +51,7 @@ pub mod prune;
 pub mod sample;
 pub mod scan;
 pub mod stored;
+pub mod tiles;
 pub mod timestamp;
 pub mod verify;
 

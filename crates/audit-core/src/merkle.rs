@@ -46,7 +46,7 @@ pub fn empty_root() -> Hash {
 }
 
 /// The largest power of two smaller than `n` (`n >= 2`).
-fn split(n: usize) -> usize {
+pub(crate) fn split(n: usize) -> usize {
     debug_assert!(n >= 2);
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
@@ -151,7 +151,11 @@ pub fn consistency_proof(leaves: &[Hash], first: usize) -> Result<Vec<Hash>, Pro
 
 /// RFC 9162's PATH over a tree of `size` leaves, with `mth(start, len)`
 /// giving the root of the leaves `start..start + len`.
-fn inclusion_path(size: usize, index: usize, mth: &dyn Fn(usize, usize) -> Hash) -> Result<Vec<Hash>, ProofError> {
+pub(crate) fn inclusion_path(
+    size: usize,
+    index: usize,
+    mth: &dyn Fn(usize, usize) -> Hash,
+) -> Result<Vec<Hash>, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange);
     }
@@ -174,7 +178,11 @@ fn inclusion_path(size: usize, index: usize, mth: &dyn Fn(usize, usize) -> Hash)
 }
 
 /// RFC 9162's PROOF over a tree of `size` leaves (see [`inclusion_path`]).
-fn consistency_path(size: usize, first: usize, mth: &dyn Fn(usize, usize) -> Hash) -> Result<Vec<Hash>, ProofError> {
+pub(crate) fn consistency_path(
+    size: usize,
+    first: usize,
+    mth: &dyn Fn(usize, usize) -> Hash,
+) -> Result<Vec<Hash>, ProofError> {
     if first > size {
         return Err(ProofError::SizesOutOfOrder);
     }

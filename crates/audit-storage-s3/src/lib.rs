@@ -11,6 +11,7 @@
 //! <prefix>logs/<org>/checkpoints/<size, 20 digits>.frontier   its tree's peaks (a cache for writers)
 //! <prefix>retention/<org>/<first kept, 20 digits>.prune        a signed prune record (SPEC §15)
 //! <prefix>retention/<org>/<first kept, 20 digits>.hashes       the hashes of the events it covers
+//! <prefix>tiles/<org>/tile/<L>/<N>[.p/<W>], tile/entries/…      the Merkle tree as C2SP tlog-tiles
 //! ```
 //!
 //! Retention never deletes here: objects are kept by Object Lock until their
@@ -44,6 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use audit_core::tiles::TileId;
 use audit_storage::org_dir;
 use audit_storage::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail};
 use aws_sdk_s3::Client;
@@ -155,6 +157,10 @@ struct Listing {
 
 const CHUNK_SUFFIX: &str = ".jsonl";
 const RETENTION_DIR: &str = "retention/";
+/// Where tiles live (see [`S3Store::tile_key`]).
+const TILES_DIR: &str = "tiles/";
+/// Tile PUTs in flight at once when a checkpoint writes many.
+const TILE_WRITES_AT_ONCE: usize = 16;
 const PRUNE_RECORD_SUFFIX: &str = ".prune";
 const PRUNED_HASHES_SUFFIX: &str = ".hashes";
 const CHECKPOINT_DIR: &str = "checkpoints/";
@@ -403,6 +409,13 @@ impl S3Store {
             .unwrap_or_else(|p| p.into_inner())
             .insert(organization_id.to_owned(), (cut, std::time::Instant::now()));
         Ok(cut)
+    }
+
+    /// The key of a tile: `<prefix>tiles/<org>/<C2SP tile path>`, outside
+    /// `logs/` so that a retention lifecycle rule never removes tiles
+    /// (C2SP: a pruned log denies old tiles, it does not delete them).
+    fn tile_key(&self, organization_id: &str, tile: &TileId) -> String {
+        format!("{}{TILES_DIR}{}/{}", self.inner.prefix, org_dir::encode(organization_id), tile.path())
     }
 
     fn log_prefix(&self, organization_id: &str) -> String {
@@ -814,6 +827,38 @@ impl LogStore for S3Store {
     async fn read_chunk_at(&self, organization_id: &str, first_sequence: u64) -> Result<Option<Vec<u8>>, StorageError> {
         let key = self.key(organization_id, &chunk_name(first_sequence));
         self.get(&key, None).await.map_err(|f| io_error(format!("cannot read {key}"), format!("{f:?}")))
+    }
+
+    async fn put_tiles(&self, organization_id: &str, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StorageError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+        // Write-once like every object here; a tile path names one content,
+        // so a tile already there (another instance, an earlier attempt) stands.
+        type Write<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<Created, StorageError>> + Send + 'a>>;
+        let mut writes: Vec<Write<'_>> = Vec::with_capacity(tiles.len());
+        for (id, content) in tiles {
+            let key = self.tile_key(organization_id, id);
+            writes.push(Box::pin(async move { self.create_once(&key, content).await }));
+        }
+        stream::iter(writes).buffer_unordered(TILE_WRITES_AT_ONCE).map_ok(drop).try_collect::<Vec<()>>().await.map(drop)
+    }
+
+    async fn tile(&self, organization_id: &str, tile: &TileId) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = self.tile_key(organization_id, tile);
+        self.get(&key, None).await.map_err(|f| io_error(format!("cannot read {key}"), format!("{f:?}")))
+    }
+
+    async fn partial_tile_widths(&self, organization_id: &str, tile: &TileId) -> Result<Vec<u16>, StorageError> {
+        let prefix = format!("{}.p/", self.tile_key(organization_id, &tile.as_full()));
+        let mut pages =
+            self.inner.client.list_objects_v2().bucket(&self.inner.bucket).prefix(&prefix).into_paginator().send();
+        let mut widths = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| io_error(format!("cannot list {prefix}"), brief(&e)))?;
+            widths.extend(page.contents().iter().filter_map(|o| o.key()?.strip_prefix(&prefix)?.parse::<u16>().ok()));
+        }
+        Ok(widths)
     }
 
     async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError> {

@@ -24,6 +24,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use audit_core::tiles::TileId;
 use audit_core::{Hash, Timestamp};
 
 pub use error::{StorageError, StorageErrorKind};
@@ -250,6 +251,57 @@ pub trait LogStore: Send + Sync + Debug {
             StorageErrorKind::Unexpected,
             "this store does not remove events (see its retention rule)",
         ))
+    }
+
+    /// Stores tiles of the log's Merkle tree (C2SP tlog-tiles, see
+    /// `audit_core::tiles`), durably and write-once: a tile path names one
+    /// content for ever, so an existing tile is left as it is. Tiles are
+    /// derived from the log and checked by `verify`. Stores without tiles
+    /// refuse.
+    async fn put_tiles(&self, organization_id: &str, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StorageError> {
+        let _ = (organization_id, tiles);
+        Err(StorageError::new(StorageErrorKind::Unexpected, "this store does not keep tiles"))
+    }
+
+    /// The stored tile `tile` (exactly that width), if any.
+    async fn tile(&self, organization_id: &str, tile: &TileId) -> Result<Option<Vec<u8>>, StorageError> {
+        let _ = (organization_id, tile);
+        Ok(None)
+    }
+
+    /// The widths of the partial tiles stored at `tile`'s level and index.
+    async fn partial_tile_widths(&self, organization_id: &str, tile: &TileId) -> Result<Vec<u16>, StorageError> {
+        let _ = (organization_id, tile);
+        Ok(Vec::new())
+    }
+
+    /// A stored tile at `tile`'s level and index holding at least its
+    /// hashes: the tile itself, the full tile, or the narrowest wider
+    /// partial one (tiles only grow to the right, so any of them serves).
+    async fn tile_at_least(
+        &self,
+        organization_id: &str,
+        tile: &TileId,
+    ) -> Result<Option<(TileId, Vec<u8>)>, StorageError> {
+        if let Some(content) = self.tile(organization_id, tile).await? {
+            return Ok(Some((*tile, content)));
+        }
+        if tile.is_full() {
+            return Ok(None);
+        }
+        let full = tile.as_full();
+        if let Some(content) = self.tile(organization_id, &full).await? {
+            return Ok(Some((full, content)));
+        }
+        let mut widths = self.partial_tile_widths(organization_id, tile).await?;
+        widths.sort_unstable();
+        for width in widths.into_iter().filter(|w| *w > tile.width) {
+            let wider = TileId { width, ..*tile };
+            if let Some(content) = self.tile(organization_id, &wider).await? {
+                return Ok(Some((wider, content)));
+            }
+        }
+        Ok(None)
     }
 
     /// Several `(offset, length)` ranges of one chunk (for fetching query results).

@@ -7,6 +7,9 @@
 //!     .lock                          exclusive lock of the one writer (holds its pid)
 //!     00000000000000000000.jsonl     segment: first sequence, 20 digits
 //!     00000000000000052311.jsonl     the active segment (the last one)
+//!     checkpoints/, pruned/          signed checkpoints; retention's records and kept hashes
+//!     tile/<L>/<N>[.p/<W>]           the Merkle tree as C2SP tlog-tiles (write-once, 0400)
+//!     tile/entries/<N>[.p/<W>]       the leaf inputs (event hashes) as entry bundles
 //! ```
 //!
 //! Durability: a batch is written with one `write`, then `fdatasync`; a new
@@ -29,6 +32,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use audit_core::tiles::TileId;
+
 use crate::{Batch, Chunk, LogStore, LogWriter, Pruned, Recovery, StorageError, StorageErrorKind, Tail, org_dir};
 
 /// Segments roll over once they reach this size (a batch never straddles two).
@@ -41,6 +46,8 @@ const CHECKPOINT_SUFFIX: &str = ".note";
 const FRONTIER_SUFFIX: &str = ".frontier";
 /// Prune records and the hashes of removed events, kept for ever.
 const PRUNED_DIR: &str = "pruned";
+/// The Merkle tree as C2SP tlog-tiles (`tile/<L>/…`, `tile/entries/…`).
+const TILE_DIR: &str = "tile";
 const PRUNE_RECORD_SUFFIX: &str = ".prune";
 const PRUNED_HASHES_SUFFIX: &str = ".hashes";
 
@@ -61,6 +68,44 @@ async fn write_once(dir: PathBuf, name: String, bytes: Vec<u8>) -> Result<(), St
         fsync_dir(&dir)
     })
     .await
+}
+
+/// Writes tiles under the log directory `root` at their C2SP paths: each
+/// to a temporary name, all synced, then renamed into place and their
+/// directories synced — so a crash leaves a tile whole or absent, and a
+/// group costs one round of syncs. An existing tile is left as it is.
+fn write_tiles(root: &Path, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StorageError> {
+    let mut staged = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for (id, content) in tiles {
+        let path = root.join(id.path());
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { continue };
+        match path.try_exists() {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => return Err(StorageError::io(format!("cannot stat {}", path.display()), e)),
+        }
+        create_dir_durably(dir)?;
+        let temporary = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+        // A leftover of a crash (read-only, so it cannot be opened for writing).
+        let _ = fs::remove_file(&temporary);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&temporary)
+            .map_err(|e| StorageError::io(format!("cannot create {}", temporary.display()), e))?;
+        file.write_all(content).map_err(|e| StorageError::io(format!("cannot write {}", temporary.display()), e))?;
+        dirs.insert(dir.to_path_buf());
+        staged.push((file, temporary, path));
+    }
+    for (file, temporary, _) in &staged {
+        file.sync_data().map_err(|e| StorageError::io(format!("cannot sync {}", temporary.display()), e))?;
+    }
+    for (_, temporary, path) in &staged {
+        fs::rename(temporary, path).map_err(|e| StorageError::io(format!("cannot rename to {}", path.display()), e))?;
+    }
+    dirs.iter().try_for_each(|d| fsync_dir(d))
 }
 
 /// Local directory storage.
@@ -90,7 +135,7 @@ impl LocalStore {
     fn list_chunks(dir: &Path) -> Result<Vec<Chunk>, StorageError> {
         let mut chunks = Vec::new();
         for name in entry_names(dir)? {
-            if name == LOCK_FILE || name == CHECKPOINT_DIR || name == PRUNED_DIR {
+            if name == LOCK_FILE || name == CHECKPOINT_DIR || name == PRUNED_DIR || name == TILE_DIR {
                 continue;
             }
             match parse_segment_name(&name) {
@@ -293,6 +338,42 @@ impl LogStore for LocalStore {
                 fs::remove_file(&path).map_err(|e| StorageError::io(format!("cannot remove {}", path.display()), e))?;
             }
             fsync_dir(&log)
+        })
+        .await
+    }
+
+    async fn put_tiles(&self, organization_id: &str, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StorageError> {
+        let root = self.log_dir(organization_id);
+        let tiles = tiles.to_vec();
+        blocking(move || {
+            // In groups, so a checkpoint after a long interval does not hold
+            // thousands of files open.
+            for group in tiles.chunks(256) {
+                write_tiles(&root, group)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tile(&self, organization_id: &str, tile: &TileId) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.log_dir(organization_id).join(tile.path());
+        blocking(move || match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(format!("cannot read {}", path.display()), e)),
+        })
+        .await
+    }
+
+    async fn partial_tile_widths(&self, organization_id: &str, tile: &TileId) -> Result<Vec<u16>, StorageError> {
+        // `tile/0/x001/234.p/17`: the widths are the names in `…/234.p/`.
+        let full = tile.as_full().path();
+        let dir = self.log_dir(organization_id).join(format!("{full}.p"));
+        blocking(move || match fs::read_dir(&dir) {
+            Ok(_) => Ok(entry_names(&dir)?.iter().filter_map(|n| n.parse().ok()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(StorageError::io(format!("cannot list {}", dir.display()), e)),
         })
         .await
     }

@@ -9,6 +9,7 @@
 //! checkpoints      write-once checkpoints and frontiers; the newest is found
 //! chunk_reads      read_chunk_at by first sequence, read_ranges, read_chunk_from, windows
 //! versions         an untouched log has no unexpected versions
+//! tiles            write-once tiles; partial widths; the narrowest tile that serves
 //! ```
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub async fn run_all(h: &dyn Harness) {
     checkpoints(h).await;
     chunk_reads(h).await;
     versions(h).await;
+    tiles(h).await;
 }
 
 /// Two writers on one log never both append at the same position: the
@@ -180,4 +182,36 @@ pub async fn versions(h: &dyn Harness) {
     w.append(batch(&log, 0, 3)).await.expect("appends");
     store.put_checkpoint(ORG, 3, b"note").await.expect("stores");
     assert_eq!(store.unexpected_versions(ORG).await.expect("lists"), Vec::<String>::new());
+}
+
+/// Tiles are stored write-once at their C2SP paths; a partial tile is
+/// served by itself, the full tile, or the narrowest wider partial one.
+pub async fn tiles(h: &dyn Harness) {
+    use audit_core::tiles::{TileId, TileKind};
+    let store = h.fresh().await;
+    let level0 = |index, width| TileId { kind: TileKind::Hashes(0), index, width };
+    let content = |t: &TileId, byte: u8| vec![byte; t.content_len()];
+    let (p3, p9, full1) = (level0(2, 3), level0(2, 9), TileId::full(TileKind::Hashes(0), 1));
+    let bundle = TileId { kind: TileKind::Entries, index: 1234, width: 200 };
+    let tiles =
+        vec![(p3, content(&p3, 3)), (p9, content(&p9, 9)), (full1, content(&full1, 1)), (bundle, content(&bundle, 7))];
+    store.put_tiles(ORG, &tiles).await.expect("stores tiles");
+    for (id, bytes) in &tiles {
+        assert_eq!(store.tile(ORG, id).await.expect("reads").as_ref(), Some(bytes), "{id}");
+    }
+    // Write-once: the first content of a path stands.
+    store.put_tiles(ORG, &[(p3, content(&p3, 0xee))]).await.expect("an existing tile is not an error");
+    assert_eq!(store.tile(ORG, &p3).await.expect("reads"), Some(content(&p3, 3)));
+    assert_eq!(store.tile(ORG, &level0(2, 4)).await.expect("reads"), None);
+    let mut widths = store.partial_tile_widths(ORG, &level0(2, 1)).await.expect("lists");
+    widths.sort_unstable();
+    assert_eq!(widths, [3, 9]);
+    assert_eq!(store.partial_tile_widths(ORG, &level0(5, 1)).await.expect("lists"), Vec::<u16>::new());
+    // Width 5 is served by the tile of width 9; width 2 by 3; width 10 by nothing.
+    assert_eq!(store.tile_at_least(ORG, &level0(2, 5)).await.expect("reads").map(|(t, _)| t), Some(p9));
+    assert_eq!(store.tile_at_least(ORG, &level0(2, 2)).await.expect("reads").map(|(t, _)| t), Some(p3));
+    assert_eq!(store.tile_at_least(ORG, &level0(2, 10)).await.expect("reads"), None);
+    assert_eq!(store.tile_at_least(ORG, &level0(1, 40)).await.expect("reads").map(|(t, _)| t), Some(full1));
+    // Tiles are not chunks of the log.
+    assert_eq!(store.chunks(ORG).await.expect("lists"), Vec::new());
 }

@@ -2,13 +2,20 @@
 //! Merkle tree; after commits — at most once per interval, only when the log
 //! grew, and at every graceful stop — its head is signed as a C2SP
 //! `tlog-checkpoint` note and stored beside the log, write-once.
+//!
+//! The tree is kept as C2SP tlog-tiles (`audit_core::tiles`): before a
+//! checkpoint is stored, the tiles that filled up since the last one and
+//! the partial tiles of its size are, so every stored checkpoint has the
+//! tiles that prove against it. A writer resumes the tree from the partial
+//! tiles of the newest checkpoint, or — when they are missing or do not
+//! have its signed root — rebuilds it (and its tiles) from the whole log.
 
 use std::time::Duration;
 
 use audit_core::Hash;
-use audit_core::merkle::{Frontier, leaf_hash};
 use audit_core::note::{Checkpoint, SignerKey, sign};
 use audit_core::stored::claimed_hash;
+use audit_core::tiles::{TileBuilder, TileId};
 use tokio::time::Instant;
 
 use crate::shared::Shared;
@@ -26,7 +33,9 @@ pub(crate) struct Checkpointer {
     origin_line: String,
     signer: SignerKey,
     interval: Duration,
-    frontier: Frontier,
+    tree: TileBuilder,
+    /// Full tiles made since the last checkpoint, written with the next one.
+    unwritten: Vec<(TileId, Vec<u8>)>,
     written_size: u64,
     written_at: Option<Instant>,
 }
@@ -79,9 +88,9 @@ impl Checkpointer {
             }
             anchors.push((label, cp));
         }
-        let check = |frontier: &Frontier, anchors: &[(&str, Checkpoint)]| -> Result<(), String> {
+        let check = |tree: &TileBuilder, anchors: &[(&str, Checkpoint)]| -> Result<(), String> {
             for (label, cp) in anchors {
-                if cp.size == frontier.size() && cp.root != frontier.root() {
+                if cp.size == tree.size() && cp.root != tree.root() {
                     return Err(format!(
                         "the first {} events of {org} do not have the root {label} signed: storage was rewritten; refusing to append until an operator acts (run verify)",
                         cp.size
@@ -90,16 +99,16 @@ impl Checkpointer {
             }
             Ok(())
         };
-        // Resume from the frontier stored with the newest checkpoint when its
-        // root is the signed one (then its peaks are right) and no anchor
-        // lies before it; otherwise rebuild the tree from the whole log.
-        let frontier = match Self::stored_frontier(shared, org, &anchors).await {
+        // Resume from the partial tiles of the newest checkpoint when they
+        // have its signed root and no anchor lies before it; otherwise
+        // rebuild the tree (and write its tiles again) from the whole log.
+        let tree = match Self::stored_tree(shared, org, &anchors).await {
             Some(resumed) => resumed,
             None => Self::tree_below_the_cut(shared, org, &verifier).await?,
         };
-        check(&frontier, &anchors)?;
-        let mut frontier = frontier;
-        let start = frontier.size();
+        check(&tree, &anchors)?;
+        let mut tree = tree;
+        let start = tree.size();
         let chunks = shared.store.chunks(org).await.map_err(|e| e.to_string())?;
         for (i, chunk) in chunks.iter().enumerate() {
             if chunk.first_sequence >= next_sequence {
@@ -113,25 +122,26 @@ impl Checkpointer {
             let lines = bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty());
             let skip = start.saturating_sub(chunk.first_sequence) as usize;
             for line in lines.skip(skip) {
-                if frontier.size() == next_sequence {
+                if tree.size() == next_sequence {
                     break; // appended by another instance since the tail was read
                 }
                 let claimed = claimed_hash(line).ok_or_else(|| format!("{}: a line without a hash", chunk.name))?;
-                frontier.push(leaf_hash(claimed.as_bytes()));
-                check(&frontier, &anchors)?;
+                tree.push(&claimed);
+                if anchors.iter().any(|(_, cp)| cp.size == tree.size()) {
+                    check(&tree, &anchors)?;
+                }
             }
         }
-        if frontier.size() != next_sequence {
-            return Err(format!(
-                "read {} events of {org} for its Merkle tree, expected {next_sequence}",
-                frontier.size()
-            ));
+        if tree.size() != next_sequence {
+            return Err(format!("read {} events of {org} for its Merkle tree, expected {next_sequence}", tree.size()));
         }
+        let unwritten = tree.take_full();
         Ok(Some(Checkpointer {
             origin_line,
             signer,
             interval: cfg.interval,
-            frontier,
+            tree,
+            unwritten,
             written_size: latest.map_or(0, |(size, _)| size),
             written_at: None,
         }))
@@ -143,55 +153,82 @@ impl Checkpointer {
         shared: &Shared,
         org: &str,
         verifier: &audit_core::note::VerifierKey,
-    ) -> Result<Frontier, String> {
-        let Some(p) = shared.store.pruned(org).await.map_err(|e| e.to_string())? else { return Ok(Frontier::new()) };
+    ) -> Result<TileBuilder, String> {
+        let Some(p) = shared.store.pruned(org).await.map_err(|e| e.to_string())? else {
+            return Ok(TileBuilder::new());
+        };
         let record = audit_core::prune::PruneRecord::open(&p.record, verifier)
             .map_err(|e| format!("the prune record of {org} cannot be trusted: {e}"))?;
-        tokio::task::spawn_blocking(move || record.check_hashes(&p.hashes))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("{org}: {e}; refusing to append until an operator acts (run verify)"))
+        tokio::task::spawn_blocking(move || {
+            record.check_hashes(&p.hashes)?;
+            let mut tree = TileBuilder::new();
+            for h in p.hashes.chunks_exact(32) {
+                tree.push(&Hash::from_bytes(h.try_into().expect("32 bytes")));
+            }
+            Ok(tree)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e: audit_core::prune::PruneRecordError| {
+            format!("{org}: {e}; refusing to append until an operator acts (run verify)")
+        })
     }
 
-    /// The frontier stored beside the log's newest checkpoint, if it can be
-    /// trusted: its root is that checkpoint's signed root, and every other
-    /// anchor is at least as large (so none goes unchecked).
-    async fn stored_frontier(shared: &Shared, org: &str, anchors: &[(&str, Checkpoint)]) -> Option<Frontier> {
+    /// The tree at the newest checkpoint from its partial tiles, if they
+    /// can be trusted: their root is that checkpoint's signed root, and
+    /// every other anchor is at least as large (so none goes unchecked).
+    async fn stored_tree(shared: &Shared, org: &str, anchors: &[(&str, Checkpoint)]) -> Option<TileBuilder> {
         let newest = anchors.iter().find(|(label, _)| *label == "its newest checkpoint").map(|(_, cp)| cp)?;
         if anchors.iter().any(|(_, cp)| cp.size < newest.size) {
             return None;
         }
-        let bytes = match shared.store.checkpoint_frontier(org, newest.size).await {
-            Ok(Some(b)) => b,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(organization_id = org, error = %e, "cannot read the stored frontier; rebuilding the tree");
-                return None;
+        let mut contents = Vec::new();
+        for id in TileBuilder::resume_tiles(newest.size) {
+            match shared.store.tile(org, &id).await {
+                Ok(Some(content)) => contents.push(content),
+                Ok(None) => {
+                    tracing::info!(
+                        organization_id = org,
+                        size = newest.size,
+                        tile = %id,
+                        "no tiles at the newest checkpoint; rebuilding the tree and its tiles from the log"
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(organization_id = org, error = %e, "cannot read a tile; rebuilding the tree from the log");
+                    return None;
+                }
             }
-        };
-        let peaks: Option<Vec<Hash>> = (bytes.len() % 32 == 0)
-            .then(|| bytes.chunks_exact(32).map(|c| Hash::from_bytes(c.try_into().expect("32 bytes"))).collect());
-        let frontier = Frontier::from_peaks(newest.size, peaks?)?;
-        if frontier.root() != newest.root {
-            tracing::warn!(
-                organization_id = org,
-                size = newest.size,
-                "the stored frontier does not have the signed root; rebuilding the tree"
-            );
-            return None;
         }
-        Some(frontier)
+        match TileBuilder::resume(newest.size, &contents) {
+            Ok(tree) if tree.root() == newest.root => Some(tree),
+            Ok(_) => {
+                tracing::warn!(
+                    organization_id = org,
+                    size = newest.size,
+                    "the stored tiles do not have the signed root; rebuilding the tree from the log"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(organization_id = org, error = %e, "unusable tiles; rebuilding the tree from the log");
+                None
+            }
+        }
     }
 
     /// Adds a committed event.
     pub(crate) fn push(&mut self, hash: &Hash) {
-        self.frontier.push(leaf_hash(hash.as_bytes()));
+        self.tree.push(hash);
+        if self.tree.has_full() {
+            self.unwritten.extend(self.tree.take_full());
+        }
     }
 
     /// When the next checkpoint is due (`None`: nothing new to sign).
     pub(crate) fn due_at(&self) -> Option<Instant> {
-        (self.frontier.size() > self.written_size)
-            .then(|| self.written_at.map_or_else(Instant::now, |t| t + self.interval))
+        (self.tree.size() > self.written_size).then(|| self.written_at.map_or_else(Instant::now, |t| t + self.interval))
     }
 
     /// Signs and stores a checkpoint of the current tree if one is due (or
@@ -201,8 +238,19 @@ impl Checkpointer {
         if !force && due > Instant::now() {
             return;
         }
+        // The tiles first: a stored checkpoint always has the tiles that
+        // prove against it.
+        let mut tiles = std::mem::take(&mut self.unwritten);
+        let full = tiles.len();
+        tiles.extend(self.tree.partials());
+        if let Err(e) = shared.store.put_tiles(org, &tiles).await {
+            tracing::error!(organization_id = org, error = %e, "cannot store the tree's tiles; the checkpoint waits");
+            tiles.truncate(full);
+            self.unwritten = tiles;
+            return;
+        }
         let checkpoint =
-            Checkpoint { origin: self.origin_line.clone(), size: self.frontier.size(), root: self.frontier.root() };
+            Checkpoint { origin: self.origin_line.clone(), size: self.tree.size(), root: self.tree.root() };
         let note = match sign(&checkpoint.to_text(), &self.signer) {
             Ok(n) => n,
             Err(e) => {
@@ -213,11 +261,6 @@ impl Checkpointer {
         if let Err(e) = shared.store.put_checkpoint(org, checkpoint.size, note.as_bytes()).await {
             tracing::error!(organization_id = org, error = %e, "cannot store a checkpoint; will retry");
             return;
-        }
-        // The peaks let the next writer resume the tree here (a cache: losing it costs a full read).
-        let peaks: Vec<u8> = self.frontier.peaks().iter().flat_map(|h| *h.as_bytes()).collect();
-        if let Err(e) = shared.store.put_checkpoint_frontier(org, checkpoint.size, &peaks).await {
-            tracing::warn!(organization_id = org, error = %e, "cannot store the checkpoint's frontier");
         }
         // Published outside the store too; a mirror outage is retried with the next checkpoint.
         if let Some(mirror) = shared.checkpoints.as_ref().and_then(|c| c.mirror.as_ref())

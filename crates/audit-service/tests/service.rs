@@ -357,27 +357,30 @@ impl audit_storage::LogStore for CountingStore {
     async fn latest_checkpoint(&self, org: &str) -> Result<Option<(u64, Vec<u8>)>, audit_storage::StorageError> {
         self.inner.latest_checkpoint(org).await
     }
-    async fn put_checkpoint_frontier(
+    async fn put_tiles(
         &self,
         org: &str,
-        size: u64,
-        peaks: &[u8],
+        tiles: &[(audit_core::tiles::TileId, Vec<u8>)],
     ) -> Result<(), audit_storage::StorageError> {
-        self.inner.put_checkpoint_frontier(org, size, peaks).await
+        self.inner.put_tiles(org, tiles).await
     }
-    async fn checkpoint_frontier(&self, org: &str, size: u64) -> Result<Option<Vec<u8>>, audit_storage::StorageError> {
-        self.inner.checkpoint_frontier(org, size).await
+    async fn tile(
+        &self,
+        org: &str,
+        tile: &audit_core::tiles::TileId,
+    ) -> Result<Option<Vec<u8>>, audit_storage::StorageError> {
+        self.inner.tile(org, tile).await
     }
     async fn unexpected_versions(&self, org: &str) -> Result<Vec<String>, audit_storage::StorageError> {
         self.inner.unexpected_versions(org).await
     }
 }
 
-/// A restarted writer resumes the Merkle tree from the frontier stored with
-/// the newest checkpoint (reading only what follows it), and a frontier
-/// that does not have the signed root is ignored, not trusted.
+/// A restarted writer resumes the Merkle tree from the partial tiles of the
+/// newest checkpoint (reading only what follows it), and tiles that do not
+/// have the signed root are ignored, not trusted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_resumes_the_tree_from_the_checkpoint_frontier() {
+async fn a_restart_resumes_the_tree_from_the_checkpoint_tiles() {
     let dir = tempfile::tempdir().unwrap();
     let signer = audit_core::note::SignerKey::from_seed("audit.test", [9; 32]).unwrap();
     let checkpoints = audit_service::CheckpointConfig {
@@ -404,7 +407,7 @@ async fn a_restart_resumes_the_tree_from_the_checkpoint_frontier() {
     for n in 0..200 {
         first.capture_durable(sample_draft("org-1", n)).await.unwrap();
     }
-    first.stop().await; // writes the checkpoint of 200 events and its frontier
+    first.stop().await; // writes the checkpoint of 200 events and its tiles
     let segments = audit_storage::LogStore::chunks(&LocalStore::new(dir.path()), "org-1").await.unwrap().len();
     assert!(segments > 20, "{segments} segments");
     // Two days later: nothing is recent enough for deduplication to read back.
@@ -415,18 +418,19 @@ async fn a_restart_resumes_the_tree_from_the_checkpoint_frontier() {
     second.capture_durable(sample_draft("org-1", 200)).await.unwrap();
     second.stop().await;
     let reads = store.reads.load(Ordering::SeqCst);
-    assert!(reads <= 3, "resumed from the frontier: {reads} of {segments} segments read");
+    assert!(reads <= 3, "resumed from the tiles: {reads} of {segments} segments read");
 
-    // A frontier that lies (someone replaced the file) is not trusted: the
-    // tree is rebuilt from the log, and the log still verifies.
-    let frontier = dir.path().join("logs/org-1/checkpoints/00000000000000000201.frontier");
-    let mut perms = std::fs::metadata(&frontier).unwrap().permissions();
+    // Tiles that lie (someone replaced the level 0 partial tile of the
+    // checkpoint of 201) are not trusted: the tree is rebuilt from the log,
+    // and the log still verifies.
+    let tile = dir.path().join("logs/org-1/tile/0/000.p/201");
+    let mut perms = std::fs::metadata(&tile).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
-    std::fs::set_permissions(&frontier, perms).unwrap();
-    let mut bytes = std::fs::read(&frontier).unwrap();
+    std::fs::set_permissions(&tile, perms).unwrap();
+    let mut bytes = std::fs::read(&tile).unwrap();
     bytes[0] ^= 1;
-    std::fs::write(&frontier, bytes).unwrap();
+    std::fs::write(&tile, bytes).unwrap();
     let store = counting();
     let third = start(store.clone()).await;
     third.capture_durable(sample_draft("org-1", 201)).await.unwrap();

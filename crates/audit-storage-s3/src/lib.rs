@@ -8,7 +8,6 @@
 //! ```text
 //! <prefix>logs/<org>/<first sequence, 20 digits>.jsonl        one committed batch
 //! <prefix>logs/<org>/checkpoints/<size, 20 digits>.note       one signed checkpoint
-//! <prefix>logs/<org>/checkpoints/<size, 20 digits>.frontier   its tree's peaks (a cache for writers)
 //! <prefix>retention/<org>/<first kept, 20 digits>.prune        a signed prune record (SPEC §15)
 //! <prefix>retention/<org>/<first kept, 20 digits>.hashes       the hashes of the events it covers
 //! <prefix>tiles/<org>/tile/<L>/<N>[.p/<W>], tile/entries/…      the Merkle tree as C2SP tlog-tiles
@@ -165,6 +164,8 @@ const PRUNE_RECORD_SUFFIX: &str = ".prune";
 const PRUNED_HASHES_SUFFIX: &str = ".hashes";
 const CHECKPOINT_DIR: &str = "checkpoints/";
 const CHECKPOINT_SUFFIX: &str = ".note";
+/// Merkle frontiers, written beside checkpoints before the tree was kept as
+/// tiles; old ones are still recognised when retention removes them.
 const FRONTIER_SUFFIX: &str = ".frontier";
 
 fn chunk_name(first_sequence: u64) -> String {
@@ -866,21 +867,6 @@ impl LogStore for S3Store {
         // Write-once: the first checkpoint of a size stands (another instance
         // signing the same tree with the same key writes the same bytes).
         self.create_once(&key, note).await.map(drop)
-    }
-
-    async fn put_checkpoint_frontier(
-        &self,
-        organization_id: &str,
-        size: u64,
-        peaks: &[u8],
-    ) -> Result<(), StorageError> {
-        let key = self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}{FRONTIER_SUFFIX}"));
-        self.create_once(&key, peaks).await.map(drop)
-    }
-
-    async fn checkpoint_frontier(&self, organization_id: &str, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        let key = self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}{FRONTIER_SUFFIX}"));
-        self.get(&key, None).await.map_err(|f| io_error(format!("cannot read {key}"), format!("{f:?}")))
     }
 
     async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError> {

@@ -200,16 +200,6 @@ pub trait LogStore: Send + Sync + Debug {
     /// (write-once: an existing checkpoint of that size is never replaced).
     async fn put_checkpoint(&self, organization_id: &str, size: u64, note: &[u8]) -> Result<(), StorageError>;
 
-    /// Stores the Merkle frontier (the peaks, 32 bytes each) of the tree of
-    /// `size` events beside the checkpoint of that size (write-once), so
-    /// that a writer can resume the tree without reading the whole log.
-    /// Unsigned: a reader trusts it only when its root is the signed one.
-    async fn put_checkpoint_frontier(&self, organization_id: &str, size: u64, peaks: &[u8])
-    -> Result<(), StorageError>;
-
-    /// The frontier stored beside the checkpoint of `size`, if any.
-    async fn checkpoint_frontier(&self, organization_id: &str, size: u64) -> Result<Option<Vec<u8>>, StorageError>;
-
     /// The newest stored checkpoint (largest size), if any.
     async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError>;
 

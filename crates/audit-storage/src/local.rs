@@ -43,7 +43,6 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 const LOCK_FILE: &str = ".lock";
 const CHECKPOINT_DIR: &str = "checkpoints";
 const CHECKPOINT_SUFFIX: &str = ".note";
-const FRONTIER_SUFFIX: &str = ".frontier";
 /// Prune records and the hashes of removed events, kept for ever.
 const PRUNED_DIR: &str = "pruned";
 /// The Merkle tree as C2SP tlog-tiles (`tile/<L>/…`, `tile/entries/…`).
@@ -267,16 +266,6 @@ impl LogStore for LocalStore {
         write_once(dir, format!("{size:020}{CHECKPOINT_SUFFIX}"), note.to_vec()).await
     }
 
-    async fn put_checkpoint_frontier(
-        &self,
-        organization_id: &str,
-        size: u64,
-        peaks: &[u8],
-    ) -> Result<(), StorageError> {
-        let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
-        write_once(dir, format!("{size:020}{FRONTIER_SUFFIX}"), peaks.to_vec()).await
-    }
-
     async fn pruned(&self, organization_id: &str) -> Result<Option<Pruned>, StorageError> {
         let dir = self.log_dir(organization_id).join(PRUNED_DIR);
         blocking(move || {
@@ -381,16 +370,6 @@ impl LogStore for LocalStore {
     async fn unexpected_versions(&self, _organization_id: &str) -> Result<Vec<String>, StorageError> {
         // Files have no versions: a replaced file is caught by verification itself.
         Ok(Vec::new())
-    }
-
-    async fn checkpoint_frontier(&self, organization_id: &str, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
-        let path = self.log_dir(organization_id).join(CHECKPOINT_DIR).join(format!("{size:020}{FRONTIER_SUFFIX}"));
-        blocking(move || match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::io(format!("cannot read {}", path.display()), e)),
-        })
-        .await
     }
 
     async fn latest_checkpoint(&self, organization_id: &str) -> Result<Option<(u64, Vec<u8>)>, StorageError> {

@@ -6,7 +6,7 @@
 //! fence            two writers never both append at one position
 //! recovery         a reopened writer resumes at the stored tail
 //! torn_tail        a partial last line is cut on open (where a crash can leave one)
-//! checkpoints      write-once checkpoints and frontiers; the newest is found
+//! checkpoints      write-once checkpoints; the newest is found
 //! chunk_reads      read_chunk_at by first sequence, read_ranges, read_chunk_from, windows
 //! versions         an untouched log has no unexpected versions
 //! tiles            write-once tiles; partial widths; the narrowest tile that serves
@@ -120,7 +120,7 @@ pub async fn torn_tail(h: &dyn Harness) {
     w.append(batch(&log, 4, 5)).await.expect("appends after the cut");
 }
 
-/// Checkpoints and frontiers are write-once; the newest checkpoint is found.
+/// Checkpoints are write-once; the newest is found.
 pub async fn checkpoints(h: &dyn Harness) {
     let store = h.fresh().await;
     assert_eq!(store.latest_checkpoint(ORG).await.expect("reads"), None);
@@ -130,12 +130,6 @@ pub async fn checkpoints(h: &dyn Harness) {
     // Writing a size again never replaces what is stored.
     let _ = store.put_checkpoint(ORG, 12, b"forged note").await;
     assert_eq!(store.latest_checkpoint(ORG).await.expect("reads"), Some((12, b"note at 12".to_vec())));
-
-    assert_eq!(store.checkpoint_frontier(ORG, 12).await.expect("reads"), None);
-    store.put_checkpoint_frontier(ORG, 12, &[1; 64]).await.expect("stores");
-    let _ = store.put_checkpoint_frontier(ORG, 12, &[2; 64]).await;
-    assert_eq!(store.checkpoint_frontier(ORG, 12).await.expect("reads"), Some(vec![1; 64]));
-    assert_eq!(store.checkpoint_frontier(ORG, 7).await.expect("reads"), None);
 }
 
 /// Reads by first sequence, by ranges, and from an offset agree with the chunk.

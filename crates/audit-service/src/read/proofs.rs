@@ -7,13 +7,16 @@
 //! ```
 //!
 //! The leaf input is the event's `hash` (32 raw bytes), so `leaf_hash` is
-//! `SHA-256(0x00 || event hash)`. Proofs are computed from the leaf hashes
-//! read back from storage and a block cache over them (`merkle::ProofTree`):
-//! O(n) to read and hash, then O(n / 256) per proof.
+//! `SHA-256(0x00 || event hash)`. Proofs are computed from the tree's
+//! stored tiles (`audit_core::tiles`): O(log n) tiles read, whatever the
+//! log's size. A tree whose tiles are not all stored (a size no checkpoint
+//! signed, a log from before tiles) is proved from the leaf hashes read
+//! back from the log instead: O(n) to read and hash.
 
 use audit_core::Hash;
 use audit_core::json::{Object, Value};
 use audit_core::merkle;
+use audit_core::tiles::{TileId, TreeTiles};
 use audit_core::stored::claimed_hash;
 use audit_storage::{LogStore, StorageError};
 
@@ -184,6 +187,12 @@ pub async fn inclusion_proof(
             "event {sequence} of {org} was removed under retention (the log now starts at sequence {cut}): no proof of an event that is no longer stored"
         )));
     }
+    if let Some(tiles) = tree_tiles(store, org, tree_size, |t| t.needed_for_inclusion(sequence)).await?
+        && let (Ok(proof), Ok(leaf_hash), Ok(root)) =
+            (tiles.inclusion_proof(sequence), tiles.leaf(sequence), tiles.root_at(tree_size))
+    {
+        return Ok(InclusionProof { leaf_index: sequence, tree_size, leaf_hash, proof, root });
+    }
     let leaves = leaves(store, org, tree_size).await?;
     let tree = merkle::ProofTree::new(&leaves);
     let proof = tree.inclusion_proof(sequence as usize).map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
@@ -206,8 +215,35 @@ pub async fn consistency_proof(
     if from > to {
         return Err(ProofRequestError::OutOfRange(format!("from ({from}) is larger than to ({to})")));
     }
+    if let Some(tiles) = tree_tiles(store, org, to, |t| t.needed_for_consistency(from)).await?
+        && let (Ok(proof), Ok(from_root), Ok(to_root)) =
+            (tiles.consistency_proof(from), tiles.root_at(from), tiles.root_at(to))
+    {
+        return Ok(ConsistencyProof { from, to, proof, from_root, to_root });
+    }
     let leaves = leaves(store, org, to).await?;
     let tree = merkle::ProofTree::new(&leaves);
     let proof = tree.consistency_proof(from as usize).map_err(|e| ProofRequestError::OutOfRange(e.to_string()))?;
     Ok(ConsistencyProof { from, to, proof, from_root: tree.root_at(from as usize), to_root: tree.root() })
+}
+
+/// The stored tiles of the tree of `size` that `needed` lists, read at
+/// once; `None` when one is not stored (the caller proves from the log).
+pub(crate) async fn tree_tiles(
+    store: &dyn LogStore,
+    org: &str,
+    size: u64,
+    needed: impl FnOnce(&TreeTiles) -> Result<Vec<TileId>, audit_core::tiles::TileError>,
+) -> Result<Option<TreeTiles>, ProofRequestError> {
+    let mut tiles = TreeTiles::new(size);
+    let Ok(ids) = needed(&tiles) else { return Ok(None) };
+    let reads = futures_util::future::try_join_all(ids.iter().map(|id| store.tile_at_least(org, id))).await?;
+    for found in reads {
+        let Some((id, content)) = found else { return Ok(None) };
+        if tiles.insert(id, &content).is_err() {
+            tracing::warn!(organization_id = org, tile = %id, "a stored tile is malformed; proving from the log (run verify)");
+            return Ok(None);
+        }
+    }
+    Ok(Some(tiles))
 }

@@ -51,6 +51,7 @@ pub(crate) struct FileConfig {
     signing_key_file: Option<PathBuf>,
     log_origin: Option<String>,
     checkpoint_interval: Option<toml::Value>,
+    public_tiles: Option<toml::Value>,
     failure_policy: Option<String>,
     max_connections: Option<toml::Value>,
     header_timeout: Option<toml::Value>,
@@ -125,6 +126,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_RATE_LIMIT",
     "AUDIT_MAX_IN_FLIGHT",
     "AUDIT_MAX_EXPORTS",
+    "AUDIT_PUBLIC_TILES",
     "AUDIT_VERIFY_SCHEDULE",
     "AUDIT_VERIFY_FULL_SCHEDULE",
     "AUDIT_ALERT_WEBHOOK_URL",
@@ -715,6 +717,8 @@ pub(crate) struct Settings {
     pub(crate) prune_schedule: Option<audit_server::VerifySchedule>,
     /// `AUDIT_ALERT_WEBHOOK_*`: where alerts are posted (none: logged only).
     pub(crate) alerts: Option<audit_service::WebhookConfig>,
+    /// `AUDIT_PUBLIC_TILES`: the tlog-tiles API without a token.
+    pub(crate) public_tiles: bool,
 }
 
 /// Flags of `serve` that are also settings.
@@ -807,6 +811,9 @@ impl Settings {
         if max_exports == 0 {
             bail!("AUDIT_MAX_EXPORTS: must be at least 1");
         }
+        let public_tiles =
+            parse_bool(pick(None, "AUDIT_PUBLIC_TILES", toml_text(file.public_tiles.clone()), "public_tiles"))?
+                .unwrap_or(false);
         let alerts = match pick(None, "AUDIT_ALERT_WEBHOOK_URL", file.alert_webhook_url.clone(), "alert_webhook_url") {
             None => None,
             Some((url, source)) => {
@@ -880,6 +887,7 @@ impl Settings {
             verification,
             prune_schedule,
             alerts,
+            public_tiles,
             listen,
             metrics_listen,
             backends,

@@ -94,6 +94,8 @@ struct StateInner {
     retention: Option<Arc<RetentionPolicy>>,
     /// Where each log was last verified, signed (`<data dir>/verified`).
     verified_dir: std::path::PathBuf,
+    /// Tiles and checkpoints under `/v1/logs/` without a token (`AUDIT_PUBLIC_TILES`).
+    public_tiles: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -127,6 +129,7 @@ impl AppState {
                 scheduled: Mutex::new(schedule::Runs::default()),
                 retention: None,
                 verified_dir: data_dir.join("verified"),
+                public_tiles: false,
             }),
         }
     }
@@ -142,6 +145,12 @@ impl AppState {
     /// service started, so that none made meanwhile goes unrecorded).
     pub fn with_keys(self, keys: KeyStore) -> AppState {
         self.configured(|inner| inner.keys = keys)
+    }
+
+    /// Serves the tlog-tiles API (`/v1/logs/{org}/checkpoint`, `…/tile/…`)
+    /// without a token, so witnesses and monitors can read it.
+    pub fn with_public_tiles(self, public: bool) -> AppState {
+        self.configured(|inner| inner.public_tiles = public)
     }
 
     /// How long a request body may take to arrive (a trickled body is cut off with 408).
@@ -251,6 +260,7 @@ impl AppState {
             scheduled: Mutex::new(schedule::Runs::default()),
             retention: shared.retention.clone(),
             verified_dir: shared.verified_dir.clone(),
+            public_tiles: shared.public_tiles,
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }
@@ -451,8 +461,15 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/subjects/erase", post(routes::subjects::post_erase))
         .route("/v1/legal-holds", post(routes::subjects::post_hold).get(routes::subjects::get_holds))
         .route("/v1/legal-holds/{hold_id}", axum::routing::delete(routes::subjects::delete_hold))
-        .route("/v1/retention", get(routes::retention::get_retention).put(routes::retention::put_retention))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_in_flight));
+        .route("/v1/retention", get(routes::retention::get_retention).put(routes::retention::put_retention));
+    let api = if state.inner.public_tiles {
+        api.route("/v1/logs/{organization_id}/checkpoint", get(routes::tiles::get_public_checkpoint))
+            .route("/v1/logs/{organization_id}/tile/{*path}", get(routes::tiles::get_public_tile))
+    } else {
+        api.route("/v1/logs/{organization_id}/checkpoint", get(routes::tiles::get_log_checkpoint))
+            .route("/v1/logs/{organization_id}/tile/{*path}", get(routes::tiles::get_log_tile))
+    };
+    let api = api.route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_in_flight));
     let mut router = Router::new()
         .merge(api)
         .route("/health", get(routes::health::get_health))

@@ -18,6 +18,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::integrity::get_checkpoint,
         crate::routes::integrity::get_inclusion_proof,
         crate::routes::integrity::get_consistency_proof,
+        crate::routes::tiles::get_log_checkpoint,
+        crate::routes::tiles::get_log_tile,
         crate::routes::health::get_health,
         crate::routes::health::get_ready,
         crate::routes::health::get_audit_health,

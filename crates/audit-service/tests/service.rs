@@ -371,6 +371,13 @@ impl audit_storage::LogStore for CountingStore {
     ) -> Result<Option<Vec<u8>>, audit_storage::StorageError> {
         self.inner.tile(org, tile).await
     }
+    async fn partial_tile_widths(
+        &self,
+        org: &str,
+        tile: &audit_core::tiles::TileId,
+    ) -> Result<Vec<u16>, audit_storage::StorageError> {
+        self.inner.partial_tile_widths(org, tile).await
+    }
     async fn unexpected_versions(&self, org: &str) -> Result<Vec<String>, audit_storage::StorageError> {
         self.inner.unexpected_versions(org).await
     }
@@ -444,6 +451,72 @@ async fn a_restart_resumes_the_tree_from_the_checkpoint_tiles() {
     let report = audit_service::Verifier::new(&LocalStore::new(dir.path())).key(&key).verify("org-1").await.unwrap();
     assert!(report.valid, "{:?}", report.errors);
     assert_eq!(report.total_events, 202);
+}
+
+/// Proofs come from the tiles the checkpoints wrote — the same proofs as
+/// from every leaf, without reading a segment — for the checkpoint's size
+/// and any smaller one; a size beyond the newest checkpoint is proved from
+/// the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_read_tiles_not_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = audit_core::note::SignerKey::from_seed("audit.test", [9; 32]).unwrap();
+    let store = Arc::new(CountingStore {
+        inner: LocalStore::new(dir.path()).with_segment_bytes(64 * 1024),
+        reads: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let service = AuditService::builder(store.clone())
+        .config(AuditConfig { enable_deduplication: false, ..AuditConfig::default() })
+        .checkpoints(audit_service::CheckpointConfig {
+            origin: "audit.test".into(),
+            signer,
+            interval: Duration::from_secs(3600),
+            mirror: None,
+        })
+        .start()
+        .await;
+    let drafts: Vec<_> = (0..700).map(|n| sample_draft("org-1", n)).collect();
+    for chunk in drafts.chunks(100) {
+        futures_util::future::try_join_all(chunk.iter().cloned().map(|d| service.capture_durable(d))).await.unwrap();
+    }
+    service.stop().await; // the checkpoint of 700 and its tiles
+    let lines = stored_lines(&LocalStore::new(dir.path()), "org-1").await;
+    let leaves: Vec<audit_core::Hash> = lines
+        .iter()
+        .map(|l| audit_core::merkle::leaf_hash(audit_core::stored::claimed_hash(l.as_bytes()).unwrap().as_bytes()))
+        .collect();
+    let reads = || store.reads.load(Ordering::SeqCst);
+    let before = reads();
+    for size in [700u64, 699, 513, 256, 1] {
+        let tree = audit_core::merkle::ProofTree::new(&leaves[..size as usize]);
+        for seq in [0, size / 2, size - 1] {
+            let p = audit_service::proofs::inclusion_proof(store.as_ref(), "org-1", seq, size).await.unwrap();
+            assert_eq!(p.proof, tree.inclusion_proof(seq as usize).unwrap(), "{seq} in {size}");
+            assert_eq!((p.leaf_hash, p.root), (leaves[seq as usize], tree.root()));
+        }
+        let c = audit_service::proofs::consistency_proof(store.as_ref(), "org-1", size / 3, size).await.unwrap();
+        assert_eq!(c.proof, tree.consistency_proof(size as usize / 3).unwrap());
+        assert_eq!((c.from_root, c.to_root), (tree.root_at(size as usize / 3), tree.root()));
+    }
+    assert_eq!(reads(), before, "no segment read for a proof the tiles hold");
+    // Events after the newest checkpoint: proved from the log.
+    let service = AuditService::builder(store.clone())
+        .config(AuditConfig { enable_deduplication: false, ..AuditConfig::default() })
+        .start()
+        .await;
+    service.capture_durable(sample_draft("org-1", 700)).await.unwrap();
+    service.stop().await;
+    let leaf = audit_core::merkle::leaf_hash(
+        audit_core::stored::claimed_hash(
+            stored_lines(&LocalStore::new(dir.path()), "org-1").await.last().unwrap().as_bytes(),
+        )
+        .unwrap()
+        .as_bytes(),
+    );
+    let before = reads();
+    let p = audit_service::proofs::inclusion_proof(store.as_ref(), "org-1", 700, 701).await.unwrap();
+    assert!(reads() > before, "701 is proved from the log");
+    audit_core::merkle::verify_inclusion(700, 701, &leaf, &p.proof, &p.root).unwrap();
 }
 
 #[tokio::test]

@@ -110,3 +110,23 @@ pub fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str
     let status = head.split(' ').nth(1)?.parse().ok()?;
     Some((status, body.to_owned()))
 }
+
+/// A GET over a fresh loopback connection that keeps the body as bytes
+/// (tiles are binary): the status, the response head, the body. `None`
+/// when the connection failed. Times out after 30 s.
+pub fn get_bytes(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String, Vec<u8>)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body = out[end + 4..].to_vec();
+    // Bodies of unknown length come chunked; tiles and notes are small
+    // enough that axum sends them with a Content-Length.
+    Some((status, head, body))
+}

@@ -173,6 +173,7 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
         .with_keys(keys)
         .with_body_timeout(settings.body_timeout)
         .with_export_stall_timeout(settings.export_stall_timeout)
+        .with_public_tiles(settings.public_tiles)
         .with_rate_limit(settings.rate_limit)
         .with_max_in_flight(settings.max_in_flight)
         .with_max_exports(settings.max_exports)

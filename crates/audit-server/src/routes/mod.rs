@@ -10,6 +10,7 @@ pub(crate) mod integrity;
 mod params;
 pub(crate) mod retention;
 pub(crate) mod subjects;
+pub(crate) mod tiles;
 
 /// Most events in one request.
 pub const MAX_BATCH_EVENTS: usize = 1000;

@@ -16,8 +16,8 @@
 use audit_core::Hash;
 use audit_core::json::{Object, Value};
 use audit_core::merkle;
-use audit_core::tiles::{TileId, TreeTiles};
 use audit_core::stored::claimed_hash;
+use audit_core::tiles::{TileId, TreeTiles};
 use audit_storage::{LogStore, StorageError};
 
 /// Why a proof cannot be given.

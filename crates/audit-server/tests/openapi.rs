@@ -250,6 +250,13 @@ async fn every_documented_response_schema_validates_a_real_response() {
     assert_eq!(api.call(Method::PUT, "/v1/retention", "/v1/retention", a, Some(low)).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(api.call(Method::PUT, "/v1/retention", "/v1/retention", t, Some(low)).await.0, StatusCode::FORBIDDEN);
 
+    // The tlog-tiles API: 200s are bytes and notes; its errors are JSON.
+    let tile = "/v1/logs/{organization_id}/tile/{path}";
+    assert_eq!(api.call(Method::GET, "/v1/logs/org-a/tile/00/000", tile, t, None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(api.call(Method::GET, "/v1/logs/org-a/tile/5/000", tile, t, None).await.0, StatusCode::NOT_FOUND);
+    let checkpoint = "/v1/logs/{organization_id}/checkpoint";
+    assert_eq!(api.call(Method::GET, "/v1/logs/org-z/checkpoint", checkpoint, t, None).await.0, StatusCode::NOT_FOUND);
+
     // Every JSON route of the document was exercised.
     let documented: Vec<String> = api.doc["paths"].as_object().unwrap().keys().cloned().collect();
     for path in documented {

@@ -107,7 +107,20 @@ fn write_tiles(root: &Path, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StorageEr
     for (_, temporary, path) in &staged {
         fs::rename(temporary, path).map_err(|e| StorageError::io(format!("cannot rename to {}", path.display()), e))?;
     }
-    flush("tile names")
+    flush("tile names")?;
+    // A full tile supersedes the partial ones at its place (C2SP lets a log
+    // delete them; readers fall back to the full tile), so a log
+    // checkpointed every second does not keep a partial tile per level
+    // per second for ever.
+    for (id, _) in tiles.iter().filter(|(id, _)| id.is_full()) {
+        let partials = root.join(format!("{}.p", id.path()));
+        match fs::remove_dir_all(&partials) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %partials.display(), error = %e, "cannot remove superseded partial tiles"),
+        }
+    }
+    Ok(())
 }
 
 /// Local directory storage.

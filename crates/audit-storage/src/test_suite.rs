@@ -206,6 +206,10 @@ pub async fn tiles(h: &dyn Harness) {
     assert_eq!(store.tile_at_least(ORG, &level0(2, 2)).await.expect("reads").map(|(t, _)| t), Some(p3));
     assert_eq!(store.tile_at_least(ORG, &level0(2, 10)).await.expect("reads"), None);
     assert_eq!(store.tile_at_least(ORG, &level0(1, 40)).await.expect("reads").map(|(t, _)| t), Some(full1));
+    // Once the full tile of a place is stored, a partial one is served by it.
+    let full2 = TileId::full(TileKind::Hashes(0), 2);
+    store.put_tiles(ORG, &[(full2, content(&full2, 2))]).await.expect("stores the full tile");
+    assert_eq!(store.tile_at_least(ORG, &level0(2, 7)).await.expect("reads").map(|(t, _)| t), Some(full2));
     // Tiles are not chunks of the log.
     assert_eq!(store.chunks(ORG).await.expect("lists"), Vec::new());
 }

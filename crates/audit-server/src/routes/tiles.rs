@@ -65,13 +65,18 @@ async fn tile(state: &AppState, principal: Option<&Principal>, org: &str, path: 
     if id.width > widest.width || (id.is_full() != widest.is_full() && id.is_full()) {
         return Err(beyond());
     }
-    let content = store
-        .tile(&org, &id)
+    // A partial tile may have been superseded by a wider or the full tile
+    // (C2SP lets a log delete it then): its content is their prefix.
+    let (found, mut content) = store
+        .tile_at_least(&org, &id)
         .await
         .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the tile", e))?
         .ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("{id} is not stored (no checkpoint had that size)"))
         })?;
+    if found != id {
+        content.truncate(id.content_len());
+    }
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, IMMUTABLE)],

@@ -82,6 +82,9 @@ enum Command {
     Holds(cmd::erase::HoldsCommand),
     /// Apply retention now: remove old sealed segments, keeping a signed prune record (exit 1 under a legal hold).
     Prune(cmd::prune::Args),
+    /// The tree's tiles (C2SP tlog-tiles): check them against the events, or rebuild the missing ones.
+    #[command(subcommand)]
+    Tiles(cmd::tiles::Command),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
             Command::EraseSubject(args) => cmd::erase::erase(&backends, args).await,
             Command::Holds(command) => cmd::erase::holds(&backends, command).await,
             Command::Prune(args) => cmd::prune::run(&backends, args).await,
+            Command::Tiles(command) => cmd::tiles::run(&backends, command).await,
         }
     });
     match result {

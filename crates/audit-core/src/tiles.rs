@@ -527,6 +527,55 @@ impl TreeTiles {
         }))
     }
 
+    /// `ids` and the tiles above them up to the tree's top: what
+    /// [`TreeTiles::authenticate`] needs to tie each tile to the root.
+    pub fn with_ancestors(&self, ids: Vec<TileId>) -> Vec<TileId> {
+        let mut all: BTreeSet<TileId> = ids.into_iter().collect();
+        let mut frontier: Vec<TileId> = all.iter().copied().collect();
+        while let Some(id) = frontier.pop() {
+            let TileKind::Hashes(level) = id.kind else { continue };
+            if !id.is_full() || level >= MAX_LEVEL {
+                continue; // a partial tile is tied to the root directly
+            }
+            let Some(parent) = TileId::in_tree(TileKind::Hashes(level + 1), id.index / TILE_WIDTH as u64, self.size)
+            else {
+                continue;
+            };
+            if all.insert(parent) {
+                frontier.push(parent);
+            }
+        }
+        all.into_iter().collect()
+    }
+
+    /// Checks that the tiles given are the tree with head `root`: each full
+    /// tile hashes to its entry in the tile above, and the tiles at the top
+    /// hash to `root` (as Go's `tlog.TileHashReader` does). Tiles are
+    /// stored unsigned; only a signed root makes them evidence.
+    pub fn authenticate(&self, root: &Hash) -> Result<(), TileError> {
+        for (&(level, index), hashes) in &self.tiles {
+            if hashes.len() < TILE_WIDTH || level >= MAX_LEVEL {
+                continue;
+            }
+            let Some(parent) = self.tiles.get(&(level + 1, index / TILE_WIDTH as u64)) else { continue };
+            let slot = (index % TILE_WIDTH as u64) as usize;
+            if parent.get(slot).is_some_and(|h| *h != merkle::root(&hashes[..TILE_WIDTH])) {
+                let id = TileId::full(TileKind::Hashes(level), index);
+                return Err(TileError::BadContent {
+                    path: id.path(),
+                    why: "does not hash to its entry in the tile above".into(),
+                });
+            }
+        }
+        if self.root_at(self.size)? != *root {
+            return Err(TileError::BadContent {
+                path: "tile/…".into(),
+                why: "the tiles do not hash to the signed root".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Adds a tile's content (a tile of this tree, or a wider one of the
     /// same level and index: tiles only grow to the right).
     pub fn insert(&mut self, tile: TileId, content: &[u8]) -> Result<(), TileError> {

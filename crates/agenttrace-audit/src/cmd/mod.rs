@@ -10,6 +10,7 @@ pub(crate) mod prune;
 pub(crate) mod query;
 pub(crate) mod reindex;
 pub(crate) mod serve;
+pub(crate) mod tiles;
 pub(crate) mod verify;
 pub(crate) mod verify_export;
 

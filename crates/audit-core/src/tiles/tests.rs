@@ -210,3 +210,21 @@ fn a_missing_or_short_tile_is_an_error_not_a_wrong_proof() {
     assert!(TreeTiles::new(1000).needed_for_inclusion(1000).is_err());
     assert!(TreeTiles::new(1000).needed_for_consistency(1001).is_err());
 }
+
+#[test]
+fn tiles_are_authenticated_up_to_the_signed_root() {
+    let size = 65_536 + 700;
+    let (b, mut store) = all_tiles(size);
+    let t = TreeTiles::new(size);
+    let needed = t.with_ancestors(t.needed_for_inclusion(300).unwrap());
+    assert!(needed.contains(&TileId::full(TileKind::Hashes(0), 1)));
+    assert!(needed.contains(&TileId::full(TileKind::Hashes(1), 0)), "{needed:?}");
+    let tiles = tree_tiles(size, &needed, &store);
+    tiles.authenticate(&b.root()).unwrap();
+    assert!(tiles.authenticate(&Hash::of(b"another root")).is_err());
+    // An interior tile altered, its length kept: caught by its parent.
+    store.get_mut(&TileId::full(TileKind::Hashes(0), 1)).unwrap()[7] ^= 1;
+    let tiles = tree_tiles(size, &needed, &store);
+    let refused = tiles.authenticate(&b.root()).unwrap_err();
+    assert!(refused.to_string().contains("tile/0/001"), "{refused}");
+}

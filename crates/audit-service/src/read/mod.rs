@@ -19,6 +19,7 @@ pub(crate) mod heavy;
 pub mod proofs;
 pub mod query;
 pub(crate) mod stored;
+pub mod tiles;
 pub mod verifier;
 
 pub use stored::{

@@ -236,7 +236,24 @@ pub(crate) async fn tree_tiles(
     needed: impl FnOnce(&TreeTiles) -> Result<Vec<TileId>, audit_core::tiles::TileError>,
 ) -> Result<Option<TreeTiles>, ProofRequestError> {
     let mut tiles = TreeTiles::new(size);
-    let Ok(ids) = needed(&tiles) else { return Ok(None) };
+    let Ok(mut ids) = needed(&tiles) else { return Ok(None) };
+    // Tiles are not trusted on their own: when the tree is the newest
+    // checkpoint's, the tiles read (and those above them) must hash to the
+    // root it signs — a tile altered in storage would otherwise give proofs
+    // that fail for everyone. (The signature is checked by whoever checks
+    // the proof; here the checkpoint only tells a stored tile from the tree.)
+    let signed = store.latest_checkpoint(org).await?.and_then(|(n, note)| {
+        let text = std::str::from_utf8(&note).ok()?.split_once("\n\n")?.0.to_owned() + "\n";
+        audit_core::note::Checkpoint::parse(&text).ok().filter(|cp| n == size && cp.size == size)
+    });
+    if signed.is_some() {
+        ids = tiles.with_ancestors(ids);
+        if let Ok(more) = tiles.needed_for_consistency(size) {
+            ids.extend(more);
+            ids.sort_unstable();
+            ids.dedup();
+        }
+    }
     let reads = futures_util::future::try_join_all(ids.iter().map(|id| store.tile_at_least(org, id))).await?;
     for found in reads {
         let Some((id, content)) = found else { return Ok(None) };
@@ -244,6 +261,12 @@ pub(crate) async fn tree_tiles(
             tracing::warn!(organization_id = org, tile = %id, "a stored tile is malformed; proving from the log (run verify)");
             return Ok(None);
         }
+    }
+    if let Some(cp) = signed
+        && let Err(e) = tiles.authenticate(&cp.root)
+    {
+        tracing::warn!(organization_id = org, size, error = %e, "stored tiles are not the signed tree; proving from the log (run tiles check)");
+        return Ok(None);
     }
     Ok(Some(tiles))
 }

@@ -38,6 +38,7 @@
 //! ```
 
 pub mod canonical;
+pub mod cosign;
 pub mod catalog;
 pub mod csv;
 pub mod event;

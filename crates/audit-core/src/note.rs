@@ -50,7 +50,7 @@ pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
@@ -87,6 +87,15 @@ impl VerifierKey {
     /// The key name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The same public key under another name (the deployment key verifies
+    /// each organization's checkpoints under `<origin>/<organization>`).
+    pub fn renamed(&self, name: &str) -> Result<Self, NoteError> {
+        if !valid_name(name) {
+            return Err(NoteError::Key("invalid key name"));
+        }
+        Ok(VerifierKey { name: name.to_owned(), id: key_id(name, self.key.as_bytes()), key: self.key })
     }
 }
 

@@ -52,6 +52,7 @@ pub(crate) struct FileConfig {
     log_origin: Option<String>,
     checkpoint_interval: Option<toml::Value>,
     public_tiles: Option<toml::Value>,
+    witnesses: Option<String>,
     failure_policy: Option<String>,
     max_connections: Option<toml::Value>,
     header_timeout: Option<toml::Value>,
@@ -127,6 +128,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "AUDIT_MAX_IN_FLIGHT",
     "AUDIT_MAX_EXPORTS",
     "AUDIT_PUBLIC_TILES",
+    "AUDIT_WITNESSES",
     "AUDIT_VERIFY_SCHEDULE",
     "AUDIT_VERIFY_FULL_SCHEDULE",
     "AUDIT_ALERT_WEBHOOK_URL",
@@ -719,6 +721,8 @@ pub(crate) struct Settings {
     pub(crate) alerts: Option<audit_service::WebhookConfig>,
     /// `AUDIT_PUBLIC_TILES`: the tlog-tiles API without a token.
     pub(crate) public_tiles: bool,
+    /// `AUDIT_WITNESSES`: where checkpoints are submitted for cosigning.
+    pub(crate) witnesses: Vec<audit_service::WitnessConfig>,
 }
 
 /// Flags of `serve` that are also settings.
@@ -814,6 +818,14 @@ impl Settings {
         let public_tiles =
             parse_bool(pick(None, "AUDIT_PUBLIC_TILES", toml_text(file.public_tiles.clone()), "public_tiles"))?
                 .unwrap_or(false);
+        let witnesses = match pick(None, "AUDIT_WITNESSES", file.witnesses.clone(), "witnesses") {
+            None => Vec::new(),
+            Some((list, source)) => list
+                .split(',')
+                .filter(|e| !e.trim().is_empty())
+                .map(|e| audit_service::WitnessConfig::parse(e).map_err(|why| anyhow::anyhow!("{source}: {why}")))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
         let alerts = match pick(None, "AUDIT_ALERT_WEBHOOK_URL", file.alert_webhook_url.clone(), "alert_webhook_url") {
             None => None,
             Some((url, source)) => {
@@ -888,6 +900,7 @@ impl Settings {
             prune_schedule,
             alerts,
             public_tiles,
+            witnesses,
             listen,
             metrics_listen,
             backends,

@@ -85,6 +85,8 @@ enum Command {
     /// The tree's tiles (C2SP tlog-tiles): check them against the events, or rebuild the missing ones.
     #[command(subcommand)]
     Tiles(cmd::tiles::Command),
+    /// Run a C2SP tlog-witness: cosign checkpoints of trusted logs that are consistent with the last one cosigned.
+    Witness(cmd::witness::Args),
 }
 
 fn main() -> ExitCode {
@@ -138,6 +140,7 @@ fn main() -> ExitCode {
             Command::Holds(command) => cmd::erase::holds(&backends, command).await,
             Command::Prune(args) => cmd::prune::run(&backends, args).await,
             Command::Tiles(command) => cmd::tiles::run(&backends, command).await,
+            Command::Witness(args) => cmd::witness::run(args).await,
         }
     });
     match result {

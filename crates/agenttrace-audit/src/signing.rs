@@ -42,20 +42,26 @@ pub(crate) fn signer(backends: &Backends, create: bool) -> anyhow::Result<Option
             if let Some(dir) = path.parent() {
                 audit_server::keys::private_dir(dir)?;
             }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot create the signing key {}", path.display()))?;
-            f.write_all(format!("{}\n", key.to_private_string()).as_bytes())?;
-            f.sync_data()?;
+            write_private_key(&path, &key.to_private_string())?;
             eprintln!("created a checkpoint signing key in {} (keep it secret; back it up)", path.display());
             Ok(Some(key))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
     }
+}
+
+/// Creates `path` (mode 0600, never replacing a file) holding a private key line, durably.
+pub(crate) fn write_private_key(path: &std::path::Path, private: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the key {}", path.display()))?;
+    f.write_all(format!("{private}\n").as_bytes())?;
+    f.sync_data()?;
+    Ok(())
 }
 
 /// Checkpoint settings for a service (signing key in the data directory).

@@ -38,8 +38,8 @@
 //! ```
 
 pub mod canonical;
-pub mod cosign;
 pub mod catalog;
+pub mod cosign;
 pub mod csv;
 pub mod event;
 pub mod filter;

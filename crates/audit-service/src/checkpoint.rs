@@ -262,6 +262,9 @@ impl Checkpointer {
             tracing::error!(organization_id = org, error = %e, "cannot store a checkpoint; will retry");
             return;
         }
+        if let Some(witnesses) = &shared.witnesses {
+            let _ = witnesses.send((org.to_owned(), checkpoint.size, note.clone()));
+        }
         // Published outside the store too; a mirror outage is retried with the next checkpoint.
         if let Some(mirror) = shared.checkpoints.as_ref().and_then(|c| c.mirror.as_ref())
             && let Err(e) = mirror.put_checkpoint(org, checkpoint.size, note.as_bytes()).await

@@ -34,6 +34,7 @@ mod service;
 mod shared;
 mod state;
 pub mod timearg;
+mod witness;
 mod worker;
 
 pub use alert::{AlertKind, WebhookConfig, signature};
@@ -57,3 +58,4 @@ pub use read::{evidence, export, proofs, query, tiles};
 pub use scope::{ScopeError, ScopeState};
 pub use service::{Accepted, AuditService, Health, PendingReceipt, Reservation, ServiceBuilder};
 pub use state::{CounterValues, Counters, OrganizationHealth};
+pub use witness::WitnessConfig;

@@ -73,9 +73,17 @@ pub struct ServiceBuilder {
     checkpoints: Option<crate::config::CheckpointConfig>,
     protection: Option<Arc<crate::personal::Protection>>,
     alerts: Option<crate::alert::WebhookConfig>,
+    witnesses: Vec<crate::witness::WitnessConfig>,
 }
 
 impl ServiceBuilder {
+    /// Submit every checkpoint to these witnesses and keep their
+    /// cosignatures (C2SP tlog-witness; needs checkpoints).
+    pub fn witnesses(mut self, witnesses: Vec<crate::witness::WitnessConfig>) -> Self {
+        self.witnesses = witnesses;
+        self
+    }
+
     /// Send alerts to a webhook too (they are always logged).
     pub fn alerts(mut self, webhook: crate::alert::WebhookConfig) -> Self {
         self.alerts = Some(webhook);
@@ -155,6 +163,7 @@ impl AuditService {
             checkpoints: None,
             protection: None,
             alerts: None,
+            witnesses: Vec::new(),
         }
     }
 
@@ -173,8 +182,10 @@ impl AuditService {
     }
 
     async fn start_from(parts: ServiceBuilder) -> AuditService {
-        let ServiceBuilder { store, config, clock, index, checkpoints, protection, alerts } = parts;
+        let ServiceBuilder { store, config, clock, index, checkpoints, protection, alerts, witnesses } = parts;
         let (raised, raised_rx) = mpsc::unbounded_channel();
+        let (to_witnesses, witness_rx) = mpsc::unbounded_channel();
+        let submit = !witnesses.is_empty() && checkpoints.is_some();
         let permits = Arc::new(Semaphore::new(config.queue_capacity.max(1)));
         let open_logs = Arc::new(Semaphore::new(config.max_open_logs.max(1)));
         let shared = Arc::new(Shared {
@@ -200,8 +211,12 @@ impl AuditService {
             checkpoints,
             protection,
             alerts,
+            witnesses: submit.then_some(to_witnesses),
             raised,
         });
+        if submit {
+            tokio::spawn(crate::witness::run(Arc::clone(&shared), witnesses, witness_rx));
+        }
         if shared.index.is_some() {
             *lock(&shared.indexer) = Some(tokio::spawn(crate::indexer::run(Arc::clone(&shared))));
         }

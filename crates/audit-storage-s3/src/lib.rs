@@ -8,6 +8,7 @@
 //! ```text
 //! <prefix>logs/<org>/<first sequence, 20 digits>.jsonl        one committed batch
 //! <prefix>logs/<org>/checkpoints/<size, 20 digits>.note       one signed checkpoint
+//! <prefix>logs/<org>/checkpoints/<size>.<key id>.cosig        a witness's cosignature of it
 //! <prefix>retention/<org>/<first kept, 20 digits>.prune        a signed prune record (SPEC §15)
 //! <prefix>retention/<org>/<first kept, 20 digits>.hashes       the hashes of the events it covers
 //! <prefix>tiles/<org>/tile/<L>/<N>[.p/<W>], tile/entries/…      the Merkle tree as C2SP tlog-tiles
@@ -163,6 +164,8 @@ const TILE_WRITES_AT_ONCE: usize = 16;
 const PRUNE_RECORD_SUFFIX: &str = ".prune";
 const PRUNED_HASHES_SUFFIX: &str = ".hashes";
 const CHECKPOINT_DIR: &str = "checkpoints/";
+/// A witness's cosignature of a checkpoint: `<size>.<witness key id>.cosig`.
+const COSIGNATURE_SUFFIX: &str = ".cosig";
 const CHECKPOINT_SUFFIX: &str = ".note";
 /// Merkle frontiers, written beside checkpoints before the tree was kept as
 /// tiles; old ones are still recognised when retention removes them.
@@ -828,6 +831,44 @@ impl LogStore for S3Store {
     async fn read_chunk_at(&self, organization_id: &str, first_sequence: u64) -> Result<Option<Vec<u8>>, StorageError> {
         let key = self.key(organization_id, &chunk_name(first_sequence));
         self.get(&key, None).await.map_err(|f| io_error(format!("cannot read {key}"), format!("{f:?}")))
+    }
+
+    async fn put_cosignature(
+        &self,
+        organization_id: &str,
+        size: u64,
+        witness_key_id: u32,
+        line: &[u8],
+    ) -> Result<(), StorageError> {
+        let key =
+            self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}.{witness_key_id:08x}{COSIGNATURE_SUFFIX}"));
+        self.create_once(&key, line).await.map(drop)
+    }
+
+    async fn cosignatures(&self, organization_id: &str, size: u64) -> Result<Vec<Vec<u8>>, StorageError> {
+        let prefix = self.key(organization_id, &format!("{CHECKPOINT_DIR}{size:020}."));
+        let mut pages =
+            self.inner.client.list_objects_v2().bucket(&self.inner.bucket).prefix(&prefix).into_paginator().send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| io_error(format!("cannot list {prefix}"), brief(&e)))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter(|k| k.ends_with(COSIGNATURE_SUFFIX))
+                    .map(str::to_owned),
+            );
+        }
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(line) =
+                self.get(&key, None).await.map_err(|f| io_error(format!("cannot read {key}"), format!("{f:?}")))?
+            {
+                out.push(line);
+            }
+        }
+        Ok(out)
     }
 
     async fn put_tiles(&self, organization_id: &str, tiles: &[(TileId, Vec<u8>)]) -> Result<(), StorageError> {

@@ -243,6 +243,25 @@ pub trait LogStore: Send + Sync + Debug {
         ))
     }
 
+    /// Stores a witness's cosignature (one C2SP note signature line) of
+    /// the checkpoint of `size`, write-once per witness key id.
+    async fn put_cosignature(
+        &self,
+        organization_id: &str,
+        size: u64,
+        witness_key_id: u32,
+        line: &[u8],
+    ) -> Result<(), StorageError> {
+        let _ = (organization_id, size, witness_key_id, line);
+        Err(StorageError::new(StorageErrorKind::Unexpected, "this store does not keep cosignatures"))
+    }
+
+    /// The cosignature lines stored for the checkpoint of `size`.
+    async fn cosignatures(&self, organization_id: &str, size: u64) -> Result<Vec<Vec<u8>>, StorageError> {
+        let _ = (organization_id, size);
+        Ok(Vec::new())
+    }
+
     /// Stores tiles of the log's Merkle tree (C2SP tlog-tiles, see
     /// `audit_core::tiles`), durably and write-once: a tile path names one
     /// content for ever, so an existing tile is left as it is. Tiles are

@@ -7,7 +7,7 @@
 //!     .lock                          exclusive lock of the one writer (holds its pid)
 //!     00000000000000000000.jsonl     segment: first sequence, 20 digits
 //!     00000000000000052311.jsonl     the active segment (the last one)
-//!     checkpoints/, pruned/          signed checkpoints; retention's records and kept hashes
+//!     checkpoints/, pruned/          signed checkpoints and witnesses' cosignatures; retention's records and kept hashes
 //!     tile/<L>/<N>[.p/<W>]           the Merkle tree as C2SP tlog-tiles (write-once, 0400)
 //!     tile/entries/<N>[.p/<W>]       the leaf inputs (event hashes) as entry bundles
 //! ```
@@ -43,6 +43,8 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 const LOCK_FILE: &str = ".lock";
 const CHECKPOINT_DIR: &str = "checkpoints";
 const CHECKPOINT_SUFFIX: &str = ".note";
+/// A witness's cosignature of a checkpoint: `<size>.<witness key id>.cosig`.
+const COSIGNATURE_SUFFIX: &str = ".cosig";
 /// Prune records and the hashes of removed events, kept for ever.
 const PRUNED_DIR: &str = "pruned";
 /// The Merkle tree as C2SP tlog-tiles (`tile/<L>/…`, `tile/entries/…`).
@@ -343,6 +345,36 @@ impl LogStore for LocalStore {
                 fs::remove_file(&path).map_err(|e| StorageError::io(format!("cannot remove {}", path.display()), e))?;
             }
             fsync_dir(&log)
+        })
+        .await
+    }
+
+    async fn put_cosignature(
+        &self,
+        organization_id: &str,
+        size: u64,
+        witness_key_id: u32,
+        line: &[u8],
+    ) -> Result<(), StorageError> {
+        let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
+        write_once(dir, format!("{size:020}.{witness_key_id:08x}{COSIGNATURE_SUFFIX}"), line.to_vec()).await
+    }
+
+    async fn cosignatures(&self, organization_id: &str, size: u64) -> Result<Vec<Vec<u8>>, StorageError> {
+        let dir = self.log_dir(organization_id).join(CHECKPOINT_DIR);
+        let prefix = format!("{size:020}.");
+        blocking(move || {
+            let names = match fs::read_dir(&dir) {
+                Ok(_) => entry_names(&dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(StorageError::io(format!("cannot list {}", dir.display()), e)),
+            };
+            let mut out = Vec::new();
+            for name in names.iter().filter(|n| n.starts_with(&prefix) && n.ends_with(COSIGNATURE_SUFFIX)) {
+                let path = dir.join(name);
+                out.push(fs::read(&path).map_err(|e| StorageError::io(format!("cannot read {}", path.display()), e))?);
+            }
+            Ok(out)
         })
         .await
     }

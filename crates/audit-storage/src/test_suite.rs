@@ -130,6 +130,20 @@ pub async fn checkpoints(h: &dyn Harness) {
     // Writing a size again never replaces what is stored.
     let _ = store.put_checkpoint(ORG, 12, b"forged note").await;
     assert_eq!(store.latest_checkpoint(ORG).await.expect("reads"), Some((12, b"note at 12".to_vec())));
+    // Witnesses' cosignatures: one per witness key, beside the checkpoint.
+    store.put_cosignature(ORG, 12, 0xabcd_0001, b"line 1\n").await.expect("stores");
+    store.put_cosignature(ORG, 12, 0xabcd_0002, b"line 2\n").await.expect("stores");
+    let _ = store.put_cosignature(ORG, 12, 0xabcd_0001, b"forged\n").await;
+    store.put_cosignature(ORG, 120, 0xabcd_0001, b"another size\n").await.expect("stores");
+    let mut lines = store.cosignatures(ORG, 12).await.expect("lists");
+    lines.sort();
+    assert_eq!(lines, [b"line 1\n".to_vec(), b"line 2\n".to_vec()]);
+    assert_eq!(store.cosignatures(ORG, 7).await.expect("lists"), Vec::<Vec<u8>>::new());
+    assert_eq!(
+        store.latest_checkpoint(ORG).await.expect("reads"),
+        Some((12, b"note at 12".to_vec())),
+        "cosignatures are not checkpoints"
+    );
 }
 
 /// Reads by first sequence, by ranges, and from an offset agree with the chunk.

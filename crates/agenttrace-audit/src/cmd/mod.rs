@@ -13,6 +13,7 @@ pub(crate) mod serve;
 pub(crate) mod tiles;
 pub(crate) mod verify;
 pub(crate) mod verify_export;
+pub(crate) mod witness;
 
 use std::sync::Arc;
 

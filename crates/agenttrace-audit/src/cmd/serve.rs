@@ -161,7 +161,11 @@ pub(crate) async fn run(data_dir: Option<std::path::PathBuf>, file: FileConfig, 
     // records — or the CLI did, while it could still write the system log.
     let keys = audit_server::KeyStore::open(&data_dir);
     keys.poll_changes();
-    let mut builder = AuditService::builder(store).config(settings.service).index(index).checkpoints(checkpoints);
+    let mut builder = AuditService::builder(store)
+        .config(settings.service)
+        .index(index)
+        .checkpoints(checkpoints)
+        .witnesses(settings.witnesses.clone());
     if let Some(p) = protection.clone() {
         builder = builder.protection(p);
     }

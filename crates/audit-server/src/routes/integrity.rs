@@ -89,7 +89,8 @@ pub(crate) async fn get_checkpoint(
         .await
         .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the checkpoint", e))?;
     match latest {
-        Some((_, note)) => {
+        Some((size, note)) => {
+            let note = super::tiles::cosigned(&state, &org, size, note).await?;
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
         }
         None => Err(ApiError::new(ErrorCode::NotFound, "no checkpoint yet")),

@@ -40,9 +40,10 @@ async fn checkpoint(state: &AppState, principal: Option<&Principal>, org: &str) 
         .latest_checkpoint(&org)
         .await
         .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the checkpoint", e))?;
-    let Some((_, note)) = latest else {
+    let Some((size, note)) = latest else {
         return Err(ApiError::new(ErrorCode::NotFound, format!("no checkpoint of {org} yet")));
     };
+    let note = cosigned(state, &org, size, note).await?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, MUTABLE)], note)
         .into_response())
 }
@@ -127,4 +128,24 @@ pub(crate) async fn get_public_tile(
     Path((org, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     tile(&state, None, &org, &path).await
+}
+
+/// The checkpoint note with the witnesses' cosignatures of it appended
+/// (C2SP tlog-cosignature: extra signature lines, ignored by verifiers
+/// that do not know the witnesses' keys).
+pub(crate) async fn cosigned(state: &AppState, org: &str, size: u64, mut note: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+    let lines = state
+        .service()
+        .store()
+        .cosignatures(org, size)
+        .await
+        .map_err(|e| ApiError::internal(ErrorCode::StorageUnavailable, "cannot read the cosignatures", e))?;
+    for line in lines {
+        // Only well-formed signature lines (the store holds what witnesses sent, checked when received).
+        if line.starts_with("\u{2014} ".as_bytes()) && line.ends_with(b"\n") && !line[..line.len() - 1].contains(&b'\n')
+        {
+            note.extend_from_slice(&line);
+        }
+    }
+    Ok(note)
 }

@@ -97,6 +97,43 @@ fn serve_gets_cosignatures_from_a_witness_that_refuses_what_it_must() {
     let (_, plain) = server.request("GET", "/v1/checkpoint", Some(&token), "").unwrap();
     assert!(witness.cosigned_at(&plain).is_some(), "{plain}");
 
+    // A witness quorum: verify and verify-export hold the trusted
+    // checkpoint to it (a witness that did not cosign does not count).
+    let saved = dir.path().join("cosigned.note");
+    std::fs::write(&saved, &note).unwrap();
+    let run = |args: &[&str]| Command::new(BIN).arg("--data-dir").arg(&data).args(args).output().unwrap();
+    let saved_arg = saved.to_str().unwrap();
+    let other_witness = audit_core::cosign::CosignerKey::from_seed("witness.test/w2", [4; 32]).unwrap().verifier();
+    let (w1, w2) = (witness.to_string(), other_witness.to_string());
+    let quorum = |extra: &[&str]| {
+        let mut args = vec!["verify", "--org", "org-1", "--trusted-checkpoint", saved_arg, "--json"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    assert_eq!(quorum(&["--witness", &w1, "--witness-quorum", "1"]).status.code(), Some(0));
+    let short = quorum(&["--witness", &w1, "--witness", &w2, "--witness-quorum", "2"]);
+    assert_eq!(short.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&short.stdout).contains("witness_quorum"),
+        "{}",
+        String::from_utf8_lossy(&short.stdout)
+    );
+    let export = dir.path().join("export.jsonl");
+    let out = run(&["export", "--org", "org-1", "--format", "jsonl", "--output", export.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let check = |extra: &[&str]| {
+        let mut args = vec!["verify-export", export.to_str().unwrap(), "--checkpoint", saved_arg, "--key", &log_key];
+        args.extend_from_slice(extra);
+        run(&args).status.code()
+    };
+    assert_eq!(check(&["--witness", &w1, "--witness-quorum", "1"]), Some(0));
+    assert_eq!(check(&["--witness", &w2, "--witness-quorum", "1"]), Some(1));
+    assert_eq!(
+        check(&["--witness", &w1, "--witness-quorum", "2"]),
+        Some(2),
+        "a quorum larger than the witnesses named"
+    );
+
     // What the witness must refuse.
     let signer = deployment.renamed(&format!("{}/org-1", deployment.verifier().name())).unwrap();
     let signed = |cp: &Checkpoint| sign(&cp.to_text(), &signer).unwrap();

@@ -177,6 +177,28 @@ impl CosignerKey {
     }
 }
 
+/// The witnesses among `witnesses` with a valid cosignature on `note`
+/// (each counted once, whatever lines repeat).
+pub fn cosigners<'a>(note: &str, witnesses: &'a [CosignerVerifier]) -> Vec<&'a CosignerVerifier> {
+    witnesses.iter().filter(|w| w.cosigned_at(note).is_some()).collect()
+}
+
+/// Checks `note` against a witness quorum: `Err` says how many of the
+/// `quorum` required cosignatures are valid.
+pub fn check_quorum(note: &str, witnesses: &[CosignerVerifier], quorum: usize) -> Result<(), String> {
+    let valid = cosigners(note, witnesses);
+    if valid.len() >= quorum {
+        return Ok(());
+    }
+    let names: Vec<&str> = valid.iter().map(|w| w.name()).collect();
+    Err(format!(
+        "the checkpoint has {} valid witness cosignature(s) ({}), the quorum is {quorum} of {} witness(es)",
+        valid.len(),
+        if names.is_empty() { "none".to_owned() } else { names.join(", ") },
+        witnesses.len()
+    ))
+}
+
 /// A signed note's text (with its final newline) and its signature lines.
 pub fn split_note(note: &str) -> Option<(&str, Vec<&str>)> {
     let body = note.strip_suffix('\n')?;

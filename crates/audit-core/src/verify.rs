@@ -38,6 +38,8 @@ pub enum FindingKind {
     Truncated,
     /// An S3 object has versions or delete markers it should not have.
     UnexpectedObjectVersion,
+    /// The trusted checkpoint has fewer valid witness cosignatures than required.
+    WitnessQuorum,
 }
 
 impl FindingKind {
@@ -55,6 +57,7 @@ impl FindingKind {
             Self::InconsistentCheckpoint => "inconsistent_checkpoint",
             Self::Truncated => "truncated",
             Self::UnexpectedObjectVersion => "unexpected_object_version",
+            Self::WitnessQuorum => "witness_quorum",
         }
     }
 }

@@ -231,3 +231,57 @@ pub(crate) async fn service_writing_to(
     }
     Ok(builder.start().await)
 }
+
+/// `--witness`/`--witness-quorum` of `verify` and `verify-export`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct WitnessArgs {
+    /// A witness's cosigner key (C2SP vkey, type 0x04); repeatable. Default:
+    /// the keys of `AUDIT_WITNESSES`.
+    #[arg(long = "witness")]
+    witnesses: Vec<String>,
+    /// Valid witness cosignatures the trusted checkpoint must carry
+    /// (default: `AUDIT_WITNESS_QUORUM`, else 0).
+    #[arg(long)]
+    witness_quorum: Option<usize>,
+}
+
+impl WitnessArgs {
+    /// The witnesses' keys and the quorum (0: no requirement).
+    pub(crate) fn policy(&self) -> anyhow::Result<(Vec<audit_core::cosign::CosignerVerifier>, usize)> {
+        let keys = if self.witnesses.is_empty() {
+            std::env::var("AUDIT_WITNESSES")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|e| !e.trim().is_empty())
+                .map(|e| {
+                    audit_service::WitnessConfig::parse(e)
+                        .map(|w| w.key)
+                        .map_err(|why| anyhow::anyhow!("AUDIT_WITNESSES: {why}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        } else {
+            self.witnesses
+                .iter()
+                .map(|k| {
+                    audit_core::cosign::CosignerVerifier::parse(k).map_err(|e| anyhow::anyhow!("--witness {k}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        };
+        let quorum = match self.witness_quorum {
+            Some(q) => q,
+            None => match std::env::var("AUDIT_WITNESS_QUORUM") {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("AUDIT_WITNESS_QUORUM: {v:?} is not a whole number"))?,
+                Err(_) => 0,
+            },
+        };
+        anyhow::ensure!(
+            quorum <= keys.len(),
+            "a witness quorum of {quorum} needs at least that many witness keys (--witness or AUDIT_WITNESSES); {} given",
+            keys.len()
+        );
+        Ok((keys, quorum))
+    }
+}

@@ -31,6 +31,8 @@ pub(crate) struct Args {
     /// (else `inconsistent_checkpoint` or `truncated`).
     #[arg(long)]
     trusted_checkpoint: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    witnesses: super::WitnessArgs,
 }
 
 /// Parses `--since`/`--until` into a range.
@@ -46,6 +48,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     let data_dir = backends.data_dir.as_path();
     super::check_org(&args.org)?;
     let range = range(args.since.as_deref(), args.until.as_deref())?;
+    let (witnesses, quorum) = args.witnesses.policy()?;
     let store = super::open_store(backends).await?;
     let key = match &args.key {
         Some(k) => Some(audit_core::note::VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("--key: {e}"))?),
@@ -85,8 +88,36 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
     }
     let bar = super::progress("{spinner} verified {pos} events ({rate})", None);
     let show = |n: u64| bar.set_position(n);
-    let report = verifier.progress(&show).verify(&args.org).await?;
+    let mut report = verifier.progress(&show).verify(&args.org).await?;
     bar.finish_and_clear();
+    if quorum > 0 {
+        // The checkpoint verify trusts must carry the quorum of witness
+        // cosignatures: `--trusted-checkpoint` when given (e.g. one saved
+        // from `GET /v1/checkpoint`), else the store's newest.
+        let held = match trusted.as_deref() {
+            Some(note) => audit_core::cosign::check_quorum(note, &witnesses, quorum)
+                .map_err(|why| format!("--trusted-checkpoint: {why}")),
+            None => match store.latest_checkpoint(&args.org).await? {
+                None => Err("the log has no checkpoint for witnesses to have cosigned".to_owned()),
+                Some((size, mut note)) => {
+                    for line in store.cosignatures(&args.org, size).await? {
+                        note.extend_from_slice(&line);
+                    }
+                    audit_core::cosign::check_quorum(&String::from_utf8_lossy(&note), &witnesses, quorum)
+                        .map_err(|why| format!("checkpoint of {size} events: {why}"))
+                }
+            },
+        };
+        if let Err(detail) = held {
+            report.valid = false;
+            report.errors.push(audit_core::verify::Finding {
+                event_id: None,
+                sequence: None,
+                kind: audit_core::verify::FindingKind::WitnessQuorum,
+                detail,
+            });
+        }
+    }
     if args.json {
         let mut out = std::io::stdout().lock();
         out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;

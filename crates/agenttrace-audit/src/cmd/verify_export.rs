@@ -30,9 +30,31 @@ pub(crate) struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    witnesses: super::WitnessArgs,
 }
 
 pub(crate) async fn run(_data_dir: &Path, args: Args) -> anyhow::Result<u8> {
+    let (witnesses, quorum) = args.witnesses.policy()?;
+    // The note the report trusts must carry the quorum (none without one).
+    let hold_to_quorum = |report: &mut audit_core::verify::VerificationReport, note: Option<&str>| {
+        if quorum == 0 {
+            return;
+        }
+        let held = match note {
+            Some(note) => audit_core::cosign::check_quorum(note, &witnesses, quorum),
+            None => Err("no checkpoint to hold to the witness quorum (give --checkpoint)".to_owned()),
+        };
+        if let Err(detail) = held {
+            report.valid = false;
+            report.errors.push(audit_core::verify::Finding {
+                event_id: None,
+                sequence: None,
+                kind: FindingKind::WitnessQuorum,
+                detail,
+            });
+        }
+    };
     let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let mut lines = std::io::BufReader::with_capacity(1 << 20, file).split(b'\n');
     let Some(first) = lines.next() else { bail!("{} is empty", args.file.display()) };
@@ -51,19 +73,24 @@ pub(crate) async fn run(_data_dir: &Path, args: Args) -> anyhow::Result<u8> {
         for line in lines {
             all.push(line.with_context(|| format!("cannot read {}", args.file.display()))?);
         }
-        let report = audit_service::verify_evidence(all.iter().map(Vec::as_slice), key.as_ref())
+        let mut report = audit_service::verify_evidence(all.iter().map(Vec::as_slice), key.as_ref())
             .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        let header: Option<serde_json::Value> = serde_json::from_slice(&all[0]).ok();
+        hold_to_quorum(&mut report, header.as_ref().and_then(|h| h["checkpoint"].as_str()));
         return print_report(&report, args.json);
     }
     let facts = check_line(&first).map_err(|e| anyhow::anyhow!("line 1 is not a stored event: {e}"))?;
     let org = facts.organization_id.into_owned();
     let from_genesis = facts.sequence == 0;
+    let mut trusted_note = None;
     let checkpoint = match (&args.checkpoint, &args.key) {
         (Some(path), Some(key)) => {
             let key = VerifierKey::parse(key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
             let note = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             let text = audit_core::note::open(&note, &key).map_err(|e| anyhow::anyhow!("--checkpoint: {e}"))?;
-            Some(Checkpoint::parse(text).map_err(|e| anyhow::anyhow!("--checkpoint: {e}"))?)
+            let cp = Checkpoint::parse(text).map_err(|e| anyhow::anyhow!("--checkpoint: {e}"))?;
+            trusted_note = Some(note);
+            Some(cp)
         }
         _ => None,
     };
@@ -106,7 +133,8 @@ pub(crate) async fn run(_data_dir: &Path, args: Args) -> anyhow::Result<u8> {
             ),
         }
     }
-    let report = v.finish();
+    let mut report = v.finish();
+    hold_to_quorum(&mut report, trusted_note.as_deref());
     print_report(&report, args.json)
 }
 

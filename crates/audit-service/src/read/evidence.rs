@@ -88,8 +88,13 @@ pub async fn export_evidence(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<EvidenceSummary, EvidenceError> {
     let org = filter.organization_id.clone();
-    let (_, note_bytes) =
+    let (size, mut note_bytes) =
         store.latest_checkpoint(&org).await?.ok_or_else(|| EvidenceError::NoCheckpoint(org.clone()))?;
+    // Witnesses' cosignatures travel with the checkpoint, so a bundle can be
+    // held to a witness quorum offline (`verify-export --witness-quorum`).
+    for line in store.cosignatures(&org, size).await? {
+        note_bytes.extend_from_slice(&line);
+    }
     let bad = |detail: String| EvidenceError::BadCheckpoint { organization_id: org.clone(), detail };
     let (checkpoint, _) = read_checkpoint(&note_bytes, key).map_err(|(_, detail)| bad(detail))?;
     let note = String::from_utf8(note_bytes).map_err(|_| bad("not UTF-8".into()))?;

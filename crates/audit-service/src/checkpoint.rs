@@ -136,6 +136,14 @@ impl Checkpointer {
             return Err(format!("read {} events of {org} for its Merkle tree, expected {next_sequence}", tree.size()));
         }
         let unwritten = tree.take_full();
+        // The newest checkpoint may have been written as the last instance
+        // stopped, before its witnesses saw it: submit it again (a witness
+        // that has it answers with a cosignature or its size).
+        if let (Some(witnesses), Some((size, note))) = (&shared.witnesses, &latest)
+            && let Ok(note) = std::str::from_utf8(note)
+        {
+            let _ = witnesses.send((org.to_owned(), *size, note.to_owned()));
+        }
         Ok(Some(Checkpointer {
             origin_line,
             signer,

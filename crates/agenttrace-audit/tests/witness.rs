@@ -60,6 +60,7 @@ fn serve_gets_cosignatures_from_a_witness_that_refuses_what_it_must() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = cli(&data, &["keys", "create", "--org", "org-1", "--scopes", "ingest,read"]);
+    let verify_token = cli(&data, &["keys", "create", "--org", "org-1", "--scopes", "verify"]);
     let log_key = cli(&data, &["keys", "public", "--org", "org-1"]);
     let deployment = SignerKey::parse(&std::fs::read_to_string(data.join("signing.key")).unwrap()).unwrap();
 
@@ -164,6 +165,40 @@ fn serve_gets_cosignatures_from_a_witness_that_refuses_what_it_must() {
     {
         assert_eq!(add_checkpoint(port, garbage).0, 400, "{garbage:?}");
     }
+
+    // A fork: another instance with the deployment's key but an older,
+    // different log of org-1 (a restored backup) submits its checkpoint;
+    // the witness holds a larger tree, so that instance raises a
+    // `witness_fork` alert and shows it in its status and metrics.
+    let forked = dir.path().join("forked");
+    std::fs::create_dir_all(&forked).unwrap();
+    std::fs::copy(data.join("signing.key"), forked.join("signing.key")).unwrap();
+    let forked_token = cli(&forked, &["keys", "create", "--org", "org-1", "--scopes", "ingest,read,verify"]);
+    let fork_server = Served::binary(BIN, &forked, &[], &env);
+    post(&fork_server, &forked_token, 0, 5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let (code, body) = fork_server.request("GET", "/v1/integrity/status", Some(&forked_token), "").unwrap();
+        assert_eq!(code, 200, "{body}");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status["witnesses"][0]["fork"].is_string() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no fork reported: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["witnesses"][0]["name"], "witness.test/w1");
+    assert!(status["witnesses"][0]["cosigned_size"].is_null(), "{status}");
+    let (_, metrics) = fork_server.request("GET", "/metrics", None, "").unwrap();
+    // org-1 and the system log (both written under the same key elsewhere) are forked.
+    let forks = metrics.lines().find_map(|l| l.strip_prefix("audit_witness_forks ")).unwrap_or("0");
+    assert!(forks.parse::<u64>().unwrap() >= 1, "{metrics}");
+    fork_server.stop();
+    // The honest instance's witness status: cosigned, no fork.
+    let (_, body) = server.request("GET", "/v1/integrity/status", Some(&verify_token), "").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(status["witnesses"][0]["cosigned_size"].as_u64().unwrap() >= second.size, "{status}");
+    assert!(status["witnesses"][0]["fork"].is_null(), "{status}");
 
     // A witness that is down never stops ingest.
     witness_process.stop();

@@ -186,6 +186,26 @@ pub(crate) struct IntegrityStatus {
     pub(crate) full_schedule: Option<String>,
     /// The last scheduled run over this log (null: none yet).
     pub(crate) last_run: Option<ScheduledRun>,
+    /// What each witness (`AUDIT_WITNESSES`) last did with this log's checkpoints.
+    pub(crate) witnesses: Vec<WitnessBody>,
+}
+
+/// One witness in `GET /v1/integrity/status`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WitnessBody {
+    pub(crate) name: String,
+    /// The largest checkpoint size it cosigned (null: none yet).
+    pub(crate) cosigned_size: Option<u64>,
+    /// Why its last submission failed (null: it did not).
+    pub(crate) last_error: Option<String>,
+    /// Set when it holds a larger or another tree of this log: a rollback or a fork (an alert was raised).
+    pub(crate) fork: Option<String>,
+}
+
+impl From<audit_service::WitnessStatus> for WitnessBody {
+    fn from(w: audit_service::WitnessStatus) -> Self {
+        WitnessBody { name: w.name, cosigned_size: w.cosigned_size, last_error: w.last_error, fork: w.fork }
+    }
 }
 
 /// The verification report (SPEC §6).

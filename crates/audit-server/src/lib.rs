@@ -432,6 +432,7 @@ async fn get_metrics(axum::extract::State(state): axum::extract::State<AppState>
     }
     metrics::gauge!("audit_poisoned_logs").set(h.refusing_appends().count() as f64);
     metrics::gauge!("audit_open_logs").set(h.open_logs as f64);
+    metrics::gauge!("audit_witness_forks").set(state.service().witness_forks() as f64);
     for (name, value) in h.counters.named() {
         metrics::gauge!("audit_events", "counter" => name).set(value as f64);
     }

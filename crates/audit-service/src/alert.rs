@@ -55,6 +55,9 @@ pub enum AlertKind {
     LogPoisoned,
     /// Accepted events were lost (storage failures, a full queue).
     EventsDropped,
+    /// A witness holds a larger tree of a log than its newest checkpoint, or
+    /// another tree of the same size: a rollback or a fork.
+    WitnessFork,
 }
 
 impl AlertKind {
@@ -64,6 +67,7 @@ impl AlertKind {
             AlertKind::VerificationFailed => "verification_failed",
             AlertKind::LogPoisoned => "log_poisoned",
             AlertKind::EventsDropped => "events_dropped",
+            AlertKind::WitnessFork => "witness_fork",
         }
     }
 }

@@ -58,4 +58,4 @@ pub use read::{evidence, export, proofs, query, tiles};
 pub use scope::{ScopeError, ScopeState};
 pub use service::{Accepted, AuditService, Health, PendingReceipt, Reservation, ServiceBuilder};
 pub use state::{CounterValues, Counters, OrganizationHealth};
-pub use witness::WitnessConfig;
+pub use witness::{WitnessConfig, WitnessStatus};

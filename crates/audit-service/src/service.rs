@@ -211,6 +211,7 @@ impl AuditService {
             checkpoints,
             protection,
             alerts,
+            witness_status: Mutex::new(HashMap::new()),
             witnesses: submit.then_some(to_witnesses),
             raised,
         });
@@ -237,6 +238,17 @@ impl AuditService {
             }
         });
         service
+    }
+
+    /// What each configured witness last did with `organization_id`'s
+    /// checkpoints (empty: no witnesses, or none submitted yet).
+    pub fn witness_status(&self, organization_id: &str) -> Vec<crate::witness::WitnessStatus> {
+        lock(&self.shared.witness_status).get(organization_id).cloned().unwrap_or_default()
+    }
+
+    /// Organizations for which a witness holds a larger or another tree (a fork).
+    pub fn witness_forks(&self) -> usize {
+        lock(&self.shared.witness_status).values().filter(|w| w.iter().any(|s| s.fork.is_some())).count()
     }
 
     /// The configuration in force.

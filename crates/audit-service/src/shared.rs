@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) protection: Option<Arc<crate::personal::Protection>>,
     /// The alert webhook (none: alerts are log lines only).
     pub(crate) alerts: Option<crate::alert::WebhookConfig>,
+    /// What each witness last did, per organization.
+    pub(crate) witness_status: Mutex<HashMap<String, Vec<crate::witness::WitnessStatus>>>,
     /// Checkpoints for the witnesses' task (none: no witnesses).
     pub(crate) witnesses: Option<mpsc::UnboundedSender<crate::witness::Submission>>,
     /// Alerts raised by workers, for the task that delivers them.

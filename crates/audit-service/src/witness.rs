@@ -48,6 +48,20 @@ impl WitnessConfig {
     }
 }
 
+/// What a witness last did with one organization's checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessStatus {
+    /// The witness's name.
+    pub name: String,
+    /// The largest checkpoint size it cosigned (as far as this instance saw).
+    pub cosigned_size: Option<u64>,
+    /// Why the last submission failed, if it did.
+    pub last_error: Option<String>,
+    /// Set when the witness holds a larger tree, or another tree of the
+    /// same size: the log was rolled back or forked (an alert was raised).
+    pub fork: Option<String>,
+}
+
 /// A checkpoint to submit: organization, size, the signed note.
 pub(crate) type Submission = (String, u64, String);
 
@@ -80,16 +94,57 @@ pub(crate) async fn run(
         for (org, (size, note)) in newest {
             for (i, witness) in witnesses.iter().enumerate() {
                 let old = held.get(&(i, org.clone())).copied().unwrap_or(0);
-                if let Some(now) = submit(&shared, &client, witness, &org, size, &note, old).await {
+                let outcome = submit(&shared, &client, witness, &org, size, &note, old).await;
+                if let Some(now) = outcome.holds {
                     held.insert((i, org.clone()), now);
+                }
+                if let Some(fork) = &outcome.fork {
+                    shared.raise(crate::alert::AlertKind::WitnessFork, &org, fork);
+                }
+                let mut all = shared.witness_status.lock().unwrap_or_else(|p| p.into_inner());
+                let list = all.entry(org.clone()).or_default();
+                let status = match list.iter_mut().find(|s| s.name == witness.key.name()) {
+                    Some(s) => s,
+                    None => {
+                        list.push(WitnessStatus {
+                            name: witness.key.name().to_owned(),
+                            cosigned_size: None,
+                            last_error: None,
+                            fork: None,
+                        });
+                        list.last_mut().expect("just pushed")
+                    }
+                };
+                if outcome.cosigned {
+                    status.cosigned_size = Some(size);
+                }
+                status.last_error = outcome.error;
+                if outcome.fork.is_some() {
+                    status.fork = outcome.fork;
                 }
             }
         }
     }
 }
 
-/// One submission (with one retry after a 409); the size the witness holds
-/// afterwards, when known.
+/// What one submission came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// The size the witness holds afterwards, when known.
+    holds: Option<u64>,
+    /// It cosigned the checkpoint.
+    cosigned: bool,
+    /// Why it did not.
+    error: Option<String>,
+    /// It holds a larger or another tree: what it said.
+    fork: Option<String>,
+}
+
+fn failed(why: impl Into<String>) -> Outcome {
+    Outcome { error: Some(why.into()), ..Outcome::default() }
+}
+
+/// One submission (with one retry after a 409).
 async fn submit(
     shared: &Shared,
     client: &reqwest::Client,
@@ -98,7 +153,7 @@ async fn submit(
     size: u64,
     note: &str,
     mut old: u64,
-) -> Option<u64> {
+) -> Outcome {
     let name = witness.key.name();
     for _ in 0..2 {
         let proof = if old == 0 || old >= size {
@@ -108,7 +163,7 @@ async fn submit(
                 Ok(p) => p.proof,
                 Err(e) => {
                     tracing::warn!(witness = name, organization_id = org, error = %e, "no consistency proof for a witness");
-                    return None;
+                    return failed(format!("no consistency proof from {old}: {e}"));
                 }
             }
         };
@@ -123,33 +178,33 @@ async fn submit(
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(witness = name, organization_id = org, error = %e, "a witness did not answer; next checkpoint retries");
-                return None;
+                return failed(format!("no answer: {e}"));
             }
         };
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         match status {
             200 => {
-                let (checkpoint_text, _) = split_note(note)?;
+                let Some((checkpoint_text, _)) = split_note(note) else { return failed("not a signed note") };
                 let Some(line) = text.lines().find(|l| witness.key.check_line(checkpoint_text, l).is_some()) else {
                     tracing::warn!(
                         witness = name,
                         organization_id = org,
                         "a witness answered without a valid cosignature"
                     );
-                    return None;
+                    return failed("the answer holds no valid cosignature by its key");
                 };
                 if let Err(e) =
                     shared.store.put_cosignature(org, size, witness.key.id(), format!("{line}\n").as_bytes()).await
                 {
                     tracing::error!(witness = name, organization_id = org, error = %e, "cannot store a cosignature");
                 }
-                return Some(size);
+                return Outcome { holds: Some(size), cosigned: true, ..Outcome::default() };
             }
             409 => {
                 let Some(theirs) = text.trim().parse::<u64>().ok() else {
                     tracing::warn!(witness = name, organization_id = org, "a witness's 409 did not say its size");
-                    return None;
+                    return failed("a 409 without a size");
                 };
                 if theirs > size {
                     tracing::error!(
@@ -159,7 +214,16 @@ async fn submit(
                         size,
                         "a witness holds a larger tree of this log than its newest checkpoint: the log was rolled back or shows different trees (run verify)"
                     );
-                    return Some(theirs);
+                    // Another instance may have checkpointed (and submitted) a larger tree since.
+                    if let Ok(Some((newest, _))) = shared.store.latest_checkpoint(org).await
+                        && newest >= theirs
+                    {
+                        return Outcome { holds: Some(theirs), ..Outcome::default() };
+                    }
+                    let fork = format!(
+                        "witness {name} holds a tree of {theirs} events; the newest checkpoint has {size}: the log was rolled back or shows different trees"
+                    );
+                    return Outcome { holds: Some(theirs), fork: Some(fork), ..Outcome::default() };
                 }
                 if theirs == old {
                     // Same size, another root: a split view.
@@ -169,15 +233,16 @@ async fn submit(
                         size = theirs,
                         "a witness holds another tree of this size"
                     );
-                    return Some(theirs);
+                    let fork = format!("witness {name} holds another tree of {theirs} events than the log's");
+                    return Outcome { holds: Some(theirs), fork: Some(fork), ..Outcome::default() };
                 }
                 old = theirs;
             }
             _ => {
                 tracing::warn!(witness = name, organization_id = org, status, answer = %text.trim(), "a witness refused a checkpoint");
-                return None;
+                return failed(format!("HTTP {status}: {}", text.trim()));
             }
         }
     }
-    None
+    failed(format!("the witness still holds another size than {old}"))
 }

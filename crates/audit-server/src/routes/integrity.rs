@@ -66,7 +66,9 @@ pub(crate) async fn get_integrity_status(
     principal.require(Scope::Verify)?;
     let org = organization_only(raw, &principal)?;
     let (schedule, full_schedule, last_run) = state.scheduled_run(&org);
-    Ok(Json(body::IntegrityStatus { organization_id: org, schedule, full_schedule, last_run }).into_response())
+    let witnesses = state.service().witness_status(&org).into_iter().map(body::WitnessBody::from).collect();
+    Ok(Json(body::IntegrityStatus { organization_id: org, schedule, full_schedule, last_run, witnesses })
+        .into_response())
 }
 
 /// `GET /v1/checkpoint`: the newest signed checkpoint of the organization's log.

@@ -173,3 +173,24 @@ fn tlog_tiles_reads_our_tiles_and_proves_from_them() {
         }
     }
 }
+
+/// A checkpoint carrying a witness's cosignature (C2SP tlog-cosignature
+/// v1, type 0x04) still opens with the log's key in their verifier, which
+/// ignores the line of a key it was not given, as the signed-note spec
+/// requires; and ours reads the cosignature on the note they parsed.
+#[test]
+fn they_open_cosigned_checkpoints_with_the_logs_key() {
+    use audit_core::cosign::CosignerKey;
+    let log = SignerKey::from_seed("audit.example/org-1", [42; 32]).unwrap();
+    let checkpoint = Checkpoint { origin: "audit.example/org-1".into(), size: 77, root: Hash::of(b"a tree head") };
+    let witness = CosignerKey::from_seed("witness.example/w1", [43; 32]).unwrap();
+    let cosigned = format!(
+        "{}{}",
+        sign(&checkpoint.to_text(), &log).unwrap(),
+        witness.cosign(&checkpoint.to_text(), 1_700_000_000)
+    );
+    assert_eq!(theirs_open(&cosigned, &log.verifier().to_string()), checkpoint.to_text().as_bytes());
+    let parsed = Note::from_bytes(cosigned.as_bytes()).expect("their parser takes a cosigned note");
+    assert_eq!(parsed.text(), checkpoint.to_text().as_bytes());
+    assert_eq!(witness.verifier().cosigned_at(&cosigned), Some(1_700_000_000));
+}

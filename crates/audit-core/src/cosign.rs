@@ -9,24 +9,17 @@
 //! note verifier of the log's own key (type `0x01`) ignores cosignatures and
 //! a cosignature verifier ignores the log's signature.
 
+use crate::note::{NoteError, parse_vkey, typed_key_id, valid_name};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use sha2::{Digest, Sha256};
-
-use crate::note::{NoteError, valid_name};
 
 /// The signature-type byte of Ed25519 cosignatures v1.
 pub const COSIGNATURE_V1: u8 = 0x04;
 
 /// `SHA-256(name || 0x0A || 0x04 || public key)[:4]`, big-endian.
 pub fn cosigner_key_id(name: &str, public_key: &[u8; 32]) -> u32 {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update([b'\n', COSIGNATURE_V1]);
-    h.update(public_key);
-    let d = h.finalize();
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+    typed_key_id(name, COSIGNATURE_V1, public_key)
 }
 
 /// The message a v1 cosignature signs.
@@ -45,25 +38,8 @@ pub struct CosignerVerifier {
 impl CosignerVerifier {
     /// Parses the vkey form `name+hex key id+base64(0x04 || public key)`.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let (name, rest) = text.trim().split_once('+').ok_or(NoteError::Key("expected name+id+key"))?;
-        let (id_hex, b64) = rest.split_once('+').ok_or(NoteError::Key("expected name+id+key"))?;
-        if !valid_name(name) {
-            return Err(NoteError::Key("invalid key name"));
-        }
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(NoteError::Key("the key id must be 8 lowercase hex digits"));
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::Key("bad key id"))?;
-        let raw = B64.decode(b64).map_err(|_| NoteError::Key("bad base64"))?;
-        let [COSIGNATURE_V1, key @ ..] = raw.as_slice() else {
-            return Err(NoteError::Key("not a cosignature/v1 (0x04) key"));
-        };
-        let key: [u8; 32] = key.try_into().map_err(|_| NoteError::Key("an Ed25519 key has 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::Key("not a valid Ed25519 point"))?;
-        if cosigner_key_id(name, key.as_bytes()) != id {
-            return Err(NoteError::Key("the key id does not match the name and key"));
-        }
-        Ok(CosignerVerifier { name: name.to_owned(), id, key })
+        let (name, id, key) = parse_vkey(text, COSIGNATURE_V1, "not a cosignature/v1 (0x04) key")?;
+        Ok(CosignerVerifier { name, id, key })
     }
 
     /// The witness's name.
@@ -209,6 +185,7 @@ pub fn split_note(note: &str) -> Option<(&str, Vec<&str>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     const TEXT: &str = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
 

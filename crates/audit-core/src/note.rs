@@ -42,12 +42,45 @@ pub enum NoteError {
 
 /// `SHA-256(name || 0x0A || 0x01 || public key)[:4]`, big-endian.
 pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
+    typed_key_id(name, ED25519, public_key)
+}
+
+/// `SHA-256(name || 0x0A || signature type || public key)[:4]`, big-endian.
+pub(crate) fn typed_key_id(name: &str, signature_type: u8, public_key: &[u8; 32]) -> u32 {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ED25519]);
+    h.update([b'\n', signature_type]);
     h.update(public_key);
     let d = h.finalize();
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// Parses a C2SP verifier key `name+hex key id+base64(type || Ed25519
+/// public key)` of signature type `signature_type`: name, key id, key.
+pub(crate) fn parse_vkey(
+    text: &str,
+    signature_type: u8,
+    wrong_type: &'static str,
+) -> Result<(String, u32, VerifyingKey), NoteError> {
+    let (name, rest) = text.trim().split_once('+').ok_or(NoteError::Key("expected name+id+key"))?;
+    let (id_hex, b64) = rest.split_once('+').ok_or(NoteError::Key("expected name+id+key"))?;
+    if !valid_name(name) {
+        return Err(NoteError::Key("invalid key name"));
+    }
+    if id_hex.len() != 8 || !id_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(NoteError::Key("the key id must be 8 lowercase hex digits"));
+    }
+    let id = u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::Key("bad key id"))?;
+    let raw = B64.decode(b64).map_err(|_| NoteError::Key("bad base64"))?;
+    let Some((&ty, key)) = raw.split_first().filter(|(ty, _)| **ty == signature_type) else {
+        return Err(NoteError::Key(wrong_type));
+    };
+    let key: [u8; 32] = key.try_into().map_err(|_| NoteError::Key("an Ed25519 key has 32 bytes"))?;
+    let key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::Key("not a valid Ed25519 point"))?;
+    if typed_key_id(name, ty, key.as_bytes()) != id {
+        return Err(NoteError::Key("the key id does not match the name and key"));
+    }
+    Ok((name.to_owned(), id, key))
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -65,23 +98,8 @@ pub struct VerifierKey {
 impl VerifierKey {
     /// Parses the C2SP form `name+hex key id+base64(0x01 || public key)`.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let (name, rest) = text.trim().split_once('+').ok_or(NoteError::Key("expected name+id+key"))?;
-        let (id_hex, b64) = rest.split_once('+').ok_or(NoteError::Key("expected name+id+key"))?;
-        if !valid_name(name) {
-            return Err(NoteError::Key("invalid key name"));
-        }
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(NoteError::Key("the key id must be 8 lowercase hex digits"));
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::Key("bad key id"))?;
-        let raw = B64.decode(b64).map_err(|_| NoteError::Key("bad base64"))?;
-        let [ED25519, key @ ..] = raw.as_slice() else { return Err(NoteError::Key("not an Ed25519 key")) };
-        let key: [u8; 32] = key.try_into().map_err(|_| NoteError::Key("an Ed25519 key has 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::Key("not a valid Ed25519 point"))?;
-        if key_id(name, key.as_bytes()) != id {
-            return Err(NoteError::Key("the key id does not match the name and key"));
-        }
-        Ok(VerifierKey { name: name.to_owned(), id, key })
+        let (name, id, key) = parse_vkey(text, ED25519, "not an Ed25519 key")?;
+        Ok(VerifierKey { name, id, key })
     }
 
     /// The key name.

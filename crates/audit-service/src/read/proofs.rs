@@ -243,8 +243,8 @@ pub(crate) async fn tree_tiles(
     // that fail for everyone. (The signature is checked by whoever checks
     // the proof; here the checkpoint only tells a stored tile from the tree.)
     let signed = store.latest_checkpoint(org).await?.and_then(|(n, note)| {
-        let text = std::str::from_utf8(&note).ok()?.split_once("\n\n")?.0.to_owned() + "\n";
-        audit_core::note::Checkpoint::parse(&text).ok().filter(|cp| n == size && cp.size == size)
+        let (cp, _) = crate::read::stored::read_checkpoint(&note, None).ok()?;
+        (n == size && cp.size == size).then_some(cp)
     });
     if signed.is_some() {
         ids = tiles.with_ancestors(ids);

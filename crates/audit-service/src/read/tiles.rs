@@ -9,7 +9,6 @@
 //! a crash between a tile's write and its checkpoint's).
 
 use audit_core::Hash;
-use audit_core::note::Checkpoint;
 use audit_core::stored::claimed_hash;
 use audit_core::tiles::{TileBuilder, TileId};
 use audit_storage::{LogStore, StorageError, StorageErrorKind};
@@ -52,13 +51,11 @@ pub async fn check_tiles(
 ) -> Result<TileCheck, StorageError> {
     let newest = store.latest_checkpoint(organization_id).await?;
     let checkpoint = match &newest {
-        Some((_, note)) => {
-            let text = std::str::from_utf8(note).ok().and_then(|n| n.split_once("\n\n")).map(|(t, _)| format!("{t}\n"));
-            Some(
-                text.and_then(|t| Checkpoint::parse(&t).ok())
-                    .ok_or_else(|| unexpected(format!("the newest checkpoint of {organization_id} is not readable")))?,
-            )
-        }
+        Some((_, note)) => Some(
+            crate::read::stored::read_checkpoint(note, None)
+                .map(|(cp, _)| cp)
+                .map_err(|_| unexpected(format!("the newest checkpoint of {organization_id} is not readable")))?,
+        ),
         None => None,
     };
     let limit = checkpoint.as_ref().map_or(u64::MAX, |c| c.size);

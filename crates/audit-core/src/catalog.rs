@@ -32,6 +32,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     entry("user.login_failed", Auth, Critical),
     entry("api_key.created", Auth, Info),
     entry("api_key.revoked", Auth, Warning),
+    entry("viewer_token.created", Auth, Info),
     entry("sso.initiated", Auth, Info),
     entry("sso.completed", Auth, Info),
     // Data

@@ -18,6 +18,8 @@ pub struct Principal {
     pub organization_id: Option<String>,
     /// What it may do.
     pub scopes: Vec<Scope>,
+    /// For a viewer token: what it grants (its pinned filter narrows every read).
+    pub viewer: Option<std::sync::Arc<crate::viewer::ViewerGrant>>,
 }
 
 impl Principal {
@@ -46,8 +48,27 @@ impl Principal {
         }
     }
 
+    /// Refuses viewer tokens (routes that would show more than their pin allows).
+    pub fn refuse_viewer(&self) -> Result<(), ApiError> {
+        match self.viewer {
+            Some(_) => Err(ApiError::new(ErrorCode::Forbidden, "viewer tokens cannot use this route")),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a viewer token's pin lets this principal see `event`.
+    pub fn may_see(&self, event: &audit_core::stored::StoredEvent) -> Result<bool, ApiError> {
+        match &self.viewer {
+            Some(grant) => Ok(grant.pin_filter()?.matches(event)),
+            None => Ok(true),
+        }
+    }
+
     /// The actor recorded for this caller's own reads of the log.
     pub fn actor_id(&self) -> String {
+        if let Some(grant) = &self.viewer {
+            return format!("viewer_token:{}", grant.id);
+        }
         self.key_id.clone().map_or_else(|| "anonymous".into(), |k| format!("api_key:{k}"))
     }
 }
@@ -67,17 +88,32 @@ impl FromRequestParts<AppState> for Principal {
                     "without authentication (--no-auth) only requests to localhost or a loopback address are answered",
                 ));
             }
-            return Ok(Principal { key_id: None, organization_id: None, scopes: Scope::ALL.to_vec() });
+            return Ok(Principal { key_id: None, organization_id: None, scopes: Scope::ALL.to_vec(), viewer: None });
         }
         let unauthorized = || ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required");
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(unauthorized)?;
+        if let Some(viewer) = token.trim().strip_prefix(crate::viewer::TOKEN_PREFIX) {
+            let grant = state.viewer_keys().check(viewer)?;
+            state.charge(&format!("viewer:{}", grant.id))?;
+            let mut scopes = vec![Scope::Read];
+            if grant.export {
+                scopes.push(Scope::Export);
+            }
+            return Ok(Principal {
+                key_id: None,
+                organization_id: Some(grant.organization_id.clone()),
+                scopes,
+                viewer: Some(std::sync::Arc::new(grant)),
+            });
+        }
         let key = state.keys().authenticate(token.trim()).ok_or_else(unauthorized)?;
         state.charge(&key.id)?;
         Ok(Principal {
             key_id: Some(key.id),
             organization_id: Some(key.organization_id),
             scopes: key.scopes.into_iter().collect(),
+            viewer: None,
         })
     }
 }

@@ -13,6 +13,7 @@
 
 mod auth;
 mod body;
+mod console;
 pub mod error;
 pub mod keys;
 mod listener;
@@ -21,6 +22,8 @@ mod retention;
 mod routes;
 mod schedule;
 mod stream;
+mod tickets;
+pub mod viewer;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -96,6 +99,10 @@ struct StateInner {
     verified_dir: std::path::PathBuf,
     /// Tiles and checkpoints under `/v1/logs/` without a token (`AUDIT_PUBLIC_TILES`).
     public_tiles: bool,
+    /// The secret that signs viewer tokens (`<data dir>/viewer.key`).
+    viewer_keys: Arc<viewer::ViewerKeys>,
+    /// Single-use export download links of the console.
+    tickets: Arc<tickets::Tickets>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -130,6 +137,8 @@ impl AppState {
                 retention: None,
                 verified_dir: data_dir.join("verified"),
                 public_tiles: false,
+                viewer_keys: Arc::new(viewer::ViewerKeys::new(data_dir)),
+                tickets: Arc::new(tickets::Tickets::default()),
             }),
         }
     }
@@ -261,6 +270,8 @@ impl AppState {
             retention: shared.retention.clone(),
             verified_dir: shared.verified_dir.clone(),
             public_tiles: shared.public_tiles,
+            viewer_keys: Arc::clone(&shared.viewer_keys),
+            tickets: Arc::clone(&shared.tickets),
         });
         change(&mut inner);
         AppState { inner: Arc::new(inner) }
@@ -283,6 +294,14 @@ impl AppState {
 
     pub(crate) fn keys(&self) -> &KeyStore {
         &self.inner.keys
+    }
+
+    pub(crate) fn viewer_keys(&self) -> &viewer::ViewerKeys {
+        &self.inner.viewer_keys
+    }
+
+    pub(crate) fn tickets(&self) -> &tickets::Tickets {
+        &self.inner.tickets
     }
 
     pub(crate) fn no_auth(&self) -> bool {
@@ -324,7 +343,11 @@ impl AppState {
             organization_id: log,
             event_type: event_type.into(),
             action: Some(action),
-            actor_type: Some(if principal.key_id.is_some() { ActorType::ApiKey } else { ActorType::Anonymous }),
+            actor_type: Some(if principal.key_id.is_some() || principal.viewer.is_some() {
+                ActorType::ApiKey
+            } else {
+                ActorType::Anonymous
+            }),
             actor_id: Some(principal.actor_id()),
             metadata: (!details.is_empty()).then_some(details),
             ..Default::default()
@@ -462,7 +485,11 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/v1/subjects/erase", post(routes::subjects::post_erase))
         .route("/v1/legal-holds", post(routes::subjects::post_hold).get(routes::subjects::get_holds))
         .route("/v1/legal-holds/{hold_id}", axum::routing::delete(routes::subjects::delete_hold))
-        .route("/v1/retention", get(routes::retention::get_retention).put(routes::retention::put_retention));
+        .route("/v1/retention", get(routes::retention::get_retention).put(routes::retention::put_retention))
+        .route("/v1/whoami", get(routes::console::get_whoami))
+        .route("/v1/viewer-tokens", post(routes::console::post_viewer_token))
+        .route("/v1/export-links", post(routes::console::post_export_link))
+        .route("/v1/export-links/{link_id}", get(routes::console::get_export_link));
     let api = if state.inner.public_tiles {
         api.route("/v1/logs/{organization_id}/checkpoint", get(routes::tiles::get_public_checkpoint))
             .route("/v1/logs/{organization_id}/tile/{*path}", get(routes::tiles::get_public_tile))
@@ -476,6 +503,7 @@ pub fn app(state: AppState, serve_metrics: bool) -> Router {
         .route("/health", get(routes::health::get_health))
         .route("/health/ready", get(routes::health::get_ready))
         .route("/openapi.json", get(openapi::serve_openapi))
+        .merge(console::routes())
         // Unknown routes and methods answer the same JSON errors as the rest.
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::new(ErrorCode::NotFound, format!("no route {}", uri.path()))

@@ -29,6 +29,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::routes::subjects::delete_hold,
         crate::routes::retention::get_retention,
         crate::routes::retention::put_retention,
+        crate::routes::console::get_whoami,
+        crate::routes::console::post_viewer_token,
+        crate::routes::console::post_export_link,
+        crate::routes::console::get_export_link,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::ErrorCode)),
     modifiers(&Security, &CommonErrors, &Choices)

@@ -257,6 +257,43 @@ async fn every_documented_response_schema_validates_a_real_response() {
     let checkpoint = "/v1/logs/{organization_id}/checkpoint";
     assert_eq!(api.call(Method::GET, "/v1/logs/org-z/checkpoint", checkpoint, t, None).await.0, StatusCode::NOT_FOUND);
 
+    // The console's routes: who a token is, viewer tokens, download links.
+    let (s, me) = api.call(Method::GET, "/v1/whoami", "/v1/whoami", t, None).await;
+    assert_eq!(
+        (s, me["kind"].as_str(), me["organization_id"].as_str()),
+        (StatusCode::OK, Some("api_key"), Some("org-a"))
+    );
+    assert!(me["checkpoint_key"].as_str().is_some_and(|k| k.starts_with("audit.test/org-a+")), "{me}");
+    let ask = r#"{"ttl_seconds":60,"filter":{"project_id":"p-1"},"frame_ancestors":["https://app.example.com"]}"#;
+    let (s, minted) = api.call(Method::POST, "/v1/viewer-tokens", "/v1/viewer-tokens", a, Some(ask)).await;
+    assert_eq!(s, StatusCode::CREATED, "{minted}");
+    let viewer = minted["token"].as_str().unwrap().to_owned();
+    let (s, me) = api.call(Method::GET, "/v1/whoami", "/v1/whoami", Some(&viewer), None).await;
+    assert_eq!(
+        (s, me["kind"].as_str(), &me["viewer"]["filter"]["project_id"]),
+        (StatusCode::OK, Some("viewer_token"), &Value::from("p-1"))
+    );
+    let bad = r#"{"filter":{"actor_email":"a@b"}}"#;
+    assert_eq!(
+        api.call(Method::POST, "/v1/viewer-tokens", "/v1/viewer-tokens", a, Some(bad)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let link_ask = r#"{"params":{"format":"csv"}}"#;
+    let (s, link) =
+        api.call(Method::POST, "/v1/export-links", "/v1/export-links", Some(&exporter), Some(link_ask)).await;
+    assert_eq!(s, StatusCode::CREATED, "{link}");
+    let bad = r#"{"params":{"format":"xml"}}"#;
+    assert_eq!(
+        api.call(Method::POST, "/v1/export-links", "/v1/export-links", Some(&exporter), Some(bad)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let gone = "/v1/export-links/0123456789abcdef";
+    assert_eq!(api.call(Method::GET, gone, "/v1/export-links/{link_id}", None, None).await.0, StatusCode::NOT_FOUND);
+    let stored = format!("/v1/events/{id}?form=stored");
+    assert_eq!(api.call(Method::GET, &stored, template, t, None).await.0, StatusCode::OK);
+    let bad = format!("/v1/events/{id}?form=pretty");
+    assert_eq!(api.call(Method::GET, &bad, template, t, None).await.0, StatusCode::BAD_REQUEST);
+
     // Every JSON route of the document was exercised.
     let documented: Vec<String> = api.doc["paths"].as_object().unwrap().keys().cloned().collect();
     for path in documented {

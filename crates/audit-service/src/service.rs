@@ -471,6 +471,18 @@ impl AuditService {
         .await
     }
 
+    /// The event with this id as stored (personal values still sealed): the
+    /// form its `hash` covers, for checking it independently.
+    pub async fn find_stored_event(
+        &self,
+        organization_id: &str,
+        event_id: &str,
+    ) -> Result<Option<audit_core::stored::StoredEvent>, QueryError> {
+        let index = self.shared.index.as_ref().ok_or(QueryError::NoIndex)?;
+        crate::read::query::find_event(self.shared.store.as_ref(), index.as_ref(), organization_id, event_id, None)
+            .await
+    }
+
     /// Where checkpoints are published outside the store, if anywhere:
     /// verifications hold logs to it (a rollback of the store shows).
     pub fn checkpoint_mirror(&self) -> Option<&Arc<dyn LogStore>> {

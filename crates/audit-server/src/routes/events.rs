@@ -13,7 +13,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::params::{FILTER_PARAMS, bad, filter_from, organization_only, params};
+use super::params::{FILTER_PARAMS, bad, filter_from, params};
 use super::{MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 use crate::AppState;
 use crate::auth::Principal;
@@ -272,17 +272,29 @@ pub(crate) async fn get_events(
     Ok(Json(body).into_response())
 }
 
-/// The stored event with this id in `org`'s log, or a 404.
+/// The event with this id in `org`'s log (revealed, or with `stored` as
+/// stored), or a 404 — also for an event a viewer token's pin hides.
 pub(crate) async fn event_or_404(
     state: &AppState,
+    principal: &Principal,
     org: &str,
     event_id: &str,
+    stored: bool,
 ) -> Result<audit_core::stored::StoredEvent, ApiError> {
     if !audit_core::stored::is_uuid_v7(event_id) {
         return Err(ApiError::new(ErrorCode::NotFound, "not found"));
     }
-    if let Some(event) = state.find_event(org, event_id).await? {
-        return Ok(event);
+    let found = if stored {
+        state.service().find_stored_event(org, event_id).await?
+    } else {
+        state.find_event(org, event_id).await?
+    };
+    if let Some(event) = found {
+        return if principal.may_see(&event)? {
+            Ok(event)
+        } else {
+            Err(ApiError::new(ErrorCode::NotFound, "not found"))
+        };
     }
     // An id from before a prune is not an unknown id: say why it is gone.
     let cut = state.service().store().prune_cut(org).await?;
@@ -298,8 +310,9 @@ pub(crate) async fn event_or_404(
 
 /// `GET /v1/events/{event_id}`.
 #[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
-    params(("event_id" = String, Path,), ("organization_id" = Option<String>, Query,)),
-    responses((status = 200, description = "The stored event, exactly as stored", body = body::StoredEventBody), (status = 404, body = crate::error::ErrorBody)),
+    params(("event_id" = String, Path,), ("organization_id" = Option<String>, Query,),
+        ("form" = Option<String>, Query, description = "`revealed` (default): personal values decrypted, or \"[erased]\"; `stored`: exactly as stored and hashed (sealed values as `enc:v1:…`), to check its hash independently")),
+    responses((status = 200, description = "The event", body = body::StoredEventBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get_event(
     State(state): State<AppState>,
@@ -308,8 +321,14 @@ pub(crate) async fn get_event(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
-    let org = organization_only(raw, &principal)?;
-    let event = event_or_404(&state, &org, &event_id).await?;
+    let p = params(raw, &["organization_id", "form"])?;
+    let org = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let stored = match p.get("form").map(String::as_str) {
+        None | Some("revealed") => false,
+        Some("stored") => true,
+        Some(_) => return Err(bad("form", "must be revealed or stored")),
+    };
+    let event = event_or_404(&state, &principal, &org, &event_id, stored).await?;
     let mut details = Object::new();
     details.insert("event_id", Value::String(event_id));
     state.record_read(&principal, &org, "audit_log.queried", Action::Read, details).await;

@@ -26,6 +26,19 @@ pub(crate) async fn get_export(
     principal: Principal,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    export(state, principal, raw).await
+}
+
+/// What an export request asks for, checked.
+pub(crate) struct ExportRequest {
+    format: ExportFormat,
+    with_proof: bool,
+    filter: audit_core::filter::AuditEventFilter,
+}
+
+/// Checks an export's scope and parameters without starting it (the
+/// console's download links are checked when they are made).
+pub(crate) fn parse_export(principal: &Principal, raw: Option<String>) -> Result<ExportRequest, ApiError> {
     principal.require(Scope::Export)?;
     let mut allowed = FILTER_PARAMS.to_vec();
     allowed.extend(["format", "with_proof"]);
@@ -43,7 +56,13 @@ pub(crate) async fn get_export(
             return Err(bad(paging, "exports are not paged: they stream every matching event"));
         }
     }
-    let filter = filter_from(&p, &principal)?;
+    let filter = filter_from(&p, principal)?;
+    Ok(ExportRequest { format, with_proof, filter })
+}
+
+/// Streams the export `raw` asks for, as `principal`.
+pub(crate) async fn export(state: AppState, principal: Principal, raw: Option<String>) -> Result<Response, ApiError> {
+    let ExportRequest { format, with_proof, filter } = parse_export(&principal, raw)?;
     if with_proof {
         let store = state.service().store();
         let found = store

@@ -113,7 +113,7 @@ pub(crate) async fn get_inclusion_proof(
 ) -> Result<Response, ApiError> {
     let (p, org) = scoped(&principal, Scope::Read, raw, &["tree_size"])?;
     let tree_size = size_param(&p, "tree_size")?;
-    let event = event_or_404(&state, &org, &event_id).await?;
+    let event = event_or_404(&state, &principal, &org, &event_id, true).await?;
     let _turn = state.heavy_turn().await;
     let proof =
         audit_service::proofs::inclusion_proof(state.service().store().as_ref(), &org, event.sequence, tree_size)

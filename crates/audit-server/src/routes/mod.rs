@@ -3,11 +3,12 @@
 //! the work through the service, answer a typed body (`crate::body`). Reads
 //! of the log are themselves audited.
 
+pub(crate) mod console;
 pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod health;
 pub(crate) mod integrity;
-mod params;
+pub(crate) mod params;
 pub(crate) mod retention;
 pub(crate) mod subjects;
 pub(crate) mod tiles;

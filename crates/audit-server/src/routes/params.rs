@@ -104,9 +104,20 @@ fn number(p: &HashMap<String, String>, field: &str) -> Result<Option<u32>, ApiEr
     p.get(field).map(|v| v.parse::<u32>().map_err(|_| bad(field, "must be a non-negative integer"))).transpose()
 }
 
-/// The §8 filter from query parameters.
+/// The §8 filter from query parameters, narrowed by a viewer token's pin.
 pub(crate) fn filter_from(p: &HashMap<String, String>, principal: &Principal) -> Result<AuditEventFilter, ApiError> {
     let organization_id = principal.organization(p.get("organization_id").map(String::as_str))?;
+    let mut filter = AuditEventFilter { organization_id, ..conditions_from(p)? };
+    if let Some(grant) = &principal.viewer {
+        pin(&mut filter, grant)?;
+    }
+    filter.check().map_err(|e| bad(e.field, e.problem))?;
+    Ok(filter)
+}
+
+/// The conditions, paging and order of a §8 filter from query parameters
+/// (its organization left empty).
+pub(crate) fn conditions_from(p: &HashMap<String, String>) -> Result<AuditEventFilter, ApiError> {
     let order = match p.get("order") {
         Some(o) => Order::parse(o).ok_or_else(|| bad("order", "must be asc or desc"))?,
         None => Order::Asc,
@@ -116,8 +127,8 @@ pub(crate) fn filter_from(p: &HashMap<String, String>, principal: &Principal) ->
         .map(|c| Cursor::decode(c).ok_or_else(|| bad("cursor", "is not a cursor from a previous page")))
         .transpose()?;
     let text = |f: &str| p.get(f).cloned();
-    let filter = AuditEventFilter {
-        organization_id,
+    Ok(AuditEventFilter {
+        organization_id: String::new(),
         project_id: text("project_id"),
         event_category: vocab(p, "event_category", Category::parse, Category::expected)?,
         event_type: text("event_type"),
@@ -134,9 +145,37 @@ pub(crate) fn filter_from(p: &HashMap<String, String>, principal: &Principal) ->
         offset: number(p, "offset")?,
         order,
         cursor,
-    };
-    filter.check().map_err(|e| bad(e.field, e.problem))?;
-    Ok(filter)
+    })
+}
+
+/// Narrows `filter` to what a viewer token may see: each pinned condition
+/// is added, and one the request sets otherwise is refused (403), so a
+/// pinned token cannot widen its view.
+fn pin(filter: &mut AuditEventFilter, grant: &crate::viewer::ViewerGrant) -> Result<(), ApiError> {
+    fn narrow<T: PartialEq + Clone>(field: &str, asked: &mut Option<T>, pinned: &Option<T>) -> Result<(), ApiError> {
+        match (pinned, asked.as_ref()) {
+            (None, _) => Ok(()),
+            (Some(p), Some(a)) if a != p => Err(ApiError::field(
+                ErrorCode::Forbidden,
+                field,
+                "this viewer token is pinned to another value of this filter",
+            )),
+            (Some(p), _) => {
+                *asked = Some(p.clone());
+                Ok(())
+            }
+        }
+    }
+    let pinned = grant.pin_filter()?;
+    narrow("project_id", &mut filter.project_id, &pinned.project_id)?;
+    narrow("event_category", &mut filter.event_category, &pinned.event_category)?;
+    narrow("event_type", &mut filter.event_type, &pinned.event_type)?;
+    narrow("action", &mut filter.action, &pinned.action)?;
+    narrow("severity", &mut filter.severity, &pinned.severity)?;
+    narrow("actor_type", &mut filter.actor_type, &pinned.actor_type)?;
+    narrow("actor_id", &mut filter.actor_id, &pinned.actor_id)?;
+    narrow("resource_type", &mut filter.resource_type, &pinned.resource_type)?;
+    narrow("resource_id", &mut filter.resource_id, &pinned.resource_id)
 }
 
 pub(crate) fn size_param(p: &HashMap<String, String>, field: &str) -> Result<u64, ApiError> {

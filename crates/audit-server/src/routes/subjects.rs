@@ -97,7 +97,11 @@ impl From<ErasureError> for ApiError {
     }
 }
 
+/// A JSON object body (serde would also fill a struct from an array: refused).
 pub(super) fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"));
+    }
     serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the body: {e}")))
 }
 

@@ -49,6 +49,10 @@ async fn checkpoint(state: &AppState, principal: Option<&Principal>, org: &str) 
 }
 
 async fn tile(state: &AppState, principal: Option<&Principal>, org: &str, path: &str) -> Result<Response, ApiError> {
+    // Tiles hold every event's hash: more than a pinned viewer may see.
+    if let Some(p) = principal {
+        p.refuse_viewer()?;
+    }
     let org = organization(principal, org)?;
     let id = TileId::parse(&format!("tile/{path}"))
         .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("tile/{path}: {e}")))?;

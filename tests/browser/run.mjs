@@ -367,6 +367,79 @@ test("on a phone-sized screen the search fits the width", async () => {
   await context.close();
 });
 
+test("time presets, a custom range and the live tail", async () => {
+  const context = await browser.newContext();
+  const page = await signedIn(context, admin);
+  await page.getByLabel("Time", { exact: true }).selectOption("1h");
+  await page.getByLabel("Project").fill("p-2");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.waitForURL(/preset=1h/);
+  assert.equal((await rowsProjects(page)).length, 5, "all of p-2 was recorded within the hour");
+  // A custom range in the past holds nothing.
+  await page.getByLabel("Time", { exact: true }).selectOption("custom");
+  await page.getByLabel("From (your time)").fill("2020-01-01T00:00");
+  await page.getByLabel("Until (your time)").fill("2020-02-01T00:00");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByText("No events match.").waitFor();
+  // Live tail: a new event appears without a reload, marked as new.
+  await page.evaluate(() => { location.hash = "#/search?project_id=p-3&live=1"; });
+  await page.getByText("No events match.").waitFor();
+  await post(base, admin, "/v1/events", { project_id: "p-3", event_type: "trace.shared", action: "share", actor_type: "user", actor_id: "u-live" });
+  await page.locator("table tbody tr.new", { hasText: "trace.shared" }).waitFor({ timeout: 15000 });
+  await context.close();
+});
+
+test("keyboard only: skip link, navigation, and opening an event", async () => {
+  const context = await browser.newContext();
+  const page = await signedIn(context, admin, "#/search?project_id=p-2");
+  await rowsProjects(page);
+  // Each view puts focus on its heading; backwards from there are the
+  // navigation and, first of all, the skip link.
+  assert.equal(await page.evaluate(() => document.activeElement.id), "page-title");
+  const back = [];
+  for (let i = 0; i < 10; i++) {
+    await page.keyboard.press("Shift+Tab");
+    back.push(await page.evaluate(() => document.activeElement.textContent.trim()));
+    if (back.at(-1) === "Skip to content") break;
+  }
+  assert.deepEqual(back.slice(-3), ["Events", "AgentTrace Audit", "Skip to content"], back.join(" ← "));
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main", "the skip link moves focus to the content");
+  // Tab through to the first event link and open it with Enter.
+  let found = false;
+  for (let i = 0; i < 60 && !found; i++) {
+    await page.keyboard.press("Tab");
+    found = await page.evaluate(() => document.activeElement.matches("table a"));
+  }
+  assert.ok(found, "the event links are reachable by Tab");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "trace.created" }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), "page-title", "focus moves to the new page's heading");
+  await context.close();
+});
+
+test("no serious or critical accessibility violations (axe-core) on the main views", async () => {
+  const axe = join(here, "node_modules/axe-core/axe.min.js");
+  // bypassCSP lets the test inject axe-core; the console itself allows no injected script.
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await signedIn(context, admin);
+  const views = ["#/search?project_id=p-2", `#/event/${ids.changed}`, "#/integrity", "#/personal-data", "#/viewer-tokens"];
+  const problems = [];
+  for (const view of views) {
+    await page.evaluate((h) => { location.hash = h; }, view);
+    await page.waitForTimeout(400);
+    await page.locator("#page-title").waitFor();
+    await page.addScriptTag({ path: axe });
+    const result = await page.evaluate(async () => window.axe.run(document, { resultTypes: ["violations"] }));
+    assert.equal(result.testEngine.name, "axe-core");
+    for (const v of result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")) {
+      problems.push(`${view}: ${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; ")}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("a log altered in storage and index fails the check in the browser", async () => {
   // An insider rewrites one event (resource doc-7 → doc-9), recomputes its
   // hash and updates the index to match: the server's own consistency

@@ -639,5 +639,7 @@ async function route() {
   return showSearch();
 }
 
+// The skip link moves focus without touching the hash (the hash is the route).
+document.querySelector("a.skip").addEventListener("click", (ev) => { ev.preventDefault(); main().focus(); });
 window.addEventListener("hashchange", route);
 if (EMBED) startEmbed(); else route();

@@ -1,7 +1,8 @@
 //! Issue 16's benchmark: inclusion and consistency proofs on a log of
 //! `--events` events (default 10M) from its tiles, against the same proofs
 //! computed by reading the log (what every proof cost before tiles), in the
-//! same run.
+//! same run; and an evidence bundle of 1,000 events (a time window) made
+//! with tiles and without.
 //!
 //! ```text
 //! cargo run --release -p audit-bench --bin proofs -- --dir /path/on/disk [--events N] [--proofs P]
@@ -108,6 +109,21 @@ fn positions(n: usize, below: u64) -> Vec<u64> {
         .collect()
 }
 
+/// One evidence bundle of the 1,000 events `filter` selects: its time (ms) and bytes.
+async fn evidence(
+    store: &dyn LogStore,
+    filter: &audit_core::filter::AuditEventFilter,
+    key: &audit_core::note::VerifierKey,
+) -> (f64, Vec<u8>) {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let summary = audit_service::export_evidence(store, filter, Some(key), &mut out, None, &mut |_| {})
+        .await
+        .expect("an evidence bundle");
+    assert_eq!(summary.events, 1000, "the window holds 1,000 events");
+    (started.elapsed().as_secs_f64() * 1e3, out)
+}
+
 #[tokio::main]
 async fn main() {
     let events = audit_bench::arg("--events", 10_000_000);
@@ -149,7 +165,30 @@ async fn main() {
         let tiles = audit_service::proofs::inclusion_proof(&store, ORG, seq, events).await.unwrap();
         assert_eq!(p, tiles, "the same proof either way");
     }
-    for v in [&mut inclusion, &mut consistency, &mut from_log] {
+    // An evidence bundle of 1,000 events (a time window in the middle of
+    // the log; sample events are 1 ms apart), with tiles and without.
+    let key = SignerKey::from_seed(ORIGIN, [3; 32]).unwrap().renamed(&format!("{ORIGIN}/{ORG}")).unwrap().verifier();
+    let start = Timestamp::from_micros(1_764_000_000_000_000);
+    let middle = (events / 2) as i64;
+    let filter = audit_core::filter::AuditEventFilter {
+        start_time: Some(start.add_micros(middle * 1000)),
+        end_time: Some(start.add_micros((middle + 1000) * 1000)),
+        ..audit_core::filter::AuditEventFilter::for_organization(ORG)
+    };
+    let mut bundle_tiles = Vec::new();
+    let mut bundle_log = Vec::new();
+    let mut reference = None;
+    for round in 0..5 {
+        let (ms, out) = evidence(&store, &filter, &key).await;
+        bundle_tiles.push(ms);
+        if round < 2 {
+            let (ms, from_log) = evidence(&without, &filter, &key).await;
+            bundle_log.push(ms);
+            assert_eq!(out, from_log, "the same bundle either way");
+        }
+        reference.get_or_insert(out);
+    }
+    for v in [&mut inclusion, &mut consistency, &mut from_log, &mut bundle_tiles, &mut bundle_log] {
         v.sort_by(f64::total_cmp);
     }
     let row = |name: &str, v: &[f64]| {
@@ -165,4 +204,13 @@ async fn main() {
     row(&format!("consistency from tiles, tree of {events}"), &consistency);
     row(&format!("inclusion from the log (before tiles), tree of {events}"), &from_log);
     println!("ratio p99 tiles / median log: {:.5}", percentile(&inclusion, 0.99) / percentile(&from_log, 0.5));
+    let bundle = |name: &str, v: &[f64]| {
+        println!("{name}: {} runs, median {:.1} ms, max {:.1} ms", v.len(), percentile(v, 0.5), v[v.len() - 1]);
+    };
+    bundle(&format!("evidence bundle of 1,000 events from tiles, log of {events}"), &bundle_tiles);
+    bundle(&format!("evidence bundle of 1,000 events from the log (before tiles), log of {events}"), &bundle_log);
+    println!(
+        "ratio evidence tiles / log (medians): {:.4}",
+        percentile(&bundle_tiles, 0.5) / percentile(&bundle_log, 0.5)
+    );
 }

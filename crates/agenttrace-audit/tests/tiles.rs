@@ -176,6 +176,11 @@ fn an_outside_tlog_client_proves_from_the_served_tiles() {
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["missing"], serde_json::json!(["tile/0/001"]));
+    // `verify` compares the tiles too: a missing one is a warning.
+    let out = tiles_cmd(&["verify", "--org", "org-1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let verified: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(verified["warnings"].to_string().contains("tiles_missing"), "{verified}");
     let out = tiles_cmd(&["tiles", "rebuild", "--org", "org-1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(full.is_file(), "rebuilt");
@@ -188,6 +193,20 @@ fn an_outside_tlog_client_proves_from_the_served_tiles() {
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["mismatched"], serde_json::json!(["tile/0/001"]));
+    // …and an altered one makes the log's verification fail, naming it.
+    let out = tiles_cmd(&["verify", "--org", "org-1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let verified: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = verified["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e["error"] == "tile_mismatch" && e["detail"].as_str().unwrap().contains("tile/0/001")),
+        "{verified}"
+    );
+    assert_eq!(
+        tiles_cmd(&["verify", "--org", "org-1", "--skip-tiles"]).status.code(),
+        Some(0),
+        "the events are intact"
+    );
     // Proofs through the altered tile come from the log instead, and check
     // against the signed root.
     let size = report["tree_size"].as_u64().unwrap();

@@ -40,6 +40,8 @@ pub enum FindingKind {
     UnexpectedObjectVersion,
     /// The trusted checkpoint has fewer valid witness cosignatures than required.
     WitnessQuorum,
+    /// A stored tile differs from the tile the log's events make (proofs through it fail).
+    TileMismatch,
 }
 
 impl FindingKind {
@@ -58,6 +60,7 @@ impl FindingKind {
             Self::Truncated => "truncated",
             Self::UnexpectedObjectVersion => "unexpected_object_version",
             Self::WitnessQuorum => "witness_quorum",
+            Self::TileMismatch => "tile_mismatch",
         }
     }
 }

@@ -499,6 +499,63 @@ async fn proofs_read_tiles_not_the_log() {
         assert_eq!((c.from_root, c.to_root), (tree.root_at(size as usize / 3), tree.root()));
     }
     assert_eq!(reads(), before, "no segment read for a proof the tiles hold");
+    // An evidence bundle of one project (100 of the 700 events) proves from
+    // tiles too: it reads what the export itself reads, nothing more.
+    let filter = audit_core::filter::AuditEventFilter {
+        project_id: Some("proj-3".into()),
+        ..audit_core::filter::AuditEventFilter::for_organization("org-1")
+    };
+    let export_reads = {
+        let before = reads();
+        let mut plain = Vec::new();
+        audit_service::export_events(
+            store.as_ref(),
+            &filter,
+            audit_service::ExportFormat::Jsonl,
+            &mut plain,
+            None,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        reads() - before
+    };
+    let key = audit_core::note::SignerKey::from_seed("audit.test/org-1", [9; 32]).unwrap().verifier();
+    let bundle = |store: Arc<CountingStore>| {
+        let filter = filter.clone();
+        let key = key.clone();
+        async move {
+            let before = store.reads.load(Ordering::SeqCst);
+            let mut out = Vec::new();
+            let summary =
+                audit_service::export_evidence(store.as_ref(), &filter, Some(&key), &mut out, None, &mut |_| {})
+                    .await
+                    .unwrap();
+            (summary, out, store.reads.load(Ordering::SeqCst) - before)
+        }
+    };
+    let (summary, out, evidence_reads) = bundle(store.clone()).await;
+    assert_eq!((summary.events, summary.tree_size), (100, 700));
+    assert_eq!(evidence_reads, export_reads, "no segment read for the proofs");
+    let report =
+        audit_service::verify_evidence(out.split(|&b| b == b'\n').filter(|l| !l.is_empty()), Some(&key)).unwrap();
+    assert!(report.valid, "{report:?}");
+    // Each proof is the one the whole tree gives.
+    let tree = audit_core::merkle::ProofTree::new(&leaves);
+    let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).skip(1).collect();
+    for pair in lines.chunks(2) {
+        let sequence = audit_core::stored::check_line(pair[0]).unwrap().sequence;
+        let expected: Vec<String> =
+            tree.inclusion_proof(sequence as usize).unwrap().iter().map(|h| format!("\"{}\"", h.to_hex())).collect();
+        let proof = String::from_utf8_lossy(pair[1]);
+        assert!(proof.contains(&format!("\"hashes\":[{}]", expected.join(","))), "{sequence}: {proof}");
+    }
+    // Without its tiles (a log from before tiles), the same bundle comes from every stored hash.
+    std::fs::rename(dir.path().join("logs/org-1/tile"), dir.path().join("tile-aside")).unwrap();
+    let (_, again, fallback_reads) = bundle(store.clone()).await;
+    assert_eq!(again, out, "the same bundle either way");
+    assert!(fallback_reads > export_reads, "{fallback_reads} reads without tiles");
+    std::fs::rename(dir.path().join("tile-aside"), dir.path().join("logs/org-1/tile")).unwrap();
     // Events after the newest checkpoint: proved from the log.
     let service = AuditService::builder(store.clone())
         .config(AuditConfig { enable_deduplication: false, ..AuditConfig::default() })

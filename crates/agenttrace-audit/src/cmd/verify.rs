@@ -31,6 +31,10 @@ pub(crate) struct Args {
     /// (else `inconsistent_checkpoint` or `truncated`).
     #[arg(long)]
     trusted_checkpoint: Option<std::path::PathBuf>,
+    /// Do not compare the stored tiles with the events (a whole-log run
+    /// does by default: a second, lighter pass over the log).
+    #[arg(long)]
+    skip_tiles: bool,
     #[command(flatten)]
     witnesses: super::WitnessArgs,
 }
@@ -118,6 +122,9 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
             });
         }
     }
+    if range.since.is_none() && range.until.is_none() && !args.skip_tiles {
+        hold_tiles(store.as_ref(), &args.org, &mut report).await;
+    }
     if args.json {
         let mut out = std::io::stdout().lock();
         out.write_all(&audit_core::canonical::to_canonical(&report.to_value()))?;
@@ -153,4 +160,44 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         }
     }
     Ok(if report.valid { exit::OK } else { exit::FAILED })
+}
+
+/// Compares every stored tile with the tiles the events make: one that
+/// differs is an error (`tile_mismatch`: every proof through it fails),
+/// missing ones a warning (a log from before tiles: `tiles rebuild`).
+async fn hold_tiles(
+    store: &dyn audit_storage::LogStore,
+    org: &str,
+    report: &mut audit_core::verify::VerificationReport,
+) {
+    use audit_core::verify::{Finding, FindingKind, Notice};
+    match audit_service::tiles::check_tiles(store, org, false).await {
+        Ok(check) => {
+            for tile in &check.mismatched {
+                report.valid = false;
+                report.errors.push(Finding {
+                    event_id: None,
+                    sequence: None,
+                    kind: FindingKind::TileMismatch,
+                    detail: format!(
+                        "{tile} differs from the tile the events make (tree of {}): proofs through it fail; run tiles check",
+                        check.tree_size
+                    ),
+                });
+            }
+            if !check.missing.is_empty() {
+                report.warnings.push(Notice {
+                    kind: "tiles_missing",
+                    detail: format!(
+                        "{} of {} tiles are not stored (first: {}); run tiles rebuild",
+                        check.missing.len(),
+                        check.checked,
+                        check.missing[0]
+                    ),
+                });
+            }
+        }
+        // The log itself is unreadable there: the report already says where.
+        Err(e) => report.warnings.push(Notice { kind: "tiles_unchecked", detail: format!("tiles not compared: {e}") }),
+    }
 }

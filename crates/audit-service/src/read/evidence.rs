@@ -18,7 +18,8 @@
 //! the signed root, and the links between events that follow each other.
 //! `jq -c 'select(.event_id)'` yields the plain events.
 
-use std::io::Write;
+use std::cell::OnceCell;
+use std::io::{BufRead as _, Seek as _, Write};
 
 use audit_core::Hash;
 use audit_core::filter::AuditEventFilter;
@@ -26,11 +27,12 @@ use audit_core::json::{Object, Value};
 use audit_core::merkle::{ProofTree, leaf_hash, verify_inclusion};
 use audit_core::note::VerifierKey;
 use audit_core::stored::check_line;
+use audit_core::tiles::{TileError, TreeTiles};
 use audit_core::verify::{Finding, FindingKind, Notice, VerificationReport};
 use audit_storage::{LogStore, StorageError};
 
 use crate::read::export::ExportFormat;
-use crate::read::proofs::leaves;
+use crate::read::proofs::{ProofRequestError, leaves, tree_tiles};
 use crate::read::stored::read_checkpoint;
 
 /// The `format` of the bundle's first line.
@@ -76,9 +78,21 @@ pub enum EvidenceError {
     Io(#[from] std::io::Error),
 }
 
+/// Events proved together: their tiles are read at once.
+const BATCH_EVENTS: usize = 4096;
+/// Bytes of stored lines held for one batch.
+const BATCH_BYTES: usize = 8 << 20;
+
 /// Writes an evidence bundle of the events matching `filter` that the
 /// newest stored checkpoint covers. With `key`, the checkpoint's signature
 /// is checked first (a bundle is only as good as its checkpoint).
+///
+/// The matching events are first exported into an unnamed temporary file;
+/// then each batch of them gets its proofs from the O(log n) tiles it
+/// needs (authenticated against the checkpoint's root), so a bundle of a
+/// few events costs a few tile reads whatever the log's size. A tree whose
+/// tiles are not all stored (a log from before tiles, not yet rebuilt) is
+/// proved from every stored hash instead.
 pub async fn export_evidence(
     store: &dyn LogStore,
     filter: &AuditEventFilter,
@@ -98,84 +112,147 @@ pub async fn export_evidence(
     let bad = |detail: String| EvidenceError::BadCheckpoint { organization_id: org.clone(), detail };
     let (checkpoint, _) = read_checkpoint(&note_bytes, key).map_err(|(_, detail)| bad(detail))?;
     let note = String::from_utf8(note_bytes).map_err(|_| bad("not UTF-8".into()))?;
-    let leaves = leaves(store, &org, checkpoint.size).await.map_err(|e| match e {
-        crate::read::proofs::ProofRequestError::Storage(s) => EvidenceError::Storage(s),
-        crate::read::proofs::ProofRequestError::OutOfRange(_) | crate::read::proofs::ProofRequestError::Pruned(_) => {
-            EvidenceError::Mismatch(org.clone())
-        }
-    })?;
-    let tree = ProofTree::new(&leaves);
-    if tree.root() != checkpoint.root {
-        return Err(EvidenceError::Mismatch(org));
-    }
+
+    // The events as stored; `protection` only lets an `actor_email` filter
+    // match the sealed addresses (a subject's right-of-access bundle).
+    let mut spool = std::io::BufWriter::new(tempfile::tempfile()?);
+    crate::read::export::export_events(store, filter, ExportFormat::Jsonl, &mut spool, protection, progress).await?;
+    let mut spool = spool.into_inner().map_err(|e| e.into_error())?;
+    spool.seek(std::io::SeekFrom::Start(0))?;
+
     let mut header = Object::new();
     header.insert("checkpoint", Value::String(note));
     header.insert("format", Value::String(EVIDENCE_FORMAT.into()));
     header.insert("organization_id", Value::String(org.clone()));
     out.write_all(&audit_core::canonical::to_canonical(&Value::Object(header)))?;
     out.write_all(b"\n")?;
-    let mut writer = ProofInterleaver { out, tree: &tree, partial: Vec::new(), events: 0, newer: 0, failure: None };
-    // The events as stored; `protection` only lets an `actor_email` filter
-    // match the sealed addresses (a subject's right-of-access bundle).
-    crate::read::export::export_events(store, filter, ExportFormat::Jsonl, &mut writer, protection, progress).await?;
-    if let Some(e) = writer.failure.take() {
-        return Err(e);
+
+    let all_leaves = OnceCell::new();
+    let mut prover =
+        Prover { store, org: &org, size: checkpoint.size, root: checkpoint.root, leaves: &all_leaves, tree: None };
+    let mut summary = EvidenceSummary { events: 0, tree_size: checkpoint.size, newer_than_checkpoint: 0 };
+    let mut batch: Vec<(u64, Hash, Vec<u8>)> = Vec::new();
+    let mut held = 0;
+    for line in std::io::BufReader::new(spool).split(b'\n') {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        let facts = check_line(&line).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("an exported line is not a stored event: {e}"))
+        })?;
+        if facts.sequence >= checkpoint.size {
+            summary.newer_than_checkpoint += 1;
+            continue;
+        }
+        held += line.len();
+        batch.push((facts.sequence, facts.hash, line));
+        if batch.len() >= BATCH_EVENTS || held >= BATCH_BYTES {
+            summary.events += prover.write(&batch, out).await?;
+            batch.clear();
+            held = 0;
+        }
     }
-    Ok(EvidenceSummary { events: writer.events, tree_size: checkpoint.size, newer_than_checkpoint: writer.newer })
+    summary.events += prover.write(&batch, out).await?;
+    Ok(summary)
 }
 
-/// Passes exported lines through, each followed by its proof line; drops
-/// events the checkpoint does not cover.
-struct ProofInterleaver<'a, 't> {
-    out: &'a mut (dyn Write + Send),
-    tree: &'a ProofTree<'t>,
-    partial: Vec<u8>,
-    events: u64,
-    newer: u64,
-    failure: Option<EvidenceError>,
+/// Proofs in the checkpoint's tree: from tiles, or (once a batch's tiles
+/// are not all stored) from every stored hash, read once.
+struct Prover<'s, 'l> {
+    store: &'s dyn LogStore,
+    org: &'s str,
+    size: u64,
+    root: Hash,
+    leaves: &'l OnceCell<Vec<Hash>>,
+    tree: Option<ProofTree<'l>>,
 }
 
-impl ProofInterleaver<'_, '_> {
-    fn line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
-        let facts = check_line(line).map_err(|e| invalid(format!("an exported line is not a stored event: {e}")))?;
-        let sequence = facts.sequence;
-        let Some(leaf) = self.tree.leaf(sequence as usize) else {
-            self.newer += 1;
-            return Ok(());
+impl<'l> Prover<'_, 'l> {
+    /// Writes each event of `batch` followed by its proof; the number written.
+    async fn write(
+        &mut self,
+        batch: &[(u64, Hash, Vec<u8>)],
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64, EvidenceError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let proofs = match self.prove_with_tiles(batch).await? {
+            Some(proofs) => proofs,
+            None => self.prove_with_leaves(batch).await?,
         };
-        if *leaf != leaf_hash(facts.hash.as_bytes()) {
-            self.failure = Some(EvidenceError::Mismatch(facts.organization_id.into_owned()));
-            return Err(invalid(format!(
-                "the event at sequence {sequence} is not the one the checkpoint's tree holds"
-            )));
-        }
-        let proof = self.tree.inclusion_proof(sequence as usize).map_err(|e| invalid(e.to_string()))?;
-        self.out.write_all(line)?;
-        self.out.write_all(b"\n")?;
-        self.out.write_all(&proof_line(sequence, self.tree.size() as u64, &proof))?;
-        self.events += 1;
-        Ok(())
-    }
-}
-
-impl Write for ProofInterleaver<'_, '_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut rest = buf;
-        while let Some(nl) = memchr::memchr(b'\n', rest) {
-            let mut line = std::mem::take(&mut self.partial);
-            line.extend_from_slice(&rest[..nl]);
-            if !line.is_empty() {
-                self.line(&line)?;
+        for ((sequence, hash, line), (leaf, proof)) in batch.iter().zip(proofs) {
+            if leaf != leaf_hash(hash.as_bytes()) {
+                return Err(EvidenceError::Mismatch(self.org.to_owned()));
             }
-            rest = &rest[nl + 1..];
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+            out.write_all(&proof_line(*sequence, self.size, &proof))?;
         }
-        self.partial.extend_from_slice(rest);
-        Ok(buf.len())
+        Ok(batch.len() as u64)
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+    async fn prove_with_tiles(
+        &self,
+        batch: &[(u64, Hash, Vec<u8>)],
+    ) -> Result<Option<Vec<(Hash, Vec<Hash>)>>, EvidenceError> {
+        if self.tree.is_some() {
+            return Ok(None);
+        }
+        let needed = |t: &TreeTiles| {
+            let mut ids = Vec::new();
+            for (sequence, _, _) in batch {
+                ids.extend(t.needed_for_inclusion(*sequence)?);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            Ok(ids)
+        };
+        // The checkpoint is the newest: tree_tiles authenticates the tiles
+        // against its root.
+        let Some(tiles) = tree_tiles(self.store, self.org, self.size, needed).await.map_err(|e| self.proof_error(e))?
+        else {
+            return Ok(None);
+        };
+        Ok(batch
+            .iter()
+            .map(|(s, _, _)| Ok((tiles.leaf(*s)?, tiles.inclusion_proof(*s)?)))
+            .collect::<Result<Vec<_>, TileError>>()
+            .ok())
+    }
+
+    async fn prove_with_leaves(&mut self, batch: &[(u64, Hash, Vec<u8>)]) -> Result<Vec<(Hash, Vec<Hash>)>, EvidenceError> {
+        if self.tree.is_none() {
+            let leaves = leaves(self.store, self.org, self.size).await.map_err(|e| self.proof_error(e))?;
+            let leaves: &'l Vec<Hash> = self.leaves.get_or_init(|| leaves);
+            let tree = ProofTree::new(leaves);
+            if tree.root() != self.root {
+                return Err(EvidenceError::Mismatch(self.org.to_owned()));
+            }
+            self.tree = Some(tree);
+        }
+        let tree = self.tree.as_ref().expect("built above");
+        batch
+            .iter()
+            .map(|(s, _, _)| {
+                let proof =
+                    tree.inclusion_proof(*s as usize).map_err(|_| EvidenceError::Mismatch(self.org.to_owned()))?;
+                Ok((
+                    tree.leaf(*s as usize).copied().ok_or_else(|| EvidenceError::Mismatch(self.org.to_owned()))?,
+                    proof,
+                ))
+            })
+            .collect()
+    }
+
+    fn proof_error(&self, e: ProofRequestError) -> EvidenceError {
+        match e {
+            ProofRequestError::Storage(s) => EvidenceError::Storage(s),
+            ProofRequestError::OutOfRange(_) | ProofRequestError::Pruned(_) => {
+                EvidenceError::Mismatch(self.org.to_owned())
+            }
+        }
     }
 }
 

@@ -119,6 +119,21 @@ fn serve_gets_cosignatures_from_a_witness_that_refuses_what_it_must() {
         "{}",
         String::from_utf8_lossy(&short.stdout)
     );
+    // The same policy from the deployment's environment, as `serve` reads it.
+    let from_env = |quorum: &str| {
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["verify", "--org", "org-1", "--trusted-checkpoint", saved_arg, "--json"])
+            .env("AUDIT_WITNESSES", format!("http://127.0.0.1:9/ {w1},http://127.0.0.1:9/ {w2}"))
+            .env("AUDIT_WITNESS_QUORUM", quorum)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(from_env("1").status.code(), Some(0));
+    let short = from_env("2");
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stdout).contains("witness_quorum"));
     let export = dir.path().join("export.jsonl");
     let out = run(&["export", "--org", "org-1", "--format", "jsonl", "--output", export.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

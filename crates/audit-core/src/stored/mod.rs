@@ -149,6 +149,21 @@ pub fn claimed_hash(line: &[u8]) -> Option<Hash> {
     hash_member(line).map(|(_, claimed, _)| claimed)
 }
 
+/// The `timestamp` a canonical stored line claims, without parsing the
+/// line (for readers that only place lines in time: a time range's start).
+/// Members are sorted, and only `user_agent` — a string, in which a quote
+/// is always escaped — follows `timestamp`, so the top-level member is the
+/// last occurrence of `,"timestamp":"` even when an object member (e.g.
+/// `metadata`) holds a `timestamp` of its own.
+pub fn claimed_timestamp(line: &[u8]) -> Option<Timestamp> {
+    const MARKER: &[u8] = b",\"timestamp\":\"";
+    static FINDER: std::sync::LazyLock<memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memmem::FinderRev::new(MARKER));
+    let start = FINDER.rfind(line)? + MARKER.len();
+    let len = line[start..].iter().position(|&b| b == b'"')?;
+    Timestamp::parse_stored(std::str::from_utf8(&line[start..start + len]).ok()?).ok()
+}
+
 /// Where the top-level `hash` member starts, the hash it holds, and where its hex ends.
 fn hash_member(line: &[u8]) -> Option<(usize, Hash, usize)> {
     static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
@@ -351,6 +366,30 @@ mod tests {
             timestamp: Timestamp::parse_rfc3339("2026-11-28T06:46:34.123456Z").unwrap(),
             previous_hash: Hash::GENESIS,
         }
+    }
+
+    #[test]
+    fn the_claimed_timestamp_is_the_top_level_one() {
+        let mut draft = EventDraft {
+            organization_id: "org-1".into(),
+            event_type: "trace.deleted".into(),
+            action: Some(Action::Delete),
+            actor_type: Some(ActorType::User),
+            user_agent: Some(r#"agent ,"timestamp":"1999-01-01T00:00:00.000000Z"#.into()),
+            ..Default::default()
+        };
+        let mut nested = Object::new();
+        nested.insert("timestamp", Value::String("2001-01-01T00:00:00.000000Z".into()));
+        draft.metadata = Some(nested.clone());
+        draft.new_state = Some(nested);
+        let sealed = seal(&draft.validate(&Limits::default()).unwrap(), &seal0());
+        assert_eq!(claimed_timestamp(&sealed.line), Some(seal0().timestamp));
+        assert_eq!(claimed_timestamp(&seal(&sample(), &seal0()).line), Some(seal0().timestamp));
+        assert_eq!(
+            claimed_timestamp(br#"{"timestamp":"2026-11-28T06:46:34.123456Z"}"#),
+            None,
+            "not a member after another"
+        );
     }
 
     #[test]

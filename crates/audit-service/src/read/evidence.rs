@@ -222,7 +222,10 @@ impl<'l> Prover<'_, 'l> {
             .ok())
     }
 
-    async fn prove_with_leaves(&mut self, batch: &[(u64, Hash, Vec<u8>)]) -> Result<Vec<(Hash, Vec<Hash>)>, EvidenceError> {
+    async fn prove_with_leaves(
+        &mut self,
+        batch: &[(u64, Hash, Vec<u8>)],
+    ) -> Result<Vec<(Hash, Vec<Hash>)>, EvidenceError> {
         if self.tree.is_none() {
             let leaves = leaves(self.store, self.org, self.size).await.map_err(|e| self.proof_error(e))?;
             let leaves: &'l Vec<Hash> = self.leaves.get_or_init(|| leaves);

@@ -44,9 +44,9 @@ async function freePort() {
   return port;
 }
 
-async function startServe() {
+async function startServe(dir = data, extra = []) {
   const port = await freePort();
-  const child = spawn(bin, ["--data-dir", data, "serve", "--listen", `127.0.0.1:${port}`], {
+  const child = spawn(bin, ["--data-dir", dir, "serve", "--listen", `127.0.0.1:${port}`, ...extra], {
     env: { ...process.env, AUDIT_CHECKPOINT_INTERVAL: "0.2", RUST_LOG: "warn" },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -440,6 +440,31 @@ test("no serious or critical accessibility violations (axe-core) on the main vie
   await context.close();
 });
 
+test("a development server without tokens (--no-auth): sign in with an organization only", async () => {
+  const devData = mkdtempSync(join(tmpdir(), "console-dev-"));
+  try {
+    const dev = await startServe(devData, ["--no-auth"]);
+    const res = await fetch(`${dev}/v1/events`, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ organization_id: "dev-org", event_type: "user.login", action: "login", actor_type: "user", actor_id: "u-dev" }) });
+    assert.equal(res.status, 201);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${dev}/console`);
+    await page.getByLabel("Organization (only for a server without tokens)").fill("dev-org");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Events" }).waitFor();
+    await page.locator("table tbody tr", { hasText: "user.login" }).waitFor();
+    assert.equal(await page.locator("#who .org").textContent(), "dev-org");
+    await context.close();
+  } finally {
+    const child = started.pop();
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    rmSync(devData, { recursive: true, force: true });
+    rmSync(`${devData}-keys`, { recursive: true, force: true });
+  }
+});
+
 test("a log altered in storage and index fails the check in the browser", async () => {
   // An insider rewrites one event (resource doc-7 → doc-9), recomputes its
   // hash and updates the index to match: the server's own consistency
@@ -543,6 +568,7 @@ try {
     }
   }
   rmSync(data, { recursive: true, force: true });
+  rmSync(`${data}-keys`, { recursive: true, force: true }); // the personal-data key store beside it
 }
 console.log(`${passed} passed, ${failed} failed in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 process.exit(failed ? 1 : 0);

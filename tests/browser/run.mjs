@@ -455,6 +455,11 @@ test("a development server without tokens (--no-auth): sign in with an organizat
     await page.getByRole("heading", { name: "Events" }).waitFor();
     await page.locator("table tbody tr", { hasText: "user.login" }).waitFor();
     assert.equal(await page.locator("#who .org").textContent(), "dev-org");
+    // The checkpoint key of the named organization comes with whoami: the check runs.
+    await page.locator("table tbody tr a", { hasText: "user.login" }).click();
+    await page.getByRole("button", { name: "Check this event" }).click();
+    await page.locator("[data-verdict]").waitFor();
+    assert.equal(await page.locator("[data-verdict]").getAttribute("data-verdict"), "verified", await page.locator("ol.steps").textContent());
     await context.close();
   } finally {
     const child = started.pop();

@@ -129,7 +129,7 @@ function signOut(why) {
 async function signIn(token, org) {
   session.token = token || null;
   session.org = org || null;
-  const me = await api("/v1/whoami");
+  const me = await api(session.org ? `/v1/whoami?${new URLSearchParams({ organization_id: session.org })}` : "/v1/whoami");
   session.me = me;
   if (!me.organization_id && !session.org) throw new Error("This server runs without tokens: name the organization to read.");
   try {
@@ -432,7 +432,7 @@ async function checkInBrowser(e) {
     }
     const proof = await api(`/v1/events/${encodeURIComponent(e.event_id)}/proof?${new URLSearchParams({ ...Object.fromEntries(org), tree_size: String(size) })}`);
     const verifierKey = localStorage.getItem(`agenttrace.trusted-key.${session.me.organization_id || session.org}`) || session.me.checkpoint_key;
-    if (!verifierKey) return [{ name: "A checkpoint key is known", ok: false, detail: "the server signs no checkpoints, so there is nothing to check against" }];
+    if (!verifierKey) return [{ name: "A checkpoint key is known", ok: false, detail: "the server gave no checkpoint key for this organization; paste the one you trust on the Integrity page" }];
     return await checkEvent({ stored, shownHash: e.hash, checkpointNote, verifierKey, proof });
   } catch (err) {
     return [{ name: "The evidence could be fetched", ok: false, detail: err.message }];

@@ -9,7 +9,7 @@ use audit_core::event::{Action, ActorType, EventDraft};
 use audit_core::json::{Object, Value};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -52,9 +52,22 @@ pub(crate) struct ViewerInfo {
 
 /// `GET /v1/whoami`: the caller's organization, scopes and kind of token.
 #[utoipa::path(get, path = "/v1/whoami", tag = "console",
-    responses((status = 200, description = "The caller", body = WhoAmI)),
+    params(("organization_id" = Option<String>, Query, description = "without a token (`--no-auth`): the organization whose checkpoint key to give")),
+    responses((status = 200, description = "The caller", body = WhoAmI), (status = 400, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn get_whoami(State(state): State<AppState>, principal: Principal) -> Response {
+pub(crate) async fn get_whoami(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = super::params::params(raw, &["organization_id"])?;
+    let asked = p.get("organization_id").map(String::as_str);
+    // The organization whose checkpoint key the caller gets: its own, or
+    // (development) the one it names.
+    let key_org = match (&principal.organization_id, asked) {
+        (None, None) => None,
+        _ => Some(principal.organization(asked)?),
+    };
     let kind = match (&principal.viewer, &principal.key_id) {
         (Some(_), _) => "viewer_token",
         (None, Some(_)) => "api_key",
@@ -66,15 +79,15 @@ pub(crate) async fn get_whoami(State(state): State<AppState>, principal: Princip
         filter: g.pinned.clone(),
         export: g.export,
     });
-    Json(WhoAmI {
+    Ok(Json(WhoAmI {
         kind,
         organization_id: principal.organization_id.clone(),
         scopes: principal.scopes.iter().map(|s| s.as_str()).collect(),
         key_id: principal.key_id.clone(),
         viewer,
-        checkpoint_key: principal.organization_id.as_deref().and_then(|o| state.verifier_for(o)).map(|k| k.to_string()),
+        checkpoint_key: key_org.as_deref().and_then(|o| state.verifier_for(o)).map(|k| k.to_string()),
     })
-    .into_response()
+    .into_response())
 }
 
 /// `POST /v1/viewer-tokens`: a short-lived read-only token for one

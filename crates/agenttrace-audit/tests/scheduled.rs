@@ -145,3 +145,39 @@ fn verified_records(data: &Path) -> Vec<serde_json::Value> {
         .filter(|e| e["event_type"] == "audit_log.verified" && e["metadata"]["organization_id"] == "org-1")
         .collect()
 }
+
+/// Full runs compare the stored tiles with the events: a tile altered in
+/// storage fails the run (and raises the alert), naming the tile.
+#[test]
+fn full_runs_find_an_altered_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = cli(&data, &["keys", "create", "--org", "org-1", "--scopes", "ingest,read,verify"]).trim().to_owned();
+    let quiet = [("AUDIT_VERIFY_SCHEDULE", "off"), ("AUDIT_VERIFY_FULL_SCHEDULE", "off")];
+    let server = Served::binary(BIN, &data, &[], &quiet);
+    post(&server, &token, 0, 300); // more than one full tile of 256 leaves
+    server.stop();
+    let tile = data.join("logs/org-1/tile/0/000");
+    let mut bytes = std::fs::read(&tile).unwrap();
+    bytes[100] ^= 1;
+    std::fs::remove_file(&tile).unwrap();
+    std::fs::write(&tile, &bytes).unwrap();
+    let full = [("AUDIT_VERIFY_SCHEDULE", "off"), ("AUDIT_VERIFY_FULL_SCHEDULE", "* * * * * *")];
+    let server = Served::binary(BIN, &data, &[], &full);
+    let run = wait_for_run(&server, &token, "finding the tile", |run| run["valid"] == false)["last_run"].clone();
+    assert_eq!(run["mode"], "full", "{run}");
+    server.stop();
+    let record = verified_records(&data).into_iter().rev().find(|r| r["metadata"]["valid"] == false).unwrap();
+    assert_eq!(record["metadata"]["mode"], "full", "{record}");
+    // The events themselves are intact: the failure is the tile's.
+    let events_only = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["verify", "--org", "org-1", "--skip-tiles"])
+        .output()
+        .unwrap();
+    assert_eq!(events_only.status.code(), Some(0), "{}", String::from_utf8_lossy(&events_only.stderr));
+    let with_tiles =
+        Command::new(BIN).arg("--data-dir").arg(&data).args(["verify", "--org", "org-1", "--json"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&with_tiles.stdout).contains("tile/0/000"));
+}

@@ -276,7 +276,13 @@ impl AppState {
             let seconds = started.elapsed().as_secs_f64();
             metrics::histogram!("audit_scheduled_verify_duration_seconds").record(seconds);
             let (valid, total_events, verified_from, error) = match outcome {
-                Ok((report, verified_from)) => {
+                Ok((mut report, verified_from)) => {
+                    // Full runs (weekly by default) also compare the stored
+                    // tiles with the events: a wrong tile fails every proof
+                    // through it.
+                    if matches!(mode, RunMode::Full) {
+                        audit_service::tiles::hold_tiles(service.store().as_ref(), &org, &mut report).await;
+                    }
                     if report.valid {
                         let now =
                             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

@@ -123,7 +123,7 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         }
     }
     if range.since.is_none() && range.until.is_none() && !args.skip_tiles {
-        hold_tiles(store.as_ref(), &args.org, &mut report).await;
+        audit_service::tiles::hold_tiles(store.as_ref(), &args.org, &mut report).await;
     }
     if args.json {
         let mut out = std::io::stdout().lock();
@@ -160,44 +160,4 @@ pub(crate) async fn run(backends: &crate::config::Backends, args: Args) -> anyho
         }
     }
     Ok(if report.valid { exit::OK } else { exit::FAILED })
-}
-
-/// Compares every stored tile with the tiles the events make: one that
-/// differs is an error (`tile_mismatch`: every proof through it fails),
-/// missing ones a warning (a log from before tiles: `tiles rebuild`).
-async fn hold_tiles(
-    store: &dyn audit_storage::LogStore,
-    org: &str,
-    report: &mut audit_core::verify::VerificationReport,
-) {
-    use audit_core::verify::{Finding, FindingKind, Notice};
-    match audit_service::tiles::check_tiles(store, org, false).await {
-        Ok(check) => {
-            for tile in &check.mismatched {
-                report.valid = false;
-                report.errors.push(Finding {
-                    event_id: None,
-                    sequence: None,
-                    kind: FindingKind::TileMismatch,
-                    detail: format!(
-                        "{tile} differs from the tile the events make (tree of {}): proofs through it fail; run tiles check",
-                        check.tree_size
-                    ),
-                });
-            }
-            if !check.missing.is_empty() {
-                report.warnings.push(Notice {
-                    kind: "tiles_missing",
-                    detail: format!(
-                        "{} of {} tiles are not stored (first: {}); run tiles rebuild",
-                        check.missing.len(),
-                        check.checked,
-                        check.missing[0]
-                    ),
-                });
-            }
-        }
-        // The log itself is unreadable there: the report already says where.
-        Err(e) => report.warnings.push(Notice { kind: "tiles_unchecked", detail: format!("tiles not compared: {e}") }),
-    }
 }

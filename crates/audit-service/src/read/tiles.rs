@@ -141,3 +141,43 @@ async fn compare(
     }
     Ok(())
 }
+
+/// Holds a whole-log verification report to the stored tiles: a tile that
+/// differs from the events is an error (`tile_mismatch`: every proof
+/// through it fails), missing tiles a `tiles_missing` warning (a log from
+/// before tiles: `tiles rebuild`); a log that cannot be read for it is a
+/// `tiles_unchecked` warning (the report already says where it is broken).
+pub async fn hold_tiles(
+    store: &dyn LogStore,
+    organization_id: &str,
+    report: &mut audit_core::verify::VerificationReport,
+) {
+    use audit_core::verify::{Finding, FindingKind, Notice};
+    match check_tiles(store, organization_id, false).await {
+        Ok(check) => {
+            for tile in &check.mismatched {
+                report.valid = false;
+                report.errors.push(Finding {
+                    event_id: None,
+                    sequence: None,
+                    kind: FindingKind::TileMismatch,
+                    detail: format!(
+                        "{tile} differs from the tile the events make (tree of {}): proofs through it fail; run tiles check",
+                        check.tree_size
+                    ),
+                });
+            }
+            if let Some(first) = check.missing.first() {
+                report.warnings.push(Notice {
+                    kind: "tiles_missing",
+                    detail: format!(
+                        "{} of {} tiles are not stored (first: {first}); run tiles rebuild",
+                        check.missing.len(),
+                        check.checked
+                    ),
+                });
+            }
+        }
+        Err(e) => report.warnings.push(Notice { kind: "tiles_unchecked", detail: format!("tiles not compared: {e}") }),
+    }
+}

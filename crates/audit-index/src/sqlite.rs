@@ -123,6 +123,15 @@ fn sqlite_params(params: Vec<Param>) -> impl Iterator<Item = Value> {
     })
 }
 
+/// One event by id. `INDEXED BY`: without statistics SQLite prefers the
+/// primary key's `org = ?` prefix here (the table is `WITHOUT ROWID`, so
+/// the id index needs a second lookup), which walks every row of the
+/// organization — 1.3 s per lookup on a 10M-event log, for every event page
+/// and proof of the console and the API.
+fn find_event_sql() -> String {
+    format!("SELECT {HIT_COLUMNS} FROM events INDEXED BY events_event_id WHERE org = ? AND event_id = ?")
+}
+
 #[async_trait]
 impl EventIndex for SqliteIndex {
     async fn progress(&self, organization_id: &str) -> Result<Option<Progress>, IndexError> {
@@ -212,7 +221,7 @@ impl EventIndex for SqliteIndex {
 
     async fn find_event(&self, organization_id: &str, event_id: &str) -> Result<Option<Hit>, IndexError> {
         let (org, id) = (organization_id.to_owned(), event_id.to_owned());
-        let sql = format!("SELECT {HIT_COLUMNS} FROM events WHERE org = ? AND event_id = ?");
+        let sql = find_event_sql();
         self.with(move |conn| conn.query_row(&sql, [org, id], hit_from_row).optional().map_err(db)?.transpose()).await
     }
 
@@ -251,5 +260,28 @@ impl EventIndex for SqliteIndex {
                 .map_err(db)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event is found through its id index, never by walking the
+    /// organization's rows (what SQLite's planner picked on its own).
+    #[test]
+    fn an_event_is_found_through_the_id_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteIndex::open(&dir.path().join("index.sqlite3")).unwrap();
+        let conn = index.conn.lock().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", find_event_sql()))
+            .unwrap()
+            .query_map(["org-1", "01937a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b"], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(plan.iter().any(|step| step.contains("INDEX events_event_id (org=? AND event_id=?)")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("PRIMARY KEY (org=?)")), "{plan:?}");
     }
 }

@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
@@ -16,18 +14,7 @@ import seed_design  # noqa: E402
 from http_batches import event  # noqa: E402
 
 
-async def run(events: int) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        service = seed_design.AuditService(seed_design.LocalAuditStorage(d), batch_size=100, batch_interval=5.0)
-        await service.start()
-        started = time.perf_counter()
-        for n in range(events):
-            await service.capture_event(**event(n))
-        await service.stop()
-        return events / (time.perf_counter() - started)
-
-
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--events", type=int, default=100_000)
-    print(f"{asyncio.run(run(p.parse_args().events)):.0f}")
+    print(f"{asyncio.run(seed_design.capture_rate(p.parse_args().events, event)):.0f}")

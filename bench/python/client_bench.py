@@ -61,17 +61,6 @@ async def ours(url: str, token: str, events: int, spool: Path | None) -> float:
     return events / elapsed
 
 
-async def seed(events: int) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        service = seed_design.AuditService(seed_design.LocalAuditStorage(d), batch_size=100, batch_interval=5.0)
-        await service.start()
-        started = time.perf_counter()
-        for n in range(events):
-            await service.capture_event(**fields(n))
-        await service.stop()
-        return events / (time.perf_counter() - started)
-
-
 async def latency(url: str, token: str, requests: int, audited: bool) -> float:
     app = FastAPI()
 
@@ -107,7 +96,7 @@ async def main() -> None:
         rows["ours (memory queue)"].append(await ours(args.url, args.token, args.events, None))
         with tempfile.TemporaryDirectory() as d:
             rows["ours (SQLite spool)"].append(await ours(args.url, args.token, args.events, Path(d) / "spool.sqlite3"))
-        rows["seed design"].append(await seed(args.events))
+        rows["seed design"].append(await seed_design.capture_rate(args.events, fields))
     for name, values in rows.items():
         print(f"capture_event, {name}: {', '.join(f'{v:,.0f}' for v in values)} events/s (median {statistics.median(values):,.0f})")
     baseline = statistics.median(rows["seed design"])

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -96,3 +98,16 @@ class AuditService:
         while self._running:
             await asyncio.sleep(self.batch_interval)
             await self._flush()
+
+
+async def capture_rate(events: int, fields: Callable[[int], dict[str, Any]]) -> float:
+    """Events/s of ``capture_event`` for events ``fields(0)`` … ``fields(events - 1)``
+    into a fresh storage directory, until ``stop`` has written them."""
+    with tempfile.TemporaryDirectory() as d:
+        service = AuditService(LocalAuditStorage(d), batch_size=100, batch_interval=5.0)
+        await service.start()
+        started = time.perf_counter()
+        for n in range(events):
+            await service.capture_event(**fields(n))
+        await service.stop()
+        return events / (time.perf_counter() - started)

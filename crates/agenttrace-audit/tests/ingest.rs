@@ -145,3 +145,40 @@ fn a_rerun_stores_nothing_twice_but_another_input_is_never_lost() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--input-id"));
 }
+
+/// An input larger than what the first pass keeps: the lines past the kept
+/// ones are read and validated again in the second pass, and the outcome
+/// is the same as for an input kept whole — every line stored in order,
+/// invalid lines skipped under `--skip-invalid`, the same derived keys (a
+/// re-run with everything kept stores nothing twice).
+#[test]
+fn an_input_too_large_to_keep_is_read_again_with_the_same_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut text = String::new();
+    for n in 0..40 {
+        if n == 25 {
+            text.push_str("{\"event_type\":\"Not A Type\"}\n");
+        }
+        text.push_str(&line(&format!("u{n}"), &format!("r{n}")));
+        text.push('\n');
+    }
+    let no_dedup = [("AUDIT_ENABLE_DEDUPLICATION", "false"), ("AUDIT_INGEST_RETAINED_BYTES", "4000")];
+    let out = ingest(&data, &["--org", "o", "--skip-invalid"], &text, &no_dedup);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the invalid line fails the run: {err}");
+    assert!(err.contains("line 26: event_type"), "{err}");
+    let r = receipts(&out);
+    assert_eq!(r.len(), 40, "{err}");
+    let lines: Vec<&Value> = r.iter().map(|r| get(r, "line").unwrap()).collect();
+    assert_eq!(lines[24..27], [&Value::Number(25.0), &Value::Number(27.0), &Value::Number(28.0)]);
+    assert!((0..40).all(|i| sequence(&r[i]) == i as u64), "stored in input order");
+    assert_eq!(stored(&data, "o"), 40);
+
+    let all_kept = [("AUDIT_ENABLE_DEDUPLICATION", "false")];
+    let again = ingest(&data, &["--org", "o", "--skip-invalid"], &text, &all_kept);
+    let r = receipts(&again);
+    assert_eq!(r.len(), 40);
+    assert!(r.iter().all(deduplicated), "the keys derived when re-reading are the ones derived when keeping");
+    assert_eq!(stored(&data, "o"), 40);
+}

@@ -52,10 +52,8 @@ pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
     if starts_a_formula { std::borrow::Cow::Owned(format!("'{text}")) } else { std::borrow::Cow::Borrowed(text) }
 }
 
-fn json_text(obj: &Option<Object>) -> String {
-    obj.as_ref().map_or_else(String::new, |o| {
-        String::from_utf8(crate::canonical::to_canonical(&Value::Object(o.clone()))).unwrap_or_default()
-    })
+fn json_text(obj: &Option<crate::event::JsonObject>) -> String {
+    obj.as_ref().map_or_else(String::new, |o| String::from_utf8_lossy(&o.canonical_bytes()).into_owned())
 }
 
 /// The CSV record of one stored event, in [`CSV_COLUMNS`] order.
@@ -79,7 +77,7 @@ pub fn csv_record(e: &StoredEvent) -> Vec<String> {
         if let Some(ms) = r.duration_ms {
             o.insert("duration_ms", Value::Number(ms));
         }
-        o
+        crate::event::JsonObject::from(o)
     });
     vec![
         e.sequence.to_string(),

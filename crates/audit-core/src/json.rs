@@ -11,8 +11,13 @@
 //! machine whose error offsets depend on every step; split across files it
 //! would be harder to check against RFC 8259/7493, not easier.)
 
+mod canon;
+
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::BuildHasher;
+
+pub use canon::{CanonicalObject, MemberReader, TopLevel, array_items, canonicalize, validate};
 
 /// A parsed JSON value. Objects keep their members in input order; member
 /// names are unique (the parser guarantees it).
@@ -208,13 +213,69 @@ pub fn parse(input: &[u8], numbers: NumberPolicy) -> Result<Value, JsonError> {
     Ok(value)
 }
 
+/// Finds repeated member names of one object in linear time whatever the
+/// order of its members. Names that arrive in increasing order (canonical
+/// input, most machine-written JSON) cost one comparison each: each is
+/// greater than all before it, so none repeats. After the first name out of
+/// order, each new name is compared with all earlier ones while the object
+/// is small, and looked up in a hash table once it is not (a body of 100k
+/// members must not cost 10^10 comparisons). The table holds each member's
+/// index beside the keyed SipHash of its name (random keys: a client cannot
+/// aim for collisions), so no name is copied and each is hashed once.
+#[derive(Default)]
+struct NameCheck {
+    out_of_order: bool,
+    table: Option<(hashbrown::HashTable<(u64, usize)>, std::collections::hash_map::RandomState)>,
+}
+
+impl NameCheck {
+    /// Members compared one by one before the hash table takes over.
+    const LINEAR_MEMBER_SCAN: usize = 16;
+
+    /// True when `name` repeats one of the `count` earlier names
+    /// (`name_of(i)`, in input order); otherwise `name` is taken as the
+    /// name at index `count`.
+    fn repeats<'n>(&mut self, count: usize, name_of: impl Fn(usize) -> &'n str, name: &str) -> bool {
+        if count == 0 {
+            return false;
+        }
+        if !self.out_of_order {
+            if crate::canonical::compare_utf16(name_of(count - 1), name).is_lt() {
+                return false;
+            }
+            self.out_of_order = true;
+        }
+        if self.table.is_none() {
+            if count < Self::LINEAR_MEMBER_SCAN {
+                return (0..count).any(|i| name_of(i) == name);
+            }
+            let keys = std::collections::hash_map::RandomState::new();
+            let mut table = hashbrown::HashTable::with_capacity(count * 2);
+            for at in 0..count {
+                let hash = keys.hash_one(name_of(at));
+                table.insert_unique(hash, (hash, at), |&(h, _)| h);
+            }
+            self.table = Some((table, keys));
+        }
+        let (table, keys) = self.table.as_mut().expect("made above");
+        let hash = keys.hash_one(name);
+        match table.entry(hash, |&(h, i)| h == hash && name_of(i) == name, |&(h, _)| h) {
+            hashbrown::hash_table::Entry::Occupied(_) => true,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((hash, count));
+                false
+            }
+        }
+    }
+}
+
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
     numbers: NumberPolicy,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err(&self, kind: JsonErrorKind) -> JsonError {
         JsonError { kind, offset: self.pos }
     }
@@ -280,22 +341,13 @@ impl Parser<'_> {
         loop {
             self.skip_ws();
             items.push(self.value(depth)?);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Value::Array(items));
-                }
-                Some(b) => return Err(self.err(JsonErrorKind::UnexpectedByte(b))),
-                None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+            if !self.more(b']')? {
+                return Ok(Value::Array(items));
             }
         }
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
-        /// Members compared one by one before a hash set takes over.
-        const LINEAR_MEMBER_SCAN: usize = 16;
         if depth > MAX_PARSE_DEPTH {
             return Err(self.err(JsonErrorKind::TooDeep(MAX_PARSE_DEPTH)));
         }
@@ -306,65 +358,54 @@ impl Parser<'_> {
             self.pos += 1;
             return Ok(Value::Object(obj));
         }
-        // Duplicate names: a linear scan while the object is small, a hash
-        // table once it is not (a body of 100k members must not cost 10^10
-        // comparisons). The table holds each member's index beside the keyed
-        // SipHash of its name (random keys: a client cannot aim for
-        // collisions), so no name is copied and each is hashed once, growth
-        // included.
-        let mut names: Option<(hashbrown::HashTable<(u64, usize)>, std::collections::hash_map::RandomState)> = None;
+        let mut names = NameCheck::default();
         loop {
-            self.skip_ws();
-            let name_at = self.pos;
-            if self.peek() != Some(b'"') {
-                return Err(match self.peek() {
-                    Some(b) => self.err(JsonErrorKind::UnexpectedByte(b)),
-                    None => self.err(JsonErrorKind::UnexpectedEnd),
-                });
-            }
-            let name = self.string()?;
+            let (name_at, name) = self.member_name()?;
             let members = &obj.members;
-            if names.is_none() && members.len() >= LINEAR_MEMBER_SCAN {
-                let keys = std::collections::hash_map::RandomState::new();
-                let mut table = hashbrown::HashTable::with_capacity(members.len() * 2);
-                for (at, (n, _)) in members.iter().enumerate() {
-                    let hash = keys.hash_one(n.as_str());
-                    table.insert_unique(hash, (hash, at), |&(h, _)| h);
-                }
-                names = Some((table, keys));
-            }
-            let duplicate = match names.as_mut() {
-                None => obj.get(&name).is_some(),
-                Some((table, keys)) => {
-                    let hash = keys.hash_one(name.as_str());
-                    match table.entry(hash, |&(h, i)| h == hash && members[i].0 == name, |&(h, _)| h) {
-                        hashbrown::hash_table::Entry::Occupied(_) => true,
-                        hashbrown::hash_table::Entry::Vacant(slot) => {
-                            slot.insert((hash, members.len()));
-                            false
-                        }
-                    }
-                }
-            };
-            if duplicate {
-                return Err(JsonError { kind: JsonErrorKind::DuplicateMember(name), offset: name_at });
+            if names.repeats(members.len(), |i| members[i].0.as_str(), &name) {
+                return Err(JsonError { kind: JsonErrorKind::DuplicateMember(name.into_owned()), offset: name_at });
             }
             self.skip_ws();
             self.expect(b':')?;
             self.skip_ws();
             let value = self.value(depth)?;
-            obj.members.push((name, value));
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Value::Object(obj));
-                }
-                Some(b) => return Err(self.err(JsonErrorKind::UnexpectedByte(b))),
-                None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+            obj.members.push((name.into_owned(), value));
+            if !self.more(b'}')? {
+                return Ok(Value::Object(obj));
             }
         }
+    }
+
+    /// After an item of an array or a member of an object (and any
+    /// whitespace): `true` past a comma (another follows), `false` past
+    /// `close` (the container ends).
+    fn more(&mut self, close: u8) -> Result<bool, JsonError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b) => Err(self.err(JsonErrorKind::UnexpectedByte(b))),
+            None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
+        }
+    }
+
+    /// A member name (after any whitespace) and where it starts.
+    fn member_name(&mut self) -> Result<(usize, Cow<'a, str>), JsonError> {
+        self.skip_ws();
+        let name_at = self.pos;
+        if self.peek() != Some(b'"') {
+            return Err(match self.peek() {
+                Some(b) => self.err(JsonErrorKind::UnexpectedByte(b)),
+                None => self.err(JsonErrorKind::UnexpectedEnd),
+            });
+        }
+        Ok((name_at, self.string_cow()?))
     }
 
     fn hex4(&mut self) -> Result<u16, JsonError> {
@@ -379,6 +420,26 @@ impl Parser<'_> {
     }
 
     fn string(&mut self) -> Result<String, JsonError> {
+        self.string_cow().map(Cow::into_owned)
+    }
+
+    /// A string, borrowed from the input when it has no escapes (the
+    /// common case: no copy, no allocation).
+    fn string_cow(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        let input: &'a [u8] = self.input;
+        let rest = &input[self.pos + 1..];
+        let run = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len());
+        if rest.get(run) == Some(&b'"')
+            && let Ok(text) = std::str::from_utf8(&rest[..run])
+        {
+            self.pos += run + 2;
+            return Ok(Cow::Borrowed(text));
+        }
+        self.escaped_string().map(Cow::Owned)
+    }
+
+    /// A string with escapes (or an error), decoded into a new one.
+    fn escaped_string(&mut self) -> Result<String, JsonError> {
         self.pos += 1; // opening quote
         let mut out = String::new();
         loop {
@@ -560,18 +621,13 @@ impl DecimalParts {
     }
 }
 
-/// The number of items of a top-level JSON array, counted without parsing
-/// (strings, escapes and nesting are followed; nothing is allocated), or
-/// `None` when `text` is not an array. For refusing an oversized batch
-/// before paying for a full parse; a malformed array is left to the parser.
-pub fn count_array_items(text: &[u8]) -> Option<usize> {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
-    if text[start] != b'[' {
-        return None;
-    }
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    let (mut commas, mut any) = (0usize, false);
-    for &b in &text[start..] {
+/// Calls `f` with each byte of `text` that is not inside a string (a
+/// string's opening quote is passed, its contents and closing quote are
+/// not), until `f` returns false: the structure of a text without parsing
+/// it.
+pub(crate) fn for_each_structural(text: &[u8], mut f: impl FnMut(u8) -> bool) {
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text {
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
@@ -581,11 +637,26 @@ pub fn count_array_items(text: &[u8]) -> Option<usize> {
             }
             continue;
         }
+        in_string = b == b'"';
+        if !f(b) {
+            return;
+        }
+    }
+}
+
+/// The number of items of a top-level JSON array, counted without parsing
+/// (strings, escapes and nesting are followed; nothing is allocated), or
+/// `None` when `text` is not an array. For refusing an oversized batch
+/// before paying for a full parse; a malformed array is left to the parser.
+pub fn count_array_items(text: &[u8]) -> Option<usize> {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+    if text[start] != b'[' {
+        return None;
+    }
+    let (mut depth, mut commas, mut any) = (0usize, 0usize, false);
+    for_each_structural(&text[start..], |b| {
         match b {
-            b'"' => {
-                in_string = true;
-                any = true;
-            }
+            b'"' => any = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > 1 {
@@ -595,14 +666,15 @@ pub fn count_array_items(text: &[u8]) -> Option<usize> {
             b']' | b'}' => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    break;
+                    return false;
                 }
             }
             b',' if depth == 1 => commas += 1,
             b if !b.is_ascii_whitespace() && depth == 1 => any = true,
             _ => {}
         }
-    }
+        true
+    });
     Some(if any { commas + 1 } else { 0 })
 }
 

@@ -408,7 +408,10 @@ fn personal_slots<'a>(draft: &'a mut EventDraft, paths: &'a [PersonalPath]) -> V
     for (root_name, root) in roots {
         let Some(root) = root else { continue };
         let mine: Vec<&PersonalPath> = paths.iter().filter(|p| p.root == root_name).collect();
-        collect_paths(root, &mine, 0, &mut slots);
+        if !mine.is_empty() {
+            // Only an object a path points into is read as a tree.
+            collect_paths(root.tree_mut(), &mine, 0, &mut slots);
+        }
     }
     slots
 }
@@ -500,7 +503,8 @@ pub fn has_personal_data(draft: &EventDraft, paths: &[PersonalPath]) -> bool {
                 "previous_state" => &draft.previous_state,
                 _ => &draft.new_state,
             };
-            let mut at = root.as_ref();
+            let tree = root.as_ref().map(|o| o.to_object());
+            let mut at = tree.as_deref();
             for (i, name) in p.members.iter().enumerate() {
                 let Some(value) = at.and_then(|o| o.get(name)) else { return false };
                 if i + 1 == p.members.len() {
@@ -708,8 +712,8 @@ mod tests {
             actor_ip: Some("192.0.2.7".into()),
             user_agent: Some("curl/8".into()),
             actor_id: Some("u1".into()),
-            new_state: Some(new_state),
-            metadata: Some(metadata),
+            new_state: Some(new_state.into()),
+            metadata: Some(metadata.into()),
             ..EventDraft::default()
         }
     }
@@ -735,7 +739,7 @@ mod tests {
         let text = format!("{draft:?}");
         assert!(!text.contains("ada@example.com") && !text.contains("192.0.2.7") && !text.contains("curl/8"), "{text}");
         assert_eq!(draft.actor_id.as_deref(), Some("u1"), "actor_id is not personal by default");
-        let new_state = draft.new_state.as_ref().unwrap();
+        let new_state = draft.new_state.as_ref().unwrap().to_object();
         assert_eq!(new_state.get("plan"), Some(&Value::String("pro".into())), "other members stay");
         // Sealing a sealed draft seals again: one layer opens to the first.
         let mut twice = draft.clone();
@@ -752,7 +756,7 @@ mod tests {
         let outcome = reveal_draft(&mut erased, &paths(), |_| None);
         assert_eq!(outcome, Revealing { opened: 0, erased: 6, unreadable: 0 });
         assert_eq!(erased.actor_email.as_deref(), Some(ERASED));
-        let client = match erased.metadata.as_ref().unwrap().get("client") {
+        let client = match erased.metadata.as_ref().unwrap().to_object().get("client") {
             Some(Value::Object(c)) => c.clone(),
             other => panic!("{other:?}"),
         };

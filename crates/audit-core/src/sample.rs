@@ -22,7 +22,7 @@ pub fn sample_draft(organization_id: &str, n: u64) -> EventDraft {
         actor_ip: Some("192.0.2.10".into()),
         resource_type: Some("trace".into()),
         resource_id: Some(format!("trace-{n}")),
-        metadata: Some(metadata),
+        metadata: Some(metadata.into()),
         ..Default::default()
     }
 }

@@ -8,7 +8,8 @@
 //! reader is not correctly rounded — it read `20501287805319942e+208` one
 //! double off, which this test found; Python's `float` agrees with ours.)
 
-use audit_core::json::{NumberPolicy, Value, parse};
+use audit_core::canonical::to_canonical;
+use audit_core::json::{NumberPolicy, Value, canonicalize, parse, validate};
 use proptest::prelude::*;
 
 /// Whether our value and `serde_json`'s are the same JSON value.
@@ -99,5 +100,95 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = parse(&bytes, NumberPolicy::Exact);
         let _ = parse(&bytes, NumberPolicy::RoundToDouble);
+    }
+}
+
+/// The one-pass canonicaliser must say exactly what the tree path says:
+/// the same canonical bytes, or the same error at the same offset.
+fn one_pass_agrees_with_the_tree(text: &[u8]) -> Result<(), TestCaseError> {
+    for numbers in [NumberPolicy::Exact, NumberPolicy::RoundToDouble] {
+        let tree = parse(text, numbers).map(|v| to_canonical(&v));
+        prop_assert_eq!(&canonicalize(text, numbers), &tree, "{}", String::from_utf8_lossy(text));
+        prop_assert_eq!(validate(text, numbers), tree.map(drop));
+    }
+    Ok(())
+}
+
+/// `value` written with its members in reverse order and every string
+/// character escaped as `\uXXXX` when `escape` says so: input that is far
+/// from canonical, for the re-ordering and decoding paths.
+fn write_scrambled(value: &serde_json::Value, escape: bool, out: &mut String) {
+    match value {
+        serde_json::Value::Object(m) => {
+            out.push('{');
+            for (i, (k, v)) in m.iter().rev().enumerate() {
+                if i > 0 {
+                    out.push_str(" ,");
+                }
+                write_scrambled(&serde_json::Value::String(k.clone()), escape, out);
+                out.push_str(" : ");
+                write_scrambled(v, escape, out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_scrambled(v, escape, out);
+            }
+            out.push(']');
+        }
+        serde_json::Value::String(s) if escape => {
+            out.push('"');
+            for unit in s.encode_utf16() {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+            out.push('"');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn one_pass_canonical_form_equals_the_trees_on_valid_texts(value in json_value(), escape in any::<bool>()) {
+        one_pass_agrees_with_the_tree(&serde_json::to_vec_pretty(&value).unwrap())?;
+        let mut scrambled = String::new();
+        write_scrambled(&value, escape, &mut scrambled);
+        one_pass_agrees_with_the_tree(scrambled.as_bytes())?;
+    }
+
+    #[test]
+    fn one_pass_errors_equal_the_trees_one_edit_from_valid(
+        value in json_value(),
+        at in any::<prop::sample::Index>(),
+        byte in prop::sample::select(b"{}[]\",:0123456789.eE+-\\ u\x00\x1fn".to_vec()),
+        edit in 0..3u8,
+    ) {
+        let mut text = String::new();
+        write_scrambled(&value, false, &mut text);
+        let mut text = text.into_bytes();
+        let i = at.index(text.len() + 1);
+        match edit {
+            0 => text.insert(i, byte),
+            1 if i < text.len() => { text.remove(i); }
+            _ if i < text.len() => text[i] = byte,
+            _ => text.push(byte),
+        }
+        one_pass_agrees_with_the_tree(&text)?;
+    }
+
+    #[test]
+    fn one_pass_errors_equal_the_trees_on_arbitrary_text(
+        text in r#"[ \t\r\n\[\]{}",:0-9eE+.\-a-z\\/\u{0}-\u{1f}\u{e9}\u{1F600}]{0,48}"#,
+        bytes in prop::collection::vec(any::<u8>(), 0..128),
+    ) {
+        one_pass_agrees_with_the_tree(text.as_bytes())?;
+        one_pass_agrees_with_the_tree(&bytes)?;
     }
 }

@@ -224,7 +224,7 @@ impl KeyChange {
                 resource_type: Some("api_key".into()),
                 resource_id: Some(r.id.clone()),
                 occurred_at: at.and_then(|t| audit_core::Timestamp::parse_rfc3339(t).ok()),
-                metadata: Some(metadata.clone()),
+                metadata: Some(metadata.clone().into()),
                 idempotency_key: Some(format!("api_key:{}:{what}", r.id)),
                 ..Default::default()
             })

@@ -349,7 +349,7 @@ impl AppState {
                 ActorType::Anonymous
             }),
             actor_id: Some(principal.actor_id()),
-            metadata: (!details.is_empty()).then_some(details),
+            metadata: (!details.is_empty()).then(|| details.into()),
             ..Default::default()
         };
         if let Err(e) = service.capture(draft).await {

@@ -340,7 +340,7 @@ impl AppState {
                 action: Some(Action::Read),
                 actor_type: Some(ActorType::System),
                 actor_id: Some("agenttrace-audit scheduler".into()),
-                metadata: Some(metadata),
+                metadata: Some(metadata.into()),
                 ..Default::default()
             };
             if let Err(e) = service.capture(record).await {

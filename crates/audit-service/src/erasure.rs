@@ -149,7 +149,7 @@ impl AuditService {
             action: Some(Action::Delete),
             actor_type: Some(requester.actor_type),
             actor_id: Some(requester.actor_id.clone()),
-            metadata: Some(metadata),
+            metadata: Some(metadata.into()),
             ..Default::default()
         };
         let receipt = self.capture_durable(record).await?;
@@ -221,7 +221,7 @@ impl AuditService {
             actor_id: Some(requester.actor_id.clone()),
             resource_type: Some("legal_hold".into()),
             resource_id: Some(hold.id.clone()),
-            metadata: Some(metadata),
+            metadata: Some(metadata.into()),
             ..Default::default()
         })
         .await

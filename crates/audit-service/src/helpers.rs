@@ -3,7 +3,7 @@
 //! severity come from the catalog (deletions, exports, shares, role changes,
 //! removals and revocations are `warning`; failed logins `critical`).
 
-use audit_core::event::{Action, ActorType, EventDraft};
+use audit_core::event::{Action, ActorType, EventDraft, JsonObject};
 use audit_core::json::{Object, Value};
 
 use crate::{Accepted, AuditService, CaptureError};
@@ -64,12 +64,12 @@ pub struct AuditHelper {
     service: AuditService,
 }
 
-fn obj(pairs: &[(&str, &str)]) -> Object {
+fn obj(pairs: &[(&str, &str)]) -> JsonObject {
     let mut o = Object::new();
     for (k, v) in pairs {
         o.insert(*k, Value::String((*v).to_owned()));
     }
-    o
+    o.into()
 }
 
 impl AuditHelper {
@@ -120,7 +120,7 @@ impl AuditHelper {
         }
         let event_type = if success { "user.login" } else { "user.login_failed" };
         let mut d = Self::draft(organization_id, event_type, Action::Login, &actor);
-        d.metadata = metadata;
+        d.metadata = metadata.map(JsonObject::from);
         self.emit(d).await
     }
 
@@ -193,8 +193,8 @@ impl AuditHelper {
             "trace",
             trace_id,
         );
-        d.previous_state = Some(trace_data);
-        d.metadata = metadata;
+        d.previous_state = Some(trace_data.into());
+        d.metadata = metadata.map(JsonObject::from);
         self.emit(d).await
     }
 
@@ -290,8 +290,8 @@ impl AuditHelper {
             "project",
             project_id,
         );
-        d.previous_state = Some(old_config);
-        d.new_state = Some(new_config);
+        d.previous_state = Some(old_config.into());
+        d.new_state = Some(new_config.into());
         d.metadata = Some(obj(&[("project_name", project_name)]));
         self.emit(d).await
     }
@@ -310,7 +310,7 @@ impl AuditHelper {
             "project",
             project_id,
         );
-        d.previous_state = Some(project_data);
+        d.previous_state = Some(project_data.into());
         self.emit(d).await
     }
 
@@ -326,8 +326,8 @@ impl AuditHelper {
         let mut d = Self::draft(organization_id, "retention_policy.updated", Action::Update, actor);
         d.project_id = project_id.map(str::to_owned);
         d.resource_type = Some("retention_policy".into());
-        d.previous_state = Some(old_policy);
-        d.new_state = Some(new_policy);
+        d.previous_state = Some(old_policy.into());
+        d.new_state = Some(new_policy.into());
         self.emit(d).await
     }
 
@@ -391,8 +391,8 @@ impl AuditHelper {
             "organization",
             organization_id,
         );
-        d.previous_state = Some(old_settings);
-        d.new_state = Some(new_settings);
+        d.previous_state = Some(old_settings.into());
+        d.new_state = Some(new_settings.into());
         self.emit(d).await
     }
 
@@ -431,8 +431,8 @@ impl AuditHelper {
             "baseline",
             baseline_id,
         );
-        d.previous_state = Some(old_metrics);
-        d.new_state = Some(new_metrics);
+        d.previous_state = Some(old_metrics.into());
+        d.new_state = Some(new_metrics.into());
         self.emit(d).await
     }
 }

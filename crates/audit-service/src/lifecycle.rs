@@ -22,7 +22,7 @@ impl AuditService {
             action: Some(action),
             actor_type: Some(ActorType::System),
             actor_id: Some("agenttrace-audit".into()),
-            metadata: (!metadata.is_empty()).then_some(metadata),
+            metadata: (!metadata.is_empty()).then(|| metadata.into()),
             ..Default::default()
         }
     }

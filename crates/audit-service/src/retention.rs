@@ -222,7 +222,7 @@ impl AuditService {
             actor_id: Some("agenttrace-audit retention".into()),
             resource_type: Some("audit_log".into()),
             resource_id: Some(organization_id.to_owned()),
-            metadata: Some(metadata),
+            metadata: Some(metadata.into()),
             ..Default::default()
         };
         self.capture_durable(draft).await?;

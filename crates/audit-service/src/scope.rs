@@ -87,7 +87,7 @@ impl AuditService {
         let mut state = ScopeState::default();
         let result = operation(&mut state).await;
         let mut event = draft;
-        let mut metadata = event.metadata.take().unwrap_or_default();
+        let mut metadata = event.metadata.take().map(|m| m.to_object().into_owned()).unwrap_or_default();
         for (k, v) in state.metadata {
             metadata.insert(k, v);
         }
@@ -98,9 +98,9 @@ impl AuditService {
                 metadata.insert("error", Value::String(e.to_string()));
             }
         }
-        event.metadata = Some(metadata);
-        event.previous_state = state.before.or(event.previous_state);
-        event.new_state = state.after.or(event.new_state);
+        event.metadata = Some(metadata.into());
+        event.previous_state = state.before.map(Into::into).or(event.previous_state);
+        event.new_state = state.after.map(Into::into).or(event.new_state);
         let captured: Result<Accepted, CaptureError> = self.capture(event).await;
         match (result, captured) {
             (Ok(value), Ok(_)) => Ok(value),

@@ -372,7 +372,18 @@ impl AuditService {
     /// Validates the event and queues it. Returns once it is accepted — not
     /// yet durable: a crash can lose it, a graceful [`AuditService::stop`] cannot.
     pub async fn capture(&self, draft: EventDraft) -> Result<Accepted, CaptureError> {
-        let event = self.validate(draft)?;
+        self.capture_validated(self.validate(draft)?).await
+    }
+
+    /// [`Self::capture`] of an event the caller validated already — under
+    /// this service's limits (`config().limits`), which it is the caller's
+    /// duty to apply: for callers that check a whole batch before storing
+    /// any of it, so that no event is validated twice.
+    pub async fn capture_validated(&self, event: ValidatedEvent) -> Result<Accepted, CaptureError> {
+        if !self.is_running() {
+            return Err(CaptureError::Stopped);
+        }
+        event.fingerprint();
         let permit = self.permit(&event).await?;
         let event_id = self.enqueue(event, None, Some(permit))?;
         Ok(Accepted { event_id })
@@ -382,7 +393,16 @@ impl AuditService {
     /// it is durable. Submitting many before waiting on any lets them share
     /// writes; receipts of one organization come in submission order.
     pub async fn submit_durable(&self, draft: EventDraft) -> Result<PendingReceipt, CaptureError> {
-        let event = self.validate(draft)?;
+        self.submit_validated_durable(self.validate(draft)?).await
+    }
+
+    /// [`Self::submit_durable`] of an event the caller validated already,
+    /// under this service's limits (see [`Self::capture_validated`]).
+    pub async fn submit_validated_durable(&self, event: ValidatedEvent) -> Result<PendingReceipt, CaptureError> {
+        if !self.is_running() {
+            return Err(CaptureError::Stopped);
+        }
+        event.fingerprint();
         let permit = self.permit(&event).await?;
         let (tx, rx) = oneshot::channel();
         self.enqueue(event, Some(tx), Some(permit))?;

@@ -109,8 +109,8 @@ async fn every_helper_sets_type_category_action_and_severity() {
         );
     }
     assert_eq!(events[1].body.actor_type(), ActorType::Anonymous, "a failed login's identity is only claimed");
-    assert_eq!(events[8].body.draft().previous_state, Some(obj("name", "Important Trace")));
-    assert_eq!(events[22].body.draft().new_state, Some(obj("role", "editor")));
+    assert_eq!(events[8].body.draft().previous_state, Some(obj("name", "Important Trace").into()));
+    assert_eq!(events[22].body.draft().new_state, Some(obj("role", "editor").into()));
 }
 
 fn project_update() -> EventDraft {
@@ -163,11 +163,14 @@ async fn scoped_capture_records_states_and_failures() {
     let events = read_back(dir.path(), "org-s").await;
     assert_eq!(events.len(), 2);
     let ok = events[0].body.draft();
-    assert_eq!(ok.previous_state, Some(obj("name", "Old Name")));
-    assert_eq!(ok.new_state, Some(obj("name", "New Name")));
-    assert_eq!(ok.metadata.as_ref().unwrap().get("outcome"), Some(&Value::String("success".into())));
+    assert_eq!(ok.previous_state, Some(obj("name", "Old Name").into()));
+    assert_eq!(ok.new_state, Some(obj("name", "New Name").into()));
+    assert_eq!(ok.metadata.as_ref().unwrap().to_object().get("outcome"), Some(&Value::String("success".into())));
     let bad = events[1].body.draft();
-    assert_eq!(bad.metadata.as_ref().unwrap().get("outcome"), Some(&Value::String("failure".into())));
-    assert_eq!(bad.metadata.as_ref().unwrap().get("error"), Some(&Value::String("database unavailable".into())));
+    assert_eq!(bad.metadata.as_ref().unwrap().to_object().get("outcome"), Some(&Value::String("failure".into())));
+    assert_eq!(
+        bad.metadata.as_ref().unwrap().to_object().get("error"),
+        Some(&Value::String("database unavailable".into()))
+    );
     assert_eq!(bad.new_state, None);
 }

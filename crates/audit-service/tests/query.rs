@@ -86,7 +86,7 @@ fn draft(s: &Spec, n: usize) -> EventDraft {
         actor_email: s.email.map(|e| format!("person{e}@example.com")),
         resource_type: s.resource.map(|_| "trace".into()),
         resource_id: s.resource.map(|r| format!("trace-{r}")),
-        metadata: Some(metadata),
+        metadata: Some(metadata.into()),
         ..Default::default()
     }
 }
@@ -479,7 +479,7 @@ async fn exports_csv_safely_and_json_equals_jsonl() {
             d.actor_id = Some(format!("actor-{n}"));
             let mut meta = Object::new();
             meta.insert("note", Value::String((*t).into()));
-            d.metadata = Some(meta);
+            d.metadata = Some(meta.into());
             // Single-line members cannot hold control characters; resource_id shows the first-byte cases.
             if !t.contains(['\n', '\t']) {
                 d.resource_id = Some((*t).into());

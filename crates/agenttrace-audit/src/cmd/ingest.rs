@@ -12,6 +12,11 @@
 //! after a crash stores nothing twice, while another input whose line 1
 //! happens to equal this one's is a different event and is stored.
 //!
+//! Each line is read and validated once: the first pass keeps the
+//! validated events (up to 512 MiB of them, [`retained_bytes`]) and the second
+//! submits them as they are; only the lines of an input too large to keep
+//! are read and validated again.
+//!
 //! Invariant: the run exits 0 only when every valid line it read is stored
 //! or answered with an earlier event's receipt (`deduplicated`).
 
@@ -21,8 +26,8 @@ use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use audit_core::event::EventDraft;
-use audit_core::json::{self, NumberPolicy, Value};
+use audit_core::event::{EventDraft, Limits, ValidatedEvent};
+use audit_core::json::Value;
 use audit_service::{AuditConfig, AuditService, CaptureError, DurableReceipt, PendingReceipt};
 use sha2::{Digest, Sha256};
 
@@ -60,28 +65,44 @@ fn open_input(path: &std::path::Path) -> anyhow::Result<File> {
     }
 }
 
-/// One input line turned into a draft for `org`, or why not.
-fn draft_for(org: &str, line: &[u8]) -> Result<EventDraft, String> {
-    let value = json::parse(line, NumberPolicy::Exact).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(mut obj) = value else {
-        return Err(format!("must be a JSON object, not {}", value.type_name()));
-    };
-    match obj.get("organization_id") {
-        // Lines may leave the organization to --org.
-        None => obj.insert("organization_id", Value::String(org.to_owned())),
-        Some(Value::String(given)) if given != org => {
-            return Err(format!("organization_id: {given:?} does not match --org {org:?}"));
-        }
-        Some(_) => {}
+/// One input line read (in one pass) and validated as an event for `org`
+/// (lines may leave the organization to `--org`), or why not.
+fn event_for(org: &str, line: &[u8], limits: &Limits) -> Result<ValidatedEvent, String> {
+    let draft = EventDraft::from_json_in(line, Some(org)).map_err(|e| e.to_string())?;
+    if draft.organization_id != org {
+        return Err(format!("organization_id: {:?} does not match --org {org:?}", draft.organization_id));
     }
-    EventDraft::from_value(Value::Object(obj)).map_err(|e| e.to_string())
+    draft.validate(limits).map_err(|e| e.to_string())
+}
+
+/// How many bytes of validated events the first pass keeps for the
+/// second (an estimate: twice the canonical form, plus the members'
+/// overhead); the lines after that are read and validated again.
+/// `AUDIT_INGEST_RETAINED_BYTES` overrides it (the tests use a small one
+/// to run the re-reading path).
+fn retained_bytes() -> usize {
+    const DEFAULT: usize = 512 << 20;
+    std::env::var("AUDIT_INGEST_RETAINED_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT)
+}
+
+/// An event the first pass validated, kept for the second.
+struct Retained {
+    line_no: u64,
+    event: ValidatedEvent,
+    /// For a line without an `idempotency_key`: its content's digest, for
+    /// the derived key.
+    digest: Option<[u8; 8]>,
+}
+
+/// The SHA-256 prefix of a line that goes into its derived key.
+fn line_digest(line: &[u8]) -> [u8; 8] {
+    Sha256::digest(line)[..8].try_into().expect("8 of 32 bytes")
 }
 
 /// The idempotency key of a line that brings none: bound to the input, the
 /// line's position and its bytes.
-fn derived_key(input_id: &str, line_no: u64, line: &[u8]) -> String {
-    let digest = hex::encode(&Sha256::digest(line)[..8]);
-    format!("ingest:{input_id}:{line_no}:{digest}")
+fn derived_key(input_id: &str, line_no: u64, digest: [u8; 8]) -> String {
+    format!("ingest:{input_id}:{line_no}:{}", hex::encode(digest))
 }
 
 /// Numbered, non-blank lines of the input (line numbers count from 1 and
@@ -186,13 +207,24 @@ fn input_id(given: Option<String>, content: Sha256) -> anyhow::Result<String> {
 pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig, args: Args) -> anyhow::Result<u8> {
     super::check_org(&args.org)?;
     let limits = config.limits;
-    // Pass 1: validate everything, store nothing; hash the whole input.
+    // Pass 1: validate everything, store nothing; hash the whole input;
+    // keep the validated events while they fit.
     let (mut invalid, mut valid) = (0u64, 0u64);
     let mut lines = Lines::new(open_input(&args.input)?);
     let mut content = Sha256::new();
+    let (mut retained, mut retained_bytes, mut kept_all, budget) = (Vec::new(), 0usize, true, retained_bytes());
     while let Some((line_no, line)) = lines.next_line(Some(&mut content))? {
-        match draft_for(&args.org, line).and_then(|d| d.validate(&limits).map(drop).map_err(|e| e.to_string())) {
-            Ok(()) => valid += 1,
+        match event_for(&args.org, line, &limits) {
+            Ok(event) => {
+                valid += 1;
+                let cost = 2 * event.canonical_input().len() + 256;
+                kept_all &= retained_bytes + cost <= budget;
+                if kept_all {
+                    retained_bytes += cost;
+                    let digest = event.idempotency_key().is_none().then(|| line_digest(line));
+                    retained.push(Retained { line_no, event, digest });
+                }
+            }
             Err(why) => {
                 invalid += 1;
                 eprintln!("line {line_no}: {why}");
@@ -207,7 +239,9 @@ pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig,
     }
     let input_id = input_id(args.input_id, content)?;
 
-    // Pass 2: the same bytes again.
+    // Pass 2: the kept events, then (for an input too large to keep) the
+    // rest of the lines, read and validated again.
+    let last_kept = if kept_all { u64::MAX } else { retained.last().map_or(0, |r| r.line_no) };
     let store = super::open_store(backends).await?;
     let mut builder =
         AuditService::builder(store).config(config).checkpoints(crate::signing::checkpoint_config(backends).await?);
@@ -222,18 +256,39 @@ pub(crate) async fn run(backends: &crate::config::Backends, config: AuditConfig,
     // Up to WINDOW captures are in flight so that they share writes; their
     // receipts are printed in input order.
     const WINDOW: usize = 4096;
-    lines.rewind()?;
     let result: anyhow::Result<()> = async {
-        while let Some((line_no, line)) = lines.next_line(None)? {
-            let Ok(mut draft) = draft_for(&args.org, line) else {
-                continue;
+        let mut rewound = false;
+        let mut kept = retained.into_iter();
+        loop {
+            let (line_no, event, digest) = if let Some(r) = kept.next() {
+                (r.line_no, r.event, r.digest)
+            } else if kept_all {
+                break;
+            } else {
+                if !rewound {
+                    lines.rewind()?;
+                    rewound = true;
+                }
+                let Some((line_no, line)) = lines.next_line(None)? else { break };
+                if line_no <= last_kept {
+                    continue;
+                }
+                let Ok(event) = event_for(&args.org, line, &limits) else {
+                    continue; // reported in pass 1 (--skip-invalid)
+                };
+                let digest = event.idempotency_key().is_none().then(|| line_digest(line));
+                (line_no, event, digest)
             };
-            if draft.idempotency_key.is_none() {
-                draft.idempotency_key = Some(derived_key(&input_id, line_no, line));
-            }
-            match service.submit_durable(draft).await {
+            let event = match digest {
+                Some(digest) => event.with_idempotency_key(derived_key(&input_id, line_no, digest), &limits),
+                None => Ok(event),
+            };
+            let submitted = match event {
+                Ok(event) => service.submit_validated_durable(event).await,
+                Err(e) => Err(CaptureError::Invalid(e)),
+            };
+            match submitted {
                 Ok(pending) => in_flight.push_back((line_no, pending)),
-                Err(CaptureError::Invalid(_)) => {} // reported in pass 1 (--skip-invalid)
                 Err(e) => tally.fail(line_no, &e),
             }
             if tally.failed > 0 {

@@ -7,12 +7,15 @@
 //! members are final; the service then seals it into a stored event
 //! ([`crate::stored`]).
 
-mod from_json;
+pub(crate) mod from_json;
 mod kinds;
+mod object;
 
 use std::net::IpAddr;
 
+pub use from_json::InputError;
 pub use kinds::{Action, ActorType, Category, Severity};
+pub use object::JsonObject;
 
 use crate::catalog;
 use crate::hash::Hash;
@@ -83,11 +86,11 @@ pub struct EventDraft {
     /// HTTP context.
     pub request: Option<RequestInfo>,
     /// State before the change.
-    pub previous_state: Option<Object>,
+    pub previous_state: Option<JsonObject>,
     /// State after the change.
-    pub new_state: Option<Object>,
+    pub new_state: Option<JsonObject>,
     /// Anything else worth keeping.
-    pub metadata: Option<Object>,
+    pub metadata: Option<JsonObject>,
     /// Retry key: the same key with the same content stores nothing new.
     pub idempotency_key: Option<String>,
     /// The producer numbering its events (see `producer_sequence`).
@@ -273,9 +276,28 @@ fn check_opt(field: &str, text: &Option<String>, max_bytes: usize) -> Result<(),
     }
 }
 
-/// Depth and finiteness of a state/metadata object; its size is checked on
-/// the canonical form afterwards (see [`check_object_sizes`]).
-fn check_object(field: &str, obj: &Option<Object>, limits: &Limits) -> Result<(), ValidationError> {
+/// Depth and finiteness of a state/metadata object, which leaves it in its
+/// canonical form; its size is checked afterwards (see [`check_object_sizes`]).
+fn check_object(field: &str, obj: &mut Option<JsonObject>, limits: &Limits) -> Result<(), ValidationError> {
+    let too_deep =
+        || ValidationError::new(field, Problem::TooLarge { limit: limits.object_depth, unit: "levels of nesting" });
+    let tree = match obj {
+        None => return Ok(()),
+        // Read from JSON: finite by construction, depth measured.
+        Some(JsonObject::Canonical(c)) if c.depth() > limits.object_depth => return Err(too_deep()),
+        Some(JsonObject::Canonical(_)) => return Ok(()),
+        Some(JsonObject::Tree(tree)) => tree,
+    };
+    check_tree(field, tree, limits)?;
+    let canonical = crate::json::CanonicalObject::of_object(tree)
+        .ok_or_else(|| ValidationError::invalid(field, "contains a number that is not finite"))?;
+    *obj = Some(JsonObject::Canonical(canonical));
+    Ok(())
+}
+
+/// Depth and finiteness of an object built in code, walked no deeper than
+/// the limit (a tree can be arbitrarily deep; the walk must not be).
+fn check_tree(field: &str, obj: &Object, limits: &Limits) -> Result<(), ValidationError> {
     /// The deepest container level under `v`, where `v` itself sits at `level`.
     fn walk(v: &Value, level: usize, max: usize) -> Result<usize, &'static str> {
         let children: Box<dyn Iterator<Item = &Value>> = match v {
@@ -289,7 +311,6 @@ fn check_object(field: &str, obj: &Option<Object>, limits: &Limits) -> Result<()
         }
         children.map(|c| walk(c, level + 1, max)).try_fold(level, |d, r| Ok(d.max(r?)))
     }
-    let Some(obj) = obj else { return Ok(()) };
     let deepest = if limits.object_depth == 0 {
         Err("depth")
     } else {
@@ -305,20 +326,13 @@ fn check_object(field: &str, obj: &Option<Object>, limits: &Limits) -> Result<()
     }
 }
 
-/// Sizes of the state/metadata objects, read off the canonical event.
-fn check_object_sizes(canonical: &[u8], limits: &Limits) -> Result<(), ValidationError> {
-    if limits.object_bytes == usize::MAX {
-        return Ok(());
-    }
-    let members = crate::scan::scan_object(canonical).map_err(|e| ValidationError::invalid("event", e.to_string()))?;
-    for m in members {
-        let field = match m.name {
-            b"previous_state" => "previous_state",
-            b"new_state" => "new_state",
-            b"metadata" => "metadata",
-            _ => continue,
-        };
-        if m.value.len() > limits.object_bytes {
+/// Canonical sizes of the state/metadata objects (checked ones: their
+/// canonical form is at hand), in the order the members are stored.
+fn check_object_sizes(draft: &EventDraft, limits: &Limits) -> Result<(), ValidationError> {
+    for (field, obj) in
+        [("metadata", &draft.metadata), ("new_state", &draft.new_state), ("previous_state", &draft.previous_state)]
+    {
+        if obj.as_ref().is_some_and(|o| o.canonical_bytes().len() > limits.object_bytes) {
             return Err(ValidationError::new(field, Problem::TooLarge { limit: limits.object_bytes, unit: "bytes" }));
         }
     }
@@ -452,9 +466,10 @@ impl EventDraft {
                 return Err(ValidationError::invalid("request.duration_ms", "must be a non-negative number"));
             }
         }
-        check_object("previous_state", &self.previous_state, limits)?;
-        check_object("new_state", &self.new_state, limits)?;
-        check_object("metadata", &self.metadata, limits)?;
+        check_object("previous_state", &mut self.previous_state, limits)?;
+        check_object("new_state", &mut self.new_state, limits)?;
+        check_object("metadata", &mut self.metadata, limits)?;
+        check_object_sizes(&self, limits)?;
 
         // Store the resolved values so that the draft alone describes the event.
         self.event_category = Some(category);
@@ -469,8 +484,7 @@ impl EventDraft {
             fingerprint: std::sync::OnceLock::new(),
             sealed: false,
         };
-        event.canonical = crate::canonical::to_canonical(&Value::Object(event.to_object()));
-        check_object_sizes(&event.canonical, limits)?;
+        event.canonical = event.write_canonical_input();
         if event.canonical.len() > limits.event_bytes {
             return Err(ValidationError::new("event", Problem::TooLarge { limit: limits.event_bytes, unit: "bytes" }));
         }
@@ -527,6 +541,21 @@ impl ValidatedEvent {
         })
     }
 
+    /// This event with `key` as its `idempotency_key` (replacing any),
+    /// checked as validation checks it — for a caller that gives events a
+    /// key only after validating them (`ingest` derives keys from the whole
+    /// input's hash). The fingerprint does not change: it leaves the key out.
+    pub fn with_idempotency_key(mut self, key: String, limits: &Limits) -> Result<ValidatedEvent, ValidationError> {
+        debug_assert!(!self.sealed, "keys are given before personal data is sealed");
+        self.draft.idempotency_key = Some(key);
+        check_opt("idempotency_key", &self.draft.idempotency_key, limits.id_bytes)?;
+        self.canonical = self.write_canonical_input();
+        if self.canonical.len() > limits.event_bytes {
+            return Err(ValidationError::new("event", Problem::TooLarge { limit: limits.event_bytes, unit: "bytes" }));
+        }
+        Ok(self)
+    }
+
     /// True once [`Self::sealed`] made this event (sealing twice would hide
     /// the first layer).
     pub fn is_sealed(&self) -> bool {
@@ -548,12 +577,12 @@ impl ValidatedEvent {
         self.fingerprint();
         let sealed = crate::personal::protect_counted(&mut self.draft, paths, key, key_id, nonce);
         if sealed.at_paths > 0 {
-            self.canonical = crate::canonical::to_canonical(&Value::Object(self.to_object()));
+            self.canonical = self.write_canonical_input();
         } else if sealed.members > 0 {
             // Only top-level strings changed: splice them into the canonical
             // form instead of rebuilding it (the hot path of sealing).
             self.canonical = self.with_personal_members_spliced();
-            debug_assert_eq!(self.canonical, crate::canonical::to_canonical(&Value::Object(self.to_object())));
+            debug_assert_eq!(self.canonical, self.write_canonical_input());
         }
         self.sealed = true;
         self
@@ -572,7 +601,7 @@ impl ValidatedEvent {
             _ => None,
         };
         let Ok(members) = crate::scan::scan_object(&self.canonical) else {
-            return crate::canonical::to_canonical(&Value::Object(self.to_object()));
+            return self.write_canonical_input();
         };
         let base = self.canonical.as_ptr() as usize;
         let mut out = Vec::with_capacity(self.canonical.len() + 512);
@@ -601,7 +630,7 @@ impl ValidatedEvent {
         let mut shown = self.clone();
         let outcome = crate::personal::reveal_draft(&mut shown.draft, paths, key_for);
         if outcome != crate::personal::Revealing::default() {
-            shown.canonical = crate::canonical::to_canonical(&Value::Object(shown.to_object()));
+            shown.canonical = shown.write_canonical_input();
             // What deduplication compares is now the revealed input's.
             shown.fingerprint = std::sync::OnceLock::new();
             shown.sealed = false;
@@ -622,6 +651,107 @@ impl ValidatedEvent {
         let end = start + NAME.len() + value_len;
         debug_assert!(self.canonical.get(end).is_some_and(|b| matches!(b, b',' | b'}')));
         Some(start..end)
+    }
+
+    /// The canonical form of the caller's members, written straight from
+    /// the draft: members in RFC 8785 order (every name is ASCII, so byte
+    /// order), the free-form objects copied in their canonical form. Equal
+    /// to the canonical form of [`Self::to_object`] (tested), without
+    /// building it.
+    fn write_canonical_input(&self) -> Vec<u8> {
+        use crate::canonical::{write_number, write_string};
+        let d = &self.draft;
+        let objects_len = [&d.previous_state, &d.new_state, &d.metadata]
+            .iter()
+            .map(|o| o.as_ref().map_or(0, |o| o.canonical_bytes().len()))
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(512 + objects_len);
+        out.push(b'{');
+        let mut name = |out: &mut Vec<u8>, name: &str| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        let text = |out: &mut Vec<u8>, n: &mut dyn FnMut(&mut Vec<u8>, &str), field: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                n(out, field);
+                write_string(v, out);
+            }
+        };
+        let object = |out: &mut Vec<u8>, n: &mut dyn FnMut(&mut Vec<u8>, &str), field: &str, v: &Option<JsonObject>| {
+            if let Some(v) = v {
+                n(out, field);
+                v.write_canonical(out);
+            }
+        };
+        text(&mut out, &mut name, "action", Some(self.action.as_str()));
+        text(&mut out, &mut name, "actor_email", d.actor_email.as_deref());
+        text(&mut out, &mut name, "actor_id", d.actor_id.as_deref());
+        text(&mut out, &mut name, "actor_ip", d.actor_ip.as_deref());
+        text(&mut out, &mut name, "actor_type", Some(self.actor_type.as_str()));
+        text(&mut out, &mut name, "event_category", Some(self.category.as_str()));
+        text(&mut out, &mut name, "event_type", Some(&d.event_type));
+        text(&mut out, &mut name, "idempotency_key", d.idempotency_key.as_deref());
+        object(&mut out, &mut name, "metadata", &d.metadata);
+        object(&mut out, &mut name, "new_state", &d.new_state);
+        if let Some(t) = d.occurred_at {
+            text(&mut out, &mut name, "occurred_at", Some(&t.to_string()));
+        }
+        text(&mut out, &mut name, "organization_id", Some(&d.organization_id));
+        object(&mut out, &mut name, "previous_state", &d.previous_state);
+        text(&mut out, &mut name, "producer_id", d.producer_id.as_deref());
+        if let Some(n) = d.producer_sequence {
+            name(&mut out, "producer_sequence");
+            write_number(n as f64, &mut out);
+        }
+        text(&mut out, &mut name, "project_id", d.project_id.as_deref());
+        if let Some(r) = &d.request {
+            name(&mut out, "request");
+            let at = out.len();
+            out.push(b'{');
+            let mut inner = |out: &mut Vec<u8>, field: &str| {
+                if out.len() > at + 1 {
+                    out.push(b',');
+                }
+                out.push(b'"');
+                out.extend_from_slice(field.as_bytes());
+                out.extend_from_slice(b"\":");
+            };
+            if let Some(ms) = r.duration_ms {
+                inner(&mut out, "duration_ms");
+                write_number(ms, &mut out);
+            }
+            text(&mut out, &mut inner, "method", r.method.as_deref());
+            text(&mut out, &mut inner, "path", r.path.as_deref());
+            text(&mut out, &mut inner, "request_id", r.request_id.as_deref());
+            text(&mut out, &mut inner, "route", r.route.as_deref());
+            if let Some(s) = r.status {
+                inner(&mut out, "status");
+                write_number(f64::from(s), &mut out);
+            }
+            if let Some(names) = &r.truncated {
+                inner(&mut out, "truncated");
+                out.push(b'[');
+                for (i, n) in names.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_string(n, &mut out);
+                }
+                out.push(b']');
+            }
+            out.push(b'}');
+        }
+        text(&mut out, &mut name, "resource_id", d.resource_id.as_deref());
+        text(&mut out, &mut name, "resource_type", d.resource_type.as_deref());
+        text(&mut out, &mut name, "session_id", d.session_id.as_deref());
+        text(&mut out, &mut name, "severity", Some(self.severity.as_str()));
+        text(&mut out, &mut name, "user_agent", d.user_agent.as_deref());
+        out.push(b'}');
+        out
     }
 
     /// The caller's members as a JSON object (unset members omitted).
@@ -671,7 +801,7 @@ impl ValidatedEvent {
             [("previous_state", &d.previous_state), ("new_state", &d.new_state), ("metadata", &d.metadata)]
         {
             if let Some(obj) = obj {
-                o.insert(name, Value::Object(obj.clone()));
+                o.insert(name, Value::Object(obj.to_object().into_owned()));
             }
         }
         put_str(&mut o, "idempotency_key", &d.idempotency_key);

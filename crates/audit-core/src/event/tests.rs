@@ -1,5 +1,6 @@
 use super::*;
 use crate::event::from_json::InputError;
+use proptest::strategy::Strategy;
 
 fn input(json: &str) -> Result<ValidatedEvent, String> {
     EventDraft::from_json(json.as_bytes())
@@ -167,4 +168,100 @@ fn depth_limit_is_exact() {
     assert!(input(&nested(31)).is_ok());
     let err = input(&nested(32)).unwrap_err();
     assert_eq!(err, "metadata: exceeds the limit of 32 levels of nesting");
+}
+
+/// Member texts the one-pass reader is compared on: valid values, wrong
+/// types, nulls, escapes, unsorted and nested objects, non-finite-free
+/// numbers, unknown and service-owned members.
+const MEMBERS: &[(&str, &[&str])] = &[
+    ("organization_id", &[r#""org-1""#, r#""org\u002d1""#, "7", "null"]),
+    ("project_id", &[r#""p-1""#, r#""""#, "[]"]),
+    ("event_type", &[r#""trace.deleted""#, r#""user.updated""#, r#""widget.spun""#, r#""Bad""#]),
+    ("event_category", &[r#""data""#, r#""AUTH""#, r#""nope""#]),
+    ("action", &[r#""DELETE""#, r#""update""#, r#""fly""#, "1"]),
+    ("actor_type", &[r#""User""#, r#""service""#, "{}"]),
+    ("severity", &[r#""info""#, r#""Critical""#]),
+    ("actor_id", &[r#""u-1""#, r#""a\"b\\c\n""#, r#""x\u0007""#]),
+    ("actor_email", &[r#""ada@example.com""#, r#""ÄDA@example.com""#]),
+    ("actor_ip", &[r#""192.0.2.7""#, r#""::FFFF:192.0.2.7""#, r#""not-ip""#]),
+    ("user_agent", &[r#""curl/8 (\ud83d\ude00)""#]),
+    ("occurred_at", &[r#""2026-12-06T10:00:00+01:00""#, r#""yesterday""#]),
+    ("request", &[r#"{"method":"GET","status":200,"duration_ms":1.5,"truncated":["path"]}"#, r#"{"x":1}"#, r#""GET""#]),
+    (
+        "metadata",
+        &[
+            r#"{"b":1,"a":[{"z":null,"y":true}],"c":"\u00e9\n"}"#,
+            r#"{}"#,
+            r#"{"n":[1e30,4.50,-0,0.000001,123456789012345678]}"#,
+            r#"{"a":{"b":{"c":{"d":{"e":{}}}}}}"#,
+            "5",
+            r#""text""#,
+        ],
+    ),
+    ("new_state", &[r#"{"email":"x@y","plan":"pro"}"#, r#"{"k":1,"k":2}"#, "null"]),
+    ("previous_state", &[r#"{"€":1,"😀":2,"a":3}"#, "[]"]),
+    ("producer_id", &[r#""prod""#]),
+    ("producer_sequence", &["3", "-1", "2.5", "9007199254740993", r#""3""#]),
+    ("idempotency_key", &[r#""k-1""#]),
+    ("session_id", &[r#""s""#]),
+    ("sequence", &["1"]),
+    ("colour", &[r#""red""#]),
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+    /// The one-pass reader and the tree path (parse, then read the tree)
+    /// agree on every input: the same draft, or the same error; and the
+    /// canonical form written from the draft is the canonical form of its
+    /// members as a tree.
+    #[test]
+    fn one_pass_reading_equals_the_tree_path(
+        chosen in proptest::sample::subsequence((0..MEMBERS.len()).collect::<Vec<_>>(), 0..MEMBERS.len())
+            .prop_shuffle(),
+        required in proptest::bool::weighted(0.8),
+        values in proptest::collection::vec(0usize..10, MEMBERS.len()),
+        repeated in proptest::option::weighted(0.05, 0..MEMBERS.len()),
+        damage in proptest::option::weighted(0.1, (proptest::prelude::any::<proptest::sample::Index>(), 0u8..4)),
+    ) {
+        // Valid values most of the time, so that most inputs get through
+        // to validation and the canonical writer.
+        let value = |m: usize| {
+            let options = MEMBERS[m].1;
+            options[values[m].saturating_sub(5) % options.len()]
+        };
+        let mut picked: Vec<usize> = chosen;
+        if required {
+            for (m, (name, _)) in MEMBERS.iter().enumerate() {
+                if ["organization_id", "event_type", "action", "actor_type"].contains(name) && !picked.contains(&m) {
+                    picked.push(m);
+                }
+            }
+        }
+        picked.extend(repeated);
+        let members: Vec<String> = picked.iter().map(|&m| format!("\"{}\" : {}", MEMBERS[m].0, value(m))).collect();
+        let mut text = format!("{{ {} }}", members.join(" , ")).into_bytes();
+        if let Some((at, how)) = damage {
+            let i = at.index(text.len());
+            match how {
+                0 => { text.remove(i); }
+                1 => text.insert(i, b','),
+                2 => text.insert(i, b'"'),
+                _ => text.push(b'x'),
+            }
+        }
+        let one_pass = EventDraft::from_json(&text);
+        let tree = crate::json::parse(&text, crate::json::NumberPolicy::Exact)
+            .map_err(InputError::from)
+            .and_then(|v| EventDraft::from_value(v).map_err(InputError::from));
+        proptest::prop_assert_eq!(&one_pass, &tree, "{}", String::from_utf8_lossy(&text));
+        if let (Ok(a), Ok(b)) = (one_pass, tree) {
+            let (a, b) = (a.validate(&Limits::default()), b.validate(&Limits::default()));
+            proptest::prop_assert_eq!(&a, &b);
+            if let Ok(event) = a {
+                let from_tree = crate::canonical::to_canonical(&Value::Object(event.to_object()));
+                proptest::prop_assert_eq!(event.canonical_input(), &from_tree[..]);
+            }
+        }
+    }
 }

@@ -13,10 +13,12 @@ use memchr::memmem;
 
 pub use check::{EVENTS_DROPPED, LineFacts, check_line};
 
-use crate::canonical::to_canonical;
-use crate::event::{EventDraft, SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError};
+use std::borrow::Cow;
+
+use crate::event::from_json::{DraftBuilder, Input, OBJECT_MEMBERS};
+use crate::event::{SCHEMA_VERSION, SERVICE_MEMBERS, ValidatedEvent, ValidationError};
 use crate::hash::Hash;
-use crate::json::{self, NumberPolicy, Object, Value};
+use crate::json::{self, CanonicalObject, NumberPolicy};
 use crate::timestamp::Timestamp;
 
 /// What the sequencer adds to a validated event.
@@ -48,7 +50,15 @@ pub struct SealedEvent {
 /// RFC 8785's order), hashed, and the hash member is spliced in. No tree is
 /// built: this runs once per stored event.
 pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
-    let input = event.canonical_input();
+    let (mut line, hash_at) = with_service_members(event.canonical_input(), seal);
+    let hash = Hash::of(&line);
+    splice_hash(&mut line, hash_at, &hash);
+    SealedEvent { line, hash }
+}
+
+/// `input` (a canonical event body) with the service members but `hash`
+/// merged in, and where the `hash` member belongs.
+fn with_service_members(input: &[u8], seal: &Seal) -> (Vec<u8>, usize) {
     let members = crate::scan::scan_object(input).expect("a validated event's canonical input is canonical");
     let sequence = seal.sequence.to_string();
     let timestamp = seal.timestamp.to_string();
@@ -66,7 +76,7 @@ pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
         (b"sequence", sequence),
         (b"timestamp", quoted(&timestamp)),
     ];
-    let mut out = Vec::with_capacity(input.len() + 300);
+    let mut out = Vec::with_capacity(input.len() + SEAL_MAX_BYTES);
     let mut hash_at = None;
     out.push(b'{');
     let put = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
@@ -98,16 +108,18 @@ pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
         put(&mut out, name, value.as_bytes());
     }
     out.push(b'}');
-    let hash = Hash::of(&out);
-    // `action` always precedes `hash`, so the member is `,"hash":"…"` here.
     let at = hash_at.unwrap_or(out.len() - 1);
-    let mut line = Vec::with_capacity(out.len() + 75);
-    line.extend_from_slice(&out[..at]);
-    line.extend_from_slice(HASH_MARKER);
-    line.extend_from_slice(hash.to_hex().as_bytes());
-    line.push(b'"');
-    line.extend_from_slice(&out[at..]);
-    SealedEvent { line, hash }
+    (out, at)
+}
+
+/// Inserts `,"hash":"<hex>"` at `at` (`action` always precedes `hash`, so
+/// the member is never first).
+fn splice_hash(line: &mut Vec<u8>, at: usize, hash: &Hash) {
+    let mut member = Vec::with_capacity(HASH_MARKER.len() + 65);
+    member.extend_from_slice(HASH_MARKER);
+    member.extend_from_slice(hash.to_hex().as_bytes());
+    member.push(b'"');
+    line.splice(at..at, member);
 }
 
 /// The most bytes [`seal`] adds to an event's canonical input: the six
@@ -221,27 +233,40 @@ pub enum StoredLineError {
     Body(#[from] ValidationError),
 }
 
-fn take_str(obj: &mut Object, field: &'static str) -> Result<String, StoredLineError> {
-    match obj.remove(field) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(StoredLineError::Member { field, why: "must be a string".into() }),
-        None => Err(StoredLineError::Member { field, why: "is missing".into() }),
+/// A service member of a stored line, its raw canonical value.
+fn service_member<'a>(raw: Option<&'a [u8]>, field: &'static str) -> Result<&'a [u8], StoredLineError> {
+    raw.ok_or(StoredLineError::Member { field, why: "is missing".into() })
+}
+
+fn raw_str<'a>(raw: Option<&'a [u8]>, field: &'static str) -> Result<Cow<'a, str>, StoredLineError> {
+    match service_member(raw, field)? {
+        [b'"', inner @ .., b'"'] => Ok(crate::scan::decode_string(inner)),
+        _ => Err(StoredLineError::Member { field, why: "must be a string".into() }),
     }
 }
 
-fn take_uint(obj: &mut Object, field: &'static str) -> Result<u64, StoredLineError> {
-    match obj.remove(field) {
-        Some(Value::Number(n)) if n >= 0.0 && n.fract() == 0.0 && n <= crate::event::MAX_SAFE_INTEGER as f64 => {
-            Ok(n as u64)
-        }
-        Some(_) => Err(StoredLineError::Member { field, why: "must be a non-negative integer".into() }),
-        None => Err(StoredLineError::Member { field, why: "is missing".into() }),
-    }
+fn raw_uint(raw: Option<&[u8]>, field: &'static str) -> Result<u64, StoredLineError> {
+    // Canonical numbers: an integer up to 2^53 is written as its digits.
+    std::str::from_utf8(service_member(raw, field)?)
+        .ok()
+        .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|n| *n <= crate::event::MAX_SAFE_INTEGER)
+        .ok_or(StoredLineError::Member { field, why: "must be a non-negative integer".into() })
 }
 
-fn take_hash(obj: &mut Object, field: &'static str) -> Result<Hash, StoredLineError> {
-    let text = take_str(obj, field)?;
+fn raw_hash(raw: Option<&[u8]>, field: &'static str) -> Result<Hash, StoredLineError> {
+    let text = raw_str(raw, field)?;
     Hash::from_hex(&text).map_err(|e| StoredLineError::Member { field, why: e.to_string() })
+}
+
+/// A member of a stored event's body, from its raw canonical value.
+fn body_member(name: &str, raw: &[u8]) -> Result<Input<'static>, StoredLineError> {
+    Ok(match raw.first() {
+        Some(b'"') => Input::String(Cow::Owned(crate::scan::decode_string(&raw[1..raw.len() - 1]).into_owned())),
+        Some(b'{') if OBJECT_MEMBERS.contains(&name) => Input::Object(CanonicalObject::from_checked(raw).into()),
+        _ => Input::Other(json::parse(raw, NumberPolicy::Exact)?),
+    })
 }
 
 /// True when `text` is a lowercase hyphenated UUID of version 7.
@@ -260,33 +285,42 @@ impl StoredEvent {
     /// Parses a stored line, checking that it is canonical and well-formed.
     /// The hash is *not* checked here (see [`hash_line`]).
     pub fn parse_line(line: &[u8]) -> Result<StoredEvent, StoredLineError> {
-        let value = json::parse(line, NumberPolicy::Exact)?;
-        if to_canonical(&value) != line {
-            return Err(StoredLineError::NotCanonical);
-        }
-        let Value::Object(mut obj) = value else {
-            return Err(StoredLineError::Member { field: "event", why: "must be an object".into() });
+        let members = match crate::scan::scan_object(line) {
+            Ok(members) => members,
+            // Not canonical: say whether it is JSON at all.
+            Err(_) => {
+                json::parse(line, NumberPolicy::Exact)?;
+                return Err(StoredLineError::NotCanonical);
+            }
         };
-        let version = take_uint(&mut obj, "schema_version")?;
+        let mut service: [Option<&[u8]>; 6] = [None; 6];
+        let mut body = DraftBuilder::default();
+        for m in &members {
+            // Canonical names of service and body members have no escapes.
+            let name = std::str::from_utf8(m.name).map_err(|_| StoredLineError::NotCanonical)?;
+            match SERVICE_MEMBERS.iter().position(|s| *s == name) {
+                Some(at) => service[at] = Some(m.value),
+                None => body.put(name, body_member(name, m.value)?)?,
+            }
+        }
+        let [schema_version, event_id, sequence, timestamp, previous_hash, hash] = service;
+        let version = raw_uint(schema_version, "schema_version")?;
         if version != SCHEMA_VERSION {
             return Err(StoredLineError::Member {
                 field: "schema_version",
                 why: format!("{version} is not supported (expected {SCHEMA_VERSION})"),
             });
         }
-        let event_id = take_str(&mut obj, "event_id")?;
+        let event_id = raw_str(event_id, "event_id")?.into_owned();
         if !is_uuid_v7(&event_id) {
             return Err(StoredLineError::Member { field: "event_id", why: "must be a lowercase UUIDv7".into() });
         }
-        let sequence = take_uint(&mut obj, "sequence")?;
-        let ts_text = take_str(&mut obj, "timestamp")?;
-        let timestamp = Timestamp::parse_stored(&ts_text)
+        let sequence = raw_uint(sequence, "sequence")?;
+        let timestamp = Timestamp::parse_stored(&raw_str(timestamp, "timestamp")?)
             .map_err(|e| StoredLineError::Member { field: "timestamp", why: e.to_string() })?;
-        let previous_hash = take_hash(&mut obj, "previous_hash")?;
-        let hash = take_hash(&mut obj, "hash")?;
-        debug_assert!(SERVICE_MEMBERS.iter().all(|m| obj.get(m).is_none()));
-        let draft = EventDraft::from_value(Value::Object(obj))?;
-        let body = draft.validate_stored()?;
+        let previous_hash = raw_hash(previous_hash, "previous_hash")?;
+        let hash = raw_hash(hash, "hash")?;
+        let body = body.finish(None)?.validate_stored()?;
         let event = StoredEvent { body, event_id, sequence, timestamp, previous_hash, hash };
         // Stored events are normalised (lowercase vocabularies, UTC times,
         // canonical IPs, defaults written out): a line that validates only
@@ -299,14 +333,19 @@ impl StoredEvent {
 
     /// The stored line this event has (canonical, `hash` as stored).
     pub fn to_line(&self) -> Vec<u8> {
-        let mut obj = self.body.to_object();
-        obj.insert("schema_version", Value::Number(SCHEMA_VERSION as f64));
-        obj.insert("event_id", Value::String(self.event_id.clone()));
-        obj.insert("sequence", Value::Number(self.sequence as f64));
-        obj.insert("timestamp", Value::String(self.timestamp.to_string()));
-        obj.insert("previous_hash", Value::String(self.previous_hash.to_hex()));
-        obj.insert("hash", Value::String(self.hash.to_hex()));
-        to_canonical(&Value::Object(obj))
+        let (mut line, hash_at) = with_service_members(self.body.canonical_input(), &self.seal());
+        splice_hash(&mut line, hash_at, &self.hash);
+        line
+    }
+
+    /// The service members this event was sealed with.
+    fn seal(&self) -> Seal {
+        Seal {
+            event_id: self.event_id.clone(),
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            previous_hash: self.previous_hash,
+        }
     }
 
     /// This event for display, its personal values revealed by `key_for`
@@ -343,7 +382,9 @@ pub struct Receipt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Action, ActorType, Category, Limits};
+    use crate::canonical::to_canonical;
+    use crate::event::{Action, ActorType, Category, EventDraft, Limits};
+    use crate::json::{Object, Value};
 
     fn sample() -> ValidatedEvent {
         EventDraft {
@@ -380,8 +421,8 @@ mod tests {
         };
         let mut nested = Object::new();
         nested.insert("timestamp", Value::String("2001-01-01T00:00:00.000000Z".into()));
-        draft.metadata = Some(nested.clone());
-        draft.new_state = Some(nested);
+        draft.metadata = Some(nested.clone().into());
+        draft.new_state = Some(nested.into());
         let sealed = seal(&draft.validate(&Limits::default()).unwrap(), &seal0());
         assert_eq!(claimed_timestamp(&sealed.line), Some(seal0().timestamp));
         assert_eq!(claimed_timestamp(&seal(&sample(), &seal0()).line), Some(seal0().timestamp));
@@ -481,7 +522,7 @@ mod tests {
         draft.user_agent = Some("curl/8".into());
         let mut state = Object::new();
         state.insert("email", Value::String("b@example.com".into()));
-        draft.new_state = Some(state);
+        draft.new_state = Some(state.into());
         let plain = draft.validate(&Limits::default()).unwrap();
         let mut n = 0u8;
         let sealed_event = plain.clone().sealed(&paths, &key, id, || {

@@ -262,7 +262,7 @@ fn gaps_a_drop_report_covers_are_known_losses() {
     let mut metadata = Object::new();
     metadata.insert("count", Value::Number(2.0));
     metadata.insert("producers", Value::Array(vec![Value::Object(report(2, 2)), Value::Object(report(1, 1))]));
-    dropped.metadata = Some(metadata);
+    dropped.metadata = Some(metadata.into());
     let lines = log_of(vec![numbered("p", 0, 0), numbered("p", 3, 1), dropped, numbered("p", 6, 3)]);
     let r = verify(&lines);
     assert!(r.valid, "{r:?}");

@@ -128,7 +128,7 @@ pub(crate) async fn post_viewer_token(
         actor_id: Some(principal.actor_id()),
         resource_type: Some("viewer_token".into()),
         resource_id: Some(minted.id.clone()),
-        metadata: Some(metadata),
+        metadata: Some(metadata.into()),
         ..Default::default()
     };
     // A token nobody can account for is not handed out: the record is

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use audit_core::event::{Action, EventDraft};
+use audit_core::event::{Action, EventDraft, InputError, Problem, ValidatedEvent, ValidationError};
 use audit_core::filter::AuditEventFilter;
 use audit_core::json::{self, NumberPolicy, Object, Value};
 use audit_service::CaptureError;
@@ -93,7 +93,7 @@ async fn parse_post(
     raw: Option<String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<EventDraft>, bool, bool), (u64, ApiError)> {
+) -> Result<(Vec<ValidatedEvent>, bool, bool), (u64, ApiError)> {
     let one = |e: ApiError| (1, e);
     let p = params(raw, &["wait"]).map_err(one)?;
     let durable = match p.get("wait").map(String::as_str) {
@@ -122,67 +122,101 @@ async fn parse_post(
     if let Some(n) = json::count_array_items(&bytes)
         && n > MAX_BATCH_EVENTS
     {
-        return Err((
-            n as u64,
-            ApiError::field(
-                ErrorCode::PayloadTooLarge,
-                "events",
-                format!("at most {MAX_BATCH_EVENTS} events per request"),
-            ),
-        ));
+        return Err(too_many_events(n));
     }
-    // Parsing is linear but not free (~16 ms a MiB of the worst shape): a
-    // large body is parsed on a blocking thread, so that a few of them
-    // cannot hold the async threads that answer everyone else.
-    let parsed = if bytes.len() > PARSE_ON_ASYNC_THREAD_BYTES {
+    // Reading is linear but not free: a large body is read on a blocking
+    // thread, so that a few of them cannot hold the async threads that
+    // answer everyone else.
+    let default_org = principal.organization(None).ok();
+    let limits = state.service().config().limits;
+    let read = if bytes.len() > PARSE_ON_ASYNC_THREAD_BYTES {
         let body = bytes.clone();
-        tokio::task::spawn_blocking(move || json::parse(&body, NumberPolicy::Exact))
+        tokio::task::spawn_blocking(move || read_events(&body, default_org.as_deref(), &limits))
             .await
             .map_err(|e| one(ApiError::internal(ErrorCode::Internal, "the body could not be parsed", e)))?
     } else {
-        json::parse(&bytes, NumberPolicy::Exact)
+        read_events(&bytes, default_org.as_deref(), &limits)
     };
-    let value = parsed.map_err(|e| one(ApiError::new(ErrorCode::InvalidJson, e.to_string())))?;
-    let (items, batch) = match value {
-        Value::Array(items) => (items, true),
-        other => (vec![other], false),
+    let (events, batch) = match read {
+        Ok(read) => read,
+        Err(BodyError::Json(e)) => return Err(one(ApiError::new(ErrorCode::InvalidJson, e.to_string()))),
+        Err(BodyError::Empty) => {
+            return Err(one(ApiError::field(ErrorCode::InvalidEvent, "events", "the array is empty")));
+        }
+        Err(BodyError::TooMany(n)) => return Err(too_many_events(n)),
+        Err(BodyError::Invalid { items, index, error }) => {
+            let refused = items as u64;
+            // Without an organization in the event, the token's (or its
+            // absence) is the reason.
+            if error.field == "organization_id" && matches!(error.problem, Problem::Missing) {
+                principal.organization(None).map_err(|e| (refused, e))?;
+            }
+            return Err((refused, capture_error(CaptureError::Invalid(error), index)));
+        }
+    };
+    let refused = events.len() as u64;
+    for event in &events {
+        principal.organization(Some(event.organization_id())).map_err(|e| (refused, e))?;
+    }
+    Ok((events, durable, batch))
+}
+
+/// The refusal of a batch of `n` events, over the limit.
+fn too_many_events(n: usize) -> (u64, ApiError) {
+    let why = format!("at most {MAX_BATCH_EVENTS} events per request");
+    (n as u64, ApiError::field(ErrorCode::PayloadTooLarge, "events", why))
+}
+
+/// Why a `POST /v1/events` body was refused as a whole.
+enum BodyError {
+    /// Not I-JSON (anywhere in the body: this wins over event errors).
+    Json(audit_core::json::JsonError),
+    /// An empty array.
+    Empty,
+    /// More than [`MAX_BATCH_EVENTS`] items.
+    TooMany(usize),
+    /// An event that does not validate: the first one, its index in an
+    /// array, and how many the body held.
+    Invalid { items: usize, index: Option<usize>, error: ValidationError },
+}
+
+/// The events of a body (one event or an array of them), each read in one
+/// pass from its bytes and validated under `limits`, and whether the body
+/// was an array. The whole body is checked as JSON first, so a JSON error
+/// anywhere wins over an invalid event, as when it was parsed whole.
+fn read_events(
+    bytes: &[u8],
+    default_org: Option<&str>,
+    limits: &audit_core::event::Limits,
+) -> Result<(Vec<ValidatedEvent>, bool), BodyError> {
+    let (items, batch) = match json::array_items(bytes, NumberPolicy::Exact).map_err(BodyError::Json)? {
+        Some(items) => (items, true),
+        None => (std::iter::once(0..bytes.len()).collect(), false),
     };
     if items.is_empty() {
-        return Err(one(ApiError::field(ErrorCode::InvalidEvent, "events", "the array is empty")));
+        return Err(BodyError::Empty);
     }
-    let refused = items.len() as u64;
     if items.len() > MAX_BATCH_EVENTS {
-        return Err((
-            refused,
-            ApiError::field(
-                ErrorCode::PayloadTooLarge,
-                "events",
-                format!("at most {MAX_BATCH_EVENTS} events per request"),
-            ),
-        ));
+        return Err(BodyError::TooMany(items.len()));
     }
-    // Everything is checked before anything is stored.
-    let limits = state.service().config().limits;
-    let mut drafts = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let index = batch.then_some(i);
-        let mut item = item;
-        if let Value::Object(obj) = &mut item {
-            match obj.get("organization_id") {
-                None => obj
-                    .insert("organization_id", Value::String(principal.organization(None).map_err(|e| (refused, e))?)),
-                Some(Value::String(named)) => {
-                    principal.organization(Some(named)).map_err(|e| (refused, e))?;
-                }
-                Some(_) => {}
+    let count = items.len();
+    let mut events = Vec::with_capacity(count);
+    for (i, range) in items.into_iter().enumerate() {
+        let invalid = |error| BodyError::Invalid { items: count, index: batch.then_some(i), error };
+        let draft = match EventDraft::from_json_in(&bytes[range], default_org) {
+            Ok(draft) => draft,
+            Err(InputError::Invalid(e)) => return Err(invalid(e)),
+            Err(InputError::Json(e)) => return Err(BodyError::Json(e)),
+            Err(e) => {
+                return Err(invalid(ValidationError {
+                    field: "event".into(),
+                    problem: Problem::Invalid(e.to_string()),
+                }));
             }
-        }
-        let invalid = |e| (refused, capture_error(CaptureError::Invalid(e), index));
-        let draft = EventDraft::from_value(item).map_err(invalid)?;
-        draft.clone().validate(&limits).map_err(invalid)?;
-        drafts.push(draft);
+        };
+        events.push(draft.validate(limits).map_err(invalid)?);
     }
-    Ok((drafts, durable, batch))
+    Ok((events, batch))
 }
 
 /// `POST /v1/events`: one event or an array; all validated before any is stored.
@@ -204,7 +238,7 @@ pub(crate) async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Ingest)?;
-    let (drafts, durable, batch) = match parse_post(&state, &principal, raw, &headers, body).await {
+    let (events, durable, batch) = match parse_post(&state, &principal, raw, &headers, body).await {
         Ok(parsed) => parsed,
         Err((refused, e)) => {
             // Every refusal is counted (SPEC §4), like the service's own.
@@ -215,16 +249,17 @@ pub(crate) async fn post_events(
     let started = Instant::now();
     if !durable {
         let mut accepted = Vec::new();
-        for (i, d) in drafts.into_iter().enumerate() {
-            let a = state.service().capture(d).await.map_err(|e| capture_error(e, batch.then_some(i)))?;
+        for (i, e) in events.into_iter().enumerate() {
+            let a = state.service().capture_validated(e).await.map_err(|e| capture_error(e, batch.then_some(i)))?;
             accepted.push(body::AcceptedEvent { event_id: a.event_id });
         }
         metrics::counter!("audit_http_events_accepted_total").increment(accepted.len() as u64);
         return Ok((StatusCode::ACCEPTED, Json(body::Accepted { accepted })).into_response());
     }
-    let mut pending = Vec::with_capacity(drafts.len());
-    for (i, d) in drafts.into_iter().enumerate() {
-        pending.push(state.service().submit_durable(d).await.map_err(|e| capture_error(e, batch.then_some(i)))?);
+    let mut pending = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        pending
+            .push(state.service().submit_validated_durable(e).await.map_err(|e| capture_error(e, batch.then_some(i)))?);
     }
     let mut receipts = Vec::with_capacity(pending.len());
     for (i, p) in pending.into_iter().enumerate() {

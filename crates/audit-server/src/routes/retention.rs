@@ -100,7 +100,7 @@ pub(crate) async fn put_retention(
         actor_id: Some(principal.actor_id()),
         resource_type: Some("retention".into()),
         resource_id: Some(org.clone()),
-        metadata: Some(metadata),
+        metadata: Some(metadata.into()),
         ..Default::default()
     };
     state.service().capture_durable(record).await.map_err(|e| {

@@ -2,14 +2,16 @@
 //! shape that made duplicate-name detection quadratic) and a 1 MiB array
 //! of numbers, each against a 1 MiB body holding one long string — the
 //! cheapest 1 MiB a client can send, so the ratios say how much more a
-//! hostile shape costs per byte (aim: ≤ 3).
+//! hostile shape costs per byte (aim: ≤ 3). Each is read by the tree
+//! parser and by the one-pass paths the service uses (validate, and
+//! canonicalize for an event's free-form objects).
 //!
 //! `cargo bench -p audit-core --bench parse_shapes`
 
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
 
-use audit_core::json::{NumberPolicy, parse};
+use audit_core::json::{NumberPolicy, canonicalize, parse, validate};
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 
 /// The allocator of the `agenttrace-audit` binary, which parses request bodies.
@@ -58,6 +60,14 @@ fn shapes(c: &mut Criterion) {
         [("one string (baseline)", one_string()), ("many members", many_members()), ("many array items", many_items())]
     {
         g.bench_function(name, |b| b.iter(|| parse(black_box(&body), NumberPolicy::Exact).is_ok()));
+        // What `POST /v1/events` does to a body: check it whole (no tree),
+        // then read each event, keeping free-form objects canonical.
+        g.bench_function(format!("{name}, validate (one pass)"), |b| {
+            b.iter(|| validate(black_box(&body), NumberPolicy::Exact).is_ok())
+        });
+        g.bench_function(format!("{name}, canonicalize (one pass)"), |b| {
+            b.iter(|| canonicalize(black_box(&body), NumberPolicy::Exact).is_ok())
+        });
         g.bench_function(format!("{name}, serde_json (reference)"), |b| {
             b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).is_ok())
         });

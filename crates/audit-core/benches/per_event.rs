@@ -45,7 +45,42 @@ fn per_event(c: &mut Criterion) {
                 .severity()
         })
     });
+    // A caller's JSON is rarely canonical: the same members in reverse
+    // order, with spaces, and the metadata's members reversed too.
+    let unsorted = {
+        let members = audit_core::scan::scan_object(event.canonical_input()).unwrap();
+        let text: Vec<String> = members
+            .iter()
+            .rev()
+            .map(|m| {
+                let value = String::from_utf8_lossy(m.value).into_owned();
+                let value = if m.name == b"metadata" { reversed_object(&value) } else { value };
+                format!("\"{}\" : {value}", String::from_utf8_lossy(m.name))
+            })
+            .collect();
+        format!("{{ {} }}", text.join(" , "))
+    };
+    g.bench_function("from_json + validate (unsorted input)", |b| {
+        b.iter(|| {
+            EventDraft::from_json(black_box(unsorted.as_bytes()))
+                .unwrap()
+                .validate(&Limits::default())
+                .unwrap()
+                .severity()
+        })
+    });
     g.finish();
+}
+
+/// A flat canonical object with its members in reverse order.
+fn reversed_object(canonical: &str) -> String {
+    let members = audit_core::scan::scan_object(canonical.as_bytes()).unwrap();
+    let text: Vec<String> = members
+        .iter()
+        .rev()
+        .map(|m| format!("\"{}\":{}", String::from_utf8_lossy(m.name), String::from_utf8_lossy(m.value)))
+        .collect();
+    format!("{{{}}}", text.join(","))
 }
 
 criterion_group!(benches, per_event);

@@ -60,7 +60,19 @@ impl Hash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = Vec::with_capacity(64);
+        self.write_hex(&mut out);
+        String::from_utf8(out).expect("hex digits are ASCII")
+    }
+
+    /// Appends the 64 lowercase hex digits to `out` (hot: every sealed
+    /// line and every exported row carries two hashes).
+    pub fn write_hex(&self, out: &mut Vec<u8>) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in self.0 {
+            out.push(DIGITS[usize::from(b >> 4)]);
+            out.push(DIGITS[usize::from(b & 0xf)]);
+        }
     }
 }
 

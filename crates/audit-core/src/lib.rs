@@ -5,10 +5,18 @@
 //! Data flow:
 //!
 //! ```text
-//! JSON bytes ──json::parse (strict I-JSON)──▶ EventDraft ──validate──▶ ValidatedEvent
+//! JSON bytes ──EventDraft::from_json (one pass, strict I-JSON)──▶ EventDraft
+//!     ──validate (writes the canonical input)──▶ ValidatedEvent
 //!     ──stored::seal(sequence, timestamp, previous_hash)──▶ canonical line + hash
 //! stored lines ──verify::ChainVerifier──▶ VerificationReport
 //! ```
+//!
+//! Reading input builds no tree for the free-form objects (`metadata`,
+//! `previous_state`, `new_state`): [`json::MemberReader`] checks each and
+//! keeps it in canonical form ([`json::CanonicalObject`]), with exactly the
+//! errors and offsets of the tree parser [`json::parse`] (tested against
+//! it), and validation writes the event's canonical input straight from
+//! the draft.
 //!
 //! The stored form of an event is its RFC 8785 canonical JSON, one event per
 //! line; its `hash` is SHA-256 of that JSON without the `hash` member. See

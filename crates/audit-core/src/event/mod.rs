@@ -659,11 +659,28 @@ impl ValidatedEvent {
     /// to the canonical form of [`Self::to_object`] (tested), without
     /// building it.
     fn write_canonical_input(&self) -> Vec<u8> {
+        self.write_members(None).0
+    }
+
+    /// The stored line of this event sealed with `seal`, but for its `hash`
+    /// member, and where that member belongs (the line is hashed without
+    /// it). Written from the draft like [`Self::write_canonical_input`]:
+    /// sealing neither scans nor re-parses the canonical input.
+    pub(crate) fn write_sealed(&self, seal: &crate::stored::Seal) -> (Vec<u8>, usize) {
+        self.write_members(Some(seal))
+    }
+
+    /// The members in RFC 8785 order, the service's among them when
+    /// `service` is given, and the offset where `hash` would go.
+    fn write_members(&self, service: Option<&crate::stored::Seal>) -> (Vec<u8>, usize) {
         use crate::canonical::{write_number, write_string};
         let d = &self.draft;
         let objects_len = [&d.previous_state, &d.new_state, &d.metadata]
             .iter()
-            .map(|o| o.as_ref().map_or(0, |o| o.canonical_bytes().len()))
+            .map(|o| match o {
+                Some(JsonObject::Canonical(c)) => c.as_bytes().len(),
+                _ => 0,
+            })
             .sum::<usize>();
         let mut out = Vec::with_capacity(512 + objects_len);
         out.push(b'{');
@@ -687,13 +704,28 @@ impl ValidatedEvent {
                 v.write_canonical(out);
             }
         };
+        // Hex and decimal service values need no escaping.
+        let plain = |out: &mut Vec<u8>, n: &mut dyn FnMut(&mut Vec<u8>, &str), field: &str, v: &str, quoted: bool| {
+            n(out, field);
+            if quoted {
+                out.push(b'"');
+            }
+            out.extend_from_slice(v.as_bytes());
+            if quoted {
+                out.push(b'"');
+            }
+        };
         text(&mut out, &mut name, "action", Some(self.action.as_str()));
         text(&mut out, &mut name, "actor_email", d.actor_email.as_deref());
         text(&mut out, &mut name, "actor_id", d.actor_id.as_deref());
         text(&mut out, &mut name, "actor_ip", d.actor_ip.as_deref());
         text(&mut out, &mut name, "actor_type", Some(self.actor_type.as_str()));
         text(&mut out, &mut name, "event_category", Some(self.category.as_str()));
+        if let Some(s) = service {
+            text(&mut out, &mut name, "event_id", Some(&s.event_id));
+        }
         text(&mut out, &mut name, "event_type", Some(&d.event_type));
+        let hash_at = out.len();
         text(&mut out, &mut name, "idempotency_key", d.idempotency_key.as_deref());
         object(&mut out, &mut name, "metadata", &d.metadata);
         object(&mut out, &mut name, "new_state", &d.new_state);
@@ -701,6 +733,12 @@ impl ValidatedEvent {
             text(&mut out, &mut name, "occurred_at", Some(&t.to_string()));
         }
         text(&mut out, &mut name, "organization_id", Some(&d.organization_id));
+        if let Some(s) = service {
+            name(&mut out, "previous_hash");
+            out.push(b'"');
+            s.previous_hash.write_hex(&mut out);
+            out.push(b'"');
+        }
         object(&mut out, &mut name, "previous_state", &d.previous_state);
         text(&mut out, &mut name, "producer_id", d.producer_id.as_deref());
         if let Some(n) = d.producer_sequence {
@@ -747,11 +785,18 @@ impl ValidatedEvent {
         }
         text(&mut out, &mut name, "resource_id", d.resource_id.as_deref());
         text(&mut out, &mut name, "resource_type", d.resource_type.as_deref());
+        if let Some(s) = service {
+            plain(&mut out, &mut name, "schema_version", &SCHEMA_VERSION.to_string(), false);
+            plain(&mut out, &mut name, "sequence", &s.sequence.to_string(), false);
+        }
         text(&mut out, &mut name, "session_id", d.session_id.as_deref());
         text(&mut out, &mut name, "severity", Some(self.severity.as_str()));
+        if let Some(s) = service {
+            plain(&mut out, &mut name, "timestamp", &s.timestamp.to_string(), true);
+        }
         text(&mut out, &mut name, "user_agent", d.user_agent.as_deref());
         out.push(b'}');
-        out
+        (out, hash_at)
     }
 
     /// The caller's members as a JSON object (unset members omitted).

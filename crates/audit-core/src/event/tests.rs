@@ -261,6 +261,25 @@ proptest::proptest! {
             if let Ok(event) = a {
                 let from_tree = crate::canonical::to_canonical(&Value::Object(event.to_object()));
                 proptest::prop_assert_eq!(event.canonical_input(), &from_tree[..]);
+                // Sealing writes the stored line from the draft too: it must
+                // be the canonical form of the members and the service's.
+                let s = crate::stored::Seal {
+                    event_id: "01937a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b".into(),
+                    sequence: 12_345,
+                    timestamp: crate::Timestamp::from_micros(1_764_312_394_123_456),
+                    previous_hash: crate::Hash::of(b"previous"),
+                };
+                let sealed = crate::stored::seal(&event, &s);
+                let mut tree = event.to_object();
+                tree.insert("event_id", Value::String(s.event_id.clone()));
+                tree.insert("previous_hash", Value::String(s.previous_hash.to_hex()));
+                tree.insert("schema_version", Value::Number(1.0));
+                tree.insert("sequence", Value::Number(12_345.0));
+                tree.insert("timestamp", Value::String(s.timestamp.to_string()));
+                let unhashed = crate::canonical::to_canonical(&Value::Object(tree.clone()));
+                proptest::prop_assert_eq!(sealed.hash, crate::Hash::of(&unhashed));
+                tree.insert("hash", Value::String(sealed.hash.to_hex()));
+                proptest::prop_assert_eq!(sealed.line, crate::canonical::to_canonical(&Value::Object(tree)));
             }
         }
     }

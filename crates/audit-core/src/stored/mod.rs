@@ -50,76 +50,21 @@ pub struct SealedEvent {
 /// RFC 8785's order), hashed, and the hash member is spliced in. No tree is
 /// built: this runs once per stored event.
 pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
-    let (mut line, hash_at) = with_service_members(event.canonical_input(), seal);
-    let hash = Hash::of(&line);
-    splice_hash(&mut line, hash_at, &hash);
-    SealedEvent { line, hash }
+    let (unhashed, hash_at) = event.write_sealed(seal);
+    let hash = Hash::of(&unhashed);
+    SealedEvent { line: with_hash(&unhashed, hash_at, &hash), hash }
 }
 
-/// `input` (a canonical event body) with the service members but `hash`
-/// merged in, and where the `hash` member belongs.
-fn with_service_members(input: &[u8], seal: &Seal) -> (Vec<u8>, usize) {
-    let members = crate::scan::scan_object(input).expect("a validated event's canonical input is canonical");
-    let sequence = seal.sequence.to_string();
-    let timestamp = seal.timestamp.to_string();
-    let previous = seal.previous_hash.to_hex();
-    let quoted = |s: &str| {
-        let mut out = Vec::with_capacity(s.len() + 2);
-        crate::canonical::write_string(s, &mut out);
-        String::from_utf8(out).expect("canonical strings are UTF-8")
-    };
-    // Sorted by name; "hash" is spliced in after hashing.
-    let service: [(&[u8], String); 5] = [
-        (b"event_id", quoted(&seal.event_id)),
-        (b"previous_hash", quoted(&previous)),
-        (b"schema_version", SCHEMA_VERSION.to_string()),
-        (b"sequence", sequence),
-        (b"timestamp", quoted(&timestamp)),
-    ];
-    let mut out = Vec::with_capacity(input.len() + SEAL_MAX_BYTES);
-    let mut hash_at = None;
-    out.push(b'{');
-    let put = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
-        if out.len() > 1 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(name);
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(value);
-    };
-    let mut service = service.iter().peekable();
-    for m in &members {
-        while let Some((name, value)) = service.next_if(|(name, _)| *name < m.name) {
-            if hash_at.is_none() && *name > &b"hash"[..] {
-                hash_at = Some(out.len());
-            }
-            put(&mut out, name, value.as_bytes());
-        }
-        if hash_at.is_none() && m.name > &b"hash"[..] {
-            hash_at = Some(out.len());
-        }
-        put(&mut out, m.name, m.value);
-    }
-    for (name, value) in service {
-        if hash_at.is_none() && *name > &b"hash"[..] {
-            hash_at = Some(out.len());
-        }
-        put(&mut out, name, value.as_bytes());
-    }
-    out.push(b'}');
-    let at = hash_at.unwrap_or(out.len() - 1);
-    (out, at)
-}
-
-/// Inserts `,"hash":"<hex>"` at `at` (`action` always precedes `hash`, so
-/// the member is never first).
-fn splice_hash(line: &mut Vec<u8>, at: usize, hash: &Hash) {
-    let mut member = Vec::with_capacity(HASH_MARKER.len() + 65);
-    member.extend_from_slice(HASH_MARKER);
-    member.extend_from_slice(hash.to_hex().as_bytes());
-    member.push(b'"');
-    line.splice(at..at, member);
+/// `unhashed` with `,"hash":"<hex>"` inserted at `at` (`action` always
+/// precedes `hash`, so the member is never first).
+fn with_hash(unhashed: &[u8], at: usize, hash: &Hash) -> Vec<u8> {
+    let mut line = Vec::with_capacity(unhashed.len() + HASH_MARKER.len() + 65);
+    line.extend_from_slice(&unhashed[..at]);
+    line.extend_from_slice(HASH_MARKER);
+    hash.write_hex(&mut line);
+    line.push(b'"');
+    line.extend_from_slice(&unhashed[at..]);
+    line
 }
 
 /// The most bytes [`seal`] adds to an event's canonical input: the six
@@ -333,9 +278,21 @@ impl StoredEvent {
 
     /// The stored line this event has (canonical, `hash` as stored).
     pub fn to_line(&self) -> Vec<u8> {
-        let (mut line, hash_at) = with_service_members(self.body.canonical_input(), &self.seal());
-        splice_hash(&mut line, hash_at, &self.hash);
-        line
+        let (unhashed, hash_at) = self.body.write_sealed(&self.seal());
+        with_hash(&unhashed, hash_at, &self.hash)
+    }
+
+    /// Whether any string of the event may be a sealed personal value
+    /// (SPEC §9): only then is there anything to reveal. A sealed value is a
+    /// string that starts with `enc:v1:`, and in canonical text a quote
+    /// followed by that prefix can only open a string (quotes inside
+    /// strings are escaped); a member *name* of that form is a harmless
+    /// false positive.
+    pub fn holds_sealed_values(&self) -> bool {
+        static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memmem::Finder::new(concat!("\"", "enc:v1:").as_bytes()));
+        debug_assert_eq!(crate::personal::SEALED_PREFIX, "enc:v1:");
+        FINDER.find(self.body.canonical_input()).is_some()
     }
 
     /// The service members this event was sealed with.
@@ -562,5 +519,25 @@ mod tests {
             assert_eq!(e.field, field);
             assert!(e.to_string().contains("reserved"), "{e}");
         }
+    }
+
+    #[test]
+    fn only_events_with_sealed_values_are_revealed() {
+        let s = Seal {
+            event_id: "01937a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b".into(),
+            sequence: 0,
+            timestamp: crate::Timestamp::from_micros(1_764_312_394_123_456),
+            previous_hash: Hash::GENESIS,
+        };
+        let plain = crate::sample::sample_draft("org-1", 1).validate(&Limits::default()).unwrap();
+        let read = |e: &ValidatedEvent| StoredEvent::parse_line(&seal(e, &s).line).unwrap();
+        assert!(!read(&plain).holds_sealed_values());
+        let sealed = plain.sealed(
+            &[],
+            &crate::personal::DataKey::from_bytes([7; 32]),
+            crate::personal::KeyId::from_bytes([1; 16]),
+            || [3; 12],
+        );
+        assert!(read(&sealed).holds_sealed_values());
     }
 }

@@ -27,11 +27,14 @@ fn a_time_that_is_not_one_is_an_error_not_a_panic() {
 fn verify_of_a_log_that_does_not_exist_cannot_pass() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // An empty file, not /dev/null: a sandbox may give /dev/null content.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, b"").unwrap();
     let ingest = Command::new(BIN)
         .arg("--data-dir")
         .arg(&data)
         .args(["ingest", "--org", "real", "-"])
-        .stdin(std::fs::File::open("/dev/null").unwrap())
+        .stdin(std::fs::File::open(&empty).unwrap())
         .output()
         .unwrap();
     assert_eq!(ingest.status.code(), Some(0), "{}", String::from_utf8_lossy(&ingest.stderr));

@@ -74,6 +74,22 @@ pub fn write_number(n: f64, out: &mut Vec<u8>) {
     out.extend_from_slice(buf.format_finite(n).as_bytes());
 }
 
+/// Writes an unsigned integer in decimal (the service's integer members,
+/// and CSV cells), without a `String`.
+pub fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Writes a JSON string with RFC 8785's escaping: `"` and `\` escaped, the
 /// control characters U+0000–U+001F as `\b \t \n \f \r` or `\u00xx` (lowercase
 /// hex), everything else as raw UTF-8.

@@ -2,7 +2,6 @@
 //! event, and the spreadsheet-formula guard every cell goes through. Pure:
 //! the export writes the records with the `csv` crate.
 
-use crate::json::{Object, Value};
 use crate::stored::StoredEvent;
 
 /// The CSV columns, in order. Nested objects are written as canonical JSON text.
@@ -38,77 +37,133 @@ pub const CSV_COLUMNS: &[&str] = &[
 ];
 
 /// Neutralises spreadsheet formulas (OWASP's CSV injection guidance): a
-/// cell that begins with tab or CR, or whose first character after any
-/// whitespace (spaces, NBSP and other Unicode spaces) is `=`, `+`, `-`, `@`
-/// or `|` — or the fullwidth `＝`, `＋`, `－`, `＠`, `｜` that spreadsheets
-/// also read as operators — gets a leading `'`.
+/// cell that [starts a formula](starts_a_formula) gets a leading `'`.
 pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
-    let starts_a_formula = match text.chars().next() {
-        Some('\t' | '\r') => true,
-        _ => text.trim_start().chars().next().is_some_and(|c| {
-            matches!(c, '=' | '+' | '-' | '@' | '|' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}' | '\u{ff5c}')
-        }),
-    };
-    if starts_a_formula { std::borrow::Cow::Owned(format!("'{text}")) } else { std::borrow::Cow::Borrowed(text) }
+    if starts_a_formula(text.as_bytes()) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
-fn json_text(obj: &Option<crate::event::JsonObject>) -> String {
-    obj.as_ref().map_or_else(String::new, |o| String::from_utf8_lossy(&o.canonical_bytes()).into_owned())
-}
-
-/// The CSV record of one stored event, in [`CSV_COLUMNS`] order.
-pub fn csv_record(e: &StoredEvent) -> Vec<String> {
-    let d = e.body.draft();
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let request = d.request.as_ref().map(|r| {
-        let mut o = Object::new();
-        let mut put = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                o.insert(k, Value::String(v.clone()));
-            }
+/// Whether a spreadsheet would read the UTF-8 `cell` as a formula: it
+/// begins with tab or CR, or its first character after any whitespace
+/// (spaces, NBSP and other Unicode spaces) is `=`, `+`, `-`, `@` or `|`, or
+/// the fullwidth `＝`, `＋`, `－`, `＠`, `｜` that spreadsheets also read as
+/// operators. Reads only the cell's leading characters.
+pub fn starts_a_formula(cell: &[u8]) -> bool {
+    if matches!(cell.first(), Some(b'\t' | b'\r')) {
+        return true;
+    }
+    let mut at = 0;
+    while at < cell.len() {
+        let width = match cell[at] {
+            0..=0x7f => 1,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            _ => 4,
         };
-        put("method", &r.method);
-        put("path", &r.path);
-        put("route", &r.route);
-        put("request_id", &r.request_id);
-        if let Some(s) = r.status {
-            o.insert("status", Value::Number(f64::from(s)));
+        let first = cell.get(at..at + width).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.chars().next());
+        match first {
+            Some(c) if c.is_whitespace() => at += width,
+            Some(c) => {
+                return matches!(
+                    c,
+                    '=' | '+' | '-' | '@' | '|' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}' | '\u{ff5c}'
+                );
+            }
+            None => return false,
         }
-        if let Some(ms) = r.duration_ms {
-            o.insert("duration_ms", Value::Number(ms));
+    }
+    false
+}
+
+/// The cells of one record, handed to a sink in column order: borrowed
+/// from the event where it holds the text, written in one scratch buffer
+/// where it does not (numbers, times, hashes, the request object).
+struct Cells<'a, F: FnMut(&[u8])> {
+    scratch: &'a mut Vec<u8>,
+    sink: F,
+}
+
+impl<F: FnMut(&[u8])> Cells<'_, F> {
+    fn put(&mut self, cell: &[u8]) {
+        (self.sink)(cell);
+    }
+
+    fn opt(&mut self, cell: Option<&str>) {
+        (self.sink)(cell.unwrap_or_default().as_bytes());
+    }
+
+    fn written(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.scratch.clear();
+        write(self.scratch);
+        (self.sink)(self.scratch);
+    }
+
+    fn object(&mut self, obj: Option<&crate::event::JsonObject>) {
+        match obj {
+            Some(crate::event::JsonObject::Canonical(c)) => (self.sink)(c.as_bytes()),
+            Some(tree) => self.written(|out| tree.write_canonical(out)),
+            None => (self.sink)(b""),
         }
-        crate::event::JsonObject::from(o)
-    });
-    vec![
-        e.sequence.to_string(),
-        e.event_id.clone(),
-        e.timestamp.to_string(),
-        d.occurred_at.map(|t| t.to_string()).unwrap_or_default(),
-        d.organization_id.clone(),
-        opt(&d.project_id),
-        e.body.category().to_string(),
-        d.event_type.clone(),
-        e.body.action().to_string(),
-        e.body.severity().to_string(),
-        e.body.actor_type().to_string(),
-        opt(&d.actor_id),
-        opt(&d.actor_email),
-        opt(&d.actor_ip),
-        opt(&d.user_agent),
-        opt(&d.session_id),
-        opt(&d.resource_type),
-        opt(&d.resource_id),
-        json_text(&request),
-        json_text(&d.previous_state),
-        json_text(&d.new_state),
-        json_text(&d.metadata),
-        opt(&d.idempotency_key),
-        opt(&d.producer_id),
-        d.producer_sequence.map(|n| n.to_string()).unwrap_or_default(),
-        e.previous_hash.to_hex(),
-        e.hash.to_hex(),
-        crate::event::SCHEMA_VERSION.to_string(),
-    ]
+    }
+}
+
+/// Hands `cell` the CSV record of one stored event, a cell at a time in
+/// [`CSV_COLUMNS`] order, as UTF-8 text not yet guarded against formulas
+/// (see [`starts_a_formula`]). Nested objects are their canonical JSON;
+/// `scratch` is reused for cells the event does not hold as text, so a
+/// record costs no allocation.
+pub fn write_csv_record(e: &StoredEvent, scratch: &mut Vec<u8>, cell: impl FnMut(&[u8])) {
+    use crate::canonical::write_decimal;
+    let d = e.body.draft();
+    let mut c = Cells { scratch, sink: cell };
+    c.written(|out| write_decimal(e.sequence, out));
+    c.put(e.event_id.as_bytes());
+    c.written(|out| e.timestamp.write_to(out));
+    match d.occurred_at {
+        Some(t) => c.written(|out| t.write_to(out)),
+        None => c.put(b""),
+    }
+    c.put(d.organization_id.as_bytes());
+    c.opt(d.project_id.as_deref());
+    c.put(e.body.category().as_str().as_bytes());
+    c.put(d.event_type.as_bytes());
+    c.put(e.body.action().as_str().as_bytes());
+    c.put(e.body.severity().as_str().as_bytes());
+    c.put(e.body.actor_type().as_str().as_bytes());
+    c.opt(d.actor_id.as_deref());
+    c.opt(d.actor_email.as_deref());
+    c.opt(d.actor_ip.as_deref());
+    c.opt(d.user_agent.as_deref());
+    c.opt(d.session_id.as_deref());
+    c.opt(d.resource_type.as_deref());
+    c.opt(d.resource_id.as_deref());
+    match &d.request {
+        Some(r) => c.written(|out| r.write_canonical(out)),
+        None => c.put(b""),
+    }
+    c.object(d.previous_state.as_ref());
+    c.object(d.new_state.as_ref());
+    c.object(d.metadata.as_ref());
+    c.opt(d.idempotency_key.as_deref());
+    c.opt(d.producer_id.as_deref());
+    match d.producer_sequence {
+        Some(n) => c.written(|out| write_decimal(n, out)),
+        None => c.put(b""),
+    }
+    c.written(|out| e.previous_hash.write_hex(out));
+    c.written(|out| e.hash.write_hex(out));
+    c.written(|out| write_decimal(crate::event::SCHEMA_VERSION, out));
+}
+
+/// The CSV record of one stored event, in [`CSV_COLUMNS`] order (see
+/// [`write_csv_record`]), as owned strings.
+pub fn csv_record(e: &StoredEvent) -> Vec<String> {
+    let mut cells = Vec::with_capacity(CSV_COLUMNS.len());
+    write_csv_record(e, &mut Vec::new(), |cell| cells.push(String::from_utf8_lossy(cell).into_owned()));
+    cells
 }
 
 #[cfg(test)]

@@ -49,6 +49,54 @@ pub struct RequestInfo {
     pub truncated: Option<Vec<String>>,
 }
 
+impl RequestInfo {
+    /// Appends the canonical form of the stored `request` object (RFC 8785:
+    /// members in name order, absent ones left out).
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        use crate::canonical::{write_number, write_string};
+        let start = out.len();
+        out.push(b'{');
+        let name = |out: &mut Vec<u8>, field: &str| {
+            if out.len() > start + 1 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(field.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        let text = |out: &mut Vec<u8>, field: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                name(out, field);
+                write_string(v, out);
+            }
+        };
+        if let Some(ms) = self.duration_ms {
+            name(out, "duration_ms");
+            write_number(ms, out);
+        }
+        text(out, "method", &self.method);
+        text(out, "path", &self.path);
+        text(out, "request_id", &self.request_id);
+        text(out, "route", &self.route);
+        if let Some(s) = self.status {
+            name(out, "status");
+            write_number(f64::from(s), out);
+        }
+        if let Some(names) = &self.truncated {
+            name(out, "truncated");
+            out.push(b'[');
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(n, out);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+}
+
 /// An event as a caller describes it, before validation. Fields the caller
 /// leaves `None` are omitted from the stored event.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -673,7 +721,7 @@ impl ValidatedEvent {
     /// The members in RFC 8785 order, the service's among them when
     /// `service` is given, and the offset where `hash` would go.
     fn write_members(&self, service: Option<&crate::stored::Seal>) -> (Vec<u8>, usize) {
-        use crate::canonical::{write_number, write_string};
+        use crate::canonical::{write_decimal, write_number, write_string};
         let d = &self.draft;
         let objects_len = [&d.previous_state, &d.new_state, &d.metadata]
             .iter()
@@ -704,17 +752,6 @@ impl ValidatedEvent {
                 v.write_canonical(out);
             }
         };
-        // Hex and decimal service values need no escaping.
-        let plain = |out: &mut Vec<u8>, n: &mut dyn FnMut(&mut Vec<u8>, &str), field: &str, v: &str, quoted: bool| {
-            n(out, field);
-            if quoted {
-                out.push(b'"');
-            }
-            out.extend_from_slice(v.as_bytes());
-            if quoted {
-                out.push(b'"');
-            }
-        };
         text(&mut out, &mut name, "action", Some(self.action.as_str()));
         text(&mut out, &mut name, "actor_email", d.actor_email.as_deref());
         text(&mut out, &mut name, "actor_id", d.actor_id.as_deref());
@@ -730,7 +767,10 @@ impl ValidatedEvent {
         object(&mut out, &mut name, "metadata", &d.metadata);
         object(&mut out, &mut name, "new_state", &d.new_state);
         if let Some(t) = d.occurred_at {
-            text(&mut out, &mut name, "occurred_at", Some(&t.to_string()));
+            name(&mut out, "occurred_at");
+            out.push(b'"');
+            t.write_to(&mut out);
+            out.push(b'"');
         }
         text(&mut out, &mut name, "organization_id", Some(&d.organization_id));
         if let Some(s) = service {
@@ -748,51 +788,23 @@ impl ValidatedEvent {
         text(&mut out, &mut name, "project_id", d.project_id.as_deref());
         if let Some(r) = &d.request {
             name(&mut out, "request");
-            let at = out.len();
-            out.push(b'{');
-            let mut inner = |out: &mut Vec<u8>, field: &str| {
-                if out.len() > at + 1 {
-                    out.push(b',');
-                }
-                out.push(b'"');
-                out.extend_from_slice(field.as_bytes());
-                out.extend_from_slice(b"\":");
-            };
-            if let Some(ms) = r.duration_ms {
-                inner(&mut out, "duration_ms");
-                write_number(ms, &mut out);
-            }
-            text(&mut out, &mut inner, "method", r.method.as_deref());
-            text(&mut out, &mut inner, "path", r.path.as_deref());
-            text(&mut out, &mut inner, "request_id", r.request_id.as_deref());
-            text(&mut out, &mut inner, "route", r.route.as_deref());
-            if let Some(s) = r.status {
-                inner(&mut out, "status");
-                write_number(f64::from(s), &mut out);
-            }
-            if let Some(names) = &r.truncated {
-                inner(&mut out, "truncated");
-                out.push(b'[');
-                for (i, n) in names.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_string(n, &mut out);
-                }
-                out.push(b']');
-            }
-            out.push(b'}');
+            r.write_canonical(&mut out);
         }
         text(&mut out, &mut name, "resource_id", d.resource_id.as_deref());
         text(&mut out, &mut name, "resource_type", d.resource_type.as_deref());
         if let Some(s) = service {
-            plain(&mut out, &mut name, "schema_version", &SCHEMA_VERSION.to_string(), false);
-            plain(&mut out, &mut name, "sequence", &s.sequence.to_string(), false);
+            name(&mut out, "schema_version");
+            write_decimal(SCHEMA_VERSION, &mut out);
+            name(&mut out, "sequence");
+            write_decimal(s.sequence, &mut out);
         }
         text(&mut out, &mut name, "session_id", d.session_id.as_deref());
         text(&mut out, &mut name, "severity", Some(self.severity.as_str()));
         if let Some(s) = service {
-            plain(&mut out, &mut name, "timestamp", &s.timestamp.to_string(), true);
+            name(&mut out, "timestamp");
+            out.push(b'"');
+            s.timestamp.write_to(&mut out);
+            out.push(b'"');
         }
         text(&mut out, &mut name, "user_agent", d.user_agent.as_deref());
         out.push(b'}');

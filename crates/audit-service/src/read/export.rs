@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::io::Write;
 
-use audit_core::csv::{CSV_COLUMNS, csv_cell, csv_record};
+use audit_core::csv::{CSV_COLUMNS, starts_a_formula, write_csv_record};
 use audit_core::filter::AuditEventFilter;
 use audit_storage::LogStore;
 
@@ -14,7 +14,7 @@ use audit_core::personal::normalise_email;
 use audit_core::stored::StoredEvent;
 
 use crate::personal::Protection;
-use crate::read::stored::{ExportError, TimeRange, for_each_stored_line_with};
+use crate::read::stored::{ExportError, PartEncoder, TimeRange, encode_stored_lines, for_each_stored_line_with};
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,18 +110,18 @@ pub async fn export_events(
             }
         }
         ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(CSV_COLUMNS).map_err(csv_error)?;
-            for_each_stored_line_with(store, org, range, protection, &mut |_, event| {
-                let Some(shown) = matcher.shown_if_matching(event) else { return Ok(()) };
-                let record = csv_record(&shown);
-                let cells: Vec<Cow<'_, str>> = record.iter().map(|c| csv_cell(c.as_str())).collect();
-                w.write_record(cells.iter().map(|c| c.as_bytes())).map_err(csv_error)?;
-                count(&mut written);
+            let mut header = csv::Writer::from_writer(Vec::new());
+            header.write_record(CSV_COLUMNS).map_err(csv_error)?;
+            out.write_all(&header.into_inner().map_err(|e| ExportError::Output(e.into_error()))?)?;
+            let encoder = CsvEncoder { matcher: &matcher };
+            encode_stored_lines(store, org, range, protection, &encoder, &mut |part| {
+                out.write_all(&part.rows.into_inner().map_err(|e| ExportError::Output(e.into_error()))?)?;
+                for _ in 0..part.events {
+                    count(&mut written);
+                }
                 Ok(())
             })
             .await?;
-            w.flush()?;
         }
     }
     out.flush()?;
@@ -167,6 +167,54 @@ impl<'a> Matcher<'a> {
             shown.body.draft().actor_email.as_deref().is_some_and(|have| normalise_email(have) == *want)
         });
         email_matches.then_some(shown)
+    }
+}
+
+/// Encodes stored events as CSV records, a part of a block at a time.
+struct CsvEncoder<'a> {
+    matcher: &'a Matcher<'a>,
+}
+
+/// One part's CSV records.
+struct CsvPart {
+    rows: csv::Writer<Vec<u8>>,
+    /// Reused for the cells the event does not hold as text.
+    scratch: Vec<u8>,
+    /// Formula-guarded cells are written from here.
+    guarded: Vec<u8>,
+    events: u64,
+}
+
+impl PartEncoder for CsvEncoder<'_> {
+    type Part = CsvPart;
+
+    fn begin(&self) -> CsvPart {
+        CsvPart { rows: csv::Writer::from_writer(Vec::new()), scratch: Vec::new(), guarded: Vec::new(), events: 0 }
+    }
+
+    fn event(&self, part: &mut CsvPart, _line: &[u8], event: &StoredEvent) -> Result<(), ExportError> {
+        let Some(shown) = self.matcher.shown_if_matching(event) else { return Ok(()) };
+        let CsvPart { rows, scratch, guarded, events } = part;
+        let mut failed = None;
+        write_csv_record(&shown, scratch, |cell| {
+            let cell = if starts_a_formula(cell) {
+                guarded.clear();
+                guarded.push(b'\'');
+                guarded.extend_from_slice(cell);
+                &guarded[..]
+            } else {
+                cell
+            };
+            if let Err(e) = rows.write_field(cell) {
+                failed.get_or_insert(e);
+            }
+        });
+        rows.write_record(None::<&[u8]>).map_err(csv_error)?;
+        if let Some(e) = failed {
+            return Err(csv_error(e));
+        }
+        *events += 1;
+        Ok(())
     }
 }
 

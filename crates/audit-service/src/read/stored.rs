@@ -877,39 +877,190 @@ pub async fn for_each_stored_line_with(
     protection: Option<&Protection>,
     f: &mut LineVisitor<'_>,
 ) -> Result<(), ExportError> {
+    for_each_block_in_range(store, organization_id, range, protection, &mut |chunk, block| {
+        for line in block[..block.len() - 1].split(|b| *b == b'\n') {
+            match read_in_range(chunk, line, range)? {
+                InRange::Before => {}
+                InRange::Event(event) => f(line, &event)?,
+                InRange::After => return Ok(ControlFlow::Break(())),
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })
+    .await
+}
+
+/// What [`for_each_block_in_range`] calls with each block of complete
+/// lines, and the name of the chunk it is from.
+type RangeBlockVisitor<'a> = dyn FnMut(&str, &[u8]) -> Result<ControlFlow<()>, ExportError> + Send + 'a;
+
+/// Calls `f` with the blocks of complete lines (see [`for_each_block`]) of
+/// every chunk that may hold an event in `range`: chunks wholly before
+/// `range.since` are skipped (their lines are not read); `f` places each
+/// line with [`read_in_range`] and breaks at the end of the range.
+async fn for_each_block_in_range(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+    protection: Option<&Protection>,
+    f: &mut RangeBlockVisitor<'_>,
+) -> Result<(), ExportError> {
     let chunks = read_chunks(store, organization_id).await?;
     let first = match range.since {
         Some(since) => first_chunk_reaching(store, organization_id, &chunks, since).await?,
         None => 0,
     };
     for chunk in chunks.into_iter().skip(first) {
-        let flow = for_each_block(store, organization_id, &chunk, protection, &mut |block| {
-            for line in block[..block.len() - 1].split(|b| *b == b'\n') {
-                // Lines before the range are passed over on their claimed
-                // time alone (a full parse is 100 times dearer).
-                if let (Some(since), Some(t)) = (range.since, claimed_timestamp(line))
-                    && t < since
-                {
-                    continue;
-                }
-                let event = StoredEvent::parse_line(line)
-                    .map_err(|e| ExportError::Unreadable { chunk: chunk.name.clone(), detail: e.to_string() })?;
-                if range.since.is_some_and(|s| event.timestamp < s) {
-                    continue;
-                }
-                if range.until.is_some_and(|u| event.timestamp >= u) {
-                    return Ok(ControlFlow::Break(()));
-                }
-                f(line, &event)?;
-            }
-            Ok(ControlFlow::Continue(()))
-        })
-        .await?;
+        let flow =
+            for_each_block(store, organization_id, &chunk, protection, &mut |block| f(&chunk.name, block)).await?;
         if flow.is_break() {
             break;
         }
     }
     Ok(())
+}
+
+/// Where one stored line stands against a time range.
+enum InRange {
+    /// Earlier than the range.
+    Before,
+    /// In the range: the event it holds.
+    Event(StoredEvent),
+    /// At or after the range's end, and so is every later line.
+    After,
+}
+
+/// Reads one stored line of `chunk` and places it in `range`. A line that
+/// cannot be read is an error: it cannot be placed.
+fn read_in_range(chunk: &str, line: &[u8], range: TimeRange) -> Result<InRange, ExportError> {
+    // Lines before the range are passed over on their claimed time alone
+    // (a full parse is 100 times dearer).
+    if let (Some(since), Some(t)) = (range.since, claimed_timestamp(line))
+        && t < since
+    {
+        return Ok(InRange::Before);
+    }
+    let event = StoredEvent::parse_line(line)
+        .map_err(|e| ExportError::Unreadable { chunk: chunk.to_owned(), detail: e.to_string() })?;
+    Ok(if range.since.is_some_and(|s| event.timestamp < s) {
+        InRange::Before
+    } else if range.until.is_some_and(|u| event.timestamp >= u) {
+        InRange::After
+    } else {
+        InRange::Event(event)
+    })
+}
+
+/// Turns the stored events of one part of a block into output bytes; many
+/// parts are encoded at once, on different threads (see
+/// [`encode_stored_lines`]).
+pub(crate) trait PartEncoder: Sync {
+    /// One part's output as it is built.
+    type Part: Send;
+    /// An empty part.
+    fn begin(&self) -> Self::Part;
+    /// Adds one event in the range (the encoder filters it or not).
+    fn event(&self, part: &mut Self::Part, line: &[u8], event: &StoredEvent) -> Result<(), ExportError>;
+}
+
+/// Below this many bytes a block is encoded on the calling thread alone
+/// (threads cost more than they save).
+const PARALLEL_BLOCK: usize = 16 * 1024;
+
+/// Encodes every stored event of `range` with `encoder` on all cores and
+/// hands `sink` the parts in log order. Each block of lines (see
+/// [`for_each_block`]) is cut at line ends into one part per core; the
+/// parts are parsed and encoded at once (all but the caller's at the
+/// priority of heavy reads), then handed over in order. Memory is one block
+/// and its encoded parts. Parsing dominates an export like CSV's, and
+/// parsing one line does not depend on any other.
+pub(crate) async fn encode_stored_lines<E: PartEncoder>(
+    store: &dyn LogStore,
+    organization_id: &str,
+    range: TimeRange,
+    protection: Option<&Protection>,
+    encoder: &E,
+    sink: &mut (dyn FnMut(E::Part) -> Result<(), ExportError> + Send),
+) -> Result<(), ExportError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    for_each_block_in_range(store, organization_id, range, protection, &mut |chunk, block| {
+        let parts = split_at_lines(block, if block.len() < PARALLEL_BLOCK { 1 } else { threads });
+        let encode = |part: &[u8]| encode_part(encoder, chunk, part, range);
+        let results: Vec<_> = match parts.as_slice() {
+            [one] => vec![encode(one)],
+            [first, rest @ ..] => std::thread::scope(|scope| {
+                let handles: Vec<_> = rest
+                    .iter()
+                    .map(|part| {
+                        scope.spawn(move || {
+                            super::heavy::lower_this_threads_priority();
+                            encode(part)
+                        })
+                    })
+                    .collect();
+                let mut results = vec![encode(first)];
+                results.extend(handles.into_iter().map(|h| h.join().expect("encoding a part does not panic")));
+                results
+            }),
+            [] => Vec::new(),
+        };
+        for (part, flow) in results {
+            sink(part)?;
+            if flow?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })
+    .await
+}
+
+/// One part's encoded events, and whether the walk goes on after it (it
+/// stops at the range's end, or at an unreadable line, after the events
+/// before it).
+fn encode_part<E: PartEncoder>(
+    encoder: &E,
+    chunk: &str,
+    lines: &[u8],
+    range: TimeRange,
+) -> (E::Part, Result<ControlFlow<()>, ExportError>) {
+    let mut part = encoder.begin();
+    for line in lines[..lines.len() - 1].split(|b| *b == b'\n') {
+        let placed = read_in_range(chunk, line, range);
+        let step = match placed {
+            Ok(InRange::Before) => Ok(()),
+            Ok(InRange::Event(event)) => encoder.event(&mut part, line, &event),
+            Ok(InRange::After) => return (part, Ok(ControlFlow::Break(()))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = step {
+            return (part, Err(e));
+        }
+    }
+    (part, Ok(ControlFlow::Continue(())))
+}
+
+/// `block` (whole lines, ending in `\n`) cut into at most `parts` pieces of
+/// about equal size, each ending at a line end.
+fn split_at_lines(block: &[u8], parts: usize) -> Vec<&[u8]> {
+    let mut pieces = Vec::with_capacity(parts);
+    let mut rest = block;
+    for left in (1..=parts).rev() {
+        if rest.is_empty() {
+            break;
+        }
+        let aim = rest.len() / left;
+        let end = if left == 1 {
+            rest.len()
+        } else {
+            memchr::memchr(b'\n', &rest[aim.saturating_sub(1)..])
+                .map_or(rest.len(), |at| aim.saturating_sub(1) + at + 1)
+        };
+        let (piece, after) = rest.split_at(end);
+        pieces.push(piece);
+        rest = after;
+    }
+    pieces
 }
 
 /// The index of the first chunk that may hold an event at or after
@@ -991,6 +1142,26 @@ mod tests {
     use audit_storage::{Batch, LogStore};
 
     use super::*;
+
+    /// Every cut ends at a line end, the pieces put back together are the
+    /// block, and none is empty, whatever the block and the number asked.
+    #[test]
+    fn blocks_are_cut_at_line_ends_into_whole_lines() {
+        let lines: Vec<String> = (0..200).map(|n| format!("{{\"n\":{}}}\n", "x".repeat(n * 37 % 301))).collect();
+        for count in [1, 2, 3, 7, 200] {
+            let block = lines[..count].concat();
+            for parts in 1..=9 {
+                let pieces = split_at_lines(block.as_bytes(), parts);
+                assert!(!pieces.is_empty() && pieces.len() <= parts.min(count), "{count} lines, {parts} parts");
+                assert!(pieces.iter().all(|p| p.ends_with(b"\n")), "{count} lines, {parts} parts");
+                assert_eq!(pieces.concat(), block.as_bytes());
+            }
+        }
+        // Two parts of a long block are of about equal size.
+        let block = lines.concat();
+        let halves = split_at_lines(block.as_bytes(), 2);
+        assert!(halves[0].len().abs_diff(halves[1].len()) < 700, "{} vs {}", halves[0].len(), halves[1].len());
+    }
 
     const ORG: &str = "window-org";
 

@@ -107,8 +107,8 @@ impl Timestamp {
         let in_day = secs.rem_euclid(86_400);
         let mut b = *b"0000-00-00T00:00:00.000000Z";
         let mut digits = |at: usize, width: usize, mut n: i64| {
-            for i in (at..at + width).rev() {
-                b[i] = b'0' + (n % 10) as u8;
+            for digit in b[at..at + width].iter_mut().rev() {
+                *digit = b'0' + (n % 10) as u8;
                 n /= 10;
             }
         };

@@ -554,24 +554,24 @@ async fn csv_cells_are_the_stored_members_across_parts_and_ranges() {
         let s = Spec {
             project: Some((n % 3) as u8),
             kind: (n % 6) as u8,
-            actor: (n % 5 != 0).then_some((n % 4) as u8),
-            email: (n % 2 == 0).then_some((n % 3) as u8),
-            resource: (n % 7 != 0).then_some((n % 5) as u8),
-            severity: (n % 4 != 0).then_some((n % 3) as u8),
+            actor: (!n.is_multiple_of(5)).then_some((n % 4) as u8),
+            email: n.is_multiple_of(2).then_some((n % 3) as u8),
+            resource: (!n.is_multiple_of(7)).then_some((n % 5) as u8),
+            severity: (!n.is_multiple_of(4)).then_some((n % 3) as u8),
             gap_ms: 1,
         };
         let mut d = draft(&s, n);
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             d.request = Some(audit_core::event::RequestInfo {
                 method: Some("POST".into()),
                 path: Some(format!("/v1/traces/{n}")),
                 status: Some(201),
                 duration_ms: Some(n as f64 / 8.0),
-                truncated: (n % 9 == 0).then(|| vec!["request.path".to_owned()]),
+                truncated: n.is_multiple_of(9).then(|| vec!["request.path".to_owned()]),
                 ..Default::default()
             });
         }
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             d.resource_id = Some(format!("=cmd|' /C calc'!A{n}"));
             d.occurred_at = Some(Timestamp::from_micros(START - n as i64));
             d.producer_id = Some("producer-1".into());

@@ -205,8 +205,10 @@ impl PartEncoder for CsvEncoder<'_> {
             } else {
                 cell
             };
-            if let Err(e) = rows.write_field(cell) {
-                failed.get_or_insert(e);
+            if let Err(e) = rows.write_field(cell)
+                && failed.is_none()
+            {
+                failed = Some(e);
             }
         });
         rows.write_record(None::<&[u8]>).map_err(csv_error)?;

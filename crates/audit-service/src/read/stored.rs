@@ -921,6 +921,9 @@ async fn for_each_block_in_range(
 }
 
 /// Where one stored line stands against a time range.
+// It lives for one line on the stack and is moved once: boxing the event
+// would cost an allocation per line for nothing.
+#[allow(clippy::large_enum_variant)]
 enum InRange {
     /// Earlier than the range.
     Before,

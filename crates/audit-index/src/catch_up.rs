@@ -1,6 +1,8 @@
 //! Bringing the index up to date with storage.
 
-use audit_storage::LogStore;
+use std::sync::Arc;
+
+use audit_storage::{Batch, Chunk, LogStore, Placement};
 
 use crate::{EventIndex, IndexError, IndexRow, Location, Progress, index_row};
 
@@ -75,54 +77,120 @@ pub async fn catch_up_with_progress(
         }
         let bytes = store.read_chunk_from(organization_id, chunk, offset).await?;
         let Some(last_newline) = bytes.iter().rposition(|b| *b == b'\n') else { continue };
-        let org = organization_id.to_owned();
-        let chunk_owned = chunk.clone();
-        let start_sequence = next_sequence;
-        // Parsing is CPU work: off the async threads.
-        let rows = tokio::task::spawn_blocking(move || -> Result<Vec<IndexRow>, IndexError> {
-            let mut rows = Vec::new();
-            let mut at = 0usize;
-            for line in bytes[..last_newline].split(|b| *b == b'\n') {
-                let location =
-                    Location { chunk: chunk_owned.clone(), offset: offset + at as u64, len: line.len() as u64 };
-                at += line.len() + 1;
-                let expected = start_sequence + rows.len() as u64;
-                let row = index_row(line, location).map_err(|e| IndexError::Unindexable {
-                    organization_id: org.clone(),
-                    sequence: expected,
-                    detail: e.to_string(),
-                })?;
-                if row.sequence != expected {
-                    return Err(IndexError::Unindexable {
-                        organization_id: org.clone(),
-                        sequence: expected,
-                        detail: format!("found sequence {} where {expected} belongs", row.sequence),
-                    });
-                }
-                rows.push(row);
-            }
-            Ok(rows)
+        let place = Progress { next_sequence, chunk: chunk.clone(), offset };
+        let rows = rows_off_the_async_threads(organization_id, place, move |org, place| {
+            rows_of_lines(org, place, &bytes[..=last_newline])
         })
+        .await?;
+        next_sequence = apply_rows(index, organization_id, blind, rows, chunk, next_sequence, report).await?;
+    }
+    Ok(next_sequence)
+}
+
+/// Indexes batches the caller has just appended, from their own bytes and
+/// where the store said they landed, without reading storage: as long as
+/// each continues the index exactly where it stands (same chunk and offset,
+/// or the first line of the next chunk). Batches the index holds already
+/// are passed over. Returns the number of events indexed in all, or `None`
+/// at the first batch that does not continue it (a gap: events another
+/// process wrote, batches the caller did not keep, or an index that was
+/// cleared) — the caller then runs [`catch_up`], which reads storage.
+pub async fn index_appended(
+    index: &dyn EventIndex,
+    organization_id: &str,
+    blind: Option<&dyn BlindColumns>,
+    appended: impl IntoIterator<Item = (Arc<Batch>, Placement)> + Send,
+) -> Result<Option<u64>, IndexError> {
+    let Some(mut at) = index.progress(organization_id).await? else { return Ok(None) };
+    for (batch, placement) in appended {
+        if batch.first_sequence + batch.count <= at.next_sequence {
+            continue;
+        }
+        let same_place = placement.chunk == at.chunk && placement.offset == at.offset;
+        let next_chunk = placement.offset == 0 && placement.chunk.first_sequence == at.next_sequence;
+        if batch.first_sequence != at.next_sequence || !(same_place || next_chunk) {
+            return Ok(None);
+        }
+        let batch_len = batch.bytes.len() as u64;
+        let place =
+            Progress { next_sequence: at.next_sequence, chunk: placement.chunk.clone(), offset: placement.offset };
+        let rows = rows_off_the_async_threads(organization_id, place, move |org, place| {
+            rows_of_lines(org, place, &batch.bytes)
+        })
+        .await?;
+        let next_sequence =
+            apply_rows(index, organization_id, blind, rows, &placement.chunk, at.next_sequence, &mut |_| {}).await?;
+        at = Progress { next_sequence, chunk: placement.chunk, offset: placement.offset + batch_len };
+    }
+    Ok(Some(at.next_sequence))
+}
+
+/// Runs `parse` (CPU work) on a blocking thread.
+async fn rows_off_the_async_threads(
+    organization_id: &str,
+    place: Progress,
+    parse: impl FnOnce(&str, Progress) -> Result<Vec<IndexRow>, IndexError> + Send + 'static,
+) -> Result<Vec<IndexRow>, IndexError> {
+    let org = organization_id.to_owned();
+    tokio::task::spawn_blocking(move || parse(&org, place))
         .await
-        .map_err(|e| IndexError::Database(format!("indexing task failed: {e}")))??;
-        let mut rows = rows;
-        if let Some(blind) = blind {
-            for row in &mut rows {
-                if let Some(stored) = row.actor_email.take() {
-                    row.actor_email = blind.actor_email(organization_id, &stored).await?;
-                }
+        .map_err(|e| IndexError::Database(format!("indexing task failed: {e}")))?
+}
+
+/// The rows of whole stored lines (each ending in `\n`) that start at
+/// `place`: its chunk and offset, and the sequence of the first line.
+fn rows_of_lines(organization_id: &str, place: Progress, lines: &[u8]) -> Result<Vec<IndexRow>, IndexError> {
+    let unindexable = |sequence: u64, detail: String| IndexError::Unindexable {
+        organization_id: organization_id.to_owned(),
+        sequence,
+        detail,
+    };
+    let lines = lines.strip_suffix(b"\n").ok_or_else(|| unindexable(place.next_sequence, "a torn line".into()))?;
+    let mut rows = Vec::new();
+    let mut at = 0usize;
+    for line in lines.split(|b| *b == b'\n') {
+        let location =
+            Location { chunk: place.chunk.clone(), offset: place.offset + at as u64, len: line.len() as u64 };
+        at += line.len() + 1;
+        let expected = place.next_sequence + rows.len() as u64;
+        let row = index_row(line, location).map_err(|e| unindexable(expected, e.to_string()))?;
+        if row.sequence != expected {
+            return Err(unindexable(expected, format!("found sequence {} where {expected} belongs", row.sequence)));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Replaces stored `actor_email`s by their blind tokens (when personal
+/// data is protected) and applies `rows`, all in `chunk`, a transaction per
+/// [`ROWS_PER_APPLY`]; returns the next sequence to index (`next_sequence`,
+/// the first row's, when there are none).
+async fn apply_rows(
+    index: &dyn EventIndex,
+    organization_id: &str,
+    blind: Option<&dyn BlindColumns>,
+    mut rows: Vec<IndexRow>,
+    chunk: &Chunk,
+    mut next_sequence: u64,
+    report: &mut (dyn FnMut(u64) + Send),
+) -> Result<u64, IndexError> {
+    if let Some(blind) = blind {
+        for row in &mut rows {
+            if let Some(stored) = row.actor_email.take() {
+                row.actor_email = blind.actor_email(organization_id, &stored).await?;
             }
         }
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let part: Vec<IndexRow> = rows.by_ref().take(ROWS_PER_APPLY).collect();
-            let last = part.last().expect("non-empty part");
-            next_sequence = last.sequence + 1;
-            let progress =
-                Progress { next_sequence, chunk: chunk.clone(), offset: last.location.offset + last.location.len + 1 };
-            index.apply(organization_id, part, progress).await?;
-            report(next_sequence);
-        }
+    }
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let part: Vec<IndexRow> = rows.by_ref().take(ROWS_PER_APPLY).collect();
+        let last = part.last().expect("non-empty part");
+        next_sequence = last.sequence + 1;
+        let progress =
+            Progress { next_sequence, chunk: chunk.clone(), offset: last.location.offset + last.location.len + 1 };
+        index.apply(organization_id, part, progress).await?;
+        report(next_sequence);
     }
     Ok(next_sequence)
 }

@@ -28,7 +28,7 @@ use audit_core::Hash;
 use audit_core::filter::AuditEventFilter;
 use audit_storage::Chunk;
 
-pub use catch_up::{BlindColumns, catch_up, catch_up_with_progress};
+pub use catch_up::{BlindColumns, catch_up, catch_up_with_progress, index_appended};
 pub use row::{IndexRow, index_row};
 
 /// Where a stored line is: chunk, byte offset, length (without the newline).

@@ -10,6 +10,7 @@
 //! paging       limit + cursor cover every event once, ascending and descending
 //! find         an event by id in its own organization, nowhere else
 //! clear        one organization, then all
+//! appended     batches taken from memory where they continue the index, and only there
 //! ```
 
 use audit_core::Timestamp;
@@ -17,9 +18,11 @@ use audit_core::event::{Action, ActorType, Category, Severity};
 use audit_core::filter::{AuditEventFilter, Cursor, Order};
 use audit_core::sample::sample_log;
 use audit_core::stored::StoredEvent;
-use audit_storage::Chunk;
+use std::sync::Arc;
 
-use crate::{EventIndex, Hit, IndexRow, Location, Progress, index_row};
+use audit_storage::{Batch, Chunk, Placement};
+
+use crate::{EventIndex, Hit, IndexRow, Location, Progress, index_appended, index_row};
 
 const ORG: &str = "Suite:Index-1";
 const OTHER: &str = "suite-index-2";
@@ -75,6 +78,7 @@ pub async fn run_all(index: &dyn EventIndex) {
     clear(index).await;
     forget_actor_email(index).await;
     forget_before(index).await;
+    appended(index).await;
 }
 
 /// Progress moves forward only, and re-applying rows stores nothing twice.
@@ -235,4 +239,66 @@ pub async fn forget_before(index: &dyn EventIndex) {
     assert!(left.iter().all(|h| h.sequence >= 12), "only events from the cut on");
     assert_eq!(index.query(&all(b)).await.expect("queries").len(), 30, "another organization keeps its rows");
     assert_eq!(index.forget_before(a, 12).await.expect("forgets"), 0, "twice: nothing");
+}
+
+/// Batches a worker appended are indexed from memory while each continues
+/// the index where it stands — in the same chunk at its offset, or at the
+/// start of the next chunk — with the locations storage gave them; batches
+/// already indexed are passed over; a gap or a wrong place indexes nothing
+/// and says so (`None`: the caller reads storage instead).
+pub async fn appended(index: &dyn EventIndex) {
+    let org = "suite-appended";
+    let lines = sample_log(org, 12, start());
+    let first = Chunk { first_sequence: 0, name: "00000000000000000000.jsonl".into() };
+    let second = Chunk { first_sequence: 5, name: "00000000000000000005.jsonl".into() };
+    let batch = |from: usize, to: usize| {
+        let bytes: Vec<u8> = lines[from..to].iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+        Arc::new(Batch { first_sequence: from as u64, count: (to - from) as u64, bytes })
+    };
+    let offset_of = |line: usize| lines[..line].iter().map(|l| l.len() as u64 + 1).sum::<u64>();
+    assert_eq!(
+        index_appended(index, org, None, [(batch(0, 3), Placement { chunk: first.clone(), offset: 0 })])
+            .await
+            .expect("reads"),
+        None,
+        "a new index is built from storage"
+    );
+    let (rows, _, _) = log(org, 3);
+    index.apply(org, rows.clone(), progress_after(&rows, &first)).await.expect("applies");
+
+    let fed = [
+        (batch(0, 3), Placement { chunk: first.clone(), offset: 0 }),
+        (batch(3, 5), Placement { chunk: first.clone(), offset: offset_of(3) }),
+        (batch(5, 8), Placement { chunk: second.clone(), offset: 0 }),
+        (batch(8, 9), Placement { chunk: second.clone(), offset: offset_of(8) - offset_of(5) }),
+    ];
+    assert_eq!(index_appended(index, org, None, fed).await.expect("indexes"), Some(9));
+    let hits = index.query(&AuditEventFilter::for_organization(org)).await.expect("queries");
+    assert_eq!(sequences(&hits), (0..9).collect::<Vec<_>>(), "each event once");
+    for hit in &hits {
+        let n = hit.sequence as usize;
+        let (chunk, offset) = if n < 5 { (&first, offset_of(n)) } else { (&second, offset_of(n) - offset_of(5)) };
+        let expected = Location { chunk: chunk.clone(), offset, len: lines[n].len() as u64 };
+        assert_eq!(hit.location, expected, "event {n} is where storage put it");
+        assert_eq!(hit.hash, StoredEvent::parse_line(&lines[n]).expect("parses").hash);
+    }
+    let at = index.progress(org).await.expect("reads").expect("indexed");
+    assert_eq!((at.next_sequence, &at.chunk, at.offset), (9, &second, offset_of(9) - offset_of(5)));
+
+    let gap = [(batch(10, 12), Placement { chunk: second.clone(), offset: offset_of(10) - offset_of(5) })];
+    assert_eq!(index_appended(index, org, None, gap).await.expect("reads"), None, "event 9 is missing");
+    let elsewhere = [(batch(9, 10), Placement { chunk: second.clone(), offset: 7 })];
+    assert_eq!(index_appended(index, org, None, elsewhere).await.expect("reads"), None, "not where the index stands");
+    let not_next = [(batch(9, 10), Placement { chunk: Chunk { first_sequence: 8, name: "x".into() }, offset: 0 })];
+    assert_eq!(
+        index_appended(index, org, None, not_next).await.expect("reads"),
+        None,
+        "a chunk that cannot start at 9"
+    );
+    assert_eq!(
+        index.progress(org).await.expect("reads").map(|p| p.next_sequence),
+        Some(9),
+        "nothing indexed past the gap"
+    );
+    assert_eq!(index.query(&AuditEventFilter::for_organization(org)).await.expect("queries").len(), 9);
 }

@@ -1,6 +1,6 @@
 //! The `AuditService` handle: capture, flush, stop, health.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,7 +202,7 @@ impl AuditService {
             running: AtomicBool::new(true),
             index,
             indexed: Mutex::new(HashMap::new()),
-            index_dirty: Mutex::new(HashSet::new()),
+            to_index: Mutex::default(),
             index_wake: Notify::new(),
             index_error: Mutex::new(None),
             indexer: Mutex::new(None),

@@ -3,7 +3,7 @@
 //! (`service.rs`), the workers, the checkpointer and the indexer all read it;
 //! it depends on none of them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -51,8 +51,9 @@ pub(crate) struct Shared {
     pub(crate) index: Option<Arc<dyn EventIndex>>,
     /// Per organization: events indexed.
     pub(crate) indexed: Mutex<HashMap<String, u64>>,
-    /// Organizations with commits the index has not seen yet.
-    pub(crate) index_dirty: Mutex<HashSet<String>>,
+    /// Organizations with commits the index has not seen yet, and the
+    /// batches their workers appended.
+    pub(crate) to_index: Mutex<crate::indexer::ToIndex>,
     pub(crate) index_wake: Notify,
     pub(crate) index_error: Mutex<Option<String>>,
     pub(crate) indexer: Mutex<Option<JoinHandle<()>>>,
@@ -108,7 +109,24 @@ impl Shared {
     pub(crate) fn note_committed(&self, organization_id: &str, next_sequence: u64) {
         self.state.note_committed(organization_id, next_sequence);
         if self.index.is_some() {
-            lock(&self.index_dirty).insert(organization_id.to_owned());
+            lock(&self.to_index).mark(organization_id);
+            self.index_wake.notify_one();
+        }
+    }
+
+    /// Called by a worker after appending `batch` where `placement` says:
+    /// storage now holds `next_sequence` events, and the indexer may take
+    /// the batch's lines from memory instead of reading them back.
+    pub(crate) fn note_appended(
+        &self,
+        organization_id: &str,
+        next_sequence: u64,
+        batch: Arc<audit_storage::Batch>,
+        placement: audit_storage::Placement,
+    ) {
+        self.state.note_committed(organization_id, next_sequence);
+        if self.index.is_some() {
+            lock(&self.to_index).appended(organization_id, batch, placement);
             self.index_wake.notify_one();
         }
     }

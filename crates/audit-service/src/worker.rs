@@ -422,10 +422,11 @@ async fn commit(
     };
     let started = Instant::now();
     let count = batch.count;
-    match writer.append(Arc::new(batch)).await {
-        Ok(()) => {
+    let batch = Arc::new(batch);
+    match writer.append(Arc::clone(&batch)).await {
+        Ok(placement) => {
             sequencer.commit(plan);
-            shared.note_committed(organization_id, sequencer.next_sequence());
+            shared.note_appended(organization_id, sequencer.next_sequence(), batch, placement);
             counters.committed.fetch_add(count, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
             shared.state.note_flush(organization_id, now, started.elapsed());

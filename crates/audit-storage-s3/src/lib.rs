@@ -47,7 +47,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use audit_core::tiles::TileId;
 use audit_storage::org_dir;
-use audit_storage::{Batch, Chunk, LogStore, LogWriter, Recovery, StorageError, StorageErrorKind, Tail};
+use audit_storage::{Batch, Chunk, LogStore, LogWriter, Placement, Recovery, StorageError, StorageErrorKind, Tail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -966,7 +966,7 @@ impl LogWriter for S3Writer {
         Ok(())
     }
 
-    async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError> {
+    async fn append(&mut self, batch: Arc<Batch>) -> Result<Placement, StorageError> {
         if let Some(why) = &self.stale {
             return Err(StorageError::new(StorageErrorKind::Conflict, why.clone()));
         }
@@ -984,7 +984,8 @@ impl LogWriter for S3Writer {
             Created::Ours => {
                 let tail = audit_storage::tail_of_chunk(batch.first_sequence, &batch.bytes, &key)?;
                 self.tail = tail.unwrap_or(self.tail);
-                Ok(())
+                let name = chunk_name(batch.first_sequence);
+                Ok(Placement { chunk: Chunk { first_sequence: batch.first_sequence, name }, offset: 0 })
             }
             Created::Theirs => {
                 let why = format!(

@@ -112,6 +112,18 @@ pub struct Batch {
     pub bytes: Vec<u8>,
 }
 
+/// Where an appended batch landed: the chunk holding it (a batch never
+/// spans two) and the byte offset of its first line there. The indexer
+/// uses it to index a batch from the worker's own bytes instead of reading
+/// them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The chunk the batch was appended to.
+    pub chunk: Chunk,
+    /// Byte offset of the batch's first line in that chunk.
+    pub offset: u64,
+}
+
 /// What retention removed from the start of a log, as the store keeps it
 /// for ever: the newest signed prune record and the hashes (32 raw bytes
 /// each, in sequence order) of every removed event.
@@ -344,8 +356,8 @@ pub trait LogWriter: Send + Sync + Debug {
     /// Appends a batch; `Ok` means every line is on stable storage. On
     /// `Err`, no line of the batch counts as written (the writer has cut
     /// back whatever reached the file), or the writer is poisoned and
-    /// refuses further appends.
-    async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError>;
+    /// refuses further appends. `Ok` says where the batch landed.
+    async fn append(&mut self, batch: Arc<Batch>) -> Result<Placement, StorageError>;
 
     /// After a [`StorageErrorKind::Conflict`], continues from `tail`: the
     /// caller has read the other writers' events up to there. The next

@@ -34,7 +34,9 @@ use async_trait::async_trait;
 
 use audit_core::tiles::TileId;
 
-use crate::{Batch, Chunk, LogStore, LogWriter, Pruned, Recovery, StorageError, StorageErrorKind, Tail, org_dir};
+use crate::{
+    Batch, Chunk, LogStore, LogWriter, Placement, Pruned, Recovery, StorageError, StorageErrorKind, Tail, org_dir,
+};
 
 /// Segments roll over once they reach this size (a batch never straddles two).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -711,7 +713,7 @@ impl WriterState {
         Ok(())
     }
 
-    fn append(&mut self, batch: &Batch) -> Result<(), StorageError> {
+    fn append(&mut self, batch: &Batch) -> Result<Placement, StorageError> {
         if let Some(why) = &self.poisoned {
             return Err(StorageError::new(StorageErrorKind::Poisoned, why.clone()));
         }
@@ -731,8 +733,13 @@ impl WriterState {
         let result = file.write_all(&batch.bytes).and_then(|()| file.sync_data());
         match result {
             Ok(()) => {
+                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let first_sequence = parse_segment_name(&name).ok_or_else(|| {
+                    StorageError::new(StorageErrorKind::Unexpected, format!("segment {} is misnamed", path.display()))
+                })?;
+                let placement = Placement { chunk: Chunk { first_sequence, name }, offset: *durable_len };
                 *durable_len += batch.bytes.len() as u64;
-                Ok(())
+                Ok(placement)
             }
             Err(e) => {
                 // The kernel may have dropped the dirty pages already: never
@@ -768,7 +775,7 @@ impl LogWriter for LocalWriter {
         &self.recovery
     }
 
-    async fn append(&mut self, batch: Arc<Batch>) -> Result<(), StorageError> {
+    async fn append(&mut self, batch: Arc<Batch>) -> Result<Placement, StorageError> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut state = inner.lock().unwrap_or_else(|poison| poison.into_inner());

@@ -5,6 +5,7 @@
 //! ```text
 //! fence            two writers never both append at one position
 //! recovery         a reopened writer resumes at the stored tail
+//! placements       each append says where its batch landed, as listed and read back
 //! torn_tail        a partial last line is cut on open (where a crash can leave one)
 //! checkpoints      write-once checkpoints; the newest is found
 //! chunk_reads      read_chunk_at by first sequence, read_ranges, read_chunk_from, windows
@@ -52,6 +53,7 @@ fn batch(log: &[Vec<u8>], from: usize, to: usize) -> Arc<Batch> {
 pub async fn run_all(h: &dyn Harness) {
     fence(h).await;
     recovery(h).await;
+    placements(h).await;
     torn_tail(h).await;
     checkpoints(h).await;
     chunk_reads(h).await;
@@ -77,6 +79,34 @@ pub async fn fence(h: &dyn Harness) {
     }
     // Another organization is independent of this log's fence.
     store.open_writer("suite-other").await.expect("another organization's writer opens");
+}
+
+/// Each append says where its batch landed: a chunk the store lists, and
+/// the offset at which reading that chunk gives back the batch's bytes
+/// (the indexer indexes from there without reading storage). A reopened
+/// writer goes on from the right place too.
+pub async fn placements(h: &dyn Harness) {
+    let store = h.fresh().await;
+    let log = sample_log(ORG, 9, start());
+    let mut landed = Vec::new();
+    for (from, to) in [(0, 3), (3, 4), (4, 7)] {
+        let mut w = store.open_writer(ORG).await.expect("opens");
+        let b = batch(&log, from, to);
+        landed.push((w.append(Arc::clone(&b)).await.expect("appends"), b));
+    }
+    let chunks = store.chunks(ORG).await.expect("lists");
+    for (placement, b) in &landed {
+        assert!(chunks.contains(&placement.chunk), "{placement:?} names a listed chunk ({chunks:?})");
+        assert!(placement.chunk.first_sequence <= b.first_sequence, "{placement:?} starts after its batch");
+        let read = store.read_chunk_from(ORG, &placement.chunk, placement.offset).await.expect("reads");
+        assert!(
+            read.starts_with(&b.bytes),
+            "the chunk at the placement {placement:?} holds the batch from sequence {}",
+            b.first_sequence
+        );
+    }
+    let (first, _) = &landed[0];
+    assert_eq!((first.chunk.first_sequence, first.offset), (0, 0), "the first batch opens the log");
 }
 
 /// A writer reopened after appends resumes at the stored tail.

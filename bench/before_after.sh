@@ -42,7 +42,11 @@ http_round() { # BIN FIRST -> events/s
     "$bin/release/agenttrace-audit" --data-dir "$data" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
     pid=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
-    python3 bench/peers/http_batches.py --url "http://127.0.0.1:$port" --token "$token" --events "$events" --first "$first"
+    printf '%s events/s' "$(python3 bench/peers/http_batches.py --url "http://127.0.0.1:$port" --token "$token" --events "$events" --first "$first")"
+    # The server's own CPU time (user + system), once its indexer has had
+    # time to finish: a figure the machine's load barely moves.
+    sleep 3
+    awk -v tck="$(getconf CLK_TCK)" -v n="$events" '{ printf " (serve used %.2f CPU s, %.1f µs per event)", ($14 + $15) / tck, ($14 + $15) / tck / n * 1e6 }' "/proc/$pid/stat"
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
     rm -rf "$data" "$data-keys"
 }
@@ -55,7 +59,7 @@ for round in $(seq 1 "$rounds"); do
         rm -rf "$work/cli" "$work/cli-keys"
         t=$(seconds "$bin/release/agenttrace-audit" --data-dir "$work/cli" ingest --org bench-org "$work/events.jsonl")
         echo "$t $events" | awk '{ printf "cli ingest FILE: %.3f s, %.0f events/s\n", $1, $2 / $1 }'
-        echo "http batches of 1,000: $(http_round "$bin" $(( round * events ))) events/s"
+        echo "http batches of 1,000: $(http_round "$bin" $(( round * events )))"
         t=$(seconds "$bin/release/agenttrace-audit" --data-dir "$work/log" export --org bench-org --format csv -o /dev/null --force)
         echo "$t $bytes" | awk '{ printf "export csv of 1M events: %.2f s, %.0f MB/s of stored lines\n", $1, $2 / 1048576 / $1 }'
     done

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use audit_storage::{Batch, Chunk, LogStore, Placement};
+use audit_storage::{Batch, LogStore, Placement};
 
 use crate::{EventIndex, IndexError, IndexRow, Location, Progress, index_row};
 
@@ -78,11 +78,10 @@ pub async fn catch_up_with_progress(
         let bytes = store.read_chunk_from(organization_id, chunk, offset).await?;
         let Some(last_newline) = bytes.iter().rposition(|b| *b == b'\n') else { continue };
         let place = Progress { next_sequence, chunk: chunk.clone(), offset };
-        let rows = rows_off_the_async_threads(organization_id, place, move |org, place| {
-            rows_of_lines(org, place, &bytes[..=last_newline])
-        })
-        .await?;
-        next_sequence = apply_rows(index, organization_id, blind, rows, chunk, next_sequence, report).await?;
+        let rows =
+            rows_off_the_async_threads(organization_id, move |org| rows_of_lines(org, place, &bytes[..=last_newline]))
+                .await?;
+        next_sequence = apply_rows(index, organization_id, blind, rows, next_sequence, report).await?;
     }
     Ok(next_sequence)
 }
@@ -91,10 +90,12 @@ pub async fn catch_up_with_progress(
 /// where the store said they landed, without reading storage: as long as
 /// each continues the index exactly where it stands (same chunk and offset,
 /// or the first line of the next chunk). Batches the index holds already
-/// are passed over. Returns the number of events indexed in all, or `None`
-/// at the first batch that does not continue it (a gap: events another
-/// process wrote, batches the caller did not keep, or an index that was
-/// cleared) — the caller then runs [`catch_up`], which reads storage.
+/// are passed over; the rest go in as few transactions as
+/// [`ROWS_PER_APPLY`] allows. Returns the number of events indexed in all,
+/// or `None` at the first batch that does not continue the index (a gap:
+/// events another process wrote, batches the caller did not keep, or an
+/// index that was cleared), having indexed those before it — the caller
+/// then runs [`catch_up`], which reads storage.
 pub async fn index_appended(
     index: &dyn EventIndex,
     organization_id: &str,
@@ -102,6 +103,9 @@ pub async fn index_appended(
     appended: impl IntoIterator<Item = (Arc<Batch>, Placement)> + Send,
 ) -> Result<Option<u64>, IndexError> {
     let Some(mut at) = index.progress(organization_id).await? else { return Ok(None) };
+    let first_new = at.next_sequence;
+    let mut continuing = Vec::new();
+    let mut gap = false;
     for (batch, placement) in appended {
         if batch.first_sequence + batch.count <= at.next_sequence {
             continue;
@@ -109,30 +113,36 @@ pub async fn index_appended(
         let same_place = placement.chunk == at.chunk && placement.offset == at.offset;
         let next_chunk = placement.offset == 0 && placement.chunk.first_sequence == at.next_sequence;
         if batch.first_sequence != at.next_sequence || !(same_place || next_chunk) {
-            return Ok(None);
+            gap = true;
+            break;
         }
-        let batch_len = batch.bytes.len() as u64;
-        let place =
-            Progress { next_sequence: at.next_sequence, chunk: placement.chunk.clone(), offset: placement.offset };
-        let rows = rows_off_the_async_threads(organization_id, place, move |org, place| {
-            rows_of_lines(org, place, &batch.bytes)
-        })
-        .await?;
-        let next_sequence =
-            apply_rows(index, organization_id, blind, rows, &placement.chunk, at.next_sequence, &mut |_| {}).await?;
-        at = Progress { next_sequence, chunk: placement.chunk, offset: placement.offset + batch_len };
+        let place = Progress { next_sequence: at.next_sequence, chunk: placement.chunk, offset: placement.offset };
+        at = Progress {
+            next_sequence: batch.first_sequence + batch.count,
+            chunk: place.chunk.clone(),
+            offset: place.offset + batch.bytes.len() as u64,
+        };
+        continuing.push((batch, place));
     }
-    Ok(Some(at.next_sequence))
+    let rows = rows_off_the_async_threads(organization_id, move |org| {
+        let mut rows = Vec::new();
+        for (batch, place) in continuing {
+            rows.extend(rows_of_lines(org, place, &batch.bytes)?);
+        }
+        Ok(rows)
+    })
+    .await?;
+    let next_sequence = apply_rows(index, organization_id, blind, rows, first_new, &mut |_| {}).await?;
+    Ok((!gap).then_some(next_sequence))
 }
 
 /// Runs `parse` (CPU work) on a blocking thread.
 async fn rows_off_the_async_threads(
     organization_id: &str,
-    place: Progress,
-    parse: impl FnOnce(&str, Progress) -> Result<Vec<IndexRow>, IndexError> + Send + 'static,
+    parse: impl FnOnce(&str) -> Result<Vec<IndexRow>, IndexError> + Send + 'static,
 ) -> Result<Vec<IndexRow>, IndexError> {
     let org = organization_id.to_owned();
-    tokio::task::spawn_blocking(move || parse(&org, place))
+    tokio::task::spawn_blocking(move || parse(&org))
         .await
         .map_err(|e| IndexError::Database(format!("indexing task failed: {e}")))?
 }
@@ -163,15 +173,14 @@ fn rows_of_lines(organization_id: &str, place: Progress, lines: &[u8]) -> Result
 }
 
 /// Replaces stored `actor_email`s by their blind tokens (when personal
-/// data is protected) and applies `rows`, all in `chunk`, a transaction per
-/// [`ROWS_PER_APPLY`]; returns the next sequence to index (`next_sequence`,
-/// the first row's, when there are none).
+/// data is protected) and applies `rows` (consecutive, from
+/// `next_sequence` on), a transaction per [`ROWS_PER_APPLY`], each moving
+/// the progress mark past its last row; returns the next sequence to index.
 async fn apply_rows(
     index: &dyn EventIndex,
     organization_id: &str,
     blind: Option<&dyn BlindColumns>,
     mut rows: Vec<IndexRow>,
-    chunk: &Chunk,
     mut next_sequence: u64,
     report: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, IndexError> {
@@ -187,8 +196,11 @@ async fn apply_rows(
         let part: Vec<IndexRow> = rows.by_ref().take(ROWS_PER_APPLY).collect();
         let last = part.last().expect("non-empty part");
         next_sequence = last.sequence + 1;
-        let progress =
-            Progress { next_sequence, chunk: chunk.clone(), offset: last.location.offset + last.location.len + 1 };
+        let progress = Progress {
+            next_sequence,
+            chunk: last.location.chunk.clone(),
+            offset: last.location.offset + last.location.len + 1,
+        };
         index.apply(organization_id, part, progress).await?;
         report(next_sequence);
     }

@@ -5,13 +5,15 @@
 #  2. Durable HTTP ingest in batches of 1000 vs in-process capture_durable.
 #
 #   bash bench/http.sh [WORK_DIR]      (needs wrk: apt-get install wrk)
+#
+# Binaries come from $CARGO_TARGET_DIR (default target/), built first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-${TMPDIR:-/tmp}/audit-bench-http}
 mkdir -p "$work"
 command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 2; }
 cargo build --release -q -p audit-bench
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 port=18181
 
 run_wrk() {

@@ -313,20 +313,22 @@ impl std::fmt::Debug for MasterKey {
 }
 
 /// The key of the blind index: lookups by a personal value without storing
-/// it. `Debug` never shows it.
+/// it. Holds the HMAC state already keyed (the key's two padded blocks
+/// compressed once), so a token costs two SHA-256 compressions, not four.
+/// `Debug` never shows it.
 #[derive(Clone)]
-pub struct BlindIndexKey([u8; 32]);
+pub struct BlindIndexKey(Hmac<sha2::Sha256>);
 
 impl BlindIndexKey {
     /// A key from 32 random bytes.
-    pub const fn from_bytes(bytes: [u8; 32]) -> BlindIndexKey {
-        BlindIndexKey(bytes)
+    pub fn from_bytes(bytes: [u8; 32]) -> BlindIndexKey {
+        BlindIndexKey(<Hmac<sha2::Sha256> as Mac>::new_from_slice(&bytes).expect("HMAC takes a key of any length"))
     }
 
     /// A blind key with the bytes of `key` (a key store keeps its blind
     /// key wrapped like a data key).
     pub fn from_data_key(key: &DataKey) -> BlindIndexKey {
-        BlindIndexKey(key.0)
+        BlindIndexKey::from_bytes(key.0)
     }
 
     /// The token of `value` for `field` in `organization_id`: hex of
@@ -334,7 +336,7 @@ impl BlindIndexKey {
     /// field, so equal values elsewhere do not share tokens. Callers pass
     /// the normalised value (see [`normalise_email`]).
     pub fn token(&self, organization_id: &str, field: &str, value: &str) -> String {
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        let mut mac = self.0.clone();
         for part in [organization_id, field, value] {
             mac.update(part.as_bytes());
             mac.update(&[0]);
@@ -677,7 +679,10 @@ mod tests {
     fn blind_tokens_are_stable_and_separate_organizations_and_fields() {
         let key = BlindIndexKey::from_bytes([6; 32]);
         let t = key.token("org-1", "actor_email", "ada@example.com");
-        assert_eq!(t.len(), 64);
+        // Known answer from Python's standard library, an independent HMAC:
+        // hmac.new(bytes([6] * 32), b"org-1\0actor_email\0ada@example.com\0",
+        //          hashlib.sha256).hexdigest()
+        assert_eq!(t, "72574fc31ec2e37c741a3701eeb2aae508a6fc0f3cf1492af5bdd682ec25058e");
         assert_eq!(t, key.token("org-1", "actor_email", "ada@example.com"));
         assert_ne!(t, key.token("org-2", "actor_email", "ada@example.com"));
         assert_ne!(t, key.token("org-1", "actor_id", "ada@example.com"));

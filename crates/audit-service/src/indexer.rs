@@ -35,6 +35,8 @@ impl ToIndex {
     /// `organization_id` has events to index that the indexer must read
     /// from storage.
     pub(crate) fn mark(&mut self, organization_id: &str) {
+        // Looked up before inserting, not `entry`: that would allocate the
+        // organization's name for every batch.
         if !self.organizations.contains_key(organization_id) {
             self.organizations.insert(organization_id.to_owned(), VecDeque::new());
         }

@@ -215,6 +215,11 @@ fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
 /// Creates `dir` and any missing parents, fsyncing each parent whose
 /// entries changed so the new directories survive power loss.
 fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
+    // The last parent of a relative path is the empty path: the working
+    // directory, which exists (creating "" would fail with NotFound).
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
     match dir.try_exists() {
         Ok(true) => return Ok(()),
         Ok(false) => {}
@@ -234,6 +239,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
         }
     }
     match dir.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => fsync_dir(Path::new(".")),
         Some(parent) => fsync_dir(parent),
         None => Ok(()),
     }

@@ -23,18 +23,20 @@ fn batch_body(first: u64, count: u64) -> String {
     format!("[{}]", events.join(","))
 }
 
-fn post(port: u16, body: &str) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+/// Posts one batch; the error is what went wrong (the response's status line).
+fn post(port: u16, body: &str) -> Result<(), String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     let req = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
+    s.write_all(req.as_bytes()).map_err(|e| format!("send: {e}"))?;
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    out.starts_with("HTTP/1.1 201")
+    match out.starts_with("HTTP/1.1 201") {
+        true => Ok(()),
+        false => Err(out.lines().next().unwrap_or("no response").to_owned()),
+    }
 }
 
 async fn fresh_service(dir: &std::path::Path) -> AuditService {
@@ -67,13 +69,15 @@ async fn main() {
             .map(|c| {
                 let bodies = Arc::clone(&bodies);
                 std::thread::spawn(move || {
-                    (c..bodies.len() as u64).step_by(clients as usize).all(|i| post(port, &bodies[i as usize]))
+                    (c..bodies.len() as u64).step_by(clients as usize).try_for_each(|i| post(port, &bodies[i as usize]))
                 })
             })
             .collect();
-        let ok = threads.into_iter().all(|t| t.join().unwrap());
+        let outcome: Result<(), String> = threads.into_iter().try_for_each(|t| t.join().unwrap());
         let http_rate = (batches * 1000) as f64 / started.elapsed().as_secs_f64();
-        assert!(ok, "every batch must be stored");
+        if let Err(e) = outcome {
+            panic!("a batch was not stored: {e}");
+        }
         service.stop().await;
 
         // In process: the same events through capture_durable from `clients` tasks.

@@ -58,18 +58,27 @@ const SECRET_PARAMS: &[&str] = &[
     "code",
 ];
 
+/// True for the characters [`fit`] writes as visible escapes.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A value from a request, made storable whatever the client sent: control
 /// characters and bidirectional overrides become visible `\u{…}` escapes
 /// (no log injection, no text that reads differently from what it is), and
 /// a value over `limit` bytes is cut at a character boundary, its member
 /// named in `cut` (stored as `request.truncated`). An audit layer must not
 /// be evadable by input size or content.
-fn fit(name: &'static str, value: &str, limit: usize, cut: &mut Vec<String>) -> String {
+fn fit(name: &'static str, value: String, limit: usize, cut: &mut Vec<String>) -> String {
+    // The usual value (short, printable) is kept as it is, without a copy.
+    if value.len() <= limit && !value.chars().any(needs_escape) {
+        return value;
+    }
     let mut out = String::with_capacity(value.len().min(limit));
     let mut utf8 = [0u8; 4];
     for c in value.chars() {
         let escaped;
-        let piece: &str = if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        let piece: &str = if needs_escape(c) {
             escaped = format!("\\u{{{:04x}}}", c as u32);
             &escaped
         } else {
@@ -156,7 +165,7 @@ impl Settings {
             _ => Action::Other,
         };
         let mut fit_opt = |name: &'static str, value: Option<String>, limit: usize| {
-            value.map(|v| fit(name, &v, limit, &mut cut)).filter(|v| !v.is_empty())
+            value.map(|v| fit(name, v, limit, &mut cut)).filter(|v| !v.is_empty())
         };
         let route = fit_opt("request.route", self.route_of.as_ref().and_then(|f| f(parts)), limits.user_agent_bytes);
         let path = if self.record_route_only { None } else { Some(redacted_path(&parts.uri)) };
@@ -249,6 +258,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_kept_escaped_or_cut_and_a_cut_is_named() {
+        let mut cut = Vec::new();
+        assert_eq!(fit("a", "Mozilla/5.0 (X11) ü".into(), 64, &mut cut), "Mozilla/5.0 (X11) ü");
+        assert_eq!(fit("b", "x\u{1b}[31m\u{202e}y".into(), 64, &mut cut), "x\\u{001b}[31m\\u{202e}y");
+        assert!(cut.is_empty(), "{cut:?}");
+        // A cut never splits a character or an escape.
+        assert_eq!(fit("c", "abcü".into(), 4, &mut cut), "abc");
+        assert_eq!(fit("d", "ab\ncd".into(), 8, &mut cut), "ab");
+        assert_eq!(cut, ["c", "d"]);
+    }
 
     #[test]
     fn secrets_in_query_strings_are_redacted() {

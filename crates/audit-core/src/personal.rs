@@ -140,7 +140,14 @@ impl KeyId {
 
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        // Written on the stack: every sealed value's prefix holds it.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 32];
+        for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        f.write_str(std::str::from_utf8(&text).expect("hex digits are ASCII"))
     }
 }
 
@@ -673,6 +680,14 @@ mod tests {
         assert_eq!(MasterKey::from_bytes([5; 32]).unwrap(&wrapped, ID), None, "another master key");
         assert_eq!(master.unwrap(&wrapped, KeyId::from_bytes([1; 16])), None, "another key id");
         assert_eq!(master.unwrap(&wrapped[1..], ID), None, "a damaged row");
+    }
+
+    #[test]
+    fn key_ids_are_written_as_32_lowercase_hex_digits_and_read_back() {
+        let id = KeyId::from_bytes([0x00, 0x01, 0x7f, 0x80, 0xab, 0xff, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0xfe]);
+        let text = id.to_string();
+        assert_eq!(text, "00017f80abff02030405060708090afe");
+        assert_eq!(KeyId::parse(&text), Some(id));
     }
 
     #[test]

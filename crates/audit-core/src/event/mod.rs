@@ -624,45 +624,15 @@ impl ValidatedEvent {
         // The input's fingerprint, fixed before the canonical form changes.
         self.fingerprint();
         let sealed = crate::personal::protect_counted(&mut self.draft, paths, key, key_id, nonce);
-        if sealed.at_paths > 0 {
+        if sealed.at_paths > 0 || sealed.members > 0 {
+            // Written again from the draft: its free-form objects are kept
+            // in canonical form, so this costs less than scanning the old
+            // form to splice the new values in (the per_event benchmark's
+            // "clone + seal personal values": 2.0 µs against 2.9 µs).
             self.canonical = self.write_canonical_input();
-        } else if sealed.members > 0 {
-            // Only top-level strings changed: splice them into the canonical
-            // form instead of rebuilding it (the hot path of sealing).
-            self.canonical = self.with_personal_members_spliced();
-            debug_assert_eq!(self.canonical, self.write_canonical_input());
         }
         self.sealed = true;
         self
-    }
-
-    /// The canonical input with the values of the four top-level personal
-    /// members replaced by the draft's (members are sorted by name and
-    /// keep their places, so only those values' bytes change).
-    fn with_personal_members_spliced(&self) -> Vec<u8> {
-        let d = &self.draft;
-        let now = |name: &[u8]| match name {
-            b"actor_email" => d.actor_email.as_deref(),
-            b"actor_ip" => d.actor_ip.as_deref(),
-            b"user_agent" => d.user_agent.as_deref(),
-            b"session_id" => d.session_id.as_deref(),
-            _ => None,
-        };
-        let Ok(members) = crate::scan::scan_object(&self.canonical) else {
-            return self.write_canonical_input();
-        };
-        let base = self.canonical.as_ptr() as usize;
-        let mut out = Vec::with_capacity(self.canonical.len() + 512);
-        let mut at = 0;
-        for m in members {
-            let Some(value) = now(m.name) else { continue };
-            let start = m.value.as_ptr() as usize - base;
-            out.extend_from_slice(&self.canonical[at..start]);
-            crate::canonical::write_string(value, &mut out);
-            at = start + m.value.len();
-        }
-        out.extend_from_slice(&self.canonical[at..]);
-        out
     }
 
     /// This stored event's members with its personal values revealed by

@@ -91,7 +91,7 @@ pub fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
 }
 
 /// True when one of the eight bytes of `word` needs an escape in a JSON
-/// string: below 0x20, `"` or `\\`. Exact as a yes/no answer (the
+/// string: below 0x20, `"` or `\`. Exact as a yes/no answer (the
 /// zero-byte and less-than tests of "Bit Twiddling Hacks", which may
 /// misplace a hit inside the word but never invent or miss one).
 const fn any_byte_needs_escape(word: u64) -> bool {

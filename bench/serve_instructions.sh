@@ -18,6 +18,7 @@
 # --inclusive=yes FILE shows where the instructions go).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/serve_common.sh
 few=${FEW:-2000} many=${MANY:-12000}
 work=$(mktemp -d)
 pid=
@@ -25,18 +26,12 @@ trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' 
 
 run() { # BIN EVENTS -> total instructions
     local bin=$1 events=$2 data="$work/data-$RANDOM" port token out="$work/cg.out"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     token=$("$bin" --data-dir "$data" keys create --org bench-org --scopes ingest,read 2>/dev/null)
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --data-dir "$data" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
     pid=$!
-    for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
-    python3 bench/peers/http_batches.py --url "http://127.0.0.1:$port" --token "$token" --events "$events" --clients 2 >/dev/null
-    # Until the index holds every committed event.
-    for _ in $(seq 1 600); do
-        curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/audit/health" |
-            python3 -c 'import json, sys; h = json.load(sys.stdin); sys.exit(h["indexed_through"] != h["committed_through"] or h["queue_size"] != 0)' && break
-        sleep 0.5
-    done
+    wait_healthy "$port" 600
+    feed_until_indexed "$port" "$token" "$events"
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true; pid=
     rm -rf "$data" "$data-keys"
     if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$out" "$KEEP/callgrind.$(basename "$(dirname "$bin")").$events"; fi

@@ -12,6 +12,7 @@
 # calls first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/serve_common.sh
 events=${EVENTS:-20000}
 work=$(mktemp -d)
 pid= spid=
@@ -20,20 +21,15 @@ command -v strace > /dev/null || { echo "strace is not installed (apt-get instal
 
 for target in "$@"; do
     bin=$target/release/agenttrace-audit data="$work/data-$RANDOM"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     token=$("$bin" --data-dir "$data" keys create --org bench-org --scopes ingest,read 2>/dev/null)
     "$bin" --data-dir "$data" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
     pid=$!
-    for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+    wait_healthy "$port" 300
     strace -c -f -p "$pid" -o "$work/strace.txt" 2>/dev/null &
     spid=$!
     sleep 2
-    python3 bench/peers/http_batches.py --url "http://127.0.0.1:$port" --token "$token" --events "$events" --clients 2 >/dev/null
-    for _ in $(seq 1 600); do
-        curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/audit/health" |
-            python3 -c 'import json, sys; h = json.load(sys.stdin); sys.exit(h["indexed_through"] != h["committed_through"] or h["queue_size"] != 0)' && break
-        sleep 0.5
-    done
+    feed_until_indexed "$port" "$token" "$events"
     kill -INT "$spid"; wait "$spid" 2>/dev/null || true; spid=
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
     rm -rf "$data" "$data-keys"

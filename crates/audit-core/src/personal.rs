@@ -141,12 +141,8 @@ impl KeyId {
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Written on the stack: every sealed value's prefix holds it.
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 32];
-        for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0xf)];
-        }
+        hex::encode_to_slice(self.0, &mut text).expect("32 hex digits for 16 bytes");
         f.write_str(std::str::from_utf8(&text).expect("hex digits are ASCII"))
     }
 }

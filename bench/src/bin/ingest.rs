@@ -8,7 +8,8 @@
 //!
 //! `--mode protection` measures the cost of sealing personal data (SPEC §9):
 //! the same durable ingest with protection off and on (SQLite key store,
-//! local master key), alternated; `--subjects N` spreads the events over N
+//! local master key), alternated (`--mode protection-only` and
+//! `--mode plain-only` run one side, for a profiler); `--subjects N` spreads the events over N
 //! data subjects (default 13, the sample's; each new subject costs one
 //! synchronous key-store insert).
 //!
@@ -147,12 +148,14 @@ async fn main() {
         flood(&dir, events).await;
         return;
     }
-    if audit_bench::arg_str("--mode").as_deref() == Some("protection-only") {
-        // For a profiler: the protected run alone.
+    if let Some(protection @ ("protection-only" | "plain-only")) = audit_bench::arg_str("--mode").as_deref() {
+        // For a profiler: the protected run alone, or the same run
+        // unprotected (what to subtract).
+        let protection = protection == "protection-only";
         let subjects = audit_bench::arg("--subjects", 0);
-        let extras = Extras { protection: true, subjects, ..Extras::default() };
-        let (on, _) = service_durable(&dir, events, callers, extras).await;
-        println!("durable ingest with protection: {on:.0} events/s");
+        let extras = Extras { protection, subjects, ..Extras::default() };
+        let (rate, _) = service_durable(&dir, events, callers, extras).await;
+        println!("durable ingest, protection {}: {rate:.0} events/s", if protection { "on" } else { "off" });
         return;
     }
     if audit_bench::arg_str("--mode").as_deref() == Some("protection") {

@@ -30,12 +30,15 @@ fn per_event(c: &mut Criterion) {
     });
     g.bench_function("seal", |b| b.iter(|| seal(black_box(&event), black_box(&s)).hash));
     // Personal data protection (SPEC §9): the sample's personal members
-    // sealed under a cached subject key, beside the clone it starts from.
-    let key = audit_core::personal::DataKey::from_bytes([7; 32]);
-    let key_id = audit_core::personal::KeyId::from_bytes([3; 16]);
+    // sealed under a cached subject key (the service caches the sealer
+    // with it), beside the clone it starts from.
+    let sealer = audit_core::personal::Sealer::new(
+        &audit_core::personal::DataKey::from_bytes([7; 32]),
+        audit_core::personal::KeyId::from_bytes([3; 16]),
+    );
     g.bench_function("clone of a validated event (for the next line)", |b| b.iter(|| black_box(&event).clone()));
     g.bench_function("clone + seal personal values", |b| {
-        b.iter(|| black_box(&event).clone().sealed(&[], &key, key_id, || [9; 12]).canonical_input().len())
+        b.iter(|| black_box(&event).clone().sealed(&[], &sealer, || [9; 12]).canonical_input().len())
     });
     // What a checkpointing service adds per event: the leaf hash and the
     // amortised merges of the Merkle frontier.

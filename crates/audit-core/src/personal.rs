@@ -13,7 +13,7 @@
 //!
 //! Pure: keys, key ids and nonces come from the caller (its random source).
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -136,14 +136,18 @@ impl KeyId {
         hex::decode_to_slice(text, &mut bytes).ok()?;
         Some(KeyId(bytes))
     }
+
+    /// The 32-hex-digit form, written into `text` (on the caller's stack:
+    /// every sealed value's prefix holds it).
+    fn write_hex<'t>(&self, text: &'t mut [u8; 32]) -> &'t str {
+        hex::encode_to_slice(self.0, text).expect("32 hex digits for 16 bytes");
+        std::str::from_utf8(text).expect("hex digits are ASCII")
+    }
 }
 
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Written on the stack: every sealed value's prefix holds it.
-        let mut text = [0u8; 32];
-        hex::encode_to_slice(self.0, &mut text).expect("32 hex digits for 16 bytes");
-        f.write_str(std::str::from_utf8(&text).expect("hex digits are ASCII"))
+        f.write_str(self.write_hex(&mut [0u8; 32]))
     }
 }
 
@@ -158,49 +162,90 @@ pub struct Place<'a> {
 }
 
 impl Place<'_> {
+    /// The AES-GCM associated data: a fixed label, the organization and
+    /// the path, separated by NUL bytes.
+    fn write_associated_data(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(ASSOCIATED_DATA_LABEL);
+        out.extend_from_slice(self.organization_id.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.path.as_bytes());
+    }
+
     fn associated_data(&self) -> Vec<u8> {
-        let mut aad = b"agenttrace-audit personal v1\0".to_vec();
-        aad.extend_from_slice(self.organization_id.as_bytes());
-        aad.push(0);
-        aad.extend_from_slice(self.path.as_bytes());
+        let mut aad = Vec::new();
+        self.write_associated_data(&mut aad);
         aad
     }
 }
+
+/// The start of every ciphertext's associated data.
+const ASSOCIATED_DATA_LABEL: &[u8] = b"agenttrace-audit personal v1\0";
 
 /// Seals `value` (its canonical JSON text) under `key` for `place`.
 pub fn seal(value: &Value, key: &DataKey, key_id: KeyId, place: Place<'_>, nonce: [u8; NONCE_BYTES]) -> String {
     Sealer::new(key, key_id).seal(value, place, nonce)
 }
 
-/// One key ready to seal many values (the key schedule is done once).
-struct Sealer {
+/// One subject's key, ready to seal many values: the AES key schedule and
+/// the `enc:v1:<key id>:` prefix are made once, so a service can keep a
+/// sealer per cached key instead of redoing them for every event.
+#[derive(Clone)]
+pub struct Sealer {
     cipher: Aes256Gcm,
     /// `enc:v1:<key id>:`, the start of every value it seals.
     prefix: String,
 }
 
 impl Sealer {
-    fn new(key: &DataKey, key_id: KeyId) -> Sealer {
-        Sealer {
-            cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0)),
-            prefix: format!("{SEALED_PREFIX}{key_id}:"),
-        }
+    /// A sealer for `key`, whose id is `key_id`.
+    pub fn new(key: &DataKey, key_id: KeyId) -> Sealer {
+        let mut hex = [0u8; 32];
+        let mut prefix = String::with_capacity(SEALED_PREFIX.len() + hex.len() + 1);
+        prefix.push_str(SEALED_PREFIX);
+        prefix.push_str(key_id.write_hex(&mut hex));
+        prefix.push(':');
+        Sealer { cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key.0)), prefix }
     }
 
+    /// `value` sealed for `place` under `nonce`.
     fn seal(&self, value: &Value, place: Place<'_>, nonce: [u8; NONCE_BYTES]) -> String {
-        let plaintext = crate::canonical::to_canonical(value);
-        let aad = place.associated_data();
-        let sealed = self
+        self.seal_text(|out| crate::canonical::write_canonical(value, out), place, nonce, &mut Vec::new())
+    }
+
+    /// The sealed form of the canonical JSON text that `plaintext` writes.
+    /// `buf` (cleared first; kept by the caller for the next value) holds
+    /// the associated data, then the nonce, the plaintext (encrypted in
+    /// place) and the tag: only the stored string is allocated.
+    fn seal_text(
+        &self,
+        plaintext: impl FnOnce(&mut Vec<u8>),
+        place: Place<'_>,
+        nonce: [u8; NONCE_BYTES],
+        buf: &mut Vec<u8>,
+    ) -> String {
+        buf.clear();
+        place.write_associated_data(buf);
+        let aad_len = buf.len();
+        buf.extend_from_slice(&nonce);
+        plaintext(buf);
+        let (aad, payload) = buf.split_at_mut(aad_len);
+        let tag = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut payload[NONCE_BYTES..])
             .expect("AES-GCM encrypts any message under 64 GiB");
-        let mut payload = Vec::with_capacity(NONCE_BYTES + sealed.len());
-        payload.extend_from_slice(&nonce);
-        payload.extend_from_slice(&sealed);
-        let mut out = String::with_capacity(self.prefix.len() + payload.len() * 4 / 3 + 4);
+        buf.extend_from_slice(&tag);
+        let payload = &buf[aad_len..];
+        let mut out = String::with_capacity(self.prefix.len() + payload.len().div_ceil(3) * 4);
         out.push_str(&self.prefix);
         URL_SAFE_NO_PAD.encode_string(payload, &mut out);
         out
+    }
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key schedule is the key: only the id is shown.
+        f.debug_struct("Sealer").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
@@ -391,17 +436,30 @@ impl PersonalPath {
     }
 }
 
-/// The draft's personal values, each with its member path, mutably: the
-/// four top-level members, then each configured path that is present
-/// (`None` where a path's parent is missing or not an object).
-fn personal_slots<'a>(draft: &'a mut EventDraft, paths: &'a [PersonalPath]) -> Vec<(String, Slot<'a>)> {
-    let EventDraft { actor_email, actor_ip, user_agent, session_id, metadata, previous_state, new_state, .. } = draft;
-    let mut slots: Vec<(String, Slot<'a>)> = Vec::new();
-    for (name, member) in
-        [("actor_email", actor_email), ("actor_ip", actor_ip), ("user_agent", user_agent), ("session_id", session_id)]
-    {
+/// A personal value's member path: one of the four top-level names, or a
+/// configured path written out.
+type SlotPath = std::borrow::Cow<'static, str>;
+
+/// The draft's organization and its personal values, each with its member
+/// path, mutably: the four top-level members, then each configured path
+/// that is present (`None` where a path's parent is missing or not an
+/// object).
+fn personal_slots<'a>(draft: &'a mut EventDraft, paths: &'a [PersonalPath]) -> (&'a str, Vec<(SlotPath, Slot<'a>)>) {
+    let EventDraft {
+        organization_id,
+        actor_email,
+        actor_ip,
+        user_agent,
+        session_id,
+        metadata,
+        previous_state,
+        new_state,
+        ..
+    } = draft;
+    let mut slots: Vec<(SlotPath, Slot<'a>)> = Vec::with_capacity(PERSONAL_MEMBERS.len() + paths.len());
+    for (name, member) in PERSONAL_MEMBERS.into_iter().zip([actor_email, actor_ip, user_agent, session_id]) {
         if let Some(text) = member.as_mut() {
-            slots.push((name.to_owned(), Slot::Member(text)));
+            slots.push((SlotPath::Borrowed(name), Slot::Member(text)));
         }
     }
     let roots = [
@@ -418,18 +476,18 @@ fn personal_slots<'a>(draft: &'a mut EventDraft, paths: &'a [PersonalPath]) -> V
             collect_paths(root.tree_mut(), &mine, 0, &mut slots);
         }
     }
-    slots
+    (organization_id, slots)
 }
 
 /// Pushes the values at `paths` (their members from `depth` on) below `obj`.
-fn collect_paths<'a>(obj: &'a mut Object, paths: &[&PersonalPath], depth: usize, out: &mut Vec<(String, Slot<'a>)>) {
+fn collect_paths<'a>(obj: &'a mut Object, paths: &[&PersonalPath], depth: usize, out: &mut Vec<(SlotPath, Slot<'a>)>) {
     for (name, value) in obj.iter_mut() {
         let here: Vec<&PersonalPath> = paths.iter().copied().filter(|p| p.members[depth] == name).collect();
         if here.is_empty() {
             continue;
         }
         if let Some(leaf) = here.iter().find(|p| p.members.len() == depth + 1) {
-            out.push((leaf.dotted(), Slot::Value(value)));
+            out.push((SlotPath::Owned(leaf.dotted()), Slot::Value(value)));
         } else if let Value::Object(inner) = value {
             collect_paths(inner, &here, depth + 1, out);
         }
@@ -444,7 +502,7 @@ enum Slot<'a> {
     Value(&'a mut Value),
 }
 
-/// Seals `draft`'s personal values in place under `key` (the key of the
+/// Seals `draft`'s personal values in place with `sealer` (the key of the
 /// draft's subject, see [`Subject::of`]), each with a nonce from `nonce`.
 /// Returns how many were sealed. Every value is sealed, even one that
 /// already has the sealed form: a client cannot slip a ciphertext copied
@@ -454,11 +512,10 @@ enum Slot<'a> {
 pub fn protect(
     draft: &mut EventDraft,
     paths: &[PersonalPath],
-    key: &DataKey,
-    key_id: KeyId,
+    sealer: &Sealer,
     nonce: impl FnMut() -> [u8; NONCE_BYTES],
 ) -> usize {
-    let sealed = protect_counted(draft, paths, key, key_id, nonce);
+    let sealed = protect_counted(draft, paths, sealer, nonce);
     sealed.members + sealed.at_paths
 }
 
@@ -474,22 +531,24 @@ pub(crate) struct SealedCount {
 pub(crate) fn protect_counted(
     draft: &mut EventDraft,
     paths: &[PersonalPath],
-    key: &DataKey,
-    key_id: KeyId,
+    sealer: &Sealer,
     mut nonce: impl FnMut() -> [u8; NONCE_BYTES],
 ) -> SealedCount {
-    let organization_id = draft.organization_id.clone();
-    let sealer = Sealer::new(key, key_id);
     let mut sealed = SealedCount::default();
-    for (path, slot) in personal_slots(draft, paths) {
-        let place = Place { organization_id: &organization_id, path: &path };
+    let mut buf = Vec::with_capacity(256);
+    let (organization_id, slots) = personal_slots(draft, paths);
+    for (path, slot) in slots {
+        let place = Place { organization_id, path: &path };
         match slot {
             Slot::Member(text) => {
-                *text = sealer.seal(&Value::String(std::mem::take(text)), place, nonce());
+                // A string's canonical text is the string written out.
+                let write = |out: &mut Vec<u8>| crate::canonical::write_string(text, out);
+                *text = sealer.seal_text(write, place, nonce(), &mut buf);
                 sealed.members += 1;
             }
             Slot::Value(value) => {
-                *value = Value::String(sealer.seal(value, place, nonce()));
+                let write = |out: &mut Vec<u8>| crate::canonical::write_canonical(value, out);
+                *value = Value::String(sealer.seal_text(write, place, nonce(), &mut buf));
                 sealed.at_paths += 1;
             }
         }
@@ -544,10 +603,10 @@ pub fn reveal_draft(
     paths: &[PersonalPath],
     mut key_for: impl FnMut(KeyId) -> Option<DataKey>,
 ) -> Revealing {
-    let organization_id = draft.organization_id.clone();
     let mut outcome = Revealing::default();
-    for (path, slot) in personal_slots(draft, paths) {
-        let place = Place { organization_id: &organization_id, path: &path };
+    let (organization_id, slots) = personal_slots(draft, paths);
+    for (path, slot) in slots {
+        let place = Place { organization_id, path: &path };
         let stored = match &slot {
             Slot::Member(text) => text.as_str(),
             Slot::Value(Value::String(text)) => text.as_str(),
@@ -746,7 +805,7 @@ mod tests {
         let original = draft_with_personal_data();
         let mut draft = original.clone();
         let mut n = 0u8;
-        let sealed = protect(&mut draft, &paths(), &KEY, ID, || {
+        let sealed = protect(&mut draft, &paths(), &Sealer::new(&KEY, ID), || {
             n += 1;
             [n; 12]
         });
@@ -759,7 +818,7 @@ mod tests {
         assert_eq!(new_state.get("plan"), Some(&Value::String("pro".into())), "other members stay");
         // Sealing a sealed draft seals again: one layer opens to the first.
         let mut twice = draft.clone();
-        assert_eq!(protect(&mut twice, &paths(), &KEY, ID, || [9; 12]), 6);
+        assert_eq!(protect(&mut twice, &paths(), &Sealer::new(&KEY, ID), || [9; 12]), 6);
         reveal_draft(&mut twice, &paths(), |_| Some(KEY.clone()));
         assert_eq!(twice, draft);
 
@@ -782,7 +841,7 @@ mod tests {
     #[test]
     fn a_sealed_value_moved_to_another_member_reads_unreadable_not_revealed() {
         let mut draft = draft_with_personal_data();
-        protect(&mut draft, &paths(), &KEY, ID, || [5; 12]);
+        protect(&mut draft, &paths(), &Sealer::new(&KEY, ID), || [5; 12]);
         // Someone swaps the sealed email into user_agent.
         draft.user_agent = draft.actor_email.clone();
         let outcome = reveal_draft(&mut draft, &paths(), |_| Some(KEY.clone()));

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use audit_core::Timestamp;
 use audit_core::event::ValidatedEvent;
-use audit_core::personal::{DataKey, KeyId, PersonalPath, SEALED_PREFIX, Subject, has_personal_data, normalise_email};
+use audit_core::personal::{
+    DataKey, KeyId, PersonalPath, SEALED_PREFIX, Sealer, Subject, has_personal_data, normalise_email,
+};
 use audit_core::stored::StoredEvent;
 use audit_keystore::{KeyStoreError, SubjectKeys};
 use rand_chacha::ChaCha20Rng;
@@ -50,8 +52,9 @@ pub struct Protection {
     sealing: std::sync::Mutex<SealingKeys>,
 }
 
-/// Subject keys for sealing, per organization, with when they were fetched.
-type SealingKeys = HashMap<String, HashMap<Subject, (KeyId, DataKey, Instant)>>;
+/// Subject keys for sealing (as sealers: the key schedule done once), per
+/// organization, with when they were fetched.
+type SealingKeys = HashMap<String, HashMap<Subject, (Arc<Sealer>, Instant)>>;
 
 /// Keys looked up by id, per organization: the key (`None`: destroyed) and
 /// when it was asked for.
@@ -177,13 +180,13 @@ impl Protection {
         destroyed
     }
 
-    /// The fresh cached key of `subject` in `organization_id`, if any.
-    fn cached_key(&self, organization_id: &str, subject: &Subject) -> Option<(KeyId, DataKey)> {
+    /// The sealer of `subject`'s fresh cached key in `organization_id`, if any.
+    fn cached_sealer(&self, organization_id: &str, subject: &Subject) -> Option<Arc<Sealer>> {
         lock(&self.sealing)
             .get(organization_id)?
             .get(subject)
-            .filter(|(_, _, at)| at.elapsed() < KEY_CACHE_TTL)
-            .map(|(id, key, _)| (*id, key.clone()))
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(sealer, _)| Arc::clone(sealer))
     }
 
     /// The subject whose key seals `event`, or `None` when it needs none
@@ -199,8 +202,8 @@ impl Protection {
     /// nothing); otherwise returns it as it is, for the worker to seal.
     pub(crate) fn seal_if_cached(&self, event: ValidatedEvent, now: Timestamp) -> ValidatedEvent {
         let Some(subject) = self.subject_of(&event, now) else { return event };
-        let Some((key_id, key)) = self.cached_key(event.organization_id(), &subject) else { return event };
-        seal_with_nonces(event, &self.paths, &key, key_id).0
+        let Some(sealer) = self.cached_sealer(event.organization_id(), &subject) else { return event };
+        seal_with_nonces(event, &self.paths, &sealer).0
     }
 
     /// Seals the personal values of every event in `batch` that has any
@@ -217,14 +220,14 @@ impl Protection {
         batch: &mut Vec<Pending>,
     ) -> Vec<(Pending, String)> {
         let subjects: Vec<Option<Subject>> = batch.iter().map(|p| self.subject_of(&p.event, now)).collect();
-        let mut resolved: HashMap<Subject, (KeyId, DataKey)> = HashMap::new();
+        let mut resolved: HashMap<Subject, Arc<Sealer>> = HashMap::new();
         let mut missing: Vec<Subject> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for s in subjects.iter().flatten() {
             if !seen.insert(s) {
                 continue;
             }
-            match self.cached_key(organization_id, s) {
+            match self.cached_sealer(organization_id, s) {
                 Some(k) => drop(resolved.insert(s.clone(), k)),
                 None => missing.push(s.clone()),
             }
@@ -239,8 +242,9 @@ impl Protection {
                         cached.clear();
                     }
                     for (subject, (id, key)) in missing.into_iter().zip(keys) {
-                        cached.insert(subject.clone(), (id, key.clone(), Instant::now()));
-                        resolved.insert(subject, (id, key));
+                        let sealer = Arc::new(Sealer::new(&key, id));
+                        cached.insert(subject.clone(), (Arc::clone(&sealer), Instant::now()));
+                        resolved.insert(subject, sealer);
                     }
                 }
                 Err(e) => failure = Some(format!("cannot seal personal data: {e}")),
@@ -256,11 +260,11 @@ impl Protection {
             let key = match (&failure, resolved.get(&subject)) {
                 (Some(why), _) => Err(why.clone()),
                 (None, None) => Err("cannot seal personal data: the key store returned no key".to_owned()),
-                (None, Some(key)) => Ok(key),
+                (None, Some(sealer)) => Ok(sealer),
             };
             match key {
-                Ok((key_id, key)) => {
-                    let (event, sealed) = seal_with_nonces(p.event, &self.paths, key, *key_id);
+                Ok(sealer) => {
+                    let (event, sealed) = seal_with_nonces(p.event, &self.paths, sealer);
                     p.event = event;
                     match sealed {
                         true => kept.push(p),
@@ -308,12 +312,7 @@ thread_local! {
 /// `event` sealed with nonces from this thread's source (seeded first if
 /// needed) and `true`; or `event` back unchanged and `false` when the
 /// system's random source fails.
-fn seal_with_nonces(
-    event: ValidatedEvent,
-    paths: &[PersonalPath],
-    key: &DataKey,
-    key_id: KeyId,
-) -> (ValidatedEvent, bool) {
+fn seal_with_nonces(event: ValidatedEvent, paths: &[PersonalPath], sealer: &Sealer) -> (ValidatedEvent, bool) {
     NONCES.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none()
@@ -322,7 +321,7 @@ fn seal_with_nonces(
             *slot = Some(Nonces(<ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::from_seed(seed)));
         }
         match slot.as_mut() {
-            Some(nonces) => (event.sealed(paths, key, key_id, || nonces.next()), true),
+            Some(nonces) => (event.sealed(paths, sealer, || nonces.next()), true),
             None => (event, false),
         }
     })

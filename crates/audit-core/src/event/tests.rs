@@ -261,6 +261,15 @@ proptest::proptest! {
             if let Ok(event) = a {
                 let from_tree = crate::canonical::to_canonical(&Value::Object(event.to_object()));
                 proptest::prop_assert_eq!(event.canonical_input(), &from_tree[..]);
+                // Sealing personal members replaces them in place: the
+                // result must be the canonical form of the sealed members.
+                let sealer = crate::personal::Sealer::new(
+                    &crate::personal::DataKey::from_bytes([7; 32]),
+                    crate::personal::KeyId::from_bytes([1; 16]),
+                );
+                let protected = event.clone().sealed(&[], &sealer, || [3; 12]);
+                let protected_tree = crate::canonical::to_canonical(&Value::Object(protected.to_object()));
+                proptest::prop_assert_eq!(protected.canonical_input(), &protected_tree[..]);
                 // Sealing writes the stored line from the draft too: it must
                 // be the canonical form of the members and the service's.
                 let s = crate::stored::Seal {

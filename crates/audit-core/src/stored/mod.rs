@@ -482,7 +482,7 @@ mod tests {
         draft.new_state = Some(state.into());
         let plain = draft.validate(&Limits::default()).unwrap();
         let mut n = 0u8;
-        let sealed_event = plain.clone().sealed(&paths, &key, id, || {
+        let sealed_event = plain.clone().sealed(&paths, &crate::personal::Sealer::new(&key, id), || {
             n += 1;
             [n; 12]
         });
@@ -532,12 +532,11 @@ mod tests {
         let plain = crate::sample::sample_draft("org-1", 1).validate(&Limits::default()).unwrap();
         let read = |e: &ValidatedEvent| StoredEvent::parse_line(&seal(e, &s).line).unwrap();
         assert!(!read(&plain).holds_sealed_values());
-        let sealed = plain.sealed(
-            &[],
+        let sealer = crate::personal::Sealer::new(
             &crate::personal::DataKey::from_bytes([7; 32]),
             crate::personal::KeyId::from_bytes([1; 16]),
-            || [3; 12],
         );
+        let sealed = plain.sealed(&[], &sealer, || [3; 12]);
         assert!(read(&sealed).holds_sealed_values());
     }
 }

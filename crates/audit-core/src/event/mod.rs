@@ -258,22 +258,34 @@ pub struct ValidatedEvent {
     fingerprint: std::sync::OnceLock<Hash>,
     /// Personal values sealed ([`Self::sealed`]).
     sealed: bool,
-    /// Where the values of the four personal members (JSON strings, quotes
-    /// included) sit in `canonical`, in [`crate::personal::PERSONAL_MEMBERS`]
-    /// order; empty where a member is absent. Sealing replaces them there
-    /// instead of writing the whole input again.
-    personal_at: PersonalSpans,
+    /// Where sealing changes `canonical`.
+    layout: Layout,
 }
 
-/// Byte ranges of the four personal members' values in a written event.
-type PersonalSpans = [std::ops::Range<u32>; 4];
+/// Where sealing changes an event's canonical input: the personal
+/// members it replaces and the places the service's members go. Recorded
+/// when the input is written, so that sealing copies the bytes between
+/// them instead of writing every member again.
+#[derive(Debug, Clone, Default)]
+struct Layout {
+    /// The values of the four personal members (JSON strings, quotes
+    /// included), in [`crate::personal::PERSONAL_MEMBERS`] order; empty
+    /// where a member is absent.
+    personal: [std::ops::Range<u32>; 4],
+    /// Where each service member goes (`,"name":value` is inserted there),
+    /// in the order of [`ServiceMember`]: byte order, as members sort.
+    service: [u32; 5],
+}
 
-/// An event written out by `ValidatedEvent::write_members`.
-struct Written {
-    out: Vec<u8>,
-    /// Where the `hash` member would go.
-    hash_at: usize,
-    personal_at: PersonalSpans,
+/// The members the service adds to an event, in their canonical order
+/// (`schema_version` and `sequence` are next to each other in every event).
+#[derive(Debug, Clone, Copy)]
+enum ServiceMember {
+    EventId,
+    Hash,
+    PreviousHash,
+    SchemaVersionAndSequence,
+    Timestamp,
 }
 
 /// Equal when they store the same thing: whether a fingerprint was
@@ -547,7 +559,7 @@ impl EventDraft {
             canonical: Vec::new(),
             fingerprint: std::sync::OnceLock::new(),
             sealed: false,
-            personal_at: PersonalSpans::default(),
+            layout: Layout::default(),
         };
         event.write_canonical_input();
         if event.canonical.len() > limits.event_bytes {
@@ -694,11 +706,9 @@ impl ValidatedEvent {
     /// order), the free-form objects copied in their canonical form. Equal
     /// to the canonical form of [`Self::to_object`] (tested), without
     /// building it.
-    /// Sets the canonical input (and where its personal members sit).
+    /// Sets the canonical input (and its layout).
     fn write_canonical_input(&mut self) {
-        let written = self.write_members(None);
-        self.canonical = written.out;
-        self.personal_at = written.personal_at;
+        (self.canonical, self.layout) = self.write_members();
     }
 
     /// Writes the current values of the personal members over the ones in
@@ -709,38 +719,79 @@ impl ValidatedEvent {
         let d = &self.draft;
         let values = [&d.actor_email, &d.actor_ip, &d.user_agent, &d.session_id];
         let mut order: [usize; 4] = [0, 1, 2, 3];
-        order.sort_unstable_by_key(|&i| self.personal_at[i].start);
+        order.sort_unstable_by_key(|&i| self.layout.personal[i].start);
         let grown: usize = values.iter().map(|v| v.as_ref().map_or(0, |v| v.len() + 2)).sum();
         let mut out = Vec::with_capacity(self.canonical.len() + grown);
         let mut copied = 0;
-        for i in order {
-            let span = self.personal_at[i].clone();
+        // Each replaced value's old end and how much longer it became: the
+        // service members' places after it move by as much.
+        let mut moved = [(0u32, 0i64); 4];
+        for (n, i) in order.into_iter().enumerate() {
+            let span = self.layout.personal[i].clone();
             let Some(value) = values[i] else { continue };
             debug_assert!(!span.is_empty(), "a present member was written");
             out.extend_from_slice(&self.canonical[copied..span.start as usize]);
             let start = out.len();
             crate::canonical::write_string(value, &mut out);
-            self.personal_at[i] = start as u32..out.len() as u32;
+            self.layout.personal[i] = start as u32..out.len() as u32;
+            moved[n] = (span.end, (out.len() - start) as i64 - span.len() as i64);
             copied = span.end as usize;
         }
         out.extend_from_slice(&self.canonical[copied..]);
         self.canonical = out;
+        for at in &mut self.layout.service {
+            let shift: i64 = moved.iter().filter(|(end, _)| *end > 0 && *end <= *at).map(|(_, by)| by).sum();
+            *at = (i64::from(*at) + shift) as u32;
+        }
     }
 
-    /// The stored line of this event sealed with `seal`, but for its `hash`
-    /// member, and where that member belongs (the line is hashed without
-    /// it). Written from the draft like [`Self::write_canonical_input`]:
-    /// sealing neither scans nor re-parses the canonical input.
-    pub(crate) fn write_sealed(&self, seal: &crate::stored::Seal) -> (Vec<u8>, usize) {
-        let written = self.write_members(Some(seal));
-        (written.out, written.hash_at)
+    /// The stored line of this event sealed with `seal`, and its hash:
+    /// `hash` when given (a stored event written out again), else the hash
+    /// of the line without its `hash` member, computed here. The service's
+    /// members are copied into the canonical input at the places its
+    /// layout recorded; no member is written again.
+    pub(crate) fn write_stored_line(&self, seal: &crate::stored::Seal, hash: Option<Hash>) -> (Vec<u8>, Hash) {
+        use crate::canonical::{write_decimal, write_string};
+        let input = &self.canonical;
+        let at = self.layout.service.map(|p| p as usize);
+        let mut line = Vec::with_capacity(input.len() + crate::stored::SEAL_MAX_BYTES);
+        line.extend_from_slice(&input[..at[ServiceMember::EventId as usize]]);
+        line.extend_from_slice(b",\"event_id\":");
+        write_string(&seal.event_id, &mut line);
+        line.extend_from_slice(&input[at[ServiceMember::EventId as usize]..at[ServiceMember::Hash as usize]]);
+        let hash_member = line.len();
+        line.extend_from_slice(b",\"hash\":\"");
+        let hex = line.len();
+        line.extend_from_slice(&[b'0'; 64]);
+        line.push(b'"');
+        let after_hash = line.len();
+        line.extend_from_slice(&input[at[ServiceMember::Hash as usize]..at[ServiceMember::PreviousHash as usize]]);
+        line.extend_from_slice(b",\"previous_hash\":\"");
+        seal.previous_hash.write_hex(&mut line);
+        line.push(b'"');
+        line.extend_from_slice(
+            &input[at[ServiceMember::PreviousHash as usize]..at[ServiceMember::SchemaVersionAndSequence as usize]],
+        );
+        line.extend_from_slice(b",\"schema_version\":");
+        write_decimal(SCHEMA_VERSION, &mut line);
+        line.extend_from_slice(b",\"sequence\":");
+        write_decimal(seal.sequence, &mut line);
+        line.extend_from_slice(
+            &input[at[ServiceMember::SchemaVersionAndSequence as usize]..at[ServiceMember::Timestamp as usize]],
+        );
+        line.extend_from_slice(b",\"timestamp\":\"");
+        seal.timestamp.write_to(&mut line);
+        line.push(b'"');
+        line.extend_from_slice(&input[at[ServiceMember::Timestamp as usize]..]);
+        let hash = hash.unwrap_or_else(|| Hash::of_parts(&[&line[..hash_member], &line[after_hash..]]));
+        hex::encode_to_slice(hash.as_bytes(), &mut line[hex..hex + 64]).expect("64 hex digits for 32 bytes");
+        (line, hash)
     }
 
-    /// The members in RFC 8785 order, the service's among them when
-    /// `service` is given, the offset where `hash` would go, and where the
-    /// personal members' values are.
-    fn write_members(&self, service: Option<&crate::stored::Seal>) -> Written {
-        use crate::canonical::{write_decimal, write_number, write_string};
+    /// The caller's members in RFC 8785 order, and the layout of what was
+    /// written.
+    fn write_members(&self) -> (Vec<u8>, Layout) {
+        use crate::canonical::{write_number, write_string};
         let d = &self.draft;
         let objects_len = [&d.previous_state, &d.new_state, &d.metadata]
             .iter()
@@ -771,27 +822,27 @@ impl ValidatedEvent {
                 v.write_canonical(out);
             }
         };
-        let mut personal_at = PersonalSpans::default();
+        let mut layout = Layout::default();
         // A personal member, by its index in `PERSONAL_MEMBERS`.
         let mut personal = |out: &mut Vec<u8>, n: &mut dyn FnMut(&mut Vec<u8>, &str), at: usize, v: Option<&str>| {
             if let Some(v) = v {
                 n(out, crate::personal::PERSONAL_MEMBERS[at]);
                 let start = out.len();
                 write_string(v, out);
-                personal_at[at] = start as u32..out.len() as u32;
+                layout.personal[at] = start as u32..out.len() as u32;
             }
         };
+        let mut service_at = [0u32; 5];
+        let mut service = |out: &Vec<u8>, member: ServiceMember| service_at[member as usize] = out.len() as u32;
         text(&mut out, &mut name, "action", Some(self.action.as_str()));
         personal(&mut out, &mut name, 0, d.actor_email.as_deref());
         text(&mut out, &mut name, "actor_id", d.actor_id.as_deref());
         personal(&mut out, &mut name, 1, d.actor_ip.as_deref());
         text(&mut out, &mut name, "actor_type", Some(self.actor_type.as_str()));
         text(&mut out, &mut name, "event_category", Some(self.category.as_str()));
-        if let Some(s) = service {
-            text(&mut out, &mut name, "event_id", Some(&s.event_id));
-        }
+        service(&out, ServiceMember::EventId);
         text(&mut out, &mut name, "event_type", Some(&d.event_type));
-        let hash_at = out.len();
+        service(&out, ServiceMember::Hash);
         text(&mut out, &mut name, "idempotency_key", d.idempotency_key.as_deref());
         object(&mut out, &mut name, "metadata", &d.metadata);
         object(&mut out, &mut name, "new_state", &d.new_state);
@@ -802,12 +853,7 @@ impl ValidatedEvent {
             out.push(b'"');
         }
         text(&mut out, &mut name, "organization_id", Some(&d.organization_id));
-        if let Some(s) = service {
-            name(&mut out, "previous_hash");
-            out.push(b'"');
-            s.previous_hash.write_hex(&mut out);
-            out.push(b'"');
-        }
+        service(&out, ServiceMember::PreviousHash);
         object(&mut out, &mut name, "previous_state", &d.previous_state);
         text(&mut out, &mut name, "producer_id", d.producer_id.as_deref());
         if let Some(n) = d.producer_sequence {
@@ -821,23 +867,14 @@ impl ValidatedEvent {
         }
         text(&mut out, &mut name, "resource_id", d.resource_id.as_deref());
         text(&mut out, &mut name, "resource_type", d.resource_type.as_deref());
-        if let Some(s) = service {
-            name(&mut out, "schema_version");
-            write_decimal(SCHEMA_VERSION, &mut out);
-            name(&mut out, "sequence");
-            write_decimal(s.sequence, &mut out);
-        }
+        service(&out, ServiceMember::SchemaVersionAndSequence);
         personal(&mut out, &mut name, 3, d.session_id.as_deref());
         text(&mut out, &mut name, "severity", Some(self.severity.as_str()));
-        if let Some(s) = service {
-            name(&mut out, "timestamp");
-            out.push(b'"');
-            s.timestamp.write_to(&mut out);
-            out.push(b'"');
-        }
+        service(&out, ServiceMember::Timestamp);
         personal(&mut out, &mut name, 2, d.user_agent.as_deref());
         out.push(b'}');
-        Written { out, hash_at, personal_at }
+        layout.service = service_at;
+        (out, layout)
     }
 
     /// The caller's members as a JSON object (unset members omitted).

@@ -278,17 +278,21 @@ proptest::proptest! {
                     timestamp: crate::Timestamp::from_micros(1_764_312_394_123_456),
                     previous_hash: crate::Hash::of(b"previous"),
                 };
-                let sealed = crate::stored::seal(&event, &s);
-                let mut tree = event.to_object();
-                tree.insert("event_id", Value::String(s.event_id.clone()));
-                tree.insert("previous_hash", Value::String(s.previous_hash.to_hex()));
-                tree.insert("schema_version", Value::Number(1.0));
-                tree.insert("sequence", Value::Number(12_345.0));
-                tree.insert("timestamp", Value::String(s.timestamp.to_string()));
-                let unhashed = crate::canonical::to_canonical(&Value::Object(tree.clone()));
-                proptest::prop_assert_eq!(sealed.hash, crate::Hash::of(&unhashed));
-                tree.insert("hash", Value::String(sealed.hash.to_hex()));
-                proptest::prop_assert_eq!(sealed.line, crate::canonical::to_canonical(&Value::Object(tree)));
+                // Of the plain event, and of the one whose personal members
+                // were replaced (the service members' places moved).
+                for event in [&event, &protected] {
+                    let sealed = crate::stored::seal(event, &s);
+                    let mut tree = event.to_object();
+                    tree.insert("event_id", Value::String(s.event_id.clone()));
+                    tree.insert("previous_hash", Value::String(s.previous_hash.to_hex()));
+                    tree.insert("schema_version", Value::Number(1.0));
+                    tree.insert("sequence", Value::Number(12_345.0));
+                    tree.insert("timestamp", Value::String(s.timestamp.to_string()));
+                    let unhashed = crate::canonical::to_canonical(&Value::Object(tree.clone()));
+                    proptest::prop_assert_eq!(sealed.hash, crate::Hash::of(&unhashed));
+                    tree.insert("hash", Value::String(sealed.hash.to_hex()));
+                    proptest::prop_assert_eq!(sealed.line, crate::canonical::to_canonical(&Value::Object(tree)));
+                }
             }
         }
     }

@@ -45,26 +45,14 @@ pub struct SealedEvent {
 
 /// Seals `event` with the service members and returns its stored line.
 ///
-/// The event's canonical input is already sorted; the service members are
-/// merged into it byte-wise (every top-level name is ASCII, so byte order is
-/// RFC 8785's order), hashed, and the hash member is spliced in. No tree is
-/// built: this runs once per stored event.
+/// The event's canonical input is already sorted, and where each service
+/// member goes in it was recorded when it was written: the members are
+/// copied in between its bytes, the line is hashed without its `hash`
+/// member, and the hash is written into the place kept for it. No tree is
+/// built and no member is written again: this runs once per stored event.
 pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
-    let (unhashed, hash_at) = event.write_sealed(seal);
-    let hash = Hash::of(&unhashed);
-    SealedEvent { line: with_hash(&unhashed, hash_at, &hash), hash }
-}
-
-/// `unhashed` with `,"hash":"<hex>"` inserted at `at` (`action` always
-/// precedes `hash`, so the member is never first).
-fn with_hash(unhashed: &[u8], at: usize, hash: &Hash) -> Vec<u8> {
-    let mut line = Vec::with_capacity(unhashed.len() + HASH_MARKER.len() + 65);
-    line.extend_from_slice(&unhashed[..at]);
-    line.extend_from_slice(HASH_MARKER);
-    hash.write_hex(&mut line);
-    line.push(b'"');
-    line.extend_from_slice(&unhashed[at..]);
-    line
+    let (line, hash) = event.write_stored_line(seal, None);
+    SealedEvent { line, hash }
 }
 
 /// The most bytes [`seal`] adds to an event's canonical input: the six
@@ -278,8 +266,7 @@ impl StoredEvent {
 
     /// The stored line this event has (canonical, `hash` as stored).
     pub fn to_line(&self) -> Vec<u8> {
-        let (unhashed, hash_at) = self.body.write_sealed(&self.seal());
-        with_hash(&unhashed, hash_at, &self.hash)
+        self.body.write_stored_line(&self.seal(), Some(self.hash)).0
     }
 
     /// Whether any string of the event may be a sealed personal value

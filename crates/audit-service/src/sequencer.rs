@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use audit_core::event::{Severity, ValidatedEvent};
-use audit_core::stored::{Receipt, Seal, seal};
+use audit_core::stored::{Receipt, Seal, seal_into};
 use audit_core::{Hash, Timestamp};
 use audit_storage::{Batch, Tail};
 
@@ -239,7 +239,10 @@ impl Sequencer {
             _ => now,
         };
         let mut tail = self.tail;
-        let mut bytes = Vec::new();
+        // Every line is written once, straight into the batch.
+        let mut bytes = Vec::with_capacity(
+            events.iter().map(|(e, _)| e.canonical_input().len() + audit_core::stored::SEAL_MAX_BYTES + 1).sum(),
+        );
         let mut decisions = Vec::with_capacity(events.len());
         let mut remembered: Vec<Remembered> = Vec::new();
         let mut staged_fp: HashMap<Hash, usize> = HashMap::new();
@@ -279,7 +282,7 @@ impl Sequencer {
                     continue;
                 }
             }
-            let sealed = seal(
+            let hash = seal_into(
                 event,
                 &Seal {
                     event_id: (*event_id).to_owned(),
@@ -287,17 +290,11 @@ impl Sequencer {
                     timestamp,
                     previous_hash: tail.last_hash,
                 },
+                &mut bytes,
             );
-            bytes.extend_from_slice(&sealed.line);
             bytes.push(b'\n');
-            let receipt = Receipt {
-                event_id: (*event_id).to_owned(),
-                sequence: tail.next_sequence,
-                timestamp,
-                hash: sealed.hash,
-            };
-            tail =
-                Tail { next_sequence: tail.next_sequence + 1, last_hash: sealed.hash, last_timestamp: Some(timestamp) };
+            let receipt = Receipt { event_id: (*event_id).to_owned(), sequence: tail.next_sequence, timestamp, hash };
+            tail = Tail { next_sequence: tail.next_sequence + 1, last_hash: hash, last_timestamp: Some(timestamp) };
             if dedupable {
                 staged_fp.insert(fingerprint, remembered.len());
             }

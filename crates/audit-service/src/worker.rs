@@ -402,7 +402,7 @@ async fn commit(
     let counters = &shared.counters;
 
     // Answer what needs no write first: duplicates of durable events, conflicts.
-    let mut waiting = Vec::new();
+    let mut waiting = Vec::with_capacity(batch.len());
     for (p, decision) in batch.into_iter().zip(decisions) {
         match decision {
             Decision::DuplicateOfDurable(receipt) => {

@@ -745,19 +745,20 @@ impl ValidatedEvent {
         }
     }
 
-    /// The stored line of this event sealed with `seal`, and its hash:
-    /// `hash` when given (a stored event written out again), else the hash
-    /// of the line without its `hash` member, computed here. The service's
-    /// members are copied into the canonical input at the places its
-    /// layout recorded; no member is written again.
-    pub(crate) fn write_stored_line(&self, seal: &crate::stored::Seal, hash: Option<Hash>) -> (Vec<u8>, Hash) {
+    /// Appends the stored line of this event sealed with `seal` to `line`
+    /// and returns its hash: `hash` when given (a stored event written out
+    /// again), else the hash of the line without its `hash` member,
+    /// computed here. The service's members are copied into the canonical
+    /// input at the places its layout recorded; no member is written again.
+    pub(crate) fn write_stored_line(&self, seal: &crate::stored::Seal, hash: Option<Hash>, line: &mut Vec<u8>) -> Hash {
         use crate::canonical::{write_decimal, write_string};
         let input = &self.canonical;
         let at = self.layout.service.map(|p| p as usize);
-        let mut line = Vec::with_capacity(input.len() + crate::stored::SEAL_MAX_BYTES);
+        line.reserve(input.len() + crate::stored::SEAL_MAX_BYTES);
+        let start = line.len();
         line.extend_from_slice(&input[..at[ServiceMember::EventId as usize]]);
         line.extend_from_slice(b",\"event_id\":");
-        write_string(&seal.event_id, &mut line);
+        write_string(&seal.event_id, line);
         line.extend_from_slice(&input[at[ServiceMember::EventId as usize]..at[ServiceMember::Hash as usize]]);
         let hash_member = line.len();
         line.extend_from_slice(b",\"hash\":\"");
@@ -767,25 +768,25 @@ impl ValidatedEvent {
         let after_hash = line.len();
         line.extend_from_slice(&input[at[ServiceMember::Hash as usize]..at[ServiceMember::PreviousHash as usize]]);
         line.extend_from_slice(b",\"previous_hash\":\"");
-        seal.previous_hash.write_hex(&mut line);
+        seal.previous_hash.write_hex(line);
         line.push(b'"');
         line.extend_from_slice(
             &input[at[ServiceMember::PreviousHash as usize]..at[ServiceMember::SchemaVersionAndSequence as usize]],
         );
         line.extend_from_slice(b",\"schema_version\":");
-        write_decimal(SCHEMA_VERSION, &mut line);
+        write_decimal(SCHEMA_VERSION, line);
         line.extend_from_slice(b",\"sequence\":");
-        write_decimal(seal.sequence, &mut line);
+        write_decimal(seal.sequence, line);
         line.extend_from_slice(
             &input[at[ServiceMember::SchemaVersionAndSequence as usize]..at[ServiceMember::Timestamp as usize]],
         );
         line.extend_from_slice(b",\"timestamp\":\"");
-        seal.timestamp.write_to(&mut line);
+        seal.timestamp.write_to(line);
         line.push(b'"');
         line.extend_from_slice(&input[at[ServiceMember::Timestamp as usize]..]);
-        let hash = hash.unwrap_or_else(|| Hash::of_parts(&[&line[..hash_member], &line[after_hash..]]));
+        let hash = hash.unwrap_or_else(|| Hash::of_parts(&[&line[start..hash_member], &line[after_hash..]]));
         hex::encode_to_slice(hash.as_bytes(), &mut line[hex..hex + 64]).expect("64 hex digits for 32 bytes");
-        (line, hash)
+        hash
     }
 
     /// The caller's members in RFC 8785 order, and the layout of what was

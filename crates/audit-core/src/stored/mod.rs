@@ -51,8 +51,15 @@ pub struct SealedEvent {
 /// member, and the hash is written into the place kept for it. No tree is
 /// built and no member is written again: this runs once per stored event.
 pub fn seal(event: &ValidatedEvent, seal: &Seal) -> SealedEvent {
-    let (line, hash) = event.write_stored_line(seal, None);
+    let mut line = Vec::new();
+    let hash = seal_into(event, seal, &mut line);
     SealedEvent { line, hash }
+}
+
+/// [`seal`], appending the stored line to `out` (a batch being written)
+/// instead of returning it: the line is written once, where it goes.
+pub fn seal_into(event: &ValidatedEvent, seal: &Seal, out: &mut Vec<u8>) -> Hash {
+    event.write_stored_line(seal, None, out)
 }
 
 /// The most bytes [`seal`] adds to an event's canonical input: the six
@@ -266,7 +273,9 @@ impl StoredEvent {
 
     /// The stored line this event has (canonical, `hash` as stored).
     pub fn to_line(&self) -> Vec<u8> {
-        self.body.write_stored_line(&self.seal(), Some(self.hash)).0
+        let mut line = Vec::new();
+        self.body.write_stored_line(&self.seal(), Some(self.hash), &mut line);
+        line
     }
 
     /// Whether any string of the event may be a sealed personal value

@@ -503,6 +503,15 @@ impl<'a> Parser<'a> {
     }
 
     fn number(&mut self) -> Result<Value, JsonError> {
+        self.number_value().map(Value::Number)
+    }
+
+    /// A number's value. Inlined into the callers: most numbers are short
+    /// integers, and returning a whole `Value` through memory for each cost
+    /// more than reading it (a body of many small members spent a quarter
+    /// of its parse there).
+    #[inline]
+    fn number_value(&mut self) -> Result<f64, JsonError> {
         let start = self.pos;
         let bytes = self.input;
         let mut i = self.pos;
@@ -548,8 +557,17 @@ impl<'a> Parser<'a> {
         if digits.len() <= f64::DIGITS as usize && digits.iter().all(u8::is_ascii_digit) {
             let magnitude = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
             self.pos = i;
-            return Ok(Value::Number(if literal[0] == b'-' { -magnitude } else { magnitude }));
+            return Ok(if literal[0] == b'-' { -magnitude } else { magnitude });
         }
+        self.decimal_number(start, i)
+    }
+
+    /// The value of the number literal at `start..end` that is not a short
+    /// integer: converted, and checked to be finite and (under
+    /// [`NumberPolicy::Exact`]) exact.
+    #[inline(never)]
+    fn decimal_number(&mut self, start: usize, end: usize) -> Result<f64, JsonError> {
+        let literal = &self.input[start..end];
         // The grammar above admits only ASCII, so this cannot fail.
         let text = std::str::from_utf8(literal).map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
         let value: f64 = text.parse().map_err(|_| self.err(JsonErrorKind::InvalidNumber))?;
@@ -559,8 +577,8 @@ impl<'a> Parser<'a> {
         if self.numbers == NumberPolicy::Exact && !surely_exact(text) && !same_decimal_value(text, value) {
             return Err(JsonError { kind: JsonErrorKind::InexactNumber(text.to_owned()), offset: start });
         }
-        self.pos = i;
-        Ok(Value::Number(value))
+        self.pos = end;
+        Ok(value)
     }
 }
 

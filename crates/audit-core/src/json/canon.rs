@@ -192,7 +192,7 @@ impl<'a> Parser<'a> {
             Some(b'{') => return self.canon_object::<WRITE>(depth + 1, out, stack),
             Some(b'-' | b'0'..=b'9') => {
                 let start = self.pos;
-                let Value::Number(n) = self.number()? else { unreachable!("number() makes numbers") };
+                let n = self.number_value()?;
                 if WRITE {
                     let text = &self.input[start..self.pos];
                     let digits = &text[usize::from(text[0] == b'-')..];

@@ -4,9 +4,12 @@
 //! A verification of a large log keeps every core busy for seconds. On the
 //! tokio blocking pool at normal priority it competes as an equal with the
 //! async threads that answer `/health` and take events, and their latency
-//! becomes the kernel's time slice. At nice +10 the kernel runs the async
+//! becomes the kernel's time slice. At nice +19 the kernel runs the async
 //! threads first whenever they are ready, and the verification takes what
-//! is left — all of it on an idle machine. Dedicated threads, not the
+//! is left — all of it on an idle machine, about 1.5 % of a core beside a
+//! thread that never sleeps. (+10 left `/health`'s p99 over 5× its
+//! idle value in 3 of 6 rounds of `health_under_load`, +19 in 3 of 12:
+//! docs/BENCHMARKS.md.) Dedicated threads, not the
 //! pool's: a pool thread would keep the lowered priority for whatever it
 //! runs next (a write's `fsync`, say), and an unprivileged process cannot
 //! raise it back.
@@ -15,7 +18,7 @@ use audit_storage::{StorageError, StorageErrorKind};
 
 /// How much nicer than their creator the threads doing heavy reads are
 /// (nice values run from -20, first, to 19, last).
-const HEAVY_NICE: i32 = 10;
+const HEAVY_NICE: i32 = 19;
 
 /// Lowers the calling thread's priority by [`HEAVY_NICE`] (Linux: the
 /// nice value is per thread). Best effort: where it cannot be changed, the

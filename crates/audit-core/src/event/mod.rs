@@ -701,12 +701,11 @@ impl ValidatedEvent {
         Some(start..end)
     }
 
-    /// The canonical form of the caller's members, written straight from
-    /// the draft: members in RFC 8785 order (every name is ASCII, so byte
-    /// order), the free-form objects copied in their canonical form. Equal
-    /// to the canonical form of [`Self::to_object`] (tested), without
-    /// building it.
-    /// Sets the canonical input (and its layout).
+    /// Sets the canonical input, and its layout: the canonical form of the
+    /// caller's members, written straight from the draft — members in RFC
+    /// 8785 order (every name is ASCII, so byte order), the free-form
+    /// objects copied in their canonical form. Equal to the canonical form
+    /// of [`Self::to_object`] (tested), without building it.
     fn write_canonical_input(&mut self) {
         (self.canonical, self.layout) = self.write_members();
     }
@@ -725,7 +724,7 @@ impl ValidatedEvent {
         let mut copied = 0;
         // Each replaced value's old end and how much longer it became: the
         // service members' places after it move by as much.
-        let mut moved = [(0u32, 0i64); 4];
+        let mut moved: [Option<(u32, i64)>; 4] = [None; 4];
         for (n, i) in order.into_iter().enumerate() {
             let span = self.layout.personal[i].clone();
             let Some(value) = values[i] else { continue };
@@ -734,13 +733,13 @@ impl ValidatedEvent {
             let start = out.len();
             crate::canonical::write_string(value, &mut out);
             self.layout.personal[i] = start as u32..out.len() as u32;
-            moved[n] = (span.end, (out.len() - start) as i64 - span.len() as i64);
+            moved[n] = Some((span.end, (out.len() - start) as i64 - span.len() as i64));
             copied = span.end as usize;
         }
         out.extend_from_slice(&self.canonical[copied..]);
         self.canonical = out;
         for at in &mut self.layout.service {
-            let shift: i64 = moved.iter().filter(|(end, _)| *end > 0 && *end <= *at).map(|(_, by)| by).sum();
+            let shift: i64 = moved.iter().flatten().filter(|(end, _)| *end <= *at).map(|(_, by)| by).sum();
             *at = (i64::from(*at) + shift) as u32;
         }
     }

@@ -240,9 +240,7 @@ impl Sequencer {
         };
         let mut tail = self.tail;
         // Every line is written once, straight into the batch.
-        let mut bytes = Vec::with_capacity(
-            events.iter().map(|(e, _)| e.canonical_input().len() + audit_core::stored::SEAL_MAX_BYTES + 1).sum(),
-        );
+        let mut bytes = Vec::with_capacity(events.iter().map(|(e, _)| crate::batcher::stored_bytes(e)).sum());
         let mut decisions = Vec::with_capacity(events.len());
         let mut remembered: Vec<Remembered> = Vec::new();
         let mut staged_fp: HashMap<Hash, usize> = HashMap::new();

@@ -760,7 +760,7 @@ impl ValidatedEvent {
         write_string(&seal.event_id, line);
         line.extend_from_slice(&input[at[ServiceMember::EventId as usize]..at[ServiceMember::Hash as usize]]);
         let hash_member = line.len();
-        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(crate::stored::HASH_MARKER);
         let hex = line.len();
         line.extend_from_slice(&[b'0'; 64]);
         line.push(b'"');

@@ -79,7 +79,7 @@ const fn sealed_member(name: &[u8], value_bytes: usize) -> usize {
 }
 
 /// The `,"hash":"` marker that precedes the hash in a canonical line.
-const HASH_MARKER: &[u8] = b",\"hash\":\"";
+pub(crate) const HASH_MARKER: &[u8] = b",\"hash\":\"";
 
 /// Computes the hash of a canonical stored line by cutting out its `hash`
 /// member. Returns the computed hash and the hash the line claims, or `None`

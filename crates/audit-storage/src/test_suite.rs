@@ -8,6 +8,7 @@
 //! placements       each append says where its batch landed, as listed and read back
 //! torn_tail        a partial last line is cut on open (where a crash can leave one)
 //! checkpoints      write-once checkpoints; the newest is found
+//! whole_checkpoints a reader beside the writer never sees a checkpoint half-written
 //! chunk_reads      read_chunk_at by first sequence, read_ranges, read_chunk_from, windows
 //! versions         an untouched log has no unexpected versions
 //! tiles            write-once tiles; partial widths; the narrowest tile that serves
@@ -56,6 +57,7 @@ pub async fn run_all(h: &dyn Harness) {
     placements(h).await;
     torn_tail(h).await;
     checkpoints(h).await;
+    whole_checkpoints(h).await;
     chunk_reads(h).await;
     versions(h).await;
     tiles(h).await;
@@ -174,6 +176,35 @@ pub async fn checkpoints(h: &dyn Harness) {
         Some((12, b"note at 12".to_vec())),
         "cosignatures are not checkpoints"
     );
+}
+
+/// A verification reads the newest checkpoint while the service writes the
+/// next ones: every read is a whole note, never an empty or cut one (which
+/// verification would report as a malformed, so tampered, checkpoint).
+pub async fn whole_checkpoints(h: &dyn Harness) {
+    const NOTES: u64 = 40;
+    // Large enough that writing one takes a while for a reader to fall into.
+    let note = |size: u64| vec![b'a' + (size % 26) as u8; 256 * 1024];
+    let store = h.fresh().await;
+    let writer = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for size in 1..=NOTES {
+                store.put_checkpoint(ORG, size, &note(size)).await.expect("stores");
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        if let Some((size, bytes)) = store.latest_checkpoint(ORG).await.expect("reads") {
+            assert!(bytes == note(size), "checkpoint {size} read with {} of {} bytes", bytes.len(), note(size).len());
+            reads += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    writer.await.expect("the writer finishes");
+    assert_eq!(store.latest_checkpoint(ORG).await.expect("reads"), Some((NOTES, note(NOTES))));
+    assert!(reads > 0, "the reader ran beside the writer");
 }
 
 /// Reads by first sequence, by ranges, and from an offset agree with the chunk.

@@ -158,3 +158,24 @@ async fn the_local_backend_passes_the_conformance_suite() {
     let harness = Local { root: tempfile::tempdir().unwrap(), newest: std::sync::Mutex::new(None) };
     audit_storage::test_suite::run_all(&harness).await;
 }
+
+/// A crash while a checkpoint was written leaves at most a hidden temporary
+/// file: it is never read as the checkpoint, and the checkpoint is written
+/// whole when the service writes it again.
+#[tokio::test]
+async fn a_checkpoint_cut_short_by_a_crash_is_neither_read_nor_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    store.put_checkpoint(ORG, 3, b"note at 3\n").await.unwrap();
+    let checkpoints = store.log_dir(ORG).join("checkpoints");
+    std::fs::write(checkpoints.join(".00000000000000000009.note.4242-0.tmp"), b"note a").unwrap();
+    assert_eq!(store.latest_checkpoint(ORG).await.unwrap(), Some((3, b"note at 3\n".to_vec())));
+    store.put_checkpoint(ORG, 9, b"note at 9\n").await.unwrap();
+    assert_eq!(store.latest_checkpoint(ORG).await.unwrap(), Some((9, b"note at 9\n".to_vec())));
+    let note = checkpoints.join("00000000000000000009.note");
+    assert_eq!(std::fs::metadata(&note).unwrap().permissions().mode() & 0o777, 0o400, "written once, read-only");
+    // No temporary file of this process is left behind.
+    let names: Vec<String> =
+        std::fs::read_dir(&checkpoints).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.contains(&format!(".{}-", std::process::id()))), "{names:?}");
+}

@@ -8,8 +8,21 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// A free TCP port on loopback (bound, then released).
+///
+/// The socket is never made to listen, and it lets the server bind the
+/// address while a copy of it lives on. Tests run in threads of one process, and a child that another
+/// test spawns holds a copy of every open descriptor until it executes
+/// its program: a listening socket copied that way would accept the
+/// connections meant for the server started on the port and reset them
+/// when the child let go of it (seen as a first request reset with no
+/// reply), and a plain bound one would make that server's `bind` fail.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port").local_addr().expect("its address").port()
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a TCP socket");
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("a free loopback port");
+    // After the bind: the kernel then picks a port no other socket holds.
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    socket.local_addr().expect("its address").as_socket().expect("an IP address").port()
 }
 
 /// A running `serve`, killed when dropped (stopped gracefully by [`Served::stop`]).
@@ -22,11 +35,11 @@ pub struct Served {
 
 impl Served {
     /// Runs `command` (a `Command` that ends in `serve … --listen 127.0.0.1:{port}`)
-    /// and waits until the port accepts connections.
+    /// and waits until the port answers HTTP.
     pub fn start(mut command: Command, port: u16) -> Served {
         let mut child = command.stdout(Stdio::null()).spawn().expect("the binary starts");
         for _ in 0..400 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if answers_http(port) {
                 return Served { child: Some(child), port };
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -89,6 +102,26 @@ impl Drop for Served {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether something on `port` answers a request with an HTTP response.
+///
+/// A bare connect is not enough: while nothing listens on a port of the
+/// ephemeral range, a loopback connect can pick that same port as its own
+/// and connect to itself (TCP simultaneous open), and would then report a
+/// server that is not up yet. A self-connected socket reads back its own
+/// request, which does not begin with `HTTP/`.
+fn answers_http(port: u16) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if s.set_read_timeout(Some(Duration::from_secs(2))).is_err()
+        || s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
 }
 
 /// One HTTP/1.1 request over a fresh loopback connection (JSON body,

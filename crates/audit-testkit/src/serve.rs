@@ -10,12 +10,13 @@ use std::time::Duration;
 /// A free TCP port on loopback (bound, then released).
 ///
 /// The socket is never made to listen, and it lets the server bind the
-/// address while a copy of it lives on. Tests run in threads of one process, and a child that another
-/// test spawns holds a copy of every open descriptor until it executes
-/// its program: a listening socket copied that way would accept the
-/// connections meant for the server started on the port and reset them
-/// when the child let go of it (seen as a first request reset with no
-/// reply), and a plain bound one would make that server's `bind` fail.
+/// address while a copy of it lives on. Tests run in threads of one
+/// process, and a child that another test spawns holds a copy of every
+/// open descriptor until it executes its program: a listening socket
+/// copied that way would accept the connections meant for the server
+/// started on the port and reset them when the child let go of it (seen
+/// as a first request reset with no reply), and a plain bound one would
+/// make that server's `bind` fail.
 pub fn free_port() -> u16 {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a TCP socket");
@@ -106,11 +107,10 @@ impl Drop for Served {
 
 /// Whether something on `port` answers a request with an HTTP response.
 ///
-/// A bare connect is not enough: while nothing listens on a port of the
-/// ephemeral range, a loopback connect can pick that same port as its own
-/// and connect to itself (TCP simultaneous open), and would then report a
-/// server that is not up yet. A self-connected socket reads back its own
-/// request, which does not begin with `HTTP/`.
+/// A bare connect is not enough: it succeeds against any listening socket
+/// on the port, including one that will never answer (a copy of another
+/// socket that a spawning child still holds, see [`free_port`]), and the
+/// server would be taken as up before it is.
 fn answers_http(port: u16) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;

@@ -3,13 +3,12 @@
 //! deployment; each organization's checkpoints are signed under the name
 //! `<origin>/<organization_id>`.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use audit_core::note::{SignerKey, VerifierKey};
 use audit_service::CheckpointConfig;
+use audit_storage::whole_file::{Created, create_whole};
 
 use crate::config::Backends;
 
@@ -42,26 +41,26 @@ pub(crate) fn signer(backends: &Backends, create: bool) -> anyhow::Result<Option
             if let Some(dir) = path.parent() {
                 audit_server::keys::private_dir(dir)?;
             }
-            write_private_key(&path, &key.to_private_string())?;
-            eprintln!("created a checkpoint signing key in {} (keep it secret; back it up)", path.display());
-            Ok(Some(key))
+            match write_private_key(&path, &key.to_private_string())? {
+                Created::Written => {
+                    eprintln!("created a checkpoint signing key in {} (keep it secret; back it up)", path.display());
+                    Ok(Some(key))
+                }
+                // Another process starting beside this one made it first: theirs stands.
+                Created::AlreadyThere => signer(backends, false),
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
     }
 }
 
-/// Creates `path` (mode 0600, never replacing a file) holding a private key line, durably.
-pub(crate) fn write_private_key(path: &std::path::Path, private: &str) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create the key {}", path.display()))?;
-    f.write_all(format!("{private}\n").as_bytes())?;
-    f.sync_data()?;
-    Ok(())
+/// Creates `path` (mode 0600) holding a private key line, whole and
+/// durably, unless a file is there: then that one stands and is left as
+/// it is (`audit_storage::whole_file`).
+pub(crate) fn write_private_key(path: &std::path::Path, private: &str) -> anyhow::Result<Created> {
+    create_whole(path, format!("{private}\n").as_bytes(), 0o600)
+        .with_context(|| format!("cannot create the key {}", path.display()))
 }
 
 /// Checkpoint settings for a service (signing key in the data directory).

@@ -182,3 +182,40 @@ fn an_input_too_large_to_keep_is_read_again_with_the_same_outcome() {
     assert!(r.iter().all(deduplicated), "the keys derived when re-reading are the ones derived when keeping");
     assert_eq!(stored(&data, "o"), 40);
 }
+
+/// A deployment's first start creates its keys (the master key, the
+/// checkpoint signing key, the key file). Two commands started together
+/// on a fresh data directory must agree on one of each: created in place
+/// and then written, the second could read a key file still empty and fail.
+#[test]
+fn ingests_started_together_on_a_fresh_data_directory_all_succeed_and_verify() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let children: Vec<_> = (0..4)
+            .map(|i| {
+                let mut child = Command::new(BIN)
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .args(["ingest", "--org", &format!("org-{i}"), "-"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child.stdin.take().unwrap().write_all(format!("{}\n", line("u", &format!("r{i}"))).as_bytes()).unwrap();
+                child
+            })
+            .collect();
+        for (i, child) in children.into_iter().enumerate() {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}, ingest {i}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        for i in 0..4 {
+            let org = format!("org-{i}");
+            assert_eq!(stored(&data, &org), 1, "round {round}: {org}");
+            let out = Command::new(BIN).arg("--data-dir").arg(&data).args(["verify", "--org", &org]).output().unwrap();
+            assert!(out.status.success(), "round {round}, verify {org}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

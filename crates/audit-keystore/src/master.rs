@@ -6,11 +6,10 @@
 //! unreadable or malformed file is an error naming the path — never a
 //! silent fallback to storing personal data in the clear.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use audit_core::personal::MasterKey;
+use audit_storage::whole_file::{Created, create_whole};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -38,19 +37,16 @@ pub fn read(path: &Path) -> Result<MasterKey, KeyStoreError> {
 }
 
 /// Reads the master key at `path`, creating it (32 random bytes, mode
-/// 0600, written once: a concurrent creator's file wins) when missing.
+/// 0600) when missing. The file is written whole or not at all, and a
+/// concurrent creator's file wins (`audit_storage::whole_file`): a crash
+/// or a second process starting beside this one never sees a partial key.
 /// `true` with the key when this call created it.
 pub fn read_or_create(path: &Path) -> Result<(MasterKey, bool), KeyStoreError> {
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut file) => {
-            let bytes: [u8; 32] = crate::random()?;
-            let line = format!("{PREFIX}{}\n", STANDARD.encode(bytes));
-            file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| {
-                KeyStoreError::MasterKey(format!("AUDIT_MASTER_KEY_FILE {}: cannot write it: {e}", path.display()))
-            })?;
-            Ok((MasterKey::from_bytes(bytes), true))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path).map(|k| (k, false)),
+    let bytes: [u8; 32] = crate::random()?;
+    let line = format!("{PREFIX}{}\n", STANDARD.encode(bytes));
+    match create_whole(path, line.as_bytes(), 0o600) {
+        Ok(Created::Written) => Ok((MasterKey::from_bytes(bytes), true)),
+        Ok(Created::AlreadyThere) => read(path).map(|k| (k, false)),
         Err(e) => {
             Err(KeyStoreError::MasterKey(format!("AUDIT_MASTER_KEY_FILE {}: cannot create it: {e}", path.display())))
         }
@@ -75,6 +71,25 @@ mod tests {
         let id = audit_core::personal::KeyId::from_bytes([1; 16]);
         let data = audit_core::personal::DataKey::from_bytes([2; 32]);
         assert_eq!(again.unwrap(&first.wrap(&data, id, [3; 12]), id), Some(data), "the same key");
+    }
+
+    #[test]
+    fn processes_starting_together_all_get_the_one_key_never_a_partial_file() {
+        // Created in place and then written, a second starter could read
+        // the file empty and refuse to start ("not a master key").
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("master.key");
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..6).map(|_| s.spawn(|| read_or_create(&path))).collect();
+                handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1, "one creator");
+            let id = audit_core::personal::KeyId::from_bytes([1; 16]);
+            let data = audit_core::personal::DataKey::from_bytes([2; 32]);
+            let wrapped = results[0].0.wrap(&data, id, [3; 12]);
+            assert!(results.iter().all(|(key, _)| key.unwrap(&wrapped, id) == Some(data.clone())), "the same key");
+        }
     }
 
     #[test]

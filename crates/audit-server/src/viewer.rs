@@ -17,13 +17,12 @@
 //! token.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use audit_core::filter::AuditEventFilter;
+use audit_storage::whole_file::{Created, create_whole};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -184,18 +183,14 @@ impl ViewerKeys {
         Ok(self.secret.get_or_init(|| secret))
     }
 
-    /// Makes the key file; if another process made it first, reads theirs.
+    /// Makes the key file, whole (`audit_storage::whole_file`); if another
+    /// process made it first, reads theirs.
     fn create(&self) -> Result<Vec<u8>, ApiError> {
         let mut secret = vec![0u8; 32];
         getrandom::getrandom(&mut secret).map_err(unavailable)?;
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&self.path) {
-            Ok(mut f) => {
-                f.write_all(hex::encode(&secret).as_bytes())
-                    .and_then(|()| f.sync_data())
-                    .map_err(|e| unavailable(format!("{}: {e}", self.path.display())))?;
-                Ok(secret)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        match create_whole(&self.path, hex::encode(&secret).as_bytes(), 0o600) {
+            Ok(Created::Written) => Ok(secret),
+            Ok(Created::AlreadyThere) => {
                 let text = fs::read_to_string(&self.path).map_err(unavailable)?;
                 hex::decode(text.trim()).map_err(unavailable)
             }

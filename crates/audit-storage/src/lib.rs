@@ -19,6 +19,7 @@ pub mod local;
 pub mod org_dir;
 #[cfg(feature = "testing")]
 pub mod test_suite;
+pub mod whole_file;
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -54,44 +54,16 @@ const TILE_DIR: &str = "tile";
 const PRUNE_RECORD_SUFFIX: &str = ".prune";
 const PRUNED_HASHES_SUFFIX: &str = ".hashes";
 
-/// Creates `dir/name` holding `bytes` unless it exists (the first one
-/// stands), durably: data and directory entry synced.
-///
-/// The file appears whole or not at all. It is written under a temporary
-/// name, synced, then linked to its name (a link, unlike a rename, never
-/// replaces a file that is there). Created in place, a reader (a
-/// verification running beside the checkpoint writer) could read it
-/// half-written and report a "malformed" checkpoint, and a crash between
-/// create and write would leave a partial file that every later write
-/// would keep, as it keeps any file already there.
+/// Creates `dir/name` holding `bytes` (0400) unless it exists (the first
+/// one stands), whole and durably: see [`crate::whole_file`]. Readers list
+/// by suffix, so a crash's leftover temporary file is never read.
 async fn write_once(dir: PathBuf, name: String, bytes: Vec<u8>) -> Result<(), StorageError> {
     blocking(move || {
         create_dir_durably(&dir)?;
         let path = dir.join(&name);
-        match path.try_exists() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => return Err(StorageError::io(format!("cannot stat {}", path.display()), e)),
-        }
-        // Unique within the machine: two writers of the same name (a CLI
-        // command beside the server) never share a temporary file. Readers
-        // list by suffix, so a leftover of a crash is never read.
-        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let temporary = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
-        let written = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .open(&temporary)
-            .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_data()))
-            .and_then(|()| match fs::hard_link(&temporary, &path) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
-                _ => Ok(()),
-            });
-        let _ = fs::remove_file(&temporary);
-        written.map_err(|e| StorageError::io(format!("cannot write {}", path.display()), e))?;
-        fsync_dir(&dir)
+        crate::whole_file::create_whole(&path, &bytes, 0o400)
+            .map_err(|e| StorageError::io(format!("cannot write {}", path.display()), e))?;
+        Ok(())
     })
     .await
 }

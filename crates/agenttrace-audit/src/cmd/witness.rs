@@ -219,8 +219,11 @@ fn witness_key(state: &Path, name: &str) -> anyhow::Result<CosignerKey> {
             let mut seed = [0u8; 32];
             getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a witness key: {e}"))?;
             let key = CosignerKey::from_seed(name, seed)?;
-            crate::signing::write_private_key(&path, &key.to_private_string())?;
-            Ok(key)
+            match crate::signing::write_private_key(&path, &key.to_private_string())? {
+                audit_storage::whole_file::Created::Written => Ok(key),
+                // Another process made it first: theirs stands.
+                audit_storage::whole_file::Created::AlreadyThere => witness_key(state, name),
+            }
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

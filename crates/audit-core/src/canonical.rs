@@ -94,7 +94,7 @@ pub fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
 /// string: below 0x20, `"` or `\`. Exact as a yes/no answer (the
 /// zero-byte and less-than tests of "Bit Twiddling Hacks", which may
 /// misplace a hit inside the word but never invent or miss one).
-const fn any_byte_needs_escape(word: u64) -> bool {
+pub(crate) const fn any_byte_needs_escape(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     const fn has_zero_byte(x: u64) -> u64 {

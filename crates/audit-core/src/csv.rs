@@ -52,8 +52,12 @@ pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
 /// the fullwidth `＝`, `＋`, `－`, `＠`, `｜` that spreadsheets also read as
 /// operators. Reads only the cell's leading characters.
 pub fn starts_a_formula(cell: &[u8]) -> bool {
-    if matches!(cell.first(), Some(b'\t' | b'\r')) {
-        return true;
+    match cell.first() {
+        Some(b'\t' | b'\r') => return true,
+        // Most cells (ids, hashes, times, vocabulary words): a letter or a
+        // digit is neither whitespace nor an operator.
+        Some(b) if b.is_ascii_alphanumeric() => return false,
+        _ => {}
     }
     let mut at = 0;
     while at < cell.len() {
@@ -188,6 +192,9 @@ mod tests {
             ("  -2", "'  -2"),
             ("ok", "ok"),
             ("a=1", "a=1"),
+            ("1-2", "1-2"),
+            ("Z+1", "Z+1"),
+            ("\u{a0}\u{ff0d}1", "'\u{a0}\u{ff0d}1"),
             ("  ", "  "),
             ("", ""),
         ] {

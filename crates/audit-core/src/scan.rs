@@ -9,6 +9,7 @@
 //! top-level members for the caller to interpret.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::canonical::compare_utf16;
 
@@ -36,7 +37,37 @@ const MAX_DEPTH: usize = crate::json::MAX_PARSE_DEPTH;
 
 /// Checks that `text` is one canonical JSON object and returns its members.
 pub fn scan_object(text: &[u8]) -> Result<Vec<RawMember<'_>>, ScanError> {
-    let mut s = Scanner { text, pos: 0 };
+    let places = scan_top_level(text, false)?;
+    Ok(places.into_iter().map(|(name, value)| RawMember { name: &text[name], value: &text[value] }).collect())
+}
+
+/// A top-level member of text known to be UTF-8: its name as written
+/// between the quotes (escapes not decoded) and its value's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrMember<'a> {
+    /// The name as written between the quotes.
+    pub name: &'a str,
+    /// The value's text exactly as written.
+    pub value: &'a str,
+}
+
+/// [`scan_object`] for text already known to be UTF-8: the strings are not
+/// checked again one by one, and the members come back as text, so a
+/// caller reading many of them (a stored line read back) converts nothing.
+pub fn scan_object_str(text: &str) -> Result<Vec<StrMember<'_>>, ScanError> {
+    let places = scan_top_level(text.as_bytes(), true)?;
+    // Every place starts and ends next to an ASCII delimiter (a quote, a
+    // colon, a comma or a brace), so each is on character boundaries.
+    Ok(places.into_iter().map(|(name, value)| StrMember { name: &text[name], value: &text[value] }).collect())
+}
+
+/// Where a member's name (between its quotes) and its value are in the text.
+type MemberPlace = (Range<usize>, Range<usize>);
+
+/// Where the top-level members' names and values are, once `text` is
+/// checked to be one canonical object.
+fn scan_top_level(text: &[u8], utf8_known: bool) -> Result<Vec<MemberPlace>, ScanError> {
+    let mut s = Scanner { text, pos: 0, utf8_known };
     if s.peek() != Some(b'{') {
         return Err(s.err("expected an object"));
     }
@@ -51,12 +82,16 @@ pub fn scan_object(text: &[u8]) -> Result<Vec<RawMember<'_>>, ScanError> {
 /// Decodes the contents of a canonical JSON string (between its quotes).
 pub fn decode_string(raw: &[u8]) -> Cow<'_, str> {
     // Callers pass bytes the scanner accepted: valid UTF-8, canonical escapes.
-    if !raw.contains(&b'\\') {
-        return Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default());
+    decode_str(std::str::from_utf8(raw).unwrap_or_default())
+}
+
+/// [`decode_string`] of text the scanner accepted.
+pub fn decode_str(raw: &str) -> Cow<'_, str> {
+    if !raw.contains('\\') {
+        return Cow::Borrowed(raw);
     }
     let mut out = String::with_capacity(raw.len());
-    let text = std::str::from_utf8(raw).unwrap_or_default();
-    let mut chars = text.chars();
+    let mut chars = raw.chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
             out.push(c);
@@ -82,9 +117,19 @@ pub fn decode_string(raw: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What [`Scanner::string`] learnt of a string on the way: what
+/// [`names_ascending`] needs to know to compare two names as bytes.
+#[derive(Clone, Copy)]
+struct StringShape {
+    escaped: bool,
+    ascii: bool,
+}
+
 struct Scanner<'a> {
     text: &'a [u8],
     pos: usize,
+    /// The whole text is known to be UTF-8: strings need no check of their own.
+    utf8_known: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -127,7 +172,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize, mut out: Option<&mut Vec<RawMember<'a>>>) -> Result<(), ScanError> {
+    fn object(&mut self, depth: usize, mut out: Option<&mut Vec<MemberPlace>>) -> Result<(), ScanError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nested too deeply"));
         }
@@ -136,24 +181,24 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             return Ok(());
         }
-        let mut previous: Option<&'a [u8]> = None;
+        let mut previous: Option<(&'a [u8], StringShape)> = None;
         loop {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a member name"));
             }
             let name_at = self.pos;
-            let name = self.string()?;
+            let (name, shape) = self.string()?;
             if let Some(prev) = previous
-                && !names_ascending(prev, name)
+                && !names_ascending(prev, (name, shape))
             {
                 return Err(ScanError { offset: name_at, why: "member names out of order or repeated" });
             }
-            previous = Some(name);
+            previous = Some((name, shape));
             self.eat(b':', "expected ':' (no whitespace in canonical form)")?;
             let value_at = self.pos;
             self.value(depth)?;
             if let Some(out) = out.as_deref_mut() {
-                out.push(RawMember { name, value: &self.text[value_at..self.pos] });
+                out.push((name_at + 1..name_at + 1 + name.len(), value_at..self.pos));
             }
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -188,49 +233,70 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Checks a string and returns its raw contents (between the quotes).
-    fn string(&mut self) -> Result<&'a [u8], ScanError> {
-        self.pos += 1;
-        let start = self.pos;
+    /// Checks a string and returns its raw contents (between the quotes)
+    /// and what it holds.
+    fn string(&mut self) -> Result<(&'a [u8], StringShape), ScanError> {
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        let t = self.text;
+        let start = self.pos + 1;
+        let mut i = start;
+        // The bytes seen, ORed: their high bits say whether any was not ASCII.
+        let mut seen = 0u64;
+        let mut escaped = false;
         loop {
-            // Jump to the next quote or backslash; the run before it must hold
-            // no raw control character.
-            let rest = &self.text[self.pos..];
-            let Some(stop) = memchr::memchr2(b'"', b'\\', rest) else {
-                return Err(ScanError { offset: self.text.len(), why: "unterminated string" });
-            };
-            if let Some(bad) = rest[..stop].iter().position(|&b| b < 0x20) {
-                return Err(ScanError { offset: self.pos + bad, why: "raw control character in string" });
-            }
-            self.pos += stop;
-            if self.text[self.pos] == b'"' {
-                break;
-            }
-            match self.text.get(self.pos + 1).copied() {
-                Some(b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r') => self.pos += 2,
-                Some(b'u') => {
-                    let hex = self.text.get(self.pos + 2..self.pos + 6).ok_or(self.err("short \\u escape"))?;
-                    // Canonical \u escapes are only for control characters
-                    // without a short form, in lowercase hex.
-                    let ok = hex[0] == b'0'
-                        && hex[1] == b'0'
-                        && matches!(hex[2], b'0' | b'1')
-                        && matches!(hex[3], b'0'..=b'9' | b'a'..=b'f')
-                        && !matches!((hex[2], hex[3]), (b'0', b'8' | b'9' | b'a' | b'c' | b'd'));
-                    if !ok {
-                        return Err(self.err("escape not in canonical form"));
-                    }
-                    self.pos += 6;
+            // Eight bytes at a time while none is a quote, a backslash or a
+            // control character (most of any string).
+            if let Some(word) = t.get(i..i + 8) {
+                let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+                if !crate::canonical::any_byte_needs_escape(word) {
+                    seen |= word;
+                    i += 8;
+                    continue;
                 }
-                _ => return Err(self.err("escape not in canonical form")),
+            }
+            let Some(&b) = t.get(i) else {
+                return Err(ScanError { offset: t.len(), why: "unterminated string" });
+            };
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    self.pos = i;
+                    i += self.escape()?;
+                }
+                0x00..=0x1f => return Err(ScanError { offset: i, why: "raw control character in string" }),
+                _ => {
+                    seen |= u64::from(b);
+                    i += 1;
+                }
             }
         }
-        let raw = &self.text[start..self.pos];
-        if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+        let raw = &t[start..i];
+        let ascii = seen & HIGHS == 0;
+        if !ascii && !self.utf8_known && std::str::from_utf8(raw).is_err() {
             return Err(ScanError { offset: start, why: "invalid UTF-8 in string" });
         }
-        self.pos += 1;
-        Ok(raw)
+        self.pos = i + 1;
+        Ok((raw, StringShape { escaped, ascii }))
+    }
+
+    /// Checks the escape at `self.pos` (a backslash) and returns its length.
+    fn escape(&self) -> Result<usize, ScanError> {
+        match self.text.get(self.pos + 1).copied() {
+            Some(b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r') => Ok(2),
+            Some(b'u') => {
+                let hex = self.text.get(self.pos + 2..self.pos + 6).ok_or(self.err("short \\u escape"))?;
+                // Canonical \u escapes are only for control characters
+                // without a short form, in lowercase hex.
+                let ok = hex[0] == b'0'
+                    && hex[1] == b'0'
+                    && matches!(hex[2], b'0' | b'1')
+                    && matches!(hex[3], b'0'..=b'9' | b'a'..=b'f')
+                    && !matches!((hex[2], hex[3]), (b'0', b'8' | b'9' | b'a' | b'c' | b'd'));
+                if ok { Ok(6) } else { Err(self.err("escape not in canonical form")) }
+            }
+            _ => Err(self.err("escape not in canonical form")),
+        }
     }
 
     fn number(&mut self) -> Result<(), ScanError> {
@@ -288,8 +354,10 @@ impl<'a> Scanner<'a> {
 }
 
 /// True when member name `a` sorts strictly before `b` (raw canonical bytes).
-fn names_ascending(a: &[u8], b: &[u8]) -> bool {
-    if !a.contains(&b'\\') && !b.contains(&b'\\') && (a.is_ascii() || b.is_ascii()) {
+fn names_ascending((a, a_shape): (&[u8], StringShape), (b, b_shape): (&[u8], StringShape)) -> bool {
+    // Without escapes, and with one of the two ASCII, byte order is UTF-16
+    // order (they differ only between two characters both above U+007F).
+    if !a_shape.escaped && !b_shape.escaped && (a_shape.ascii || b_shape.ascii) {
         return a < b;
     }
     compare_utf16(&decode_string(a), &decode_string(b)).is_lt()
@@ -340,6 +408,43 @@ mod tests {
         }
         assert_eq!(scan_object(b"{\"a\":\"\xff\"}").unwrap_err().why, "invalid UTF-8 in string");
         assert_eq!(scan_object(b"{\"a\":\"\x01\"}").unwrap_err().why, "raw control character in string");
+        // Strings are read eight bytes at a time: a bad byte in any lane of
+        // a word, or in the tail after the last whole word, is found at its
+        // offset, and a string cut off inside a word is unterminated.
+        for at in 0..20 {
+            let mut text = b"{\"name\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZ\"}".to_vec();
+            text[9 + at] = 0x1f;
+            assert_eq!(
+                scan_object(&text).unwrap_err(),
+                ScanError { offset: 9 + at, why: "raw control character in string" }
+            );
+            text[9 + at] = 0xff;
+            assert_eq!(scan_object(&text).unwrap_err(), ScanError { offset: 9, why: "invalid UTF-8 in string" });
+            text[9 + at] = b'\\';
+            assert_eq!(
+                scan_object(&text).unwrap_err(),
+                ScanError { offset: 9 + at, why: "escape not in canonical form" }
+            );
+            assert_eq!(scan_object(&text[..9 + at]).unwrap_err().why, "unterminated string");
+        }
+    }
+
+    #[test]
+    fn text_members_are_the_byte_members() {
+        for text in [
+            r#"{"b":[1,2.5,-3],"a":{"z":"\u0001\n\"\\/€😂 and some more text","y":{}}}"#,
+            r#"{"\u20ac":1,"1":2,"\u0080":3,"\ud83d\ude02":4,"\u00f6":"long enough for whole words: ÄÖÜ","\ufb33":6}"#,
+        ] {
+            let canonical = String::from_utf8(canonical_of(text)).unwrap();
+            let bytes = scan_object(canonical.as_bytes()).unwrap();
+            let text = scan_object_str(&canonical).unwrap();
+            assert_eq!(bytes.len(), text.len());
+            for (b, t) in bytes.iter().zip(&text) {
+                assert_eq!((b.name, b.value), (t.name.as_bytes(), t.value.as_bytes()));
+                assert_eq!(decode_string(b.name), decode_str(t.name));
+            }
+        }
+        assert_eq!(scan_object_str(r#"{"b":1,"a":2}"#).unwrap_err().why, "member names out of order or repeated");
     }
 
     #[test]

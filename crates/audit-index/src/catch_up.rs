@@ -158,7 +158,7 @@ fn rows_of_lines(organization_id: &str, place: Progress, lines: &[u8]) -> Result
     let lines = lines.strip_suffix(b"\n").ok_or_else(|| unindexable(place.next_sequence, "a torn line".into()))?;
     let mut rows = Vec::new();
     let mut at = 0usize;
-    for line in lines.split(|b| *b == b'\n') {
+    for line in audit_core::stored::split_lines(lines) {
         let location =
             Location { chunk: place.chunk.clone(), offset: place.offset + at as u64, len: line.len() as u64 };
         at += line.len() + 1;

@@ -119,7 +119,7 @@ impl Checkpointer {
             }
             let bytes = shared.store.read_chunk(org, chunk).await.map_err(|e| e.to_string())?;
             let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
-            let lines = bytes[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty());
+            let lines = audit_core::stored::split_lines(&bytes[..end]).filter(|l| !l.is_empty());
             let skip = start.saturating_sub(chunk.first_sequence) as usize;
             for line in lines.skip(skip) {
                 if tree.size() == next_sequence {

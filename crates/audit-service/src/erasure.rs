@@ -265,7 +265,7 @@ impl AuditService {
             .read_chunk_window(organization_id, first, 0, crate::read::stored::LONGEST_LINE, &mut bytes)
             .await
             .map_err(crate::read::ExportError::from)?;
-        let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+        let line = audit_core::stored::split_lines(&bytes).next().unwrap_or_default();
         Ok(audit_core::stored::StoredEvent::parse_line(line).ok().map(|e| e.timestamp))
     }
 }

@@ -33,7 +33,7 @@ pub(crate) async fn follow_other_writers(
         if let Some(p) = protection {
             prefetch_keys(p, organization_id, &bytes).await;
         }
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        for line in audit_core::stored::split_lines(&bytes).filter(|l| !l.is_empty()) {
             let event = StoredEvent::parse_line(line)
                 .map_err(|e| format!("{chunk}: an event written by another instance is invalid ({e}); run verify"))?;
             let receipt = event.receipt();
@@ -113,7 +113,7 @@ fn remember_chunk(
 ) -> bool {
     let mut oldest = None;
     let mut in_chunk = Vec::new();
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in audit_core::stored::split_lines(bytes).filter(|l| !l.is_empty()) {
         let Ok(event) = StoredEvent::parse_line(line) else {
             continue;
         };

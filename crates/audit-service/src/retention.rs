@@ -123,7 +123,7 @@ impl AuditService {
             // for years, with the default seven; 64 KiB read, not 64 MiB).
             let mut head = Vec::new();
             store.read_chunk_window(organization_id, chunk, 0, 64 * 1024, &mut head).await?;
-            let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+            let first_line = audit_core::stored::split_lines(&head).next().unwrap_or_default();
             if let Ok(first) = StoredEvent::parse_line(first_line)
                 && first.timestamp.as_micros() >= cutoff
             {
@@ -135,7 +135,7 @@ impl AuditService {
             let (hashes, newest) = tokio::task::spawn_blocking(move || {
                 let mut hashes = Vec::new();
                 let mut newest = None;
-                for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                for line in audit_core::stored::split_lines(&bytes).filter(|l| !l.is_empty()) {
                     let event =
                         StoredEvent::parse_line(line).map_err(|e| PruneError::InvalidLog(format!("{name}: {e}")))?;
                     hashes.extend_from_slice(event.hash.as_bytes());

@@ -357,7 +357,7 @@ mod tests {
         let batch = plan.batch.as_ref().unwrap();
         assert_eq!((batch.first_sequence, batch.count), (0, 2));
         let mut v = audit_core::verify::ChainVerifier::new("org", audit_core::verify::ChainStart::Genesis);
-        batch.bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).for_each(|l| {
+        audit_core::stored::split_lines(&batch.bytes).filter(|l| !l.is_empty()).for_each(|l| {
             v.push_line(l);
         });
         // Event ids repeat in this unit test; the chain itself must verify.

@@ -134,6 +134,31 @@ fn normalises_ip_and_occurred_at() {
     assert_eq!(e.draft().occurred_at.unwrap().to_string(), "2026-11-28T06:00:00.000000Z");
 }
 
+/// IPv4 addresses are kept as given, which is right only if every text
+/// that parses is the canonical one: anything else must be refused.
+#[test]
+fn an_ipv4_address_is_accepted_only_in_its_canonical_text() {
+    for (given, kept) in [
+        ("192.0.2.7", Some("192.0.2.7")),
+        ("0.0.0.0", Some("0.0.0.0")),
+        ("255.255.255.255", Some("255.255.255.255")),
+        ("192.0.2.07", None),
+        ("0192.0.2.7", None),
+        ("192.0.2.7 ", None),
+        (" 192.0.2.7", None),
+        ("192.0.2", None),
+        ("192.0.2.256", None),
+        ("192.0.2.+7", None),
+        ("0x7f.0.0.1", None),
+        ("::ffff:192.0.2.7", Some("::ffff:192.0.2.7")),
+        ("::FFFF:192.0.2.7", Some("::ffff:192.0.2.7")),
+    ] {
+        let json = MINIMAL.replacen('{', &format!(r#"{{"actor_ip":"{given}","#), 1);
+        let stored = input(&json).ok().map(|e| e.draft().actor_ip.clone().unwrap());
+        assert_eq!(stored.as_deref(), kept, "{given:?}");
+    }
+}
+
 #[test]
 fn fingerprint_covers_occurred_at_and_ignores_member_order_and_case() {
     let a = input(MINIMAL).unwrap();

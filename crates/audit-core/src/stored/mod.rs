@@ -116,6 +116,38 @@ pub fn claimed_timestamp(line: &[u8]) -> Option<Timestamp> {
     Timestamp::parse_stored(std::str::from_utf8(&line[start..start + len]).ok()?).ok()
 }
 
+/// The pieces of `bytes` between `\n`s, exactly as
+/// `bytes.split(|b| *b == b'\n')` gives them, found with `memchr`: a
+/// chunk's lines are a few hundred bytes each, and a predicate called per
+/// byte cost an export as much as reading each event's hashes.
+pub fn split_lines(bytes: &[u8]) -> SplitLines<'_> {
+    SplitLines { rest: Some(bytes) }
+}
+
+/// The iterator of [`split_lines`].
+#[derive(Debug, Clone)]
+pub struct SplitLines<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for SplitLines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        match memchr::memchr(b'\n', rest) {
+            Some(at) => {
+                self.rest = Some(&rest[at + 1..]);
+                Some(&rest[..at])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
 /// Where the top-level `hash` member starts, the hash it holds, and where its hex ends.
 fn hash_member(line: &[u8]) -> Option<(usize, Hash, usize)> {
     static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
@@ -174,38 +206,41 @@ pub enum StoredLineError {
 }
 
 /// A service member of a stored line, its raw canonical value.
-fn service_member<'a>(raw: Option<&'a [u8]>, field: &'static str) -> Result<&'a [u8], StoredLineError> {
+fn service_member<'a>(raw: Option<&'a str>, field: &'static str) -> Result<&'a str, StoredLineError> {
     raw.ok_or(StoredLineError::Member { field, why: "is missing".into() })
 }
 
-fn raw_str<'a>(raw: Option<&'a [u8]>, field: &'static str) -> Result<Cow<'a, str>, StoredLineError> {
-    match service_member(raw, field)? {
-        [b'"', inner @ .., b'"'] => Ok(crate::scan::decode_string(inner)),
-        _ => Err(StoredLineError::Member { field, why: "must be a string".into() }),
-    }
+/// The text of a string value (its raw canonical form, quotes included).
+fn string_value(raw: &str) -> Option<Cow<'_, str>> {
+    raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).map(crate::scan::decode_str)
 }
 
-fn raw_uint(raw: Option<&[u8]>, field: &'static str) -> Result<u64, StoredLineError> {
+fn raw_str<'a>(raw: Option<&'a str>, field: &'static str) -> Result<Cow<'a, str>, StoredLineError> {
+    string_value(service_member(raw, field)?).ok_or(StoredLineError::Member { field, why: "must be a string".into() })
+}
+
+fn raw_uint(raw: Option<&str>, field: &'static str) -> Result<u64, StoredLineError> {
     // Canonical numbers: an integer up to 2^53 is written as its digits.
-    std::str::from_utf8(service_member(raw, field)?)
-        .ok()
+    Some(service_member(raw, field)?)
         .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|t| t.parse::<u64>().ok())
         .filter(|n| *n <= crate::event::MAX_SAFE_INTEGER)
         .ok_or(StoredLineError::Member { field, why: "must be a non-negative integer".into() })
 }
 
-fn raw_hash(raw: Option<&[u8]>, field: &'static str) -> Result<Hash, StoredLineError> {
+fn raw_hash(raw: Option<&str>, field: &'static str) -> Result<Hash, StoredLineError> {
     let text = raw_str(raw, field)?;
     Hash::from_hex(&text).map_err(|e| StoredLineError::Member { field, why: e.to_string() })
 }
 
 /// A member of a stored event's body, from its raw canonical value.
-fn body_member(name: &str, raw: &[u8]) -> Result<Input<'static>, StoredLineError> {
-    Ok(match raw.first() {
-        Some(b'"') => Input::String(Cow::Owned(crate::scan::decode_string(&raw[1..raw.len() - 1]).into_owned())),
-        Some(b'{') if OBJECT_MEMBERS.contains(&name) => Input::Object(CanonicalObject::from_checked(raw).into()),
-        _ => Input::Other(json::parse(raw, NumberPolicy::Exact)?),
+fn body_member(name: &str, raw: &str) -> Result<Input<'static>, StoredLineError> {
+    Ok(match raw.as_bytes().first() {
+        Some(b'"') => Input::String(Cow::Owned(crate::scan::decode_str(&raw[1..raw.len() - 1]).into_owned())),
+        Some(b'{') if OBJECT_MEMBERS.contains(&name) => {
+            Input::Object(CanonicalObject::from_checked(raw.as_bytes()).into())
+        }
+        _ => Input::Other(json::parse(raw.as_bytes(), NumberPolicy::Exact)?),
     })
 }
 
@@ -225,19 +260,19 @@ impl StoredEvent {
     /// Parses a stored line, checking that it is canonical and well-formed.
     /// The hash is *not* checked here (see [`hash_line`]).
     pub fn parse_line(line: &[u8]) -> Result<StoredEvent, StoredLineError> {
-        let members = match crate::scan::scan_object(line) {
-            Ok(members) => members,
+        // The line is checked to be UTF-8 once, as a whole; its members
+        // then come back as text, with nothing to convert one by one.
+        let scanned = std::str::from_utf8(line).ok().and_then(|text| crate::scan::scan_object_str(text).ok());
+        let Some(members) = scanned else {
             // Not canonical: say whether it is JSON at all.
-            Err(_) => {
-                json::parse(line, NumberPolicy::Exact)?;
-                return Err(StoredLineError::NotCanonical);
-            }
+            json::parse(line, NumberPolicy::Exact)?;
+            return Err(StoredLineError::NotCanonical);
         };
-        let mut service: [Option<&[u8]>; 6] = [None; 6];
+        let mut service: [Option<&str>; 6] = [None; 6];
         let mut body = DraftBuilder::default();
         for m in &members {
             // Canonical names of service and body members have no escapes.
-            let name = std::str::from_utf8(m.name).map_err(|_| StoredLineError::NotCanonical)?;
+            let name = m.name;
             match SERVICE_MEMBERS.iter().position(|s| *s == name) {
                 Some(at) => service[at] = Some(m.value),
                 None => body.put(name, body_member(name, m.value)?)?,
@@ -359,6 +394,14 @@ mod tests {
             sequence: 0,
             timestamp: Timestamp::parse_rfc3339("2026-11-28T06:46:34.123456Z").unwrap(),
             previous_hash: Hash::GENESIS,
+        }
+    }
+
+    #[test]
+    fn split_lines_gives_what_slice_split_gives() {
+        for bytes in [&b""[..], b"\n", b"a", b"a\n", b"a\nb", b"a\n\nb\n", b"\n\n", b"{\"x\":1}\n{\"y\":2}\n"] {
+            let want: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+            assert_eq!(split_lines(bytes).collect::<Vec<_>>(), want, "{:?}", String::from_utf8_lossy(bytes));
         }
     }
 

@@ -81,7 +81,7 @@ impl ChunkLines {
             None => (&bytes[..0], bytes),
         };
         let torn = (!torn.is_empty()).then_some(torn);
-        let iter = complete.split(|b| *b == b'\n').filter(|l| !complete.is_empty() || !l.is_empty());
+        let iter = audit_core::stored::split_lines(complete).filter(|l| !complete.is_empty() || !l.is_empty());
         (iter, torn)
     }
 }
@@ -595,8 +595,8 @@ impl RangeWalk {
         let mut before_range: Option<&[u8]> = None;
         for line in lines {
             if self.v.is_none()
-                && let (Some(since), Some(t)) = (self.range.since, claimed_timestamp(line))
-                && t < since
+                && let Some(since) = self.range.since
+                && claimed_timestamp(line).is_some_and(|t| t < since)
             {
                 before_range = Some(line);
                 continue;
@@ -839,7 +839,7 @@ pub(crate) async fn count_lines_containing(
     let mut count = 0;
     for chunk in read_chunks(store, organization_id).await? {
         let _: ControlFlow<()> = for_each_block(store, organization_id, &chunk, None, &mut |block| {
-            for line in block.split(|b| *b == b'\n') {
+            for line in audit_core::stored::split_lines(block) {
                 if finders.iter().any(|f| f.find(line).is_some()) {
                     count += 1;
                 }
@@ -878,7 +878,7 @@ pub async fn for_each_stored_line_with(
     f: &mut LineVisitor<'_>,
 ) -> Result<(), ExportError> {
     for_each_block_in_range(store, organization_id, range, protection, &mut |chunk, block| {
-        for line in block[..block.len() - 1].split(|b| *b == b'\n') {
+        for line in audit_core::stored::split_lines(&block[..block.len() - 1]) {
             match read_in_range(chunk, line, range)? {
                 InRange::Before => {}
                 InRange::Event(event) => f(line, &event)?,
@@ -938,8 +938,8 @@ enum InRange {
 fn read_in_range(chunk: &str, line: &[u8], range: TimeRange) -> Result<InRange, ExportError> {
     // Lines before the range are passed over on their claimed time alone
     // (a full parse is 100 times dearer).
-    if let (Some(since), Some(t)) = (range.since, claimed_timestamp(line))
-        && t < since
+    if let Some(since) = range.since
+        && claimed_timestamp(line).is_some_and(|t| t < since)
     {
         return Ok(InRange::Before);
     }
@@ -1028,7 +1028,7 @@ fn encode_part<E: PartEncoder>(
     range: TimeRange,
 ) -> (E::Part, Result<ControlFlow<()>, ExportError>) {
     let mut part = encoder.begin();
-    for line in lines[..lines.len() - 1].split(|b| *b == b'\n') {
+    for line in audit_core::stored::split_lines(&lines[..lines.len() - 1]) {
         let placed = read_in_range(chunk, line, range);
         let step = match placed {
             Ok(InRange::Before) => Ok(()),

@@ -84,7 +84,7 @@ pub async fn check_tiles(
         store.read_chunk_into(organization_id, chunk, &mut bytes).await?;
         let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |e| e + 1);
         let skip = tree.size().saturating_sub(chunk.first_sequence) as usize;
-        for line in bytes[..complete].split(|b| *b == b'\n').filter(|l| !l.is_empty()).skip(skip) {
+        for line in audit_core::stored::split_lines(&bytes[..complete]).filter(|l| !l.is_empty()).skip(skip) {
             if tree.size() >= limit {
                 break;
             }

@@ -100,6 +100,12 @@ fn main() -> ExitCode {
     };
     let chosen = std::env::var("RUST_LOG").or_else(|_| std::env::var("AUDIT_LOG")).ok();
     let serving = matches!(cli.command, Command::Serve(_));
+    if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
+        // A one-shot command's heavy reads (an export, a verification) are
+        // its work, not a background job beside threads that must answer:
+        // they run at the command's own priority, on every core it gets.
+        audit_service::set_heavy_read_priority(audit_service::HeavyReadPriority::Same);
+    }
     let filter = match (chosen, cli.verbose) {
         (Some(f), _) => f,
         (None, 0) if serving => "warn".to_owned(),

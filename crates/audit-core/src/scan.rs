@@ -37,8 +37,11 @@ const MAX_DEPTH: usize = crate::json::MAX_PARSE_DEPTH;
 
 /// Checks that `text` is one canonical JSON object and returns its members.
 pub fn scan_object(text: &[u8]) -> Result<Vec<RawMember<'_>>, ScanError> {
-    let places = scan_top_level(text, false)?;
-    Ok(places.into_iter().map(|(name, value)| RawMember { name: &text[name], value: &text[value] }).collect())
+    let mut members = Vec::with_capacity(TYPICAL_MEMBERS);
+    scan_top_level(text, false, &mut |name, value| {
+        members.push(RawMember { name: &text[name], value: &text[value] });
+    })?;
+    Ok(members)
 }
 
 /// A top-level member of text known to be UTF-8: its name as written
@@ -55,28 +58,34 @@ pub struct StrMember<'a> {
 /// checked again one by one, and the members come back as text, so a
 /// caller reading many of them (a stored line read back) converts nothing.
 pub fn scan_object_str(text: &str) -> Result<Vec<StrMember<'_>>, ScanError> {
-    let places = scan_top_level(text.as_bytes(), true)?;
+    let mut members = Vec::with_capacity(TYPICAL_MEMBERS);
     // Every place starts and ends next to an ASCII delimiter (a quote, a
     // colon, a comma or a brace), so each is on character boundaries.
-    Ok(places.into_iter().map(|(name, value)| StrMember { name: &text[name], value: &text[value] }).collect())
+    scan_top_level(text.as_bytes(), true, &mut |name, value| {
+        members.push(StrMember { name: &text[name], value: &text[value] });
+    })?;
+    Ok(members)
 }
 
-/// Where a member's name (between its quotes) and its value are in the text.
-type MemberPlace = (Range<usize>, Range<usize>);
+/// Room for a stored event's top-level members without growing the list.
+const TYPICAL_MEMBERS: usize = 24;
 
-/// Where the top-level members' names and values are, once `text` is
-/// checked to be one canonical object.
-fn scan_top_level(text: &[u8], utf8_known: bool) -> Result<Vec<MemberPlace>, ScanError> {
+/// Told where each top-level member's name (between its quotes) and value
+/// are in the text, in order, as the scanner passes them.
+type MemberSink<'s> = &'s mut dyn FnMut(Range<usize>, Range<usize>);
+
+/// Checks that `text` is one canonical object, telling `members` where
+/// each top-level member is on the way (no list of places in between).
+fn scan_top_level(text: &[u8], utf8_known: bool, members: MemberSink<'_>) -> Result<(), ScanError> {
     let mut s = Scanner { text, pos: 0, utf8_known };
     if s.peek() != Some(b'{') {
         return Err(s.err("expected an object"));
     }
-    let mut members = Vec::with_capacity(24);
-    s.object(1, Some(&mut members))?;
+    s.object(1, Some(members))?;
     if s.pos != text.len() {
         return Err(s.err("trailing data"));
     }
-    Ok(members)
+    Ok(())
 }
 
 /// Decodes the contents of a canonical JSON string (between its quotes).
@@ -172,7 +181,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize, mut out: Option<&mut Vec<MemberPlace>>) -> Result<(), ScanError> {
+    fn object(&mut self, depth: usize, mut out: Option<MemberSink<'_>>) -> Result<(), ScanError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nested too deeply"));
         }
@@ -198,7 +207,7 @@ impl<'a> Scanner<'a> {
             let value_at = self.pos;
             self.value(depth)?;
             if let Some(out) = out.as_deref_mut() {
-                out.push((name_at + 1..name_at + 1 + name.len(), value_at..self.pos));
+                out(name_at + 1..name_at + 1 + name.len(), value_at..self.pos);
             }
             match self.peek() {
                 Some(b',') => self.pos += 1,

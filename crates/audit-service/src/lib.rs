@@ -54,6 +54,7 @@ pub use retention::{PruneError, PruneOutcome};
 // The read side keeps its former paths (`audit_service::proofs::…`).
 pub use read::verifier::{Verifier, VerifyError};
 pub use read::{ExportError, TimeRange, VerifiedThrough, export_jsonl, for_each_stored_line};
+pub use read::{HeavyReadPriority, set_heavy_read_priority};
 pub use read::{evidence, export, proofs, query, tiles};
 pub use scope::{ScopeError, ScopeState};
 pub use service::{Accepted, AuditService, Health, PendingReceipt, Reservation, ServiceBuilder};

@@ -22,6 +22,7 @@ pub(crate) mod stored;
 pub mod tiles;
 pub mod verifier;
 
+pub use heavy::{HeavyReadPriority, set_heavy_read_priority};
 pub use stored::{
     ExportError, LineVisitor, TimeRange, VerifiedThrough, export_jsonl, for_each_stored_line, for_each_stored_line_with,
 };
